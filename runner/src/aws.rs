@@ -1,0 +1,65 @@
+//! AWS clients from the standard chains: credentials (env, profile, SSO, web identity,
+//! container, IMDS), region, and endpoints (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, ...).
+//! The configuration is loaded once, on first use, so local runs never touch it.
+
+use aws_config::SdkConfig;
+use tokio::sync::OnceCell;
+
+/// Lazily built AWS clients sharing one configuration.
+#[derive(Debug, Default)]
+pub struct AwsClients {
+    config: OnceCell<SdkConfig>,
+}
+
+impl AwsClients {
+    /// Nothing is loaded until a client is asked for.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    async fn sdk(&self) -> &SdkConfig {
+        self.config
+            .get_or_init(|| async {
+                let timeouts = aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(5))
+                    .build();
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .timeout_config(timeouts)
+                    .load()
+                    .await
+            })
+            .await
+    }
+
+    /// True when a custom endpoint is configured (moto, MinIO, LocalStack...).
+    pub async fn custom_endpoint(&self) -> bool {
+        self.sdk().await.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+    }
+
+    /// The configured region, if any.
+    pub async fn region(&self) -> Option<String> {
+        self.sdk().await.region().map(|r| r.to_string())
+    }
+
+    /// An S3 client; path-style addressing when the endpoint is custom (S3-compatible stores
+    /// need it).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let path_style = self.custom_endpoint().await;
+        let conf = aws_sdk_s3::config::Builder::from(self.sdk().await)
+            .force_path_style(path_style)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// An SQS client.
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(self.sdk().await)
+    }
+
+    /// An EC2 client.
+    pub async fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(self.sdk().await)
+    }
+}

@@ -1,0 +1,337 @@
+//! Builds one input's LazyFrame from its local files: the typed fast path, the bad-row paths,
+//! Parquet schema checks, and the diagnosis that turns a Polars parse error into
+//! "file, row, column".
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use polars::prelude::*;
+
+use super::{EngineError, LocalFile, bad_rows, ndjson};
+use crate::spec::{BadRows, ColumnSpec, Format, InputCompression, InputSpec, StepSpec};
+
+/// An input ready for SQL.
+pub(super) struct ReadInput {
+    /// The rows that fit the schema.
+    pub frame: LazyFrame,
+    /// Counts every row read (when not known up front).
+    pub counter: LazyFrame,
+    /// The row count, when known without reading the data (Parquet metadata).
+    pub known_rows: Option<u64>,
+    /// What was set aside, for `skip` and `quarantine`.
+    pub bad: Option<BadSide>,
+    /// Counts rows breaking a `required` column, on the `fail` path (must be 0).
+    pub violations: Option<LazyFrame>,
+}
+
+/// The rows set aside.
+pub(super) struct BadSide {
+    /// Counts them.
+    pub count: LazyFrame,
+    /// Writes them under `_quarantine/` (quarantine only).
+    pub quarantine_sink: Option<LazyFrame>,
+}
+
+pub(super) fn schema_of(columns: &[ColumnSpec]) -> Schema {
+    columns
+        .iter()
+        .map(|c| {
+            Field::new(
+                c.name().into(),
+                c.dtype().map(|d| d.polars()).unwrap_or(DataType::String),
+            )
+        })
+        .collect()
+}
+
+fn paths(files: &[LocalFile]) -> Vec<PlRefPath> {
+    files
+        .iter()
+        .map(|f| PlRefPath::new(f.path.to_string_lossy().as_ref()))
+        .collect()
+}
+
+pub(super) fn csv_reader(spec: &InputSpec, paths: Vec<PlRefPath>) -> LazyCsvReader {
+    let mut reader = LazyCsvReader::new_paths(paths.into()).with_has_header(spec.header);
+    if let Some(sep) = spec.separator.as_deref().and_then(|s| s.bytes().next()) {
+        reader = reader.with_separator(sep);
+    }
+    if let Some(q) = &spec.quote {
+        reader = reader.with_quote_char(q.bytes().next());
+    }
+    if !spec.null_values.is_empty() {
+        let values = spec.null_values.iter().map(|s| s.as_str().into()).collect();
+        reader = reader.with_null_values(Some(NullValues::AllColumns(values)));
+    }
+    reader
+}
+
+fn check_compression(
+    input: &str,
+    spec: &InputSpec,
+    files: &[LocalFile],
+) -> Result<(), EngineError> {
+    let expected: &[u8] = match spec.compression {
+        InputCompression::Auto | InputCompression::None => return Ok(()),
+        InputCompression::Gzip => &[0x1f, 0x8b],
+        InputCompression::Zstd => &[0x28, 0xb5, 0x2f, 0xfd],
+    };
+    for f in files {
+        let mut head = [0u8; 4];
+        let n = std::io::Read::read(
+            &mut std::fs::File::open(&f.path).map_err(|e| read_err(input, f, e))?,
+            &mut head,
+        )
+        .map_err(|e| read_err(input, f, e))?;
+        if !head[..n].starts_with(expected) {
+            return Err(EngineError::Read {
+                input: input.to_string(),
+                file: f.source.clone(),
+                detail: format!(
+                    "declared compression {:?}, but the file does not start with its magic bytes",
+                    spec.compression
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_err(input: &str, f: &LocalFile, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Read {
+        input: input.to_string(),
+        file: f.source.clone(),
+        detail: e.to_string(),
+    }
+}
+
+fn empty_frame(spec: &InputSpec) -> LazyFrame {
+    let schema = spec.columns.as_deref().map(schema_of).unwrap_or_default();
+    DataFrame::empty_with_schema(&schema).lazy()
+}
+
+/// Reads one input.
+pub(super) fn read_input(
+    name: &str,
+    spec: &InputSpec,
+    files: &[LocalFile],
+    out_dir: &Path,
+    file_tag: &str,
+) -> Result<ReadInput, EngineError> {
+    if files.is_empty() {
+        if spec.required {
+            return Err(EngineError::NoFiles {
+                input: name.to_string(),
+                pattern: spec.path.clone(),
+            });
+        }
+        let frame = empty_frame(spec);
+        return Ok(ReadInput {
+            counter: frame.clone().select([len()]),
+            frame,
+            known_rows: Some(0),
+            bad: None,
+            violations: None,
+        });
+    }
+    check_compression(name, spec, files)?;
+    let err = |e: PolarsError| EngineError::Read {
+        input: name.to_string(),
+        file: files
+            .iter()
+            .map(|f| f.source.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        detail: e.to_string(),
+    };
+    match (spec.format, spec.bad_rows) {
+        (Format::Csv, BadRows::Fail) => {
+            let mut reader = csv_reader(spec, paths(files)).with_truncate_ragged_lines(false);
+            if let Some(columns) = &spec.columns {
+                let schema = Arc::new(schema_of(columns));
+                reader = if spec.header {
+                    reader.with_dtype_overwrite(Some(schema))
+                } else {
+                    reader.with_schema(Some(schema))
+                };
+            }
+            let frame = reader.finish().map_err(err)?;
+            Ok(ReadInput {
+                counter: frame.clone().select([len()]),
+                violations: required_violations(&frame, spec),
+                frame,
+                known_rows: None,
+                bad: None,
+            })
+        }
+        (Format::Csv, policy) => {
+            let columns = spec.columns.as_deref().unwrap_or_default();
+            let checked = bad_rows::csv_checked(spec, columns, files)
+                .map_err(err)?
+                .cache();
+            let good = checked
+                .clone()
+                .filter(col(bad_rows::REASON).is_null())
+                .select(bad_rows::typed_columns(columns));
+            let bad = checked.clone().filter(col(bad_rows::REASON).is_not_null());
+            let quarantine_sink = match policy {
+                BadRows::Quarantine => Some(
+                    super::write::sink_file(
+                        bad.clone().select(bad_rows::quarantine_columns(columns)),
+                        &super::quarantine_dir(out_dir, name).join(format!("{file_tag}.parquet")),
+                    )
+                    .map_err(err)?,
+                ),
+                _ => None,
+            };
+            Ok(ReadInput {
+                counter: good.clone().select([len()]),
+                frame: good,
+                known_rows: None,
+                bad: Some(BadSide {
+                    count: bad.select([len()]),
+                    quarantine_sink,
+                }),
+                violations: None,
+            })
+        }
+        (Format::Ndjson, policy) => ndjson::read(name, spec, files, policy, out_dir, file_tag),
+        (Format::Parquet, _) => read_parquet(name, spec, files),
+    }
+}
+
+/// Counts rows with a null in a `required` column.
+pub(super) fn required_violations(frame: &LazyFrame, spec: &InputSpec) -> Option<LazyFrame> {
+    let required: Vec<Expr> = spec
+        .columns
+        .iter()
+        .flatten()
+        .filter(|c| c.required())
+        .map(|c| col(c.name()).is_null())
+        .collect();
+    let any = required.into_iter().reduce(|a, b| a.or(b))?;
+    Some(frame.clone().filter(any).select([len()]))
+}
+
+fn arrow_schema_text(schema: &ArrowSchema) -> BTreeMap<String, String> {
+    schema
+        .iter_values()
+        .map(|f| {
+            (
+                f.name.to_string(),
+                format!("{:?}", DataType::from_arrow_field(f)),
+            )
+        })
+        .collect()
+}
+
+fn read_parquet(
+    name: &str,
+    spec: &InputSpec,
+    files: &[LocalFile],
+) -> Result<ReadInput, EngineError> {
+    let mut reference: Option<(String, BTreeMap<String, String>)> = None;
+    let mut rows = 0u64;
+    for f in files {
+        let mut file = std::fs::File::open(&f.path).map_err(|e| read_err(name, f, e))?;
+        let mut reader = ParquetReader::new(&mut file);
+        let schema = reader.schema().map_err(|e| read_err(name, f, e))?;
+        rows += reader.num_rows().map_err(|e| read_err(name, f, e))? as u64;
+        let text = arrow_schema_text(&schema);
+        match &reference {
+            None => reference = Some((f.source.clone(), text)),
+            Some((ref_file, ref_schema)) if *ref_schema != text => {
+                let only = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| {
+                    a.iter()
+                        .filter(|(k, v)| b.get(*k) != Some(v))
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                };
+                return Err(EngineError::SchemaMismatch {
+                    input: name.to_string(),
+                    file: f.source.clone(),
+                    found: format!("{:?}", only(&text, ref_schema)),
+                    reference: ref_file.clone(),
+                    expected: format!("{:?}", only(ref_schema, &text)),
+                });
+            }
+            Some(_) => {}
+        }
+        if let (Some(columns), Some((_, have))) = (&spec.columns, &reference) {
+            for c in columns {
+                if !have.contains_key(c.name())
+                    && !(spec.hive && f.source.contains(&format!("/{}=", c.name())))
+                {
+                    return Err(EngineError::SchemaMismatch {
+                        input: name.to_string(),
+                        file: f.source.clone(),
+                        found: format!("columns {:?}", have.keys().collect::<Vec<_>>()),
+                        reference: "the job spec".into(),
+                        expected: format!("a column {:?}", c.name()),
+                    });
+                }
+            }
+        }
+    }
+    let args = ScanArgsParquet {
+        hive_options: if spec.hive {
+            HiveOptions::new_enabled()
+        } else {
+            HiveOptions::new_disabled()
+        },
+        ..Default::default()
+    };
+    let mut frame = LazyFrame::scan_parquet_files(paths(files).into(), args).map_err(|e| {
+        EngineError::Read {
+            input: name.to_string(),
+            file: files.first().map(|f| f.source.clone()).unwrap_or_default(),
+            detail: e.to_string(),
+        }
+    })?;
+    if let Some(columns) = &spec.columns {
+        let casts: Vec<Expr> = columns
+            .iter()
+            .filter_map(|c| {
+                c.dtype()
+                    .ok()
+                    .map(|d| col(c.name()).strict_cast(d.polars()))
+            })
+            .collect();
+        frame = frame.with_columns(casts);
+    }
+    Ok(ReadInput {
+        counter: frame.clone().select([len()]),
+        frame,
+        known_rows: Some(rows),
+        bad: None,
+        violations: None,
+    })
+}
+
+/// Turns a failed run into the most precise error available: for inputs on the `fail` policy,
+/// find the first row that does not fit and name its file, row and column.
+pub(super) fn explain_failure(
+    step: &StepSpec,
+    inputs: &BTreeMap<String, Vec<LocalFile>>,
+    e: PolarsError,
+) -> EngineError {
+    for (name, spec) in &step.inputs {
+        if spec.bad_rows != BadRows::Fail {
+            continue;
+        }
+        let files = inputs.get(name).map(Vec::as_slice).unwrap_or_default();
+        let found = match spec.format {
+            Format::Csv => bad_rows::first_bad_csv_row(name, spec, files),
+            Format::Ndjson => ndjson::first_bad_line(name, spec, files),
+            Format::Parquet => None,
+        };
+        if let Some(bad) = found {
+            return bad;
+        }
+    }
+    EngineError::Execute {
+        step: step.name.clone(),
+        detail: e.to_string(),
+    }
+}

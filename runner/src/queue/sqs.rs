@@ -1,0 +1,289 @@
+//! SQS queues. Creation sets the visibility timeout and a redrive policy to the dead-letter
+//! queue; receives use long polling and ask for the receive count.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+
+use super::{Depth, Queue, QueueBackend, QueueError, QueueOptions, Received, Result, check_size};
+
+/// Queues in one account and region.
+#[derive(Debug, Clone)]
+pub struct SqsQueues {
+    client: Client,
+}
+
+impl SqsQueues {
+    /// Queues reached with this client.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn fail<E>(queue: &str, operation: &'static str, e: SdkError<E>) -> QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = e
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .unwrap_or_default()
+        .to_string();
+    if code.contains("NonExistentQueue") || code.contains("QueueDoesNotExist") {
+        return QueueError::NoSuchQueue(queue.to_string());
+    }
+    if code.contains("ReceiptHandleIsInvalid")
+        || code.contains("InvalidParameterValue") && operation != "send"
+    {
+        return QueueError::StaleReceipt(queue.to_string());
+    }
+    QueueError::Backend {
+        queue: queue.to_string(),
+        operation,
+        detail: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+#[async_trait]
+impl QueueBackend for SqsQueues {
+    async fn create(&self, name: &str, options: &QueueOptions) -> Result<Arc<dyn Queue>> {
+        let mut req = self
+            .client
+            .create_queue()
+            .queue_name(name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                options.visibility.as_secs().to_string(),
+            )
+            .attributes(QueueAttributeName::ReceiveMessageWaitTimeSeconds, "0");
+        if let Some((dlq, max)) = &options.dead_letter {
+            let dlq_url = self
+                .client
+                .get_queue_url()
+                .queue_name(dlq)
+                .send()
+                .await
+                .map_err(|e| fail(dlq, "get_queue_url", e))?
+                .queue_url
+                .unwrap_or_default();
+            let attrs = self
+                .client
+                .get_queue_attributes()
+                .queue_url(&dlq_url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .map_err(|e| fail(dlq, "get_queue_attributes", e))?;
+            let arn = attrs
+                .attributes()
+                .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+                .cloned()
+                .unwrap_or_default();
+            let policy =
+                serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string();
+            req = req.attributes(QueueAttributeName::RedrivePolicy, policy);
+        }
+        let url = req
+            .send()
+            .await
+            .map_err(|e| fail(name, "create_queue", e))?
+            .queue_url
+            .unwrap_or_default();
+        Ok(Arc::new(SqsQueue {
+            client: self.client.clone(),
+            name: name.to_string(),
+            url,
+        }))
+    }
+
+    async fn open(&self, address: &str) -> Result<Arc<dyn Queue>> {
+        let name = address.rsplit('/').next().unwrap_or(address).to_string();
+        self.client
+            .get_queue_attributes()
+            .queue_url(address)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| fail(address, "open", e))?;
+        Ok(Arc::new(SqsQueue {
+            client: self.client.clone(),
+            name,
+            url: address.to_string(),
+        }))
+    }
+
+    async fn delete(&self, name: &str) -> Result<()> {
+        let url = match self.client.get_queue_url().queue_name(name).send().await {
+            Ok(out) => out.queue_url.unwrap_or_default(),
+            Err(e) => {
+                return match fail(name, "get_queue_url", e) {
+                    QueueError::NoSuchQueue(_) => Ok(()),
+                    other => Err(other),
+                };
+            }
+        };
+        self.client
+            .delete_queue()
+            .queue_url(url)
+            .send()
+            .await
+            .map_err(|e| fail(name, "delete_queue", e))?;
+        Ok(())
+    }
+}
+
+/// One SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    name: String,
+    url: String,
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn address(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn send(&self, bodies: &[String]) -> Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(bodies.len());
+        for chunk in bodies.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, body) in chunk.iter().enumerate() {
+                check_size(&self.name, body)?;
+                entries.push(
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .map_err(|e| QueueError::Backend {
+                            queue: self.name.clone(),
+                            operation: "send",
+                            detail: e.to_string(),
+                        })?,
+                );
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| fail(&self.name, "send", e))?;
+            if let Some(failed) = out.failed().first() {
+                return Err(QueueError::Backend {
+                    queue: self.name.clone(),
+                    operation: "send",
+                    detail: format!(
+                        "{}: {}",
+                        failed.code(),
+                        failed.message().unwrap_or_default()
+                    ),
+                });
+            }
+            let mut ok: Vec<_> = out
+                .successful()
+                .iter()
+                .map(|s| {
+                    (
+                        s.id().parse::<usize>().unwrap_or(0),
+                        s.message_id().to_string(),
+                    )
+                })
+                .collect();
+            ok.sort();
+            ids.extend(ok.into_iter().map(|(_, id)| id));
+        }
+        Ok(ids)
+    }
+
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Received>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .visibility_timeout(visibility.as_secs() as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| fail(&self.name, "receive", e))?;
+        Ok(out
+            .messages()
+            .iter()
+            .map(|m| Received {
+                id: m.message_id().unwrap_or_default().to_string(),
+                receipt: m.receipt_handle().unwrap_or_default().to_string(),
+                body: m.body().unwrap_or_default().to_string(),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+            })
+            .collect())
+    }
+
+    async fn set_visibility(&self, receipt: &str, visibility: Duration) -> Result<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(visibility.as_secs() as i32)
+            .send()
+            .await
+            .map_err(|e| fail(&self.name, "set_visibility", e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<()> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(|e| fail(&self.name, "delete", e))?;
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<Depth> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| fail(&self.name, "depth", e))?;
+        let get = |k: QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(&k))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(Depth {
+            visible: get(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        })
+    }
+}
