@@ -5,14 +5,30 @@
 //! instances) that execute items with Polars and publish outputs atomically to storage (a local
 //! directory or S3), and collects their callbacks. Launched by Dagster, it reports over Pipes.
 //!
-//! Where things live:
-//! - [`spec`]: the job spec format and its validation;
-//! - [`engine`]: one work item on local files with Polars;
-//! - [`storage`], [`queue`]: the backends, each a trait with a local and an AWS implementation.
+//! Data flows one way: [`spec`] → [`plan`] (work items) → [`queue`] → [`worker`] →
+//! [`child`]/[`exec`] → [`engine`] (Polars) → [`storage`] → callback → [`orchestrator`] →
+//! [`dagster`] (Pipes messages).
 
 pub mod aws;
+pub mod checks;
+pub mod child;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod cost;
+pub mod dagster;
 pub mod engine;
+pub mod example_data;
+pub mod exec;
+pub mod fleet;
+pub mod imds;
+pub mod item;
+pub mod observer;
+pub mod orchestrator;
 pub mod partition;
+pub mod plan;
 pub mod queue;
 pub mod spec;
 pub mod storage;
+pub mod stores;
+pub mod worker;

@@ -116,10 +116,12 @@ fn split_file(
     Ok(Checked { clean, good, bad })
 }
 
+/// Declared columns fix their types; the rest (nested records included) is inferred.
 fn reader(spec: &InputSpec, paths: Vec<PlRefPath>) -> LazyJsonLineReader {
-    let mut r = LazyJsonLineReader::new_paths(paths.into());
+    let mut r = LazyJsonLineReader::new_paths(paths.into())
+        .with_infer_schema_length(std::num::NonZeroUsize::new(10_000));
     if let Some(columns) = &spec.columns {
-        r = r.with_schema(Some(Arc::new(schema_of(columns))));
+        r = r.with_schema_overwrite(Some(Arc::new(schema_of(columns))));
     }
     r
 }

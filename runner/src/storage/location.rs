@@ -116,19 +116,6 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// Resolves a relative local directory against the current directory, as the root of a store.
-pub fn local_root(dir: &Path) -> std::io::Result<Location> {
-    let abs = if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(dir)
-    };
-    Ok(Location::Local {
-        root: PathBuf::from("/"),
-        key: abs.to_string_lossy().trim_matches('/').to_string(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,161 @@
+//! The command line: `run`, `worker`, `fleet gc`, `validate`, `example generate`, and the
+//! internal `exec-item` that runs one item in its own process.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Backend;
+
+/// Runs declarative Polars jobs on local workers or an EC2 spot fleet, and reports to Dagster.
+#[derive(Debug, Parser)]
+#[command(name = "runner", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job: plan each step's work items, run them on workers, and wait for them.
+    ///
+    /// Launched by Dagster (through a Pipes client), the partition comes from the Pipes
+    /// context or its extras, and logs, progress, materializations and checks go back to
+    /// Dagster. Exits non-zero when any step fails.
+    Run(RunArgs),
+    /// Run a worker: take items from the work queue until idle or interrupted.
+    Worker(WorkerArgs),
+    /// Run one work item in this process (used by workers; not for people).
+    #[command(hide = true)]
+    ExecItem(ExecItemArgs),
+    /// Manage fleets.
+    Fleet {
+        /// The fleet command.
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
+    /// Check a job spec and print its steps in order.
+    Validate {
+        /// The job spec (TOML).
+        job: PathBuf,
+    },
+    /// The example pipeline's synthetic data.
+    Example {
+        /// The example command.
+        #[command(subcommand)]
+        command: ExampleCommand,
+    },
+}
+
+/// `runner run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job spec (TOML).
+    pub job: PathBuf,
+    /// A partition to run (repeat for several). Dagster supplies this itself.
+    #[arg(long = "partition", value_name = "KEY")]
+    pub partitions: Vec<String>,
+    /// A range of daily partitions, inclusive: `2024-01-01..2024-01-07`.
+    #[arg(long, value_name = "START..END")]
+    pub partition_range: Option<String>,
+    /// Where relative job paths resolve: a directory or `s3://bucket/prefix`.
+    #[arg(long)]
+    pub root: Option<String>,
+    /// Where run state lives (default `{root}/_runner`).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Backend (default from the config; `local` when there is none).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// Local worker processes (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// The runner config file (also `RUNNER_CONFIG`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Give up after this long (`30m`, `6h`).
+    #[arg(long)]
+    pub max_runtime: Option<String>,
+    /// Redo items that are already committed.
+    #[arg(long)]
+    pub force: bool,
+    /// The run id (default: generated).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Write the run summary as JSON here.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+}
+
+/// `runner worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The worker configuration as JSON (what the orchestrator passes).
+    #[arg(long, conflicts_with = "config_file")]
+    pub config_json: Option<String>,
+    /// The worker configuration in a file (what EC2 user data writes).
+    #[arg(long)]
+    pub config_file: Option<PathBuf>,
+}
+
+/// `runner exec-item`.
+#[derive(Debug, Args)]
+pub struct ExecItemArgs {
+    /// The work item (JSON).
+    #[arg(long)]
+    pub item: PathBuf,
+    /// Where to write the result (JSON).
+    #[arg(long)]
+    pub result: PathBuf,
+    /// Scratch directory.
+    #[arg(long)]
+    pub scratch: PathBuf,
+}
+
+/// `runner fleet ...`.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Delete fleets and instances of this tool whose run is over.
+    Gc {
+        /// The runner config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where run state lives.
+        #[arg(long)]
+        state: Option<String>,
+        /// Backend.
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+    },
+}
+
+/// `runner example ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExampleCommand {
+    /// Write synthetic raw event files (headerless CSV and NDJSON, gzipped).
+    Generate {
+        /// The data root; files go under `raw/{day}/`.
+        #[arg(long)]
+        out: PathBuf,
+        /// First day.
+        #[arg(long, default_value = "2024-01-01")]
+        start: String,
+        /// Number of days.
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+        /// Events per day.
+        #[arg(long, default_value_t = 20_000)]
+        events_per_day: u64,
+        /// CSV files per day.
+        #[arg(long, default_value_t = 2)]
+        csv_files: u32,
+        /// Fraction of malformed rows.
+        #[arg(long, default_value_t = 0.002)]
+        bad_fraction: f64,
+        /// Random seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}

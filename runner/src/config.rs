@@ -1,0 +1,137 @@
+//! Runner configuration: one TOML file (`--config` or `RUNNER_CONFIG`) and a few env vars on
+//! top. Local mode is the default and needs nothing; AWS mode adds the `[ec2]` table and uses
+//! the standard AWS chains (`AWS_REGION`, `AWS_ENDPOINT_URL*`, profiles) for everything else.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::fleet::ec2::Ec2Config;
+
+/// Where work runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Local worker processes, a SQLite queue, the local file system or S3 for data.
+    #[default]
+    Local,
+    /// An EC2 spot fleet, SQS, and S3.
+    Aws,
+}
+
+/// The configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Backend.
+    #[serde(default)]
+    pub backend: Backend,
+    /// Where relative job paths resolve (a directory or `s3://bucket/prefix`).
+    #[serde(default)]
+    pub data_root: Option<String>,
+    /// Where run state lives (default `{data_root}/_runner`).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Local worker processes (default: the number of cores).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Give up on a run after this long (`90s`, `30m`, `6h`); default 12h.
+    #[serde(default)]
+    pub max_runtime: Option<String>,
+    /// Item visibility timeout in seconds.
+    #[serde(default)]
+    pub visibility_secs: Option<u64>,
+    /// Heartbeat period in seconds.
+    #[serde(default)]
+    pub heartbeat_secs: Option<u64>,
+    /// Worker idle shutdown in seconds.
+    #[serde(default)]
+    pub idle_shutdown_secs: Option<u64>,
+    /// Attempts per item.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Workers' scratch directory.
+    #[serde(default)]
+    pub scratch_dir: Option<String>,
+    /// EC2 fleet settings (AWS backend).
+    #[serde(default)]
+    pub ec2: Option<Ec2Config>,
+    /// Price assumptions for the cost estimate.
+    #[serde(default)]
+    pub pricing: Option<crate::cost::Pricing>,
+}
+
+/// Parses `90s`, `30m`, `6h`, `1d`, or plain seconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("duration {text:?} has no number"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        other => bail!("duration {text:?}: unknown unit {other:?} (s, m, h, d)"),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+impl Config {
+    /// Loads the file named by `path` or `RUNNER_CONFIG`, or the defaults; then applies env.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let path: Option<PathBuf> = path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("RUNNER_CONFIG").map(PathBuf::from));
+        let mut config: Config = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading runner config {}", p.display()))?;
+                toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.to_string().trim_end()))?
+            }
+            None => Config::default(),
+        };
+        if let Ok(b) = std::env::var("RUNNER_BACKEND") {
+            config.backend = match b.as_str() {
+                "local" => Backend::Local,
+                "aws" => Backend::Aws,
+                other => bail!("RUNNER_BACKEND={other:?}: expected local or aws"),
+            };
+        }
+        if let Ok(r) = std::env::var("RUNNER_DATA_ROOT") {
+            config.data_root = Some(r);
+        }
+        if let Ok(s) = std::env::var("RUNNER_STATE") {
+            config.state = Some(s);
+        }
+        if let Ok(w) = std::env::var("RUNNER_WORKERS") {
+            config.workers = Some(w.parse().with_context(|| format!("RUNNER_WORKERS={w:?}"))?);
+        }
+        if let Some(rt) = &config.max_runtime {
+            parse_duration(rt).context("max_runtime")?;
+        }
+        if config.backend == Backend::Aws && config.ec2.is_none() {
+            bail!(
+                "the aws backend needs an [ec2] table in the runner config (subnets, amis, worker_binaries)"
+            );
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("15").unwrap(), Duration::from_secs(15));
+        assert!(parse_duration("2 weeks").is_err());
+    }
+}

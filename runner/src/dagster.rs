@@ -1,0 +1,214 @@
+//! The runner's Dagster side: when launched through Pipes, read the partitions from the
+//! context (or, in a ranged run where Dagster sends none, from the extras), and report what
+//! the run produced: one materialization per asset with its metadata, per-partition row
+//! counts, cost, and the job's asset checks.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDateTime;
+use dagster_pipes::{
+    AssetCheck, AssetMaterialization, Metadata, MetadataValue, PipesContext, Severity, Table,
+    TableCell, TableColumn, TableSchema,
+};
+use serde::Deserialize;
+
+use crate::checks::CheckResult;
+use crate::cost::Estimate;
+use crate::orchestrator::{RunSummary, StepSummary};
+use crate::partition::Partition;
+use crate::spec::JobSpec;
+
+/// One partition as the Dagster client passes it in extras.
+#[derive(Debug, Deserialize)]
+struct ExtraPartition {
+    key: String,
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    end: Option<String>,
+}
+
+fn parse_ts(text: &str) -> anyhow::Result<NaiveDateTime> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.naive_utc())
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+        .with_context(|| format!("{text:?} is not an ISO-8601 timestamp"))
+}
+
+/// The partitions this Dagster step covers.
+pub fn partitions(ctx: &PipesContext) -> anyhow::Result<Vec<Partition>> {
+    if let Ok(key) = ctx.partition_key() {
+        let window = ctx.partition_time_window().ok().flatten();
+        return Ok(vec![match window {
+            Some(w) => Partition::with_window(key, w.start.naive_utc(), w.end.naive_utc()),
+            None => Partition::from_key(key),
+        }]);
+    }
+    if let Ok(list) = ctx.get_extra_as::<Vec<ExtraPartition>>("partitions") {
+        return list
+            .into_iter()
+            .map(|p| {
+                Ok(match (p.start, p.end) {
+                    (Some(s), Some(e)) => {
+                        Partition::with_window(&p.key, parse_ts(&s)?, parse_ts(&e)?)
+                    }
+                    _ => Partition::from_key(&p.key),
+                })
+            })
+            .collect();
+    }
+    if let Ok(keys) = ctx.get_extra_as::<Vec<String>>("partition_keys") {
+        return Ok(keys.iter().map(|k| Partition::from_key(k)).collect());
+    }
+    if ctx.get_extra("partition_key_range").is_ok() {
+        bail!(
+            "the extras carry a partition_key_range but no partition list: pass `partitions` or `partition_keys`"
+        );
+    }
+    Ok(Vec::new())
+}
+
+/// The asset key each output materializes.
+pub fn asset_of(job: &JobSpec, step: &str, output: &str) -> String {
+    job.step(step)
+        .and_then(|s| s.outputs.get(output))
+        .and_then(|o| o.asset.clone())
+        .unwrap_or_else(|| output.to_string())
+}
+
+fn schema_of(step: &StepSummary, output: &str) -> TableSchema {
+    TableSchema::new(
+        step.outputs
+            .get(output)
+            .map(|o| {
+                o.schema
+                    .iter()
+                    .map(|(n, t)| TableColumn::new(n, t))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    )
+}
+
+fn rows_table(rows: &BTreeMap<String, u64>, key_name: &str) -> Table {
+    let mut t = Table::new(vec![
+        TableColumn::new(key_name, "string"),
+        TableColumn::new("rows", "int"),
+    ]);
+    for (k, v) in rows {
+        t.push_row([TableCell::from(k.as_str()), TableCell::from(*v)]);
+    }
+    t
+}
+
+/// Reports materializations and checks for every asset the step targets (or every output, for
+/// an op step).
+pub fn report(
+    ctx: &PipesContext,
+    job: &JobSpec,
+    summary: &RunSummary,
+    checks: &[CheckResult],
+    cost: &Estimate,
+) -> anyhow::Result<()> {
+    let targeted: Option<Vec<String>> = ctx.asset_keys().ok().map(<[String]>::to_vec);
+    let total_items: usize = summary.steps.iter().map(|s| s.items).sum();
+    let instance_types: BTreeMap<String, u64> = summary
+        .steps
+        .iter()
+        .flat_map(|s| s.instance_types.clone())
+        .fold(BTreeMap::new(), |mut m, (k, v)| {
+            *m.entry(k).or_default() += v;
+            m
+        });
+    for step in &summary.steps {
+        for (output, o) in &step.outputs {
+            let asset = asset_of(job, &step.name, output);
+            if targeted.as_ref().is_some_and(|t| !t.contains(&asset)) {
+                continue;
+            }
+            let locations: Vec<&String> = o.locations.values().collect();
+            let mut m = Metadata::new()
+                .with("dagster/row_count", o.rows)
+                .with("dagster/column_schema", schema_of(step, output))
+                .with(
+                    "path",
+                    match locations.as_slice() {
+                        [one] => MetadataValue::Path((*one).clone()),
+                        many => MetadataValue::Json(serde_json::json!(many)),
+                    },
+                )
+                .with(
+                    "rows_by_partition",
+                    rows_table(&o.rows_by_partition, "partition"),
+                )
+                .with("files", o.files)
+                .with("bytes_out", o.bytes)
+                .with("step", step.name.as_str())
+                .with("step_rows_in", step.rows_in)
+                .with("step_bytes_in", step.bytes_in)
+                .with("rows_quarantined", step.rows_quarantined)
+                .with("rows_dropped", step.rows_dropped)
+                .with("items", step.items as u64)
+                .with("items_already_committed", step.already_done as u64)
+                .with("retries", u64::from(step.retries))
+                .with("interruptions_survived", u64::from(step.interruptions))
+                .with("step_seconds", step.seconds)
+                .with("peak_item_rss_mib", step.peak_rss_bytes / (1024 * 1024))
+                .with("run_items", total_items as u64)
+                .with("run_seconds", summary.seconds)
+                .with("estimated_cost_usd", cost.spot_usd)
+                .with("emr_on_demand_equivalent_usd", cost.emr_usd)
+                .with("runner_run_id", summary.run_id.as_str());
+            if !o.hive_partitions.is_empty() {
+                m.insert(
+                    "rows_by_hive_partition",
+                    rows_table(&o.hive_partitions, "directory"),
+                );
+            }
+            if !instance_types.is_empty() {
+                m.insert(
+                    "instance_types",
+                    MetadataValue::Json(serde_json::json!(instance_types)),
+                );
+            }
+            let version = format!("{}:{}", summary.run_id, o.rows);
+            ctx.report_asset_materialization(
+                AssetMaterialization::new()
+                    .asset_key(asset.as_str())
+                    .data_version(version)
+                    .metadata(m),
+            )?;
+            // In a ranged run every partition gets the same metadata; this lets the Dagster side
+            // record each partition's own numbers.
+            ctx.report_custom_message(serde_json::json!({
+                "kind": "partition_rows",
+                "asset_key": asset,
+                "rows_by_partition": o.rows_by_partition,
+            }))?;
+        }
+    }
+    for check in checks {
+        let (step, output) = check.output.split_once('.').unwrap_or_default();
+        let asset = asset_of(job, step, output);
+        if targeted.as_ref().is_some_and(|t| !t.contains(&asset)) {
+            continue;
+        }
+        let mut m = Metadata::new().with("description", check.description.as_str());
+        for (k, v) in &check.observed {
+            m.insert(k.as_str(), *v);
+        }
+        let severity = if check.severity == "WARN" {
+            Severity::Warn
+        } else {
+            Severity::Error
+        };
+        ctx.report_asset_check(
+            AssetCheck::new(&check.name, check.passed)
+                .asset_key(asset.as_str())
+                .severity(severity)
+                .metadata(m),
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Executes one work item inside the item's own process: stage the inputs (in place when local,
+//! downloaded from S3), run the engine, publish each output file atomically under a name derived
+//! from the item id, then commit by writing the item's manifest. A redone item writes the same
+//! names, so it replaces its own output and never duplicates it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::engine::{self, EngineError, ItemRun, ItemStats, LocalFile};
+use crate::item::{Manifest, WorkItem};
+use crate::plan::Stores;
+use crate::spec::JobSpec;
+use crate::storage::{Location, StorageError};
+use crate::stores::{StoreCache, parse};
+
+/// Why an item failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Reading inputs or publishing outputs failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The job spec of the run could not be read.
+    #[error("job spec {uri}: {detail}")]
+    Spec {
+        /// Where it was.
+        uri: String,
+        /// Why.
+        detail: String,
+    },
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Scratch space trouble.
+    #[error("scratch directory {path}: {source}")]
+    Scratch {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn scratch_err(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
+    move |source| ExecError::Scratch {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs the item and commits it. Returns its stats.
+pub async fn execute(
+    item: &WorkItem,
+    stores: &StoreCache,
+    scratch: &Path,
+) -> Result<ItemStats, ExecError> {
+    let spec_text = stores.read(&item.spec_uri).await?;
+    let spec_text = String::from_utf8(spec_text).map_err(|e| ExecError::Spec {
+        uri: item.spec_uri.clone(),
+        detail: e.to_string(),
+    })?;
+    let job = JobSpec::parse(&spec_text, &item.spec_uri).map_err(|e| ExecError::Spec {
+        uri: item.spec_uri.clone(),
+        detail: e.to_string(),
+    })?;
+    let step = job
+        .step(&item.step)
+        .ok_or_else(|| ExecError::Spec {
+            uri: item.spec_uri.clone(),
+            detail: format!("no step {:?}", item.step),
+        })?
+        .clone();
+
+    let inputs = stage_inputs(item, stores, &scratch.join("in")).await?;
+    let out_dir = scratch.join("out");
+    std::fs::create_dir_all(&out_dir).map_err(scratch_err(&out_dir))?;
+    let tag = item.id.0.clone();
+    let partition = item.partition.clone();
+    let engine_out = out_dir.clone();
+    let mut stats = tokio::task::spawn_blocking(move || {
+        engine::run_item(ItemRun {
+            step: &step,
+            partition: partition.as_ref(),
+            inputs,
+            out_dir: &engine_out,
+            file_tag: &tag,
+        })
+    })
+    .await
+    .map_err(|e| {
+        ExecError::Engine(EngineError::Execute {
+            step: item.step.clone(),
+            detail: format!("engine thread: {e}"),
+        })
+    })??;
+
+    let files = publish(item, stores, &out_dir).await?;
+    // Keys are relative to the output directory in the stats; report what was published.
+    for (name, published) in &files {
+        if let Some(o) = stats.outputs.get_mut(name) {
+            o.files = o
+                .files
+                .iter()
+                .zip(published.iter())
+                .map(|((_, rows), uri)| (uri.clone(), *rows))
+                .collect();
+        }
+    }
+    let manifest = Manifest {
+        item: item.id.clone(),
+        step: item.step.clone(),
+        partition: item.partition.as_ref().map(|p| p.key.clone()),
+        files,
+        stats: stats.clone(),
+    };
+    let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    stores.write(&item.manifest_uri, body).await?;
+    stats.wall_seconds = stats.wall_seconds.max(0.0);
+    Ok(stats)
+}
+
+async fn stage_inputs(
+    item: &WorkItem,
+    stores: &StoreCache,
+    dir: &Path,
+) -> Result<BTreeMap<String, Vec<LocalFile>>, ExecError> {
+    let mut out = BTreeMap::new();
+    for (name, objects) in &item.inputs {
+        let mut files = Vec::with_capacity(objects.len());
+        for o in objects {
+            let loc = parse(&o.uri)?;
+            let store = stores.store(&loc).await?;
+            let path = match store.local_path(loc.key()) {
+                Some(p) => p,
+                None => {
+                    // Keep the key's directories: hive columns are read from them.
+                    let p = dir.join(name).join(loc.key());
+                    store.get_to_file(loc.key(), &p).await?;
+                    p
+                }
+            };
+            files.push(LocalFile {
+                path,
+                source: o.uri.clone(),
+                size: o.size,
+            });
+        }
+        out.insert(name.clone(), files);
+    }
+    Ok(out)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(root, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// The final name of a written file: the directories stay (hive partitions), the file name
+/// gets the item id, so items never collide and a redo overwrites its own files.
+fn final_key(base: &Location, rel: &Path, tag: &str) -> String {
+    let dir = rel
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = rel
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = if stem == tag {
+        format!("part-{tag}.parquet")
+    } else {
+        format!("part-{tag}-{stem}.parquet")
+    };
+    let mut parts = vec![base.key().to_string()];
+    if !dir.is_empty() {
+        parts.push(dir);
+    }
+    parts.push(name);
+    parts.retain(|p| !p.is_empty());
+    parts.join("/")
+}
+
+async fn publish(
+    item: &WorkItem,
+    stores: &StoreCache,
+    out_dir: &Path,
+) -> Result<BTreeMap<String, Vec<String>>, ExecError> {
+    let mut published = BTreeMap::new();
+    let tag = &item.id.0;
+    for (name, uri) in &item.outputs {
+        let base = parse(uri)?;
+        let store = stores.store(&base).await?;
+        let dir = engine::output_dir(out_dir, name);
+        let mut files = Vec::new();
+        walk(&dir, &dir, &mut files).map_err(scratch_err(&dir))?;
+        files.sort();
+        let mut uris = Vec::new();
+        for rel in files {
+            let key = final_key(&base, &rel, tag);
+            store.put_file(&key, &dir.join(&rel)).await?;
+            uris.push(base.with_key(key).to_string());
+        }
+        published.insert(name.clone(), uris);
+    }
+    // Quarantined rows go beside the first output, under `_quarantine/` (never read as input).
+    let quarantine = out_dir.join("_quarantine");
+    if quarantine.exists()
+        && let Some((_, uri)) = item.outputs.iter().next()
+    {
+        let base = parse(uri)?.join("_quarantine");
+        let store = stores.store(&base).await?;
+        let mut files = Vec::new();
+        walk(&quarantine, &quarantine, &mut files).map_err(scratch_err(&quarantine))?;
+        let mut uris = Vec::new();
+        for rel in files {
+            let key = final_key(&base, &rel, tag);
+            store.put_file(&key, &quarantine.join(&rel)).await?;
+            uris.push(base.with_key(key).to_string());
+        }
+        published.insert("_quarantine".to_string(), uris);
+    }
+    Ok(published)
+}
