@@ -6,10 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 fn main() -> ExitCode {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let ctx = match dagster_pipes::open_dagster_pipes() {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -32,8 +29,6 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let close_seconds = close_start.elapsed().as_secs_f64();
-    println!(
-        r#"{{"messages": {n}, "loop_seconds": {loop_seconds}, "close_seconds": {close_seconds}}}"#
-    );
+    println!(r#"{{"messages": {n}, "loop_seconds": {loop_seconds}, "close_seconds": {close_seconds}}}"#);
     ExitCode::SUCCESS
 }

@@ -10,8 +10,8 @@
 use std::process::ExitCode;
 
 use dagster_pipes::{
-    AssetCheck, AssetMaterialization, Metadata, PipesContext, PipesError, PipesLayer, Severity,
-    Table, TableCell, TableColumn, TableSchema,
+    AssetCheck, AssetMaterialization, Metadata, PipesContext, PipesError, PipesLayer, Severity, Table, TableCell,
+    TableColumn, TableSchema,
 };
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -37,10 +37,7 @@ fn main() -> ExitCode {
             .init();
 
         let days = partitions(ctx)?;
-        let mut per_day = Table::new(vec![
-            TableColumn::new("day", "string"),
-            TableColumn::new("events", "int"),
-        ]);
+        let mut per_day = Table::new(vec![TableColumn::new("day", "string"), TableColumn::new("events", "int")]);
         let mut total = 0u64;
         for day in &days {
             let n = count_events(day);
@@ -56,10 +53,7 @@ fn main() -> ExitCode {
                 .with("per_day", per_day)
                 .with(
                     "dagster/column_schema",
-                    TableSchema::new(vec![
-                        TableColumn::new("day", "string"),
-                        TableColumn::new("events", "int"),
-                    ]),
+                    TableSchema::new(vec![TableColumn::new("day", "string"), TableColumn::new("events", "int")]),
                 ),
         )?;
         if ctx.is_asset_step() || !ctx.is_orchestrated() {

@@ -11,8 +11,8 @@
 use std::process::ExitCode;
 
 use dagster_pipes::{
-    AssetCheck, AssetMaterialization, ColumnConstraints, Metadata, MetadataValue, PipesContext,
-    PipesLayer, Severity, Table, TableCell, TableColumn, TableColumnLineage, TableSchema,
+    AssetCheck, AssetMaterialization, ColumnConstraints, Metadata, MetadataValue, PipesContext, PipesLayer, Severity,
+    Table, TableCell, TableColumn, TableColumnLineage, TableSchema,
 };
 use serde_json::json;
 use tracing_subscriber::layer::SubscriberExt;
@@ -26,28 +26,16 @@ struct LoadError(#[source] std::io::Error);
 fn every_metadata() -> Metadata {
     let mut table = Table::new(vec![
         TableColumn::new("day", "string"),
-        TableColumn::new("rows", "int")
-            .description("rows that day")
-            .constraints(ColumnConstraints {
-                nullable: Some(false),
-                unique: None,
-                other: None,
-            }),
+        TableColumn::new("rows", "int").description("rows that day").constraints(ColumnConstraints {
+            nullable: Some(false),
+            unique: None,
+            other: None,
+        }),
         TableColumn::new("share", "float").tag("unit", "ratio"),
         TableColumn::new("ok", "bool"),
     ]);
-    table.push_row([
-        TableCell::from("2024-01-01"),
-        10.into(),
-        0.25.into(),
-        true.into(),
-    ]);
-    table.push_row([
-        TableCell::from("2024-01-02"),
-        30.into(),
-        0.75.into(),
-        TableCell::Null,
-    ]);
+    table.push_row([TableCell::from("2024-01-01"), 10.into(), 0.25.into(), true.into()]);
+    table.push_row([TableCell::from("2024-01-02"), 30.into(), 0.75.into(), TableCell::Null]);
     Metadata::new()
         .with("infer", MetadataValue::Infer(json!({"inferred": [1, 2]})))
         .with("text", "hello")
@@ -55,14 +43,8 @@ fn every_metadata() -> Metadata {
         .with("path", MetadataValue::Path("/data/out.parquet".into()))
         .with("notebook", MetadataValue::Notebook("analysis.ipynb".into()))
         .with("md", MetadataValue::Md("# Title\n**bold**".into()))
-        .with(
-            "dagster_run",
-            MetadataValue::DagsterRun("db892d7f-0031-4747-973d-22e8b9095d9d".into()),
-        )
-        .with(
-            "json",
-            MetadataValue::Json(json!({"nested": {"list": [1, null, "x"]}})),
-        )
+        .with("dagster_run", MetadataValue::DagsterRun("db892d7f-0031-4747-973d-22e8b9095d9d".into()))
+        .with("json", MetadataValue::Json(json!({"nested": {"list": [1, null, "x"]}})))
         .with("float", 2.0)
         .with("int", 42)
         .with("bool", true)
@@ -72,35 +54,23 @@ fn every_metadata() -> Metadata {
         .with("table", table)
         .with(
             "table_schema",
-            TableSchema::new(vec![
-                TableColumn::new("day", "string"),
-                TableColumn::new("rows", "int"),
-            ]),
+            TableSchema::new(vec![TableColumn::new("day", "string"), TableColumn::new("rows", "int")]),
         )
-        .with(
-            "table_column_lineage",
-            TableColumnLineage::default().dep("rows", "upstream/events", "id"),
-        )
+        .with("table_column_lineage", TableColumnLineage::default().dep("rows", "upstream/events", "id"))
 }
 
 fn scenario(ctx: &PipesContext, name: &str) -> Result<(), BoxError> {
     match name {
         "every-metadata" => {
-            ctx.report_asset_materialization(
-                AssetMaterialization::new().metadata(every_metadata()),
-            )?;
+            ctx.report_asset_materialization(AssetMaterialization::new().metadata(every_metadata()))?;
         }
         "multi-asset" => {
             for key in ctx.asset_keys()? {
                 ctx.report_asset_materialization(
-                    AssetMaterialization::new()
-                        .asset_key(key.as_str())
-                        .with("which", key.as_str()),
+                    AssetMaterialization::new().asset_key(key.as_str()).with("which", key.as_str()),
                 )?;
                 ctx.report_asset_check(
-                    AssetCheck::new("non_empty", true)
-                        .asset_key(key.as_str())
-                        .severity(Severity::Warn),
+                    AssetCheck::new("non_empty", true).asset_key(key.as_str()).severity(Severity::Warn),
                 )?;
             }
         }
@@ -110,8 +80,8 @@ fn scenario(ctx: &PipesContext, name: &str) -> Result<(), BoxError> {
             ctx.report_asset_materialization(AssetMaterialization::new())?;
         }
         "tracing" => {
-            let subscriber = tracing_subscriber::registry()
-                .with(PipesLayer::new(ctx).with_max_level(tracing::Level::TRACE));
+            let subscriber =
+                tracing_subscriber::registry().with(PipesLayer::new(ctx).with_max_level(tracing::Level::TRACE));
             tracing::subscriber::with_default(subscriber, || {
                 tracing::trace!("tour trace");
                 tracing::debug!("tour debug");

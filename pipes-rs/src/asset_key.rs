@@ -27,11 +27,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    components
-        .into_iter()
-        .map(|c| escape_component(c.as_ref()))
-        .collect::<Vec<_>>()
-        .join("/")
+    components.into_iter().map(|c| escape_component(c.as_ref())).collect::<Vec<_>>().join("/")
 }
 
 /// Splits a Pipes asset-key string into its unescaped components.
@@ -67,10 +63,7 @@ pub fn to_path(key: &str) -> Result<Vec<String>> {
 /// well-formed escapes.
 pub fn validate(key: &str) -> Result<()> {
     if key.is_empty() {
-        return Err(PipesError::InvalidAssetKey {
-            key: key.to_string(),
-            reason: "it is empty",
-        });
+        return Err(PipesError::InvalidAssetKey { key: key.to_string(), reason: "it is empty" });
     }
     if to_path(key)?.iter().any(String::is_empty) {
         return Err(PipesError::InvalidAssetKey {

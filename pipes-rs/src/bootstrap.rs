@@ -34,28 +34,16 @@ pub fn encode_params(params: &Value) -> String {
 
 /// Decodes one bootstrap value into a JSON object. `name` is used in errors.
 pub fn decode_params(name: &str, encoded: &str) -> Result<Params> {
-    let fail = |stage: &'static str, detail: String| PipesError::Bootstrap {
-        name: name.to_string(),
-        stage,
-        detail,
-    };
-    let cleaned: String = encoded
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let compressed = STANDARD
-        .decode(cleaned.as_bytes())
-        .map_err(|e| fail("base64", e.to_string()))?;
+    let fail = |stage: &'static str, detail: String| PipesError::Bootstrap { name: name.to_string(), stage, detail };
+    let cleaned: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let compressed = STANDARD.decode(cleaned.as_bytes()).map_err(|e| fail("base64", e.to_string()))?;
     let mut json = Vec::new();
     flate2::read::ZlibDecoder::new(compressed.as_slice())
         .read_to_end(&mut json)
         .map_err(|e| fail("zlib", e.to_string()))?;
     match serde_json::from_slice::<Value>(&json).map_err(|e| fail("json", e.to_string()))? {
         Value::Object(map) => Ok(map),
-        other => Err(fail(
-            "json",
-            format!("expected a JSON object, got {}", json_kind(&other)),
-        )),
+        other => Err(fail("json", format!("expected a JSON object, got {}", json_kind(&other)))),
     }
 }
 
@@ -83,17 +71,13 @@ pub trait ParamsLoader: Send + Sync {
 
     /// Decoded context params.
     fn load_context_params(&self) -> Result<Params> {
-        let raw = self
-            .raw_context()
-            .ok_or_else(|| missing(self.source_name(), CONTEXT_ENV_VAR))?;
+        let raw = self.raw_context().ok_or_else(|| missing(self.source_name(), CONTEXT_ENV_VAR))?;
         decode_params(CONTEXT_ENV_VAR, &raw)
     }
 
     /// Decoded messages params.
     fn load_messages_params(&self) -> Result<Params> {
-        let raw = self
-            .raw_messages()
-            .ok_or_else(|| missing(self.source_name(), MESSAGES_ENV_VAR))?;
+        let raw = self.raw_messages().ok_or_else(|| missing(self.source_name(), MESSAGES_ENV_VAR))?;
         decode_params(MESSAGES_ENV_VAR, &raw)
     }
 }
@@ -146,10 +130,7 @@ impl CliArgsParamsLoader {
         S: Into<String>,
     {
         let args: Vec<String> = args.into_iter().map(Into::into).collect();
-        Self {
-            context: find_flag(&args, CONTEXT_CLI_FLAG),
-            messages: find_flag(&args, MESSAGES_CLI_FLAG),
-        }
+        Self { context: find_flag(&args, CONTEXT_CLI_FLAG), messages: find_flag(&args, MESSAGES_CLI_FLAG) }
     }
 }
 
@@ -159,10 +140,7 @@ fn find_flag(args: &[String], flag: &str) -> Option<String> {
         if arg == flag {
             return iter.next().cloned();
         }
-        if let Some(value) = arg
-            .strip_prefix(flag)
-            .and_then(|rest| rest.strip_prefix('='))
-        {
+        if let Some(value) = arg.strip_prefix(flag).and_then(|rest| rest.strip_prefix('=')) {
             return Some(value.to_string());
         }
     }
@@ -198,12 +176,7 @@ impl MapParamsLoader {
         K: Into<String>,
         V: Into<String>,
     {
-        Self {
-            map: entries
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+        Self { map: entries.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 }
 
@@ -229,19 +202,13 @@ mod tests {
 
     // The exact vectors from the protocol notes, produced by the real orchestrator.
     const VECTORS: &[(&str, &str)] = &[
-        (
-            r#"{"path": "/tmp/ctx.json"}"#,
-            "eJyrVipILMlQslJQ0i/JLdBPLqnQyyrOz1OqBQBpjQhu",
-        ),
+        (r#"{"path": "/tmp/ctx.json"}"#, "eJyrVipILMlQslJQ0i/JLdBPLqnQyyrOz1OqBQBpjQhu"),
         (
             r#"{"path": "/tmp/messages", "include_stdio_in_messages": false}"#,
             "eJyrVipILMlQslJQ0i/JLdDPTS0uTkxPLVbSUVDKzEvOKU1JjS8uScnMj8/Mi4dLWimkJeYUp9YCAIvLFdc=",
         ),
         (r#"{"stdio": "stderr"}"#, "eJyrViouScnMV7JSADFSi4qUagFBNAaS"),
-        (
-            r#"{"bucket": "b", "key_prefix": "abc"}"#,
-            "eJyrVkoqTc5OLVGyUlBKUtJRUMpOrYwvKEpNy6wACSUmJSvVAgDRJQtF",
-        ),
+        (r#"{"bucket": "b", "key_prefix": "abc"}"#, "eJyrVkoqTc5OLVGyUlBKUtJRUMpOrYwvKEpNy6wACSUmJSvVAgDRJQtF"),
     ];
 
     #[test]
@@ -258,10 +225,7 @@ mod tests {
         for (json_text, _) in VECTORS {
             let value: Value = serde_json::from_str(json_text).unwrap();
             let encoded = encode_params(&value);
-            assert!(
-                encoded.starts_with("eJ"),
-                "zlib header 78 9c encodes as eJ: {encoded}"
-            );
+            assert!(encoded.starts_with("eJ"), "zlib header 78 9c encodes as eJ: {encoded}");
             assert_eq!(Value::Object(decode_params("T", &encoded).unwrap()), value);
         }
     }

@@ -110,10 +110,7 @@ impl RawTimeWindow {
                 detail: e.to_string(),
             })
         };
-        Ok(TimeWindow {
-            start: parse("start", &self.start)?,
-            end: parse("end", &self.end)?,
-        })
+        Ok(TimeWindow { start: parse("start", &self.start)?, end: parse("end", &self.end)? })
     }
 }
 
@@ -142,87 +139,64 @@ impl ContextData {
 
     /// The step's asset keys. Errors for an op step.
     pub fn asset_keys(&self) -> Result<&[String]> {
-        self.asset_keys.as_deref().ok_or(PipesError::Undefined {
-            field: "asset_keys",
-            hint: " (this is an op step, not an asset step)",
-        })
+        self.asset_keys
+            .as_deref()
+            .ok_or(PipesError::Undefined { field: "asset_keys", hint: " (this is an op step, not an asset step)" })
     }
 
     /// The step's single asset key. Errors when there are none or several.
     pub fn asset_key(&self) -> Result<&str> {
         match self.asset_keys()? {
             [one] => Ok(one),
-            keys => Err(PipesError::AmbiguousAssetKey {
-                count: keys.len(),
-                keys: keys.to_vec(),
-            }),
+            keys => Err(PipesError::AmbiguousAssetKey { count: keys.len(), keys: keys.to_vec() }),
         }
     }
 
     /// Code versions by asset key.
     pub fn code_version_by_asset_key(&self) -> Result<&BTreeMap<String, Option<String>>> {
-        self.code_version_by_asset_key
-            .as_ref()
-            .ok_or(PipesError::Undefined {
-                field: "code_version_by_asset_key",
-                hint: " (this is an op step, not an asset step)",
-            })
+        self.code_version_by_asset_key.as_ref().ok_or(PipesError::Undefined {
+            field: "code_version_by_asset_key",
+            hint: " (this is an op step, not an asset step)",
+        })
     }
 
     /// The single asset's code version (which may be unset).
     pub fn code_version(&self) -> Result<Option<&str>> {
         let key = self.asset_key()?;
-        Ok(self
-            .code_version_by_asset_key()?
-            .get(key)
-            .and_then(Option::as_deref))
+        Ok(self.code_version_by_asset_key()?.get(key).and_then(Option::as_deref))
     }
 
     /// Provenance by asset key.
     pub fn provenance_by_asset_key(&self) -> Result<&BTreeMap<String, Option<Provenance>>> {
-        self.provenance_by_asset_key
-            .as_ref()
-            .ok_or(PipesError::Undefined {
-                field: "provenance_by_asset_key",
-                hint: " (this is an op step, not an asset step)",
-            })
+        self.provenance_by_asset_key.as_ref().ok_or(PipesError::Undefined {
+            field: "provenance_by_asset_key",
+            hint: " (this is an op step, not an asset step)",
+        })
     }
 
     /// The single asset's provenance (none before its first materialization).
     pub fn provenance(&self) -> Result<Option<&Provenance>> {
         let key = self.asset_key()?;
-        Ok(self
-            .provenance_by_asset_key()?
-            .get(key)
-            .and_then(Option::as_ref))
+        Ok(self.provenance_by_asset_key()?.get(key).and_then(Option::as_ref))
     }
 
     /// The partition key. Errors unless the run targets exactly one partition.
     pub fn partition_key(&self) -> Result<&str> {
-        self.partition_key.as_deref().ok_or(PipesError::Undefined {
-            field: "partition_key",
-            hint: RANGED_HINT,
-        })
+        self.partition_key.as_deref().ok_or(PipesError::Undefined { field: "partition_key", hint: RANGED_HINT })
     }
 
     /// The partition key range. Errors unless the run targets exactly one partition.
     pub fn partition_key_range(&self) -> Result<&PartitionKeyRange> {
         self.partition_key_range
             .as_ref()
-            .ok_or(PipesError::Undefined {
-                field: "partition_key_range",
-                hint: RANGED_HINT,
-            })
+            .ok_or(PipesError::Undefined { field: "partition_key_range", hint: RANGED_HINT })
     }
 
     /// The time window, as timestamps. Errors when the step is not partitioned (as the
     /// reference does); `None` for a partitioned step without time partitions.
     pub fn partition_time_window(&self) -> Result<Option<TimeWindow>> {
         self.partition_key_range()?;
-        self.partition_time_window
-            .as_ref()
-            .map(RawTimeWindow::parse)
-            .transpose()
+        self.partition_time_window.as_ref().map(RawTimeWindow::parse).transpose()
     }
 
     /// The Dagster run id.
@@ -247,20 +221,16 @@ impl ContextData {
 
     /// One extra. Errors when it was not passed.
     pub fn get_extra(&self, key: &str) -> Result<&Value> {
-        self.extras
-            .get(key)
-            .ok_or_else(|| PipesError::MissingExtra {
-                key: key.to_string(),
-                present: self.extras.keys().cloned().collect(),
-            })
+        self.extras.get(key).ok_or_else(|| PipesError::MissingExtra {
+            key: key.to_string(),
+            present: self.extras.keys().cloned().collect(),
+        })
     }
 
     /// One extra, deserialized into `T`.
     pub fn get_extra_as<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
-        T::deserialize(self.get_extra(key)?).map_err(|e| PipesError::ExtraType {
-            key: key.to_string(),
-            detail: e.to_string(),
-        })
+        T::deserialize(self.get_extra(key)?)
+            .map_err(|e| PipesError::ExtraType { key: key.to_string(), detail: e.to_string() })
     }
 }
 
@@ -286,10 +256,7 @@ mod tests {
         let bad = json!({"run_id": "r", "partition_key_range": {"start": "a", "end": "a"},
                          "partition_time_window": {"start": "yesterday", "end": "today"}});
         let err = ContextData::from_json(bad.to_string().as_bytes()).unwrap_err();
-        assert!(
-            err.to_string().contains("partition_time_window.start"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("partition_time_window.start"), "{err}");
     }
 
     #[test]

@@ -35,10 +35,7 @@ impl ContextSource {
                 Some(other) => Err(PipesError::InvalidParam {
                     what: "context",
                     key,
-                    detail: format!(
-                        "expected a string, got {}",
-                        crate::bootstrap::json_kind(other)
-                    ),
+                    detail: format!("expected a string, got {}", crate::bootstrap::json_kind(other)),
                 }),
             }
         };
@@ -51,24 +48,19 @@ impl ContextSource {
         if let (Some(bucket), Some(key)) = (string("bucket")?, string("key")?) {
             return Ok(Self::S3 { bucket, key });
         }
-        Err(PipesError::UnknownContextParams {
-            keys: params.keys().cloned().collect(),
-        })
+        Err(PipesError::UnknownContextParams { keys: params.keys().cloned().collect() })
     }
 
     /// Loads the context.
     pub fn load(&self, s3: &crate::S3Options) -> Result<ContextData> {
         match self {
             Self::Path(path) => {
-                let bytes = std::fs::read(path).map_err(|source| PipesError::ContextFile {
-                    path: path.clone(),
-                    source,
-                })?;
+                let bytes =
+                    std::fs::read(path).map_err(|source| PipesError::ContextFile { path: path.clone(), source })?;
                 ContextData::from_json(&bytes)
             }
             Self::Data(value) => {
-                let data: ContextData =
-                    serde_json::from_value(value.clone()).map_err(PipesError::ContextData)?;
+                let data: ContextData = serde_json::from_value(value.clone()).map_err(PipesError::ContextData)?;
                 if let Some(w) = &data.partition_time_window {
                     w.parse()?;
                 }
@@ -87,9 +79,7 @@ fn load_s3(bucket: &str, key: &str, options: &crate::S3Options) -> Result<Contex
 
 #[cfg(not(feature = "s3"))]
 fn load_s3(_bucket: &str, _key: &str, _options: &crate::S3Options) -> Result<ContextData> {
-    Err(PipesError::S3NotEnabled {
-        what: "the context",
-    })
+    Err(PipesError::S3NotEnabled { what: "the context" })
 }
 
 #[cfg(test)]
@@ -103,8 +93,7 @@ mod tests {
 
     #[test]
     fn path_wins_over_data() {
-        let src =
-            ContextSource::from_params(&params(json!({"path": "/x", "data": {"run_id": "r"}})));
+        let src = ContextSource::from_params(&params(json!({"path": "/x", "data": {"run_id": "r"}})));
         assert_eq!(src.unwrap(), ContextSource::Path("/x".into()));
     }
 
@@ -112,22 +101,12 @@ mod tests {
     fn unknown_params_name_the_keys() {
         let err = ContextSource::from_params(&params(json!({"url": "x", "zzz": 1}))).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("\"url\"") && text.contains("\"zzz\""),
-            "{text}"
-        );
+        assert!(text.contains("\"url\"") && text.contains("\"zzz\""), "{text}");
     }
 
     #[test]
     fn s3_shape() {
-        let src =
-            ContextSource::from_params(&params(json!({"bucket": "b", "key": "k/context.json"})));
-        assert_eq!(
-            src.unwrap(),
-            ContextSource::S3 {
-                bucket: "b".into(),
-                key: "k/context.json".into()
-            }
-        );
+        let src = ContextSource::from_params(&params(json!({"bucket": "b", "key": "k/context.json"})));
+        assert_eq!(src.unwrap(), ContextSource::S3 { bucket: "b".into(), key: "k/context.json".into() });
     }
 }

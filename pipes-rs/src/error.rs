@@ -18,9 +18,7 @@ pub enum PipesError {
         detail: String,
     },
     /// The context params had none of the recognised shapes.
-    #[error(
-        "context params not recognised: expected `path`, `data` or `bucket`+`key`, got keys {keys:?}"
-    )]
+    #[error("context params not recognised: expected `path`, `data` or `bucket`+`key`, got keys {keys:?}")]
     UnknownContextParams {
         /// The keys that were received.
         keys: Vec<String>,
@@ -65,9 +63,7 @@ pub enum PipesError {
         detail: String,
     },
     /// The orchestrator asked for S3 but the crate was built without the `s3` feature.
-    #[error(
-        "the orchestrator asked for {what} on S3, but pipes-rs was built without its `s3` feature"
-    )]
+    #[error("the orchestrator asked for {what} on S3, but pipes-rs was built without its `s3` feature")]
     S3NotEnabled {
         /// The context loader or the message writer.
         what: &'static str,

@@ -82,13 +82,11 @@ pub use context::{ContextData, PartitionKeyRange, Provenance, TimeWindow};
 pub use error::{PipesError, Result};
 pub use message::{ExceptionInfo, LogLevel, Severity, Stream};
 pub use metadata::{
-    ColumnConstraints, Metadata, MetadataValue, Table, TableCell, TableColumn, TableColumnDep,
-    TableColumnLineage, TableSchema,
+    ColumnConstraints, Metadata, MetadataValue, Table, TableCell, TableColumn, TableColumnDep, TableColumnLineage,
+    TableSchema,
 };
 pub use run::{run, run_with};
-pub use session::{
-    AssetCheck, AssetMaterialization, Logger, PipesBuilder, PipesContext, open_dagster_pipes,
-};
+pub use session::{AssetCheck, AssetMaterialization, Logger, PipesBuilder, PipesContext, open_dagster_pipes};
 #[cfg(feature = "tracing")]
 pub use tracing_layer::{PipesLayer, pipes_level};
 
@@ -106,9 +104,6 @@ pub struct S3Options {
 
 impl Default for S3Options {
     fn default() -> Self {
-        Self {
-            force_path_style: None,
-            upload_interval: Duration::from_secs(10),
-        }
+        Self { force_path_style: None, upload_interval: Duration::from_secs(10) }
     }
 }

@@ -78,11 +78,7 @@ impl FromStr for Severity {
         match s {
             "WARN" => Ok(Self::Warn),
             "ERROR" => Ok(Self::Error),
-            _ => Err(PipesError::Parse {
-                what: "asset check severity",
-                value: s.to_string(),
-                expected: "WARN, ERROR",
-            }),
+            _ => Err(PipesError::Parse { what: "asset check severity", value: s.to_string(), expected: "WARN, ERROR" }),
         }
     }
 }
@@ -103,11 +99,7 @@ impl FromStr for Stream {
         match s {
             "stdout" => Ok(Self::Stdout),
             "stderr" => Ok(Self::Stderr),
-            _ => Err(PipesError::Parse {
-                what: "stream",
-                value: s.to_string(),
-                expected: "stdout, stderr",
-            }),
+            _ => Err(PipesError::Parse { what: "stream", value: s.to_string(), expected: "stdout, stderr" }),
         }
     }
 }
@@ -130,22 +122,14 @@ pub struct ExceptionInfo {
 impl ExceptionInfo {
     /// An exception with a message and a name, no stack and no chain.
     pub fn new(name: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            stack: Vec::new(),
-            name: Some(name.into()),
-            cause: None,
-            context: None,
-        }
+        Self { message: message.into(), stack: Vec::new(), name: Some(name.into()), cause: None, context: None }
     }
 
     /// Builds the exception from an error and its `source()` chain. `name` names the top error;
     /// causes are named from their `Debug` form when it starts with an `...Error` type name.
     pub fn from_error(name: impl Into<String>, error: &(dyn std::error::Error + 'static)) -> Self {
         let mut info = Self::new(name, error.to_string());
-        info.cause = error
-            .source()
-            .map(|src| Box::new(Self::from_error(guess_error_name(src), src)));
+        info.cause = error.source().map(|src| Box::new(Self::from_error(guess_error_name(src), src)));
         info
     }
 
@@ -159,26 +143,14 @@ impl ExceptionInfo {
 
 pub(crate) fn guess_error_name(error: &(dyn std::error::Error + 'static)) -> String {
     let debug = format!("{error:?}");
-    let ident: String = debug
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-        .collect();
+    let ident: String = debug.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
     let last = ident.rsplit("::").next().unwrap_or_default();
-    if last.ends_with("Error") {
-        last.to_string()
-    } else {
-        "Error".to_string()
-    }
+    if last.ends_with("Error") { last.to_string() } else { "Error".to_string() }
 }
 
 impl fmt::Display for ExceptionInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}",
-            self.name.as_deref().unwrap_or("Error"),
-            self.message
-        )?;
+        write!(f, "{}: {}", self.name.as_deref().unwrap_or("Error"), self.message)?;
         let mut cause = self.cause.as_deref();
         while let Some(c) = cause {
             write!(f, "\n  caused by: {}", c.message)?;
@@ -275,22 +247,12 @@ impl Serialize for Params<'_, '_> {
                 m.serialize_entry("message", message)?;
                 m.serialize_entry("level", &level)?;
             }
-            Message::ReportAssetMaterialization {
-                asset_key,
-                data_version,
-                metadata,
-            } => {
+            Message::ReportAssetMaterialization { asset_key, data_version, metadata } => {
                 m.serialize_entry("asset_key", asset_key)?;
                 m.serialize_entry("data_version", &data_version)?;
                 m.serialize_entry("metadata", &metadata)?;
             }
-            Message::ReportAssetCheck {
-                asset_key,
-                check_name,
-                passed,
-                metadata,
-                severity,
-            } => {
+            Message::ReportAssetCheck { asset_key, check_name, passed, metadata, severity } => {
                 m.serialize_entry("asset_key", asset_key)?;
                 m.serialize_entry("check_name", check_name)?;
                 m.serialize_entry("passed", &passed)?;
@@ -298,11 +260,7 @@ impl Serialize for Params<'_, '_> {
                 m.serialize_entry("severity", &severity)?;
             }
             Message::ReportCustomMessage { payload } => m.serialize_entry("payload", payload)?,
-            Message::LogExternalStream {
-                stream,
-                text,
-                extras,
-            } => {
+            Message::LogExternalStream { stream, text, extras } => {
                 m.serialize_entry("stream", &stream)?;
                 m.serialize_entry("text", text)?;
                 m.serialize_entry("extras", extras)?;
@@ -320,11 +278,7 @@ mod tests {
         let mut buf = Vec::new();
         msg.write_line(&mut buf).unwrap();
         assert_eq!(buf.last(), Some(&b'\n'));
-        assert_eq!(
-            buf.iter().filter(|b| **b == b'\n').count(),
-            1,
-            "one line per message"
-        );
+        assert_eq!(buf.iter().filter(|b| **b == b'\n').count(), 1, "one line per message");
         let v: Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["__dagster_pipes_version"], PROTOCOL_VERSION);
         v["params"].as_object().unwrap().keys().cloned().collect()
@@ -336,11 +290,7 @@ mod tests {
         assert_eq!(params_keys(Message::Opened { extras: &extras }), ["extras"]);
         assert!(params_keys(Message::Closed { exception: None }).is_empty());
         assert_eq!(
-            params_keys(Message::ReportAssetMaterialization {
-                asset_key: "a",
-                data_version: None,
-                metadata: None
-            }),
+            params_keys(Message::ReportAssetMaterialization { asset_key: "a", data_version: None, metadata: None }),
             ["asset_key", "data_version", "metadata"]
         );
         assert_eq!(
@@ -355,18 +305,9 @@ mod tests {
         );
         let e = ExceptionInfo::new("E", "boom");
         let mut buf = Vec::new();
-        Message::Closed {
-            exception: Some(&e),
-        }
-        .write_line(&mut buf)
-        .unwrap();
+        Message::Closed { exception: Some(&e) }.write_line(&mut buf).unwrap();
         let v: Value = serde_json::from_slice(&buf).unwrap();
-        let keys: Vec<_> = v["params"]["exception"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect();
+        let keys: Vec<_> = v["params"]["exception"].as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["message", "stack", "name", "cause", "context"]);
     }
 

@@ -334,10 +334,7 @@ pub struct Table {
 impl Table {
     /// An empty table with these columns.
     pub fn new(schema: Vec<TableColumn>) -> Self {
-        Self {
-            records: Vec::new(),
-            schema,
-        }
+        Self { records: Vec::new(), schema }
     }
 
     /// Appends a row given as cells in schema order.
@@ -346,12 +343,7 @@ impl Table {
         I: IntoIterator<Item = C>,
         C: Into<TableCell>,
     {
-        let record = self
-            .schema
-            .iter()
-            .zip(cells)
-            .map(|(col, cell)| (col.name.clone(), cell.into()))
-            .collect();
+        let record = self.schema.iter().zip(cells).map(|(col, cell)| (col.name.clone(), cell.into())).collect();
         self.records.push(record);
         self
     }
@@ -415,13 +407,7 @@ pub struct TableColumn {
 impl TableColumn {
     /// A column with a name and a type.
     pub fn new(name: impl Into<String>, column_type: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            column_type: column_type.into(),
-            description: None,
-            tags: None,
-            constraints: None,
-        }
+        Self { name: name.into(), column_type: column_type.into(), description: None, tags: None, constraints: None }
     }
 
     /// Adds a description.
@@ -434,9 +420,7 @@ impl TableColumn {
     /// Adds a tag.
     #[must_use]
     pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.tags
-            .get_or_insert_with(BTreeMap::new)
-            .insert(key.into(), value.into());
+        self.tags.get_or_insert_with(BTreeMap::new).insert(key.into(), value.into());
         self
     }
 
@@ -481,10 +465,7 @@ impl TableColumnLineage {
         self.deps_by_column
             .entry(column.into())
             .or_default()
-            .push(TableColumnDep {
-                asset_key: asset_key.into(),
-                column_name: upstream_column.into(),
-            });
+            .push(TableColumnDep { asset_key: asset_key.into(), column_name: upstream_column.into() });
         self
     }
 }
@@ -525,10 +506,7 @@ mod tests {
     #[test]
     fn floats_always_carry_a_decimal_point() {
         assert_eq!(ser(&1.0f64.into()), r#"{"raw_value":1.0,"type":"float"}"#);
-        assert_eq!(
-            ser(&MetadataValue::Timestamp(1704067200.0)),
-            r#"{"raw_value":1704067200.0,"type":"timestamp"}"#
-        );
+        assert_eq!(ser(&MetadataValue::Timestamp(1704067200.0)), r#"{"raw_value":1704067200.0,"type":"timestamp"}"#);
         assert_eq!(ser(&3i32.into()), r#"{"raw_value":3,"type":"int"}"#);
     }
 
@@ -551,11 +529,7 @@ mod tests {
     #[test]
     fn non_finite_floats_are_refused() {
         assert!(MetadataValue::Float(f64::NAN).validate("k").is_err());
-        assert!(
-            MetadataValue::Timestamp(f64::INFINITY)
-                .validate("k")
-                .is_err()
-        );
+        assert!(MetadataValue::Timestamp(f64::INFINITY).validate("k").is_err());
         let mut t = Table::new(vec![TableColumn::new("x", "float")]);
         t.push_row([f64::NAN]);
         assert!(MetadataValue::Table(t).validate("k").is_err());
@@ -563,18 +537,13 @@ mod tests {
 
     #[test]
     fn u64_beyond_i64_stays_an_integer() {
-        assert_eq!(
-            ser(&u64::MAX.into()),
-            format!(r#"{{"raw_value":{},"type":"__infer__"}}"#, u64::MAX)
-        );
+        assert_eq!(ser(&u64::MAX.into()), format!(r#"{{"raw_value":{},"type":"__infer__"}}"#, u64::MAX));
     }
 
     #[test]
     fn lineage_keys_travel_as_components() {
-        let lineage = TableColumnLineage::default()
-            .dep("a", "up", "x")
-            .dep("a", "grp/up", "y")
-            .dep("a", "odd\\/name", "z");
+        let lineage =
+            TableColumnLineage::default().dep("a", "up", "x").dep("a", "grp/up", "y").dep("a", "odd\\/name", "z");
         let v = serde_json::to_value(MetadataValue::from(lineage)).unwrap();
         let deps = &v["raw_value"]["deps_by_column"]["a"];
         assert_eq!(deps[0]["asset_key"], json!("up"));

@@ -53,10 +53,7 @@ where
     let ctx = match builder.open() {
         Ok(ctx) => ctx,
         Err(e) => {
-            eprintln!(
-                "error: could not open the Dagster Pipes session: {}",
-                chain(&e)
-            );
+            eprintln!("error: could not open the Dagster Pipes session: {}", chain(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -73,10 +70,7 @@ where
         }
         Err(payload) => {
             let message = panic_message(&*payload);
-            let stack = LAST_PANIC
-                .with(|p| p.borrow_mut().take())
-                .map(|(_, stack)| stack)
-                .unwrap_or_default();
+            let stack = LAST_PANIC.with(|p| p.borrow_mut().take()).map(|(_, stack)| stack).unwrap_or_default();
             Some(ExceptionInfo::new("panic", message).with_stack(stack))
         }
     };
@@ -87,11 +81,7 @@ where
     if let Err(e) = &closed {
         eprintln!("error: could not deliver `closed` to Dagster: {}", chain(e));
     }
-    if exception.is_some() || closed.is_err() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if exception.is_some() || closed.is_err() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 /// Error message followed by its causes, for stderr.
@@ -132,9 +122,8 @@ fn frames(rendered: &str) -> Vec<String> {
     let mut frames: Vec<String> = Vec::new();
     for line in rendered.lines() {
         let trimmed = line.trim_start();
-        let starts_frame = trimmed
-            .split_once(':')
-            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        let starts_frame =
+            trimmed.split_once(':').is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
         match frames.last_mut() {
             Some(last) if !starts_frame => {
                 last.push('\n');
@@ -165,10 +154,7 @@ mod tests {
 
     #[test]
     fn type_names_are_short() {
-        assert_eq!(
-            type_name::<std::num::ParseIntError>().as_deref(),
-            Some("ParseIntError")
-        );
+        assert_eq!(type_name::<std::num::ParseIntError>().as_deref(), Some("ParseIntError"));
         assert_eq!(type_name::<BoxError>(), None);
     }
 

@@ -12,25 +12,19 @@ use crate::error::{PipesError, Result};
 /// Builds a client from the standard credential, region and endpoint chain
 /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, profiles, IMDS, ...).
 pub(crate) async fn client(options: &S3Options) -> Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     // A custom endpoint is almost always an S3-compatible store (MinIO, moto, Ceph) that only
     // understands path-style requests; AWS itself accepts them too.
     let endpoint_is_custom = sdk.endpoint_url().is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
         || std::env::var_os("AWS_ENDPOINT_URL").is_some();
     let path_style = options.force_path_style.unwrap_or(endpoint_is_custom);
-    let config = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(path_style)
-        .build();
+    let config = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build();
     Client::from_conf(config)
 }
 
 pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
 /// Runs `f` to completion on a fresh thread with its own runtime.
@@ -73,34 +67,19 @@ pub(crate) fn get_object(options: &S3Options, bucket: &str, key: &str) -> Result
             .send()
             .await
             .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
-        let body = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        let body = object.body.collect().await.map_err(|e| fail(e.to_string()))?;
         Ok(body.into_bytes().to_vec())
     })
 }
 
 /// Uploads one object.
-pub(crate) async fn put_object(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-    body: Vec<u8>,
-) -> Result<()> {
-    client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| PipesError::S3 {
+pub(crate) async fn put_object(client: &Client, bucket: &str, key: &str, body: Vec<u8>) -> Result<()> {
+    client.put_object().bucket(bucket).key(key).body(ByteStream::from(body)).send().await.map(|_| ()).map_err(|e| {
+        PipesError::S3 {
             operation: "PutObject",
             bucket: bucket.to_string(),
             key: key.to_string(),
             detail: DisplayErrorContext(&e).to_string(),
-        })
+        }
+    })
 }

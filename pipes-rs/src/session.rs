@@ -50,11 +50,7 @@ impl Default for PipesBuilder {
 impl PipesBuilder {
     /// Reads the bootstrap values from the environment (the orchestrator's default).
     pub fn new() -> Self {
-        Self {
-            params: Box::new(EnvVarParamsLoader),
-            s3: S3Options::default(),
-            warn_when_unorchestrated: true,
-        }
+        Self { params: Box::new(EnvVarParamsLoader), s3: S3Options::default(), warn_when_unorchestrated: true }
     }
 
     /// Reads the bootstrap values from somewhere else (CLI args, a map).
@@ -91,12 +87,7 @@ impl PipesBuilder {
                     crate::bootstrap::CONTEXT_ENV_VAR
                 );
             }
-            return Ok(PipesContext::from_parts(
-                ContextData::unorchestrated(),
-                Box::new(NullSink),
-                false,
-                false,
-            ));
+            return Ok(PipesContext::from_parts(ContextData::unorchestrated(), Box::new(NullSink), false, false));
         }
         let context_params = self.params.load_context_params()?;
         let messages_params = self.params.load_messages_params()?;
@@ -193,9 +184,7 @@ impl AssetMaterialization {
     /// Adds one metadata entry.
     #[must_use]
     pub fn with(mut self, key: impl Into<String>, value: impl Into<crate::MetadataValue>) -> Self {
-        self.metadata
-            .get_or_insert_with(Metadata::new)
-            .insert(key, value);
+        self.metadata.get_or_insert_with(Metadata::new).insert(key, value);
         self
     }
 }
@@ -213,13 +202,7 @@ pub struct AssetCheck {
 impl AssetCheck {
     /// A result of `check_name` on the step's only asset, with severity ERROR.
     pub fn new(check_name: impl Into<String>, passed: bool) -> Self {
-        Self {
-            check_name: check_name.into(),
-            passed,
-            asset_key: None,
-            severity: Severity::Error,
-            metadata: None,
-        }
+        Self { check_name: check_name.into(), passed, asset_key: None, severity: Severity::Error, metadata: None }
     }
 
     /// Names the asset the check is on.
@@ -246,9 +229,7 @@ impl AssetCheck {
     /// Adds one metadata entry.
     #[must_use]
     pub fn with(mut self, key: impl Into<String>, value: impl Into<crate::MetadataValue>) -> Self {
-        self.metadata
-            .get_or_insert_with(Metadata::new)
-            .insert(key, value);
+        self.metadata.get_or_insert_with(Metadata::new).insert(key, value);
         self
     }
 }
@@ -279,11 +260,7 @@ impl PipesContext {
             match crate::stdio_capture::StdioCapture::start(move |stream, text| {
                 if let Some(inner) = weak.upgrade() {
                     let extras = Map::new();
-                    let _ = inner.send(Message::LogExternalStream {
-                        stream,
-                        text: &text,
-                        extras: &extras,
-                    });
+                    let _ = inner.send(Message::LogExternalStream { stream, text: &text, extras: &extras });
                 }
             }) {
                 Ok(capture) => ctx.inner.lock().capture = Some(capture),
@@ -327,10 +304,7 @@ impl PipesContext {
 
     /// Sends a `log` message.
     pub fn log(&self, level: LogLevel, message: impl AsRef<str>) -> Result<()> {
-        self.inner.send(Message::Log {
-            message: message.as_ref(),
-            level,
-        })
+        self.inner.send(Message::Log { message: message.as_ref(), level })
     }
 
     /// Level-named shortcuts for [`PipesContext::log`].
@@ -385,12 +359,9 @@ impl PipesContext {
 
     /// Reports any JSON-serializable payload; the orchestrator collects these.
     pub fn report_custom_message(&self, payload: impl Serialize) -> Result<()> {
-        let payload = serde_json::to_value(payload).map_err(|e| PipesError::InvalidValue {
-            what: "custom message payload".into(),
-            detail: e.to_string(),
-        })?;
-        self.inner
-            .send(Message::ReportCustomMessage { payload: &payload })
+        let payload = serde_json::to_value(payload)
+            .map_err(|e| PipesError::InvalidValue { what: "custom message payload".into(), detail: e.to_string() })?;
+        self.inner.send(Message::ReportCustomMessage { payload: &payload })
     }
 
     /// Sends text that the orchestrator writes verbatim to its own stdout or stderr.
@@ -401,11 +372,7 @@ impl PipesContext {
         extras: Option<&Map<String, Value>>,
     ) -> Result<()> {
         let empty = Map::new();
-        self.inner.send(Message::LogExternalStream {
-            stream,
-            text: text.as_ref(),
-            extras: extras.unwrap_or(&empty),
-        })
+        self.inner.send(Message::LogExternalStream { stream, text: text.as_ref(), extras: extras.unwrap_or(&empty) })
     }
 
     /// Sends `closed` and releases the channel. Idempotent.
@@ -431,10 +398,7 @@ impl PipesContext {
                 if keys.iter().any(|k| k == key) {
                     Ok(key.to_string())
                 } else {
-                    Err(PipesError::UnknownAssetKey {
-                        key: key.to_string(),
-                        allowed: keys.to_vec(),
-                    })
+                    Err(PipesError::UnknownAssetKey { key: key.to_string(), allowed: keys.to_vec() })
                 }
             }
             (Some(key), None) => {
@@ -442,10 +406,7 @@ impl PipesContext {
                 Ok(key.to_string())
             }
             (None, Some([one])) => Ok(one.clone()),
-            (None, Some(keys)) => Err(PipesError::AmbiguousAssetKey {
-                count: keys.len(),
-                keys: keys.to_vec(),
-            }),
+            (None, Some(keys)) => Err(PipesError::AmbiguousAssetKey { count: keys.len(), keys: keys.to_vec() }),
             (None, None) if !self.inner.orchestrated => Ok("unorchestrated".into()),
             (None, None) => Err(PipesError::NoAssetKey),
         }
@@ -460,22 +421,16 @@ impl Inner {
     }
 
     fn check_open(state: &State, method: &'static str) -> Result<()> {
-        if state.closed {
-            Err(PipesError::Closed { method })
-        } else {
-            Ok(())
-        }
+        if state.closed { Err(PipesError::Closed { method }) } else { Ok(()) }
     }
 
     fn write(state: &mut State, message: Message<'_>) -> Result<()> {
         let State { sink, line, .. } = state;
         line.clear();
-        message
-            .write_line(line)
-            .map_err(|e| PipesError::InvalidValue {
-                what: format!("`{}` message", message.method()),
-                detail: e.to_string(),
-            })?;
+        message.write_line(line).map_err(|e| PipesError::InvalidValue {
+            what: format!("`{}` message", message.method()),
+            detail: e.to_string(),
+        })?;
         let was = IN_PIPES.with(|f| f.replace(true));
         let result = sink.send(line).map_err(PipesError::Write);
         IN_PIPES.with(|f| f.set(was));

@@ -30,30 +30,19 @@ struct Captured {
 }
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 impl StdioCapture {
-    pub(crate) fn start(
-        forward: impl Fn(Stream, String) + Send + Sync + 'static,
-    ) -> io::Result<Self> {
+    pub(crate) fn start(forward: impl Fn(Stream, String) + Send + Sync + 'static) -> io::Result<Self> {
         let forward: Forward = Arc::new(forward);
         let stopping = Arc::new(AtomicBool::new(false));
-        let mut capture = Self {
-            streams: Vec::new(),
-            stopping: stopping.clone(),
-        };
+        let mut capture = Self { streams: Vec::new(), stopping: stopping.clone() };
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
         for (fd, stream) in [(1, Stream::Stdout), (2, Stream::Stderr)] {
             // If one stream fails, restore the other on drop of `capture`.
-            capture
-                .streams
-                .push(redirect(fd, stream, forward.clone(), stopping.clone())?);
+            capture.streams.push(redirect(fd, stream, forward.clone(), stopping.clone())?);
         }
         Ok(capture)
     }
@@ -90,12 +79,7 @@ impl Drop for StdioCapture {
     }
 }
 
-fn redirect(
-    fd: RawFd,
-    stream: Stream,
-    forward: Forward,
-    stopping: Arc<AtomicBool>,
-) -> io::Result<Captured> {
+fn redirect(fd: RawFd, stream: Stream, forward: Forward, stopping: Arc<AtomicBool>) -> io::Result<Captured> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a valid two-element array; every returned descriptor is owned below.
     unsafe {
@@ -128,11 +112,7 @@ fn redirect(
     let thread = std::thread::Builder::new()
         .name(format!("dagster-pipes-{stream:?}").to_lowercase())
         .spawn(move || pump(read_end, saved, stream, &*forward, &stopping))?;
-    Ok(Captured {
-        fd,
-        saved,
-        thread: Some(thread),
-    })
+    Ok(Captured { fd, saved, thread: Some(thread) })
 }
 
 fn pump(
@@ -147,11 +127,7 @@ fn pump(
     let mut pending: Vec<u8> = Vec::new();
     let mut last = Instant::now();
     loop {
-        let mut pfd = libc::pollfd {
-            fd: read_end,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: read_end, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         let ready = unsafe { libc::poll(&mut pfd, 1, 200) };
         let mut eof = false;
@@ -170,9 +146,7 @@ fn pump(
             // hold the pipe open, so don't wait for end-of-file.
             eof = true;
         }
-        if !pending.is_empty()
-            && (eof || last.elapsed() >= FORWARD_EVERY || pending.len() >= FORWARD_BYTES)
-        {
+        if !pending.is_empty() && (eof || last.elapsed() >= FORWARD_EVERY || pending.len() >= FORWARD_BYTES) {
             let cut = utf8_boundary(&pending, eof);
             let text = String::from_utf8_lossy(&pending[..cut]).into_owned();
             pending.drain(..cut);

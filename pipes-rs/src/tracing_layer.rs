@@ -22,11 +22,7 @@ pub struct PipesLayer {
 impl PipesLayer {
     /// Forwards INFO and above.
     pub fn new(ctx: &PipesContext) -> Self {
-        Self {
-            session: ctx.downgrade(),
-            max_level: Level::INFO,
-            with_target: false,
-        }
+        Self { session: ctx.downgrade(), max_level: Level::INFO, with_target: false }
     }
 
     /// Forwards events at `level` and above (TRACE is sent as DEBUG: Pipes has no TRACE).

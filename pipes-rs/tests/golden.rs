@@ -6,25 +6,19 @@ use std::sync::{Arc, Mutex};
 use dagster_pipes::context_loader::ContextSource;
 use dagster_pipes::writer::{MessageSink, MessageTarget, MessagesParams};
 use dagster_pipes::{
-    AssetCheck, AssetMaterialization, ColumnConstraints, ContextData, ExceptionInfo, LogLevel,
-    Metadata, MetadataValue, PipesContext, PipesError, S3Options, Severity, Stream, Table,
-    TableCell, TableColumn, TableColumnLineage, TableSchema,
+    AssetCheck, AssetMaterialization, ColumnConstraints, ContextData, ExceptionInfo, LogLevel, Metadata, MetadataValue,
+    PipesContext, PipesError, S3Options, Severity, Stream, Table, TableCell, TableColumn, TableColumnLineage,
+    TableSchema,
 };
 use serde_json::{Value, json};
 
 fn golden(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn golden_lines(name: &str) -> Vec<Value> {
-    golden(name)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    golden(name).lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// A sink that keeps what it is sent, to read back in the test.
@@ -44,15 +38,8 @@ impl MessageSink for Capture {
 impl Capture {
     fn lines(&self) -> Vec<Value> {
         let bytes = self.0.lock().unwrap().clone();
-        assert!(
-            bytes.is_empty() || bytes.ends_with(b"\n"),
-            "every message ends its line"
-        );
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        assert!(bytes.is_empty() || bytes.ends_with(b"\n"), "every message ends its line");
+        String::from_utf8(bytes).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 }
 
@@ -73,38 +60,20 @@ fn asset_context(keys: &[&str]) -> Value {
 
 #[test]
 fn every_received_context_loads_with_reference_semantics() {
-    for name in [
-        "daily_tempfile",
-        "multi_env",
-        "op",
-        "prov",
-        "range",
-        "static",
-    ] {
-        let file: Value =
-            serde_json::from_str(&golden(&format!("context_received_{name}.json"))).unwrap();
+    for name in ["daily_tempfile", "multi_env", "op", "prov", "range", "static"] {
+        let file: Value = serde_json::from_str(&golden(&format!("context_received_{name}.json"))).unwrap();
         let ctx_params = file["context_params"].as_object().unwrap();
         let source = ContextSource::from_params(ctx_params).unwrap();
-        let msg_params =
-            MessagesParams::from_params(file["messages_params"].as_object().unwrap()).unwrap();
-        assert!(
-            matches!(msg_params.target, MessageTarget::File(_)),
-            "{name}"
-        );
+        let msg_params = MessagesParams::from_params(file["messages_params"].as_object().unwrap()).unwrap();
+        assert!(matches!(msg_params.target, MessageTarget::File(_)), "{name}");
         assert!(!msg_params.include_stdio_in_messages);
         let data: ContextData = match &source {
             ContextSource::Data(_) => source.load(&S3Options::default()).unwrap(),
-            ContextSource::Path(_) => {
-                ContextData::from_json(file["context_data"].to_string().as_bytes()).unwrap()
-            }
+            ContextSource::Path(_) => ContextData::from_json(file["context_data"].to_string().as_bytes()).unwrap(),
             other => panic!("unexpected source {other:?}"),
         };
         // Round trip: what we read is what was sent.
-        assert_eq!(
-            serde_json::to_value(&data).unwrap(),
-            file["context_data"],
-            "{name}"
-        );
+        assert_eq!(serde_json::to_value(&data).unwrap(), file["context_data"], "{name}");
         match name {
             "daily_tempfile" => {
                 assert_eq!(data.asset_key().unwrap(), "prefix/daily_asset");
@@ -123,15 +92,9 @@ fn every_received_context_loads_with_reference_semantics() {
                 );
             }
             "multi_env" => {
-                assert!(matches!(
-                    data.asset_key(),
-                    Err(PipesError::AmbiguousAssetKey { count: 2, .. })
-                ));
+                assert!(matches!(data.asset_key(), Err(PipesError::AmbiguousAssetKey { count: 2, .. })));
                 assert_eq!(data.asset_keys().unwrap(), ["a1", "a2"]);
-                assert_eq!(
-                    data.code_version_by_asset_key().unwrap()["a2"].as_deref(),
-                    Some("cv2")
-                );
+                assert_eq!(data.code_version_by_asset_key().unwrap()["a2"].as_deref(), Some("cv2"));
             }
             "op" => {
                 assert!(!data.is_asset_step());
@@ -148,10 +111,7 @@ fn every_received_context_loads_with_reference_semantics() {
                 // A single-run backfill: Dagster sends no partition at all.
                 assert!(!data.is_partition_step());
                 let err = data.partition_key().unwrap_err().to_string();
-                assert!(
-                    err.contains("extras"),
-                    "the error explains ranged runs: {err}"
-                );
+                assert!(err.contains("extras"), "the error explains ranged runs: {err}");
                 assert!(data.partition_time_window().is_err());
             }
             "static" => {
@@ -165,13 +125,9 @@ fn every_received_context_loads_with_reference_semantics() {
 
 #[test]
 fn handmade_context_with_every_field() {
-    let data =
-        ContextData::from_json(golden("handmade_context_all_fields.json").as_bytes()).unwrap();
+    let data = ContextData::from_json(golden("handmade_context_all_fields.json").as_bytes()).unwrap();
     assert_eq!(data.asset_keys().unwrap().len(), 2);
-    assert_eq!(
-        dagster_pipes::asset_key::to_path(&data.asset_keys().unwrap()[1]).unwrap(),
-        ["prefix", "other/asset"]
-    );
+    assert_eq!(dagster_pipes::asset_key::to_path(&data.asset_keys().unwrap()[1]).unwrap(), ["prefix", "other/asset"]);
     assert_eq!(data.run_id(), "6b1b3a2e-0000-4000-8000-000000000000");
     assert_eq!(data.retry_number(), 0);
     assert_eq!(data.extras()["foo"], "bar");
@@ -193,11 +149,7 @@ fn all_methods_match_the_reference_output() {
             TableColumn::new("a", "int"),
             TableColumn::new("b", "string")
                 .description("col b")
-                .constraints(ColumnConstraints {
-                    nullable: Some(false),
-                    unique: Some(true),
-                    other: Some(vec![]),
-                })
+                .constraints(ColumnConstraints { nullable: Some(false), unique: Some(true), other: Some(vec![]) })
                 .tag("pii", "no"),
         ]);
         t.push_row([TableCell::from(1), TableCell::from("x")]);
@@ -212,10 +164,7 @@ fn all_methods_match_the_reference_output() {
         .with("inferred_list", MetadataValue::Infer(json!([1, 2, 3])))
         .with("typed_url", MetadataValue::Url("https://dagster.io".into()))
         .with("typed_path", MetadataValue::Path("/dev/null".into()))
-        .with(
-            "typed_notebook",
-            MetadataValue::Notebook("notebook.ipynb".into()),
-        )
+        .with("typed_notebook", MetadataValue::Notebook("notebook.ipynb".into()))
         .with("typed_md", MetadataValue::Md("**markdown**".into()))
         .with("typed_json", MetadataValue::Json(json!({"foo": "bar"})))
         .with("typed_text", "hello")
@@ -224,32 +173,18 @@ fn all_methods_match_the_reference_output() {
         .with("typed_bool", false)
         .with("typed_null", MetadataValue::Null)
         .with("typed_asset", MetadataValue::Asset("foo/bar".into()))
-        .with(
-            "typed_dagster_run",
-            MetadataValue::DagsterRun("db892d7f-0031-4747-973d-22e8b9095d9d".into()),
-        )
+        .with("typed_dagster_run", MetadataValue::DagsterRun("db892d7f-0031-4747-973d-22e8b9095d9d".into()))
         .with("typed_timestamp", MetadataValue::Timestamp(1_704_067_200.0))
         .with("typed_table", table)
-        .with(
-            "typed_table_schema",
-            TableSchema::new(vec![TableColumn::new("a", "int")]),
-        )
-        .with(
-            "typed_table_column_lineage",
-            TableColumnLineage::default().dep("a", "upstream", "x"),
-        )
+        .with("typed_table_schema", TableSchema::new(vec![TableColumn::new("a", "int")]))
+        .with("typed_table_column_lineage", TableColumnLineage::default().dep("a", "upstream", "x"))
         .with("explicit_infer", MetadataValue::Infer(json!(42)));
     ctx.report_asset_materialization(
-        AssetMaterialization::new()
-            .asset_key("my_asset")
-            .data_version("alpha")
-            .metadata(md),
+        AssetMaterialization::new().asset_key("my_asset").data_version("alpha").metadata(md),
     )
     .unwrap();
-    ctx.report_asset_materialization(AssetMaterialization::new().asset_key("prefix/other\\/asset"))
-        .unwrap();
-    ctx.report_asset_check(AssetCheck::new("my_check", true).asset_key("my_asset"))
-        .unwrap();
+    ctx.report_asset_materialization(AssetMaterialization::new().asset_key("prefix/other\\/asset")).unwrap();
+    ctx.report_asset_check(AssetCheck::new("my_check", true).asset_key("my_asset")).unwrap();
     ctx.report_asset_check(
         AssetCheck::new("my_check2", false)
             .asset_key("my_asset")
@@ -257,15 +192,11 @@ fn all_methods_match_the_reference_output() {
             .metadata(Metadata::new().with("n", MetadataValue::Infer(json!(3)))),
     )
     .unwrap();
-    ctx.report_custom_message(json!({"foo": "bar", "n": [1, 2]}))
-        .unwrap();
-    ctx.report_custom_message("Hello from external process!")
-        .unwrap();
-    ctx.log_external_stream(Stream::Stdout, "some text\n", None)
-        .unwrap();
+    ctx.report_custom_message(json!({"foo": "bar", "n": [1, 2]})).unwrap();
+    ctx.report_custom_message("Hello from external process!").unwrap();
+    ctx.log_external_stream(Stream::Stdout, "some text\n", None).unwrap();
     let extras = json!({"k": "v"});
-    ctx.log_external_stream(Stream::Stderr, "err text\n", extras.as_object())
-        .unwrap();
+    ctx.log_external_stream(Stream::Stderr, "err text\n", extras.as_object()).unwrap();
     ctx.close().unwrap();
 
     let expected: Vec<Value> = golden_lines("python_all_methods.messages.jsonl")
@@ -286,17 +217,10 @@ fn op_step_accepts_any_key() {
     let mut data = asset_context(&[]);
     data["asset_keys"] = Value::Null;
     let (ctx, capture) = session(data);
-    ctx.report_asset_materialization(AssetMaterialization::new().asset_key("anything/goes"))
-        .unwrap();
-    assert!(matches!(
-        ctx.report_asset_materialization(AssetMaterialization::new()),
-        Err(PipesError::NoAssetKey)
-    ));
+    ctx.report_asset_materialization(AssetMaterialization::new().asset_key("anything/goes")).unwrap();
+    assert!(matches!(ctx.report_asset_materialization(AssetMaterialization::new()), Err(PipesError::NoAssetKey)));
     ctx.close().unwrap();
-    assert_eq!(
-        capture.lines(),
-        golden_lines("python_op_step.messages.jsonl")
-    );
+    assert_eq!(capture.lines(), golden_lines("python_op_step.messages.jsonl"));
 }
 
 fn shape(v: &Value) -> Value {
@@ -311,13 +235,9 @@ fn shape(v: &Value) -> Value {
 #[test]
 fn closed_with_exception_has_the_reference_shape() {
     let (ctx, capture) = session(asset_context(&["my_asset"]));
-    ctx.report_asset_materialization(AssetMaterialization::new())
-        .unwrap();
-    let mut e = ExceptionInfo::new("RuntimeError", "Very bad error has happened!")
-        .with_stack(vec!["frame".into()]);
-    e.cause = Some(Box::new(
-        ExceptionInfo::new("ValueError", "inner").with_stack(vec!["f".into()]),
-    ));
+    ctx.report_asset_materialization(AssetMaterialization::new()).unwrap();
+    let mut e = ExceptionInfo::new("RuntimeError", "Very bad error has happened!").with_stack(vec!["frame".into()]);
+    e.cause = Some(Box::new(ExceptionInfo::new("ValueError", "inner").with_stack(vec!["f".into()])));
     ctx.close_with_exception(&e).unwrap();
     let got = capture.lines();
     let expected = golden_lines("python_closed_with_exception.messages.jsonl");
@@ -326,10 +246,7 @@ fn closed_with_exception_has_the_reference_shape() {
         assert_eq!(shape(g), shape(e));
     }
     // The harness wants the bare message.
-    assert_eq!(
-        got[2]["params"]["exception"]["message"],
-        "Very bad error has happened!"
-    );
+    assert_eq!(got[2]["params"]["exception"]["message"], "Very bad error has happened!");
 }
 
 #[test]
@@ -338,9 +255,7 @@ fn messages_fit_the_blob_store_chunks() {
     ctx.logger().info("first").unwrap();
     ctx.logger().info("second").unwrap();
     ctx.report_asset_materialization(
-        AssetMaterialization::new()
-            .asset_key("my_asset")
-            .with("n", MetadataValue::Infer(json!(1))),
+        AssetMaterialization::new().asset_key("my_asset").with("n", MetadataValue::Infer(json!(1))),
     )
     .unwrap();
     ctx.close().unwrap();
@@ -356,21 +271,11 @@ fn closed_is_sent_exactly_once_and_nothing_after_it() {
     let (ctx, capture) = session(asset_context(&["my_asset"]));
     ctx.close().unwrap();
     ctx.close().unwrap();
-    assert!(matches!(
-        ctx.logger().info("late"),
-        Err(PipesError::Closed { method: "log" })
-    ));
-    assert!(matches!(
-        ctx.report_asset_materialization(AssetMaterialization::new()),
-        Err(PipesError::Closed { .. })
-    ));
+    assert!(matches!(ctx.logger().info("late"), Err(PipesError::Closed { method: "log" })));
+    assert!(matches!(ctx.report_asset_materialization(AssetMaterialization::new()), Err(PipesError::Closed { .. })));
     assert!(ctx.report_custom_message(1).is_err());
     drop(ctx);
-    let methods: Vec<_> = capture
-        .lines()
-        .iter()
-        .map(|m| m["method"].as_str().unwrap().to_string())
-        .collect();
+    let methods: Vec<_> = capture.lines().iter().map(|m| m["method"].as_str().unwrap().to_string()).collect();
     assert_eq!(methods, ["opened", "closed"]);
 }
 
@@ -381,11 +286,7 @@ fn dropping_the_last_handle_closes_once() {
     drop(ctx);
     clone.logger().info("still open").unwrap();
     drop(clone);
-    let methods: Vec<_> = capture
-        .lines()
-        .iter()
-        .map(|m| m["method"].as_str().unwrap().to_string())
-        .collect();
+    let methods: Vec<_> = capture.lines().iter().map(|m| m["method"].as_str().unwrap().to_string()).collect();
     assert_eq!(methods, ["opened", "log", "closed"]);
 }
 
@@ -396,8 +297,7 @@ fn duplicate_and_unknown_materializations_are_refused() {
         ctx.report_asset_materialization(AssetMaterialization::new()),
         Err(PipesError::AmbiguousAssetKey { count: 2, .. })
     ));
-    ctx.report_asset_materialization(AssetMaterialization::new().asset_key("a"))
-        .unwrap();
+    ctx.report_asset_materialization(AssetMaterialization::new().asset_key("a")).unwrap();
     assert!(matches!(
         ctx.report_asset_materialization(AssetMaterialization::new().asset_key("a")),
         Err(PipesError::DuplicateMaterialization { .. })
@@ -406,28 +306,16 @@ fn duplicate_and_unknown_materializations_are_refused() {
         ctx.report_asset_materialization(AssetMaterialization::new().asset_key("c")),
         Err(PipesError::UnknownAssetKey { .. })
     ));
-    assert!(
-        ctx.report_asset_check(AssetCheck::new("chk", true).asset_key("c"))
-            .is_err()
-    );
-    assert!(
-        ctx.report_asset_check(AssetCheck::new("", true).asset_key("a"))
-            .is_err()
-    );
+    assert!(ctx.report_asset_check(AssetCheck::new("chk", true).asset_key("c")).is_err());
+    assert!(ctx.report_asset_check(AssetCheck::new("", true).asset_key("a")).is_err());
     ctx.close().unwrap();
-    assert_eq!(
-        capture.lines().len(),
-        3,
-        "opened, one materialization, closed"
-    );
+    assert_eq!(capture.lines().len(), 3, "opened, one materialization, closed");
 }
 
 #[test]
 fn unrepresentable_metadata_is_refused_before_sending() {
     let (ctx, capture) = session(asset_context(&["a"]));
-    let err = ctx
-        .report_asset_materialization(AssetMaterialization::new().with("ratio", f64::NAN))
-        .unwrap_err();
+    let err = ctx.report_asset_materialization(AssetMaterialization::new().with("ratio", f64::NAN)).unwrap_err();
     assert!(err.to_string().contains("ratio"), "{err}");
     ctx.close().unwrap();
     assert_eq!(capture.lines().len(), 2);
@@ -463,34 +351,19 @@ fn every_metadata_type_is_wrapped_and_none_is_job() {
         assert_eq!(s["type"], v.type_name());
     }
     // Floats keep their decimal point, ints never gain one.
-    assert_eq!(
-        serde_json::to_string(&MetadataValue::Float(1.0)).unwrap(),
-        r#"{"raw_value":1.0,"type":"float"}"#
-    );
-    assert_eq!(
-        serde_json::to_string(&MetadataValue::Int(1)).unwrap(),
-        r#"{"raw_value":1,"type":"int"}"#
-    );
+    assert_eq!(serde_json::to_string(&MetadataValue::Float(1.0)).unwrap(), r#"{"raw_value":1.0,"type":"float"}"#);
+    assert_eq!(serde_json::to_string(&MetadataValue::Int(1)).unwrap(), r#"{"raw_value":1,"type":"int"}"#);
 }
 
 #[test]
 fn log_levels_are_only_the_five() {
     let (ctx, capture) = session(asset_context(&["a"]));
-    for level in [
-        LogLevel::Debug,
-        LogLevel::Info,
-        LogLevel::Warning,
-        LogLevel::Error,
-        LogLevel::Critical,
-    ] {
+    for level in [LogLevel::Debug, LogLevel::Info, LogLevel::Warning, LogLevel::Error, LogLevel::Critical] {
         ctx.log(level, "x").unwrap();
     }
     ctx.close().unwrap();
-    let levels: Vec<_> = capture
-        .lines()
-        .iter()
-        .filter_map(|m| m["params"]["level"].as_str().map(String::from))
-        .collect();
+    let levels: Vec<_> =
+        capture.lines().iter().filter_map(|m| m["params"]["level"].as_str().map(String::from)).collect();
     assert_eq!(levels, ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]);
 }
 
@@ -503,17 +376,13 @@ fn unorchestrated_process_gets_a_no_op_session() {
         .unwrap();
     assert!(!ctx.is_orchestrated());
     ctx.logger().info("goes nowhere").unwrap();
-    ctx.report_asset_materialization(AssetMaterialization::new().with("n", 1))
-        .unwrap();
+    ctx.report_asset_materialization(AssetMaterialization::new().with("n", 1)).unwrap();
     ctx.close().unwrap();
 }
 
 #[test]
 fn orchestrated_but_broken_is_an_error() {
-    let raw_json = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        br#"{"path": "/x"}"#,
-    );
+    let raw_json = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, br#"{"path": "/x"}"#);
     let open = |ctx: &str, msgs: &str| {
         dagster_pipes::PipesBuilder::new()
             .params_loader(dagster_pipes::MapParamsLoader::new([
@@ -524,25 +393,15 @@ fn orchestrated_but_broken_is_an_error() {
     };
     let good_msgs = dagster_pipes::bootstrap::encode_params(&json!({"stdio": "stderr"}));
     // Base64 of JSON without zlib: the mistake another Rust project shipped.
-    assert!(matches!(
-        open(&raw_json, &good_msgs),
-        Err(PipesError::Bootstrap { stage: "zlib", .. })
-    ));
-    let missing =
-        dagster_pipes::bootstrap::encode_params(&json!({"path": "/nonexistent/ctx.json"}));
-    assert!(matches!(
-        open(&missing, &good_msgs),
-        Err(PipesError::ContextFile { .. })
-    ));
+    assert!(matches!(open(&raw_json, &good_msgs), Err(PipesError::Bootstrap { stage: "zlib", .. })));
+    let missing = dagster_pipes::bootstrap::encode_params(&json!({"path": "/nonexistent/ctx.json"}));
+    assert!(matches!(open(&missing, &good_msgs), Err(PipesError::ContextFile { .. })));
     let weird = dagster_pipes::bootstrap::encode_params(&json!({"socket": 1}));
     let dir = tempfile::tempdir().unwrap();
     let ctx_path = dir.path().join("ctx.json");
     std::fs::write(&ctx_path, asset_context(&["a"]).to_string()).unwrap();
     let ctx_ok = dagster_pipes::bootstrap::encode_params(&json!({"path": ctx_path}));
-    assert!(matches!(
-        open(&ctx_ok, &weird),
-        Err(PipesError::UnknownMessageParams { .. })
-    ));
+    assert!(matches!(open(&ctx_ok, &weird), Err(PipesError::UnknownMessageParams { .. })));
     // And the working combination opens, writing `opened` to the file.
     let msg_path = dir.path().join("messages");
     let msgs = dagster_pipes::bootstrap::encode_params(&json!({"path": msg_path}));

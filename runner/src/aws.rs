@@ -17,16 +17,26 @@ impl AwsClients {
         Self::default()
     }
 
+    /// Clients for an explicit endpoint with static credentials (tests against moto).
+    pub async fn for_endpoint(endpoint: &str, region: &str) -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new(region.to_string()))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "static"))
+            .load()
+            .await;
+        let cell = OnceCell::new();
+        let _ = cell.set(config);
+        Self { config: cell }
+    }
+
     async fn sdk(&self) -> &SdkConfig {
         self.config
             .get_or_init(|| async {
                 let timeouts = aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(std::time::Duration::from_secs(5))
                     .build();
-                aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .timeout_config(timeouts)
-                    .load()
-                    .await
+                aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await
             })
             .await
     }
@@ -47,9 +57,7 @@ impl AwsClients {
     /// need it).
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         let path_style = self.custom_endpoint().await;
-        let conf = aws_sdk_s3::config::Builder::from(self.sdk().await)
-            .force_path_style(path_style)
-            .build();
+        let conf = aws_sdk_s3::config::Builder::from(self.sdk().await).force_path_style(path_style).build();
         aws_sdk_s3::Client::from_conf(conf)
     }
 

@@ -63,10 +63,7 @@ fn data_files(dir: &std::path::Path, out: &mut Vec<PlRefPath>) -> std::io::Resul
     Ok(())
 }
 
-fn scan(
-    dirs: &[String],
-    local: &dyn Fn(&str) -> Option<std::path::PathBuf>,
-) -> PolarsResult<LazyFrame> {
+fn scan(dirs: &[String], local: &dyn Fn(&str) -> Option<std::path::PathBuf>) -> PolarsResult<LazyFrame> {
     let mut files = Vec::new();
     for d in dirs {
         let path = local(d).ok_or_else(|| polars_err!(ComputeError: "cannot read {d} locally"))?;
@@ -77,10 +74,7 @@ fn scan(
     }
     LazyFrame::scan_parquet_files(
         files.into(),
-        ScanArgsParquet {
-            hive_options: HiveOptions::new_enabled(),
-            ..Default::default()
-        },
+        ScanArgsParquet { hive_options: HiveOptions::new_enabled(), ..Default::default() },
     )
 }
 
@@ -127,10 +121,7 @@ fn count(df: &DataFrame) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn measure(
-    check: &CheckSpec,
-    frame: LazyFrame,
-) -> PolarsResult<(bool, BTreeMap<String, f64>, String)> {
+fn measure(check: &CheckSpec, frame: LazyFrame) -> PolarsResult<(bool, BTreeMap<String, f64>, String)> {
     let rows = count(&frame.clone().select([len()]).collect()?);
     let mut observed = BTreeMap::from([("rows".to_string(), rows)]);
     Ok(match check {
@@ -147,42 +138,22 @@ fn measure(
             )
         }
         CheckSpec::NoNulls { column, .. } => {
-            let nulls = if rows == 0.0 {
-                0.0
-            } else {
-                count(
-                    &frame
-                        .select([col(column.as_str()).null_count()])
-                        .collect()?,
-                )
-            };
+            let nulls =
+                if rows == 0.0 { 0.0 } else { count(&frame.select([col(column.as_str()).null_count()]).collect()?) };
             observed.insert("nulls".into(), nulls);
-            (
-                nulls == 0.0,
-                observed,
-                format!("{nulls} nulls in {column:?} over {rows} rows"),
-            )
+            (nulls == 0.0, observed, format!("{nulls} nulls in {column:?} over {rows} rows"))
         }
         CheckSpec::Unique { columns, .. } => {
             let dupes = if rows == 0.0 {
                 0.0
             } else {
                 let keys: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
-                let distinct = count(
-                    &frame
-                        .select(keys)
-                        .unique(None, UniqueKeepStrategy::Any)
-                        .select([len()])
-                        .collect()?,
-                );
+                let distinct =
+                    count(&frame.select(keys).unique(None, UniqueKeepStrategy::Any).select([len()]).collect()?);
                 rows - distinct
             };
             observed.insert("duplicates".into(), dupes);
-            (
-                dupes == 0.0,
-                observed,
-                format!("{dupes} duplicate keys {columns:?} over {rows} rows"),
-            )
+            (dupes == 0.0, observed, format!("{dupes} duplicate keys {columns:?} over {rows} rows"))
         }
     })
 }

@@ -97,21 +97,15 @@ pub async fn run_item_process(
             rss / (1024 * 1024)
         )));
     }
-    let result = std::fs::read(&result_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<ChildResult>(&b).ok());
+    let result = std::fs::read(&result_path).ok().and_then(|b| serde_json::from_slice::<ChildResult>(&b).ok());
     Ok(match (result, status) {
         (Some(ChildResult::Ok(mut stats)), 0) => {
             stats.peak_rss_bytes = Some(peak);
             ChildOutcome::Succeeded(stats)
         }
         (Some(ChildResult::Error(e)), _) => ChildOutcome::Failed(e),
-        (_, code) if code >= 128 => {
-            ChildOutcome::Killed(format!("item process killed by signal {}", code - 128))
-        }
-        (_, code) => ChildOutcome::Failed(format!(
-            "item process exited with status {code} without a result"
-        )),
+        (_, code) if code >= 128 => ChildOutcome::Killed(format!("item process killed by signal {}", code - 128)),
+        (_, code) => ChildOutcome::Failed(format!("item process exited with status {code} without a result")),
     })
 }
 
@@ -138,10 +132,6 @@ fn wait(pid: u32) -> std::io::Result<(i32, u64)> {
             return Err(e);
         }
     }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
     Ok((code, usage.ru_maxrss as u64 * 1024))
 }

@@ -24,11 +24,7 @@ use crate::stores::StoreCache;
 
 /// Runs the command line.
 pub fn main(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
@@ -40,14 +36,9 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Run(args) => run(args).await,
             Command::Worker(args) => worker(args).await,
             Command::ExecItem(args) => exec_item(&args.item, &args.result, &args.scratch).await,
-            Command::Fleet {
-                command:
-                    FleetCommand::Gc {
-                        config,
-                        state,
-                        backend,
-                    },
-            } => gc(config.as_deref(), state, backend).await,
+            Command::Fleet { command: FleetCommand::Gc { config, state, backend } } => {
+                gc(config.as_deref(), state, backend).await
+            }
             Command::Validate { job } => validate(&job),
             Command::Example { command } => example(command),
         }
@@ -63,32 +54,21 @@ pub fn main(cli: Cli) -> ExitCode {
 
 fn init_logging(pipes: Option<&dagster_pipes::PipesContext>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn",
-        )
+        tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn")
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(ansi);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
     let _ = match pipes {
-        Some(ctx) => registry
-            .with(dagster_pipes::PipesLayer::new(ctx))
-            .try_init(),
+        Some(ctx) => registry.with(dagster_pipes::PipesLayer::new(ctx)).try_init(),
         None => registry.try_init(),
     };
 }
 
 fn daily_range(text: &str) -> anyhow::Result<Vec<Partition>> {
-    let (a, b) = text
-        .split_once("..")
-        .context("--partition-range is START..END")?;
-    let start = chrono::NaiveDate::parse_from_str(a, "%Y-%m-%d")
-        .with_context(|| format!("range start {a:?}"))?;
-    let end = chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d")
-        .with_context(|| format!("range end {b:?}"))?;
+    let (a, b) = text.split_once("..").context("--partition-range is START..END")?;
+    let start = chrono::NaiveDate::parse_from_str(a, "%Y-%m-%d").with_context(|| format!("range start {a:?}"))?;
+    let end = chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d").with_context(|| format!("range end {b:?}"))?;
     if end < start {
         bail!("--partition-range ends before it starts");
     }
@@ -103,14 +83,9 @@ fn resolve_dir(base: &Path, text: &str) -> anyhow::Result<Location> {
     if let Some(l) = Location::parse_absolute(text) {
         return Ok(l);
     }
-    let abs = if Path::new(text).is_absolute() {
-        PathBuf::from(text)
-    } else {
-        base.join(text)
-    };
+    let abs = if Path::new(text).is_absolute() { PathBuf::from(text) } else { base.join(text) };
     let abs = std::path::absolute(&abs).with_context(|| format!("resolving {}", abs.display()))?;
-    Location::parse_absolute(&abs.to_string_lossy())
-        .with_context(|| format!("{} is not a usable path", abs.display()))
+    Location::parse_absolute(&abs.to_string_lossy()).with_context(|| format!("{} is not a usable path", abs.display()))
 }
 
 fn local_dir(loc: &Location) -> Option<PathBuf> {
@@ -122,11 +97,7 @@ fn local_dir(loc: &Location) -> Option<PathBuf> {
 
 fn new_run_id() -> String {
     let now = chrono::Utc::now();
-    format!(
-        "{}-{:04x}",
-        now.format("%Y%m%dT%H%M%S"),
-        (now.timestamp_subsec_nanos() ^ std::process::id()) & 0xffff
-    )
+    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%S"), (now.timestamp_subsec_nanos() ^ std::process::id()) & 0xffff)
 }
 
 struct Prepared {
@@ -149,12 +120,7 @@ async fn prepare(
     if config.backend == Backend::Aws && config.ec2.is_none() {
         bail!("the aws backend needs an [ec2] table in the runner config");
     }
-    let spec_dir = args
-        .job
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let spec_dir = args.job.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let cwd = std::env::current_dir()?;
     let root = match (&args.root, &config.data_root, &spec.root) {
         (Some(r), _, _) | (None, Some(r), _) => resolve_dir(&cwd, r)?,
@@ -170,12 +136,9 @@ async fn prepare(
         None => Duration::from_secs(12 * 3600),
     };
     let stores = Arc::new(StoreCache::new(aws.clone()));
-    let (queues, queue_kind, fleet): (Arc<dyn QueueBackend>, &str, Arc<dyn Fleet>) = match config
-        .backend
-    {
+    let (queues, queue_kind, fleet): (Arc<dyn QueueBackend>, &str, Arc<dyn Fleet>) = match config.backend {
         Backend::Local => {
-            let dir =
-                local_dir(&state).unwrap_or_else(|| std::env::temp_dir().join("spotlake-runner"));
+            let dir = local_dir(&state).unwrap_or_else(|| std::env::temp_dir().join("spotlake-runner"));
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             (
                 Arc::new(LocalQueues::new(dir.join("queues.sqlite"))),
@@ -197,11 +160,10 @@ async fn prepare(
             )
         }
     };
-    let capacity = args.workers.or(config.workers).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(2)
-    });
+    let capacity = args
+        .workers
+        .or(config.workers)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(2));
     let options = RunOptions {
         run_id: RunId(args.run_id.clone().unwrap_or_else(new_run_id)),
         root,
@@ -219,23 +181,11 @@ async fn prepare(
         poll_imds: config.backend == Backend::Aws,
         scratch_dir: config.scratch_dir.clone(),
     };
-    Ok(Prepared {
-        backends: Backends {
-            stores,
-            queues,
-            queue_kind: queue_kind.to_string(),
-            fleet,
-        },
-        options,
-        config,
-    })
+    Ok(Prepared { backends: Backends { stores, queues, queue_kind: queue_kind.to_string(), fleet }, options, config })
 }
 
 fn print_summary(summary: &RunSummary) {
-    eprintln!(
-        "\nrun {} finished in {:.1}s",
-        summary.run_id, summary.seconds
-    );
+    eprintln!("\nrun {} finished in {:.1}s", summary.run_id, summary.seconds);
     for s in &summary.steps {
         eprintln!(
             "  {:<20} items {:>5} (already done {:>4})  rows in {:>10}  quarantined {:>6}  retries {:>3}  {:>7.1}s",
@@ -243,10 +193,7 @@ fn print_summary(summary: &RunSummary) {
         );
         for (name, o) in &s.outputs {
             let loc = o.locations.values().next().cloned().unwrap_or_default();
-            eprintln!(
-                "      → {name}: {} rows in {} files at {loc}",
-                o.rows, o.files
-            );
+            eprintln!("      → {name}: {} rows in {} files at {loc}", o.rows, o.files);
         }
     }
 }
@@ -266,10 +213,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 let chain: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
                 let mut ex = dagster_pipes::ExceptionInfo::new("RunnerError", e.to_string());
                 if !chain.is_empty() {
-                    ex.cause = Some(Box::new(dagster_pipes::ExceptionInfo::new(
-                        "Cause",
-                        chain.join(": "),
-                    )));
+                    ex.cause = Some(Box::new(dagster_pipes::ExceptionInfo::new("Cause", chain.join(": "))));
                 }
                 pipes.close_with_exception(&ex)
             }
@@ -282,18 +226,11 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     result
 }
 
-async fn run_inner(
-    args: &RunArgs,
-    pipes: &dagster_pipes::PipesContext,
-) -> anyhow::Result<ExitCode> {
-    let spec_text = std::fs::read_to_string(&args.job)
-        .with_context(|| format!("reading job spec {}", args.job.display()))?;
+async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyhow::Result<ExitCode> {
+    let spec_text =
+        std::fs::read_to_string(&args.job).with_context(|| format!("reading job spec {}", args.job.display()))?;
     let spec = JobSpec::parse(&spec_text, &args.job.display().to_string())?;
-    let mut partitions: Vec<Partition> = args
-        .partitions
-        .iter()
-        .map(|k| Partition::from_key(k))
-        .collect();
+    let mut partitions: Vec<Partition> = args.partitions.iter().map(|k| Partition::from_key(k)).collect();
     if let Some(r) = &args.partition_range {
         partitions.extend(daily_range(r)?);
     }
@@ -303,11 +240,7 @@ async fn run_inner(
     }
     let aws = Arc::new(AwsClients::new());
     let prepared = prepare(args, &spec, partitions, dagster_run, aws).await?;
-    let Prepared {
-        backends,
-        options,
-        config,
-    } = prepared;
+    let Prepared { backends, options, config } = prepared;
     info!(
         run = %options.run_id,
         root = %options.root,
@@ -319,17 +252,11 @@ async fn run_inner(
     let live = LiveFleets::default();
     let backends = Arc::new(backends);
     let task = {
-        let (spec, spec_text, options, backends, live) = (
-            spec.clone(),
-            spec_text.clone(),
-            options.clone(),
-            backends.clone(),
-            live.clone(),
-        );
+        let (spec, spec_text, options, backends, live) =
+            (spec.clone(), spec_text.clone(), options.clone(), backends.clone(), live.clone());
         tokio::spawn(async move {
             let observer = crate::observer::TerminalObserver::default();
-            crate::orchestrator::run_job(&spec, &spec_text, &options, &backends, &observer, &live)
-                .await
+            crate::orchestrator::run_job(&spec, &spec_text, &options, &backends, &observer, &live).await
         })
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -356,15 +283,11 @@ async fn run_inner(
     print_summary(&summary);
     let item_seconds: f64 = summary.steps.iter().map(|s| s.item_seconds).sum();
     let cost = config.pricing.unwrap_or_default().estimate(item_seconds);
-    let checks = crate::checks::evaluate(&spec, &summary, &|uri| {
-        Location::parse_absolute(uri).and_then(|l| local_dir(&l))
-    });
+    let checks =
+        crate::checks::evaluate(&spec, &summary, &|uri| Location::parse_absolute(uri).and_then(|l| local_dir(&l)));
     for c in &checks {
         let verdict = if c.passed { "passed" } else { "FAILED" };
-        info!(
-            "check {} on {}: {verdict} ({})",
-            c.name, c.output, c.description
-        );
+        info!("check {} on {}: {verdict} ({})", c.name, c.output, c.description);
     }
     if let Some(path) = &args.summary_json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
@@ -380,13 +303,10 @@ async fn worker(args: crate::cli::WorkerArgs) -> anyhow::Result<ExitCode> {
     init_logging(None);
     let text = match (&args.config_json, &args.config_file) {
         (Some(j), _) => j.clone(),
-        (None, Some(f)) => {
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
-        }
+        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
         (None, None) => bail!("give --config-json or --config-file"),
     };
-    let cfg: WorkerConfig =
-        serde_json::from_str(&text).context("parsing the worker configuration")?;
+    let cfg: WorkerConfig = serde_json::from_str(&text).context("parsing the worker configuration")?;
     let exit = crate::worker::run(cfg, Arc::new(AwsClients::new())).await?;
     info!("worker stopped: {exit:?}");
     Ok(ExitCode::SUCCESS)
@@ -394,35 +314,25 @@ async fn worker(args: crate::cli::WorkerArgs) -> anyhow::Result<ExitCode> {
 
 async fn exec_item(item: &Path, result: &Path, scratch: &Path) -> anyhow::Result<ExitCode> {
     init_logging(None);
-    let item: crate::item::WorkItem = serde_json::from_slice(
-        &std::fs::read(item).with_context(|| format!("reading {}", item.display()))?,
-    )
-    .context("parsing the work item")?;
+    let item: crate::item::WorkItem =
+        serde_json::from_slice(&std::fs::read(item).with_context(|| format!("reading {}", item.display()))?)
+            .context("parsing the work item")?;
     let stores = StoreCache::new(Arc::new(AwsClients::new()));
     let outcome = crate::exec::execute(&item, &stores, scratch).await;
     let (body, code) = match outcome {
         Ok(stats) => (crate::child::ChildResult::Ok(stats), ExitCode::SUCCESS),
         Err(e) => {
-            let chain: Vec<String> =
-                std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-                    .map(ToString::to_string)
-                    .collect();
-            (
-                crate::child::ChildResult::Error(chain.join(": ")),
-                ExitCode::FAILURE,
-            )
+            let chain: Vec<String> = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                .map(ToString::to_string)
+                .collect();
+            (crate::child::ChildResult::Error(chain.join(": ")), ExitCode::FAILURE)
         }
     };
-    std::fs::write(result, serde_json::to_vec(&body)?)
-        .with_context(|| format!("writing {}", result.display()))?;
+    std::fs::write(result, serde_json::to_vec(&body)?).with_context(|| format!("writing {}", result.display()))?;
     Ok(code)
 }
 
-async fn gc(
-    config: Option<&Path>,
-    state: Option<String>,
-    backend: Option<Backend>,
-) -> anyhow::Result<ExitCode> {
+async fn gc(config: Option<&Path>, state: Option<String>, backend: Option<Backend>) -> anyhow::Result<ExitCode> {
     init_logging(None);
     let mut cfg = Config::load(config)?;
     if let Some(b) = backend {
@@ -444,11 +354,7 @@ async fn gc(
     let store = crate::plan::Stores::store(&stores, &runs_prefix).await?;
     let mut live = std::collections::BTreeSet::new();
     for m in store.list(&format!("{}/", runs_prefix.key())).await? {
-        if let Some(run) = m
-            .key
-            .strip_suffix("/run.json")
-            .and_then(|k| k.rsplit('/').next())
-        {
+        if let Some(run) = m.key.strip_suffix("/run.json").and_then(|k| k.rsplit('/').next()) {
             let id = RunId(run.to_string());
             if crate::orchestrator::is_run_live(&stores, &state, &id).await {
                 live.insert(id);
@@ -469,11 +375,7 @@ async fn gc(
     println!(
         "deleted {} fleet(s)/instance(s){}",
         deleted.len(),
-        if deleted.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", deleted.join(", "))
-        }
+        if deleted.is_empty() { String::new() } else { format!(": {}", deleted.join(", ")) }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -495,18 +397,9 @@ fn validate(job: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn example(command: ExampleCommand) -> anyhow::Result<ExitCode> {
-    let ExampleCommand::Generate {
-        out,
-        start,
-        days,
-        events_per_day,
-        csv_files,
-        bad_fraction,
-        seed,
-    } = command;
+    let ExampleCommand::Generate { out, start, days, events_per_day, csv_files, bad_fraction, seed } = command;
     let g = crate::example_data::Generate {
-        start: chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d")
-            .with_context(|| format!("--start {start:?}"))?,
+        start: chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d").with_context(|| format!("--start {start:?}"))?,
         days,
         events_per_day,
         csv_files_per_day: csv_files,
@@ -514,8 +407,7 @@ fn example(command: ExampleCommand) -> anyhow::Result<ExitCode> {
         seed,
         ..Default::default()
     };
-    let n = crate::example_data::generate(&out, &g)
-        .with_context(|| format!("writing under {}", out.display()))?;
+    let n = crate::example_data::generate(&out, &g).with_context(|| format!("writing under {}", out.display()))?;
     println!("wrote {n} files under {}", out.join("raw").display());
     Ok(ExitCode::SUCCESS)
 }

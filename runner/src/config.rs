@@ -67,9 +67,7 @@ pub struct Config {
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("duration {text:?} has no number"))?;
+    let n: u64 = num.parse().with_context(|| format!("duration {text:?} has no number"))?;
     let secs = match unit.trim() {
         "" | "s" => n,
         "m" => n * 60,
@@ -83,15 +81,13 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 impl Config {
     /// Loads the file named by `path` or `RUNNER_CONFIG`, or the defaults; then applies env.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let path: Option<PathBuf> = path
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("RUNNER_CONFIG").map(PathBuf::from));
+        let path: Option<PathBuf> =
+            path.map(Path::to_path_buf).or_else(|| std::env::var_os("RUNNER_CONFIG").map(PathBuf::from));
         let mut config: Config = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading runner config {}", p.display()))?;
-                toml::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.to_string().trim_end()))?
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading runner config {}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.to_string().trim_end()))?
             }
             None => Config::default(),
         };
@@ -115,9 +111,7 @@ impl Config {
             parse_duration(rt).context("max_runtime")?;
         }
         if config.backend == Backend::Aws && config.ec2.is_none() {
-            bail!(
-                "the aws backend needs an [ec2] table in the runner config (subnets, amis, worker_binaries)"
-            );
+            bail!("the aws backend needs an [ec2] table in the runner config (subnets, amis, worker_binaries)");
         }
         Ok(config)
     }

@@ -30,11 +30,7 @@ fn default_vcpus() -> f64 {
 
 impl Default for Pricing {
     fn default() -> Self {
-        Self {
-            spot_per_vcpu_hour: default_spot(),
-            emr_per_vcpu_hour: default_emr(),
-            vcpus_per_item: default_vcpus(),
-        }
+        Self { spot_per_vcpu_hour: default_spot(), emr_per_vcpu_hour: default_emr(), vcpus_per_item: default_vcpus() }
     }
 }
 

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context, bail};
 use chrono::NaiveDateTime;
 use dagster_pipes::{
-    AssetCheck, AssetMaterialization, Metadata, MetadataValue, PipesContext, Severity, Table,
-    TableCell, TableColumn, TableSchema,
+    AssetCheck, AssetMaterialization, Metadata, MetadataValue, PipesContext, Severity, Table, TableCell, TableColumn,
+    TableSchema,
 };
 use serde::Deserialize;
 
@@ -50,9 +50,7 @@ pub fn partitions(ctx: &PipesContext) -> anyhow::Result<Vec<Partition>> {
             .into_iter()
             .map(|p| {
                 Ok(match (p.start, p.end) {
-                    (Some(s), Some(e)) => {
-                        Partition::with_window(&p.key, parse_ts(&s)?, parse_ts(&e)?)
-                    }
+                    (Some(s), Some(e)) => Partition::with_window(&p.key, parse_ts(&s)?, parse_ts(&e)?),
                     _ => Partition::from_key(&p.key),
                 })
             })
@@ -62,9 +60,7 @@ pub fn partitions(ctx: &PipesContext) -> anyhow::Result<Vec<Partition>> {
         return Ok(keys.iter().map(|k| Partition::from_key(k)).collect());
     }
     if ctx.get_extra("partition_key_range").is_ok() {
-        bail!(
-            "the extras carry a partition_key_range but no partition list: pass `partitions` or `partition_keys`"
-        );
+        bail!("the extras carry a partition_key_range but no partition list: pass `partitions` or `partition_keys`");
     }
     Ok(Vec::new())
 }
@@ -81,21 +77,13 @@ fn schema_of(step: &StepSummary, output: &str) -> TableSchema {
     TableSchema::new(
         step.outputs
             .get(output)
-            .map(|o| {
-                o.schema
-                    .iter()
-                    .map(|(n, t)| TableColumn::new(n, t))
-                    .collect()
-            })
+            .map(|o| o.schema.iter().map(|(n, t)| TableColumn::new(n, t)).collect())
             .unwrap_or_default(),
     )
 }
 
 fn rows_table(rows: &BTreeMap<String, u64>, key_name: &str) -> Table {
-    let mut t = Table::new(vec![
-        TableColumn::new(key_name, "string"),
-        TableColumn::new("rows", "int"),
-    ]);
+    let mut t = Table::new(vec![TableColumn::new(key_name, "string"), TableColumn::new("rows", "int")]);
     for (k, v) in rows {
         t.push_row([TableCell::from(k.as_str()), TableCell::from(*v)]);
     }
@@ -113,11 +101,8 @@ pub fn report(
 ) -> anyhow::Result<()> {
     let targeted: Option<Vec<String>> = ctx.asset_keys().ok().map(<[String]>::to_vec);
     let total_items: usize = summary.steps.iter().map(|s| s.items).sum();
-    let instance_types: BTreeMap<String, u64> = summary
-        .steps
-        .iter()
-        .flat_map(|s| s.instance_types.clone())
-        .fold(BTreeMap::new(), |mut m, (k, v)| {
+    let instance_types: BTreeMap<String, u64> =
+        summary.steps.iter().flat_map(|s| s.instance_types.clone()).fold(BTreeMap::new(), |mut m, (k, v)| {
             *m.entry(k).or_default() += v;
             m
         });
@@ -138,10 +123,7 @@ pub fn report(
                         many => MetadataValue::Json(serde_json::json!(many)),
                     },
                 )
-                .with(
-                    "rows_by_partition",
-                    rows_table(&o.rows_by_partition, "partition"),
-                )
+                .with("rows_by_partition", rows_table(&o.rows_by_partition, "partition"))
                 .with("files", o.files)
                 .with("bytes_out", o.bytes)
                 .with("step", step.name.as_str())
@@ -161,23 +143,14 @@ pub fn report(
                 .with("emr_on_demand_equivalent_usd", cost.emr_usd)
                 .with("runner_run_id", summary.run_id.as_str());
             if !o.hive_partitions.is_empty() {
-                m.insert(
-                    "rows_by_hive_partition",
-                    rows_table(&o.hive_partitions, "directory"),
-                );
+                m.insert("rows_by_hive_partition", rows_table(&o.hive_partitions, "directory"));
             }
             if !instance_types.is_empty() {
-                m.insert(
-                    "instance_types",
-                    MetadataValue::Json(serde_json::json!(instance_types)),
-                );
+                m.insert("instance_types", MetadataValue::Json(serde_json::json!(instance_types)));
             }
             let version = format!("{}:{}", summary.run_id, o.rows);
             ctx.report_asset_materialization(
-                AssetMaterialization::new()
-                    .asset_key(asset.as_str())
-                    .data_version(version)
-                    .metadata(m),
+                AssetMaterialization::new().asset_key(asset.as_str()).data_version(version).metadata(m),
             )?;
             // In a ranged run every partition gets the same metadata; this lets the Dagster side
             // record each partition's own numbers.
@@ -198,16 +171,9 @@ pub fn report(
         for (k, v) in &check.observed {
             m.insert(k.as_str(), *v);
         }
-        let severity = if check.severity == "WARN" {
-            Severity::Warn
-        } else {
-            Severity::Error
-        };
+        let severity = if check.severity == "WARN" { Severity::Warn } else { Severity::Error };
         ctx.report_asset_check(
-            AssetCheck::new(&check.name, check.passed)
-                .asset_key(asset.as_str())
-                .severity(severity)
-                .metadata(m),
+            AssetCheck::new(&check.name, check.passed).asset_key(asset.as_str()).severity(severity).metadata(m),
         )?;
     }
     Ok(())

@@ -58,15 +58,8 @@ impl Rng {
     }
 }
 
-const EVENTS: &[(&str, u64)] = &[
-    ("view", 70),
-    ("click", 20),
-    ("add_to_cart", 7),
-    ("purchase", 3),
-];
-const COUNTRIES: &[&str] = &[
-    "DE", "FR", "US", "GB", "ES", "IT", "NL", "PL", "SE", "BR", "IN", "JP",
-];
+const EVENTS: &[(&str, u64)] = &[("view", 70), ("click", 20), ("add_to_cart", 7), ("purchase", 3)];
+const COUNTRIES: &[&str] = &["DE", "FR", "US", "GB", "ES", "IT", "NL", "PL", "SE", "BR", "IN", "JP"];
 const DEVICES: &[&str] = &["desktop", "mobile", "tablet"];
 const OSES: &[&str] = &["ios", "android"];
 
@@ -103,15 +96,11 @@ pub fn generate(root: &Path, g: &Generate) -> std::io::Result<usize> {
             for _ in 0..per_file.min(web_events.saturating_sub(u64::from(f) * per_file)) {
                 serial += 1;
                 let secs = rng.below(86_400);
-                let ts =
-                    day.and_hms_opt(0, 0, 0).unwrap_or_default() + Duration::seconds(secs as i64);
+                let ts = day.and_hms_opt(0, 0, 0).unwrap_or_default() + Duration::seconds(secs as i64);
                 let user = rng.below(g.users);
                 let event = pick_event(&mut rng);
-                let amount = if event == "purchase" {
-                    format!("{:.2}", 5.0 + rng.unit() * 195.0)
-                } else {
-                    String::new()
-                };
+                let amount =
+                    if event == "purchase" { format!("{:.2}", 5.0 + rng.unit() * 195.0) } else { String::new() };
                 let country = COUNTRIES[rng.below(COUNTRIES.len() as u64) as usize];
                 let device = DEVICES[rng.below(DEVICES.len() as u64) as usize];
                 if rng.unit() < g.bad_fraction {
@@ -156,18 +145,10 @@ pub fn generate(root: &Path, g: &Generate) -> std::io::Result<usize> {
             let country = COUNTRIES[rng.below(COUNTRIES.len() as u64) as usize];
             let os = OSES[rng.below(2) as usize];
             if rng.unit() < g.bad_fraction {
-                writeln!(
-                    out,
-                    "{{\"id\": \"a{}-{i}\", \"user\": {{\"id\": ",
-                    day.format("%Y%m%d")
-                )?;
+                writeln!(out, "{{\"id\": \"a{}-{i}\", \"user\": {{\"id\": ", day.format("%Y%m%d"))?;
                 continue;
             }
-            let amount = if event == "purchase" {
-                format!("{:.2}", 5.0 + rng.unit() * 195.0)
-            } else {
-                "null".into()
-            };
+            let amount = if event == "purchase" { format!("{:.2}", 5.0 + rng.unit() * 195.0) } else { "null".into() };
             let context = format!(
                 "{{\\\"app_version\\\": \\\"2.{}.{}\\\", \\\"os\\\": \\\"{os}\\\"}}",
                 rng.below(5),

@@ -41,33 +41,19 @@ pub enum ExecError {
 }
 
 fn scratch_err(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
-    move |source| ExecError::Scratch {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| ExecError::Scratch { path: path.display().to_string(), source }
 }
 
 /// Runs the item and commits it. Returns its stats.
-pub async fn execute(
-    item: &WorkItem,
-    stores: &StoreCache,
-    scratch: &Path,
-) -> Result<ItemStats, ExecError> {
+pub async fn execute(item: &WorkItem, stores: &StoreCache, scratch: &Path) -> Result<ItemStats, ExecError> {
     let spec_text = stores.read(&item.spec_uri).await?;
-    let spec_text = String::from_utf8(spec_text).map_err(|e| ExecError::Spec {
-        uri: item.spec_uri.clone(),
-        detail: e.to_string(),
-    })?;
-    let job = JobSpec::parse(&spec_text, &item.spec_uri).map_err(|e| ExecError::Spec {
-        uri: item.spec_uri.clone(),
-        detail: e.to_string(),
-    })?;
+    let spec_text = String::from_utf8(spec_text)
+        .map_err(|e| ExecError::Spec { uri: item.spec_uri.clone(), detail: e.to_string() })?;
+    let job = JobSpec::parse(&spec_text, &item.spec_uri)
+        .map_err(|e| ExecError::Spec { uri: item.spec_uri.clone(), detail: e.to_string() })?;
     let step = job
         .step(&item.step)
-        .ok_or_else(|| ExecError::Spec {
-            uri: item.spec_uri.clone(),
-            detail: format!("no step {:?}", item.step),
-        })?
+        .ok_or_else(|| ExecError::Spec { uri: item.spec_uri.clone(), detail: format!("no step {:?}", item.step) })?
         .clone();
 
     let inputs = stage_inputs(item, stores, &scratch.join("in")).await?;
@@ -87,22 +73,14 @@ pub async fn execute(
     })
     .await
     .map_err(|e| {
-        ExecError::Engine(EngineError::Execute {
-            step: item.step.clone(),
-            detail: format!("engine thread: {e}"),
-        })
+        ExecError::Engine(EngineError::Execute { step: item.step.clone(), detail: format!("engine thread: {e}") })
     })??;
 
     let files = publish(item, stores, &out_dir).await?;
     // Keys are relative to the output directory in the stats; report what was published.
     for (name, published) in &files {
         if let Some(o) = stats.outputs.get_mut(name) {
-            o.files = o
-                .files
-                .iter()
-                .zip(published.iter())
-                .map(|((_, rows), uri)| (uri.clone(), *rows))
-                .collect();
+            o.files = o.files.iter().zip(published.iter()).map(|((_, rows), uri)| (uri.clone(), *rows)).collect();
         }
     }
     let manifest = Manifest {
@@ -138,11 +116,7 @@ async fn stage_inputs(
                     p
                 }
             };
-            files.push(LocalFile {
-                path,
-                source: o.uri.clone(),
-                size: o.size,
-            });
+            files.push(LocalFile { path, source: o.uri.clone(), size: o.size });
         }
         out.insert(name.clone(), files);
     }
@@ -170,19 +144,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
 /// The final name of a written file: the directories stay (hive partitions), the file name
 /// gets the item id, so items never collide and a redo overwrites its own files.
 fn final_key(base: &Location, rel: &Path, tag: &str) -> String {
-    let dir = rel
-        .parent()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = rel
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = if stem == tag {
-        format!("part-{tag}.parquet")
-    } else {
-        format!("part-{tag}-{stem}.parquet")
-    };
+    let dir = rel.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = rel.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = if stem == tag { format!("part-{tag}.parquet") } else { format!("part-{tag}-{stem}.parquet") };
     let mut parts = vec![base.key().to_string()];
     if !dir.is_empty() {
         parts.push(dir);

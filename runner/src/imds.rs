@@ -30,10 +30,7 @@ pub struct InstanceFacts {
 }
 
 fn client() -> Client {
-    Client::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .read_timeout(Duration::from_secs(2))
-        .build()
+    Client::builder().connect_timeout(Duration::from_secs(1)).read_timeout(Duration::from_secs(2)).build()
 }
 
 /// Reads instance facts (best effort).
@@ -58,21 +55,13 @@ pub fn watch_notices(every: Duration) -> watch::Receiver<Notice> {
         loop {
             // A 404 (no notice) comes back as an error from the client: that is the quiet case.
             if let Ok(action) = c.get("/latest/meta-data/spot/instance-action").await {
-                let _ = tx.send(Notice::Terminate(format!(
-                    "spot interruption notice: {}",
-                    String::from(action)
-                )));
+                let _ = tx.send(Notice::Terminate(format!("spot interruption notice: {}", String::from(action))));
                 return;
             }
-            if let Ok(rebalance) = c
-                .get("/latest/meta-data/events/recommendations/rebalance")
-                .await
+            if let Ok(rebalance) = c.get("/latest/meta-data/events/recommendations/rebalance").await
                 && *tx.borrow() == Notice::None
             {
-                let _ = tx.send(Notice::Rebalance(format!(
-                    "rebalance recommendation: {}",
-                    String::from(rebalance)
-                )));
+                let _ = tx.send(Notice::Rebalance(format!("rebalance recommendation: {}", String::from(rebalance))));
             }
             if tx.is_closed() {
                 return;

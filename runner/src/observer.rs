@@ -9,27 +9,11 @@ use std::time::{Duration, Instant};
 /// Run events.
 pub trait Observer: Send + Sync {
     /// A step starts: `index` is 1-based.
-    fn step_started(
-        &self,
-        _step: &str,
-        _index: usize,
-        _steps: usize,
-        _items: usize,
-        _already_done: usize,
-    ) {
-    }
+    fn step_started(&self, _step: &str, _index: usize, _steps: usize, _items: usize, _already_done: usize) {}
     /// Progress within a step.
     fn progress(&self, _step: &str, _index: usize, _steps: usize, _done: usize, _total: usize) {}
     /// An attempt failed (it may be retried).
-    fn item_failed(
-        &self,
-        _step: &str,
-        _label: &str,
-        _attempt: u32,
-        _error: &str,
-        _will_retry: bool,
-    ) {
-    }
+    fn item_failed(&self, _step: &str, _label: &str, _attempt: u32, _error: &str, _will_retry: bool) {}
     /// A worker handed an item back.
     fn item_interrupted(&self, _step: &str, _label: &str, _reason: &str) {}
     /// A step finished.
@@ -44,49 +28,29 @@ pub struct TerminalObserver {
 
 impl Default for TerminalObserver {
     fn default() -> Self {
-        Self {
-            tty: std::io::stderr().is_terminal(),
-            last: Mutex::new(Instant::now() - Duration::from_secs(60)),
-        }
+        Self { tty: std::io::stderr().is_terminal(), last: Mutex::new(Instant::now() - Duration::from_secs(60)) }
     }
 }
 
 fn bar(done: usize, total: usize) -> String {
     let width = 30;
-    let filled = if total == 0 {
-        width
-    } else {
-        done * width / total
-    };
+    let filled = if total == 0 { width } else { done * width / total };
     format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
 }
 
 impl Observer for TerminalObserver {
-    fn step_started(
-        &self,
-        step: &str,
-        index: usize,
-        steps: usize,
-        items: usize,
-        already_done: usize,
-    ) {
+    fn step_started(&self, step: &str, index: usize, steps: usize, items: usize, already_done: usize) {
         if self.tty {
             eprintln!();
         }
-        tracing::info!(
-            "step {index}/{steps} {step}: {items} items ({already_done} already committed)"
-        );
+        tracing::info!("step {index}/{steps} {step}: {items} items ({already_done} already committed)");
     }
 
     fn progress(&self, step: &str, index: usize, steps: usize, done: usize, total: usize) {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         if self.tty {
             let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r\x1b[2Kstep {index}/{steps} {step} {} {done}/{total} items",
-                bar(done, total)
-            );
+            let _ = write!(err, "\r\x1b[2Kstep {index}/{steps} {step} {} {done}/{total} items", bar(done, total));
             let _ = err.flush();
         } else if last.elapsed() >= Duration::from_secs(5) || done == total {
             *last = Instant::now();
@@ -95,11 +59,7 @@ impl Observer for TerminalObserver {
     }
 
     fn item_failed(&self, step: &str, label: &str, attempt: u32, error: &str, will_retry: bool) {
-        let then = if will_retry {
-            "will retry"
-        } else {
-            "giving up"
-        };
+        let then = if will_retry { "will retry" } else { "giving up" };
         tracing::warn!("{step}: {label} failed on attempt {attempt} ({then}): {error}");
     }
 

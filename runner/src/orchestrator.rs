@@ -110,10 +110,7 @@ impl LiveFleets {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).push(h);
     }
     fn remove(&self, h: &FleetHandle) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|x| x != h);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|x| x != h);
     }
     /// Takes every fleet still up.
     pub fn take(&self) -> Vec<FleetHandle> {
@@ -203,10 +200,7 @@ pub struct RunRecord {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Where a run's record lives.
@@ -214,30 +208,15 @@ pub fn run_record_location(state: &Location, run_id: &RunId) -> Location {
     state.join(&format!("runs/{run_id}/run.json"))
 }
 
-async fn write_record(
-    stores: &StoreCache,
-    state: &Location,
-    record: &RunRecord,
-) -> Result<(), RunError> {
+async fn write_record(stores: &StoreCache, state: &Location, record: &RunRecord) -> Result<(), RunError> {
     let loc = run_record_location(state, &record.run_id);
-    stores
-        .write(
-            &loc.to_string(),
-            serde_json::to_vec_pretty(record).unwrap_or_default(),
-        )
-        .await
-        .map_err(infra)
+    stores.write(&loc.to_string(), serde_json::to_vec_pretty(record).unwrap_or_default()).await.map_err(infra)
 }
 
 /// A run is live while its record says `running` and its heartbeat is recent.
 pub async fn is_run_live(stores: &StoreCache, state: &Location, run_id: &RunId) -> bool {
     let loc = run_record_location(state, run_id);
-    match stores
-        .read(&loc.to_string())
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice::<RunRecord>(&b).ok())
-    {
+    match stores.read(&loc.to_string()).await.ok().and_then(|b| serde_json::from_slice::<RunRecord>(&b).ok()) {
         Some(r) => r.status == "running" && unix_now().saturating_sub(r.heartbeat) < 600,
         None => false,
     }
@@ -246,13 +225,7 @@ pub async fn is_run_live(stores: &StoreCache, state: &Location, run_id: &RunId) 
 fn queue_name(job: &str, run_id: &RunId, suffix: &str) -> String {
     let base: String = format!("{job}-{run_id}")
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
         .collect();
     let base: String = base.chars().take(70).collect();
     format!("{base}-{suffix}")
@@ -269,21 +242,13 @@ pub async fn run_job(
     live: &LiveFleets,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    backends
-        .fleet
-        .preflight()
-        .await
-        .map_err(|e| RunError::Preflight(e.to_string()))?;
-    let spec_loc = options
-        .state
-        .join(&format!("runs/{}/job.toml", options.run_id));
+    backends.fleet.preflight().await.map_err(|e| RunError::Preflight(e.to_string()))?;
+    let spec_loc = options.state.join(&format!("runs/{}/job.toml", options.run_id));
     backends
         .stores
         .write(&spec_loc.to_string(), spec_text.as_bytes().to_vec())
         .await
-        .map_err(|e| {
-            RunError::Preflight(format!("cannot write run state at {}: {e}", options.state))
-        })?;
+        .map_err(|e| RunError::Preflight(format!("cannot write run state at {}: {e}", options.state)))?;
     let mut record = RunRecord {
         run_id: options.run_id.clone(),
         job: spec.name.clone(),
@@ -293,33 +258,15 @@ pub async fn run_job(
     };
     write_record(&backends.stores, &options.state, &record).await?;
 
-    let result = run_steps(
-        spec,
-        &spec_loc.to_string(),
-        options,
-        backends,
-        observer,
-        live,
-        &mut record,
-    )
-    .await;
-    record.status = if result.is_ok() {
-        "succeeded"
-    } else {
-        "failed"
-    }
-    .into();
+    let result = run_steps(spec, &spec_loc.to_string(), options, backends, observer, live, &mut record).await;
+    record.status = if result.is_ok() { "succeeded" } else { "failed" }.into();
     record.error = result.as_ref().err().map(|e| e.to_string());
     record.heartbeat = unix_now();
     if let Err(e) = write_record(&backends.stores, &options.state, &record).await {
         warn!("could not write the final run record: {e}");
     }
     let steps = result?;
-    Ok(RunSummary {
-        run_id: options.run_id.0.clone(),
-        steps,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(RunSummary { run_id: options.run_id.0.clone(), steps, seconds: started.elapsed().as_secs_f64() })
 }
 
 async fn run_steps(
@@ -333,17 +280,10 @@ async fn run_steps(
 ) -> Result<Vec<StepSummary>, RunError> {
     let order = crate::spec::validate::order(spec).map_err(RunError::Preflight)?;
     let dlq_name = queue_name(&spec.name, &options.run_id, "dlq");
-    let dlq = backends
-        .queues
-        .create(&dlq_name, &QueueOptions::default())
-        .await
-        .map_err(infra)?;
+    let dlq = backends.queues.create(&dlq_name, &QueueOptions::default()).await.map_err(infra)?;
     let callbacks = backends
         .queues
-        .create(
-            &queue_name(&spec.name, &options.run_id, "callbacks"),
-            &QueueOptions::default(),
-        )
+        .create(&queue_name(&spec.name, &options.run_id, "callbacks"), &QueueOptions::default())
         .await
         .map_err(infra)?;
     let mut summaries = Vec::new();
@@ -357,10 +297,7 @@ async fn run_steps(
                 &queue_name(&spec.name, &options.run_id, &format!("{}-work", step.name)),
                 &QueueOptions {
                     visibility: options.visibility,
-                    dead_letter: Some((
-                        dlq_name.clone(),
-                        attempts + options.interruption_allowance,
-                    )),
+                    dead_letter: Some((dlq_name.clone(), attempts + options.interruption_allowance)),
                 },
             )
             .await
@@ -404,17 +341,11 @@ struct StepContext<'a> {
 }
 
 fn partitions_of(options: &RunOptions) -> Vec<Option<Partition>> {
-    if options.partitions.is_empty() {
-        vec![None]
-    } else {
-        options.partitions.iter().cloned().map(Some).collect()
-    }
+    if options.partitions.is_empty() { vec![None] } else { options.partitions.iter().cloned().map(Some).collect() }
 }
 
 fn slug(p: &Option<Partition>) -> String {
-    p.as_ref()
-        .map(Partition::slug)
-        .unwrap_or_else(|| "_".to_string())
+    p.as_ref().map(Partition::slug).unwrap_or_else(|| "_".to_string())
 }
 
 async fn committed_ids(
@@ -422,26 +353,12 @@ async fn committed_ids(
     step: &StepSpec,
     partition: &Option<Partition>,
 ) -> Result<BTreeSet<String>, RunError> {
-    let prefix = plan::manifest_prefix(
-        &ctx.options.state,
-        &ctx.spec.name,
-        &step.name,
-        &slug(partition),
-    );
+    let prefix = plan::manifest_prefix(&ctx.options.state, &ctx.spec.name, &step.name, &slug(partition));
     let store = ctx.backends.stores.store(&prefix).await.map_err(infra)?;
-    let listed = store
-        .list(&format!("{}/", prefix.key()))
-        .await
-        .map_err(infra)?;
+    let listed = store.list(&format!("{}/", prefix.key())).await.map_err(infra)?;
     Ok(listed
         .into_iter()
-        .filter_map(|m| {
-            m.key
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.strip_suffix(".json"))
-                .map(String::from)
-        })
+        .filter_map(|m| m.key.rsplit('/').next().and_then(|n| n.strip_suffix(".json")).map(String::from))
         .collect())
 }
 
@@ -473,25 +390,14 @@ async fn run_step(
         committed_before.extend(committed_ids(ctx, step, &partition).await?);
         items.extend(planned);
     }
-    let todo: Vec<&WorkItem> = items
-        .iter()
-        .filter(|i| opts.force || !committed_before.contains(&i.id.0))
-        .collect();
+    let todo: Vec<&WorkItem> = items.iter().filter(|i| opts.force || !committed_before.contains(&i.id.0)).collect();
     let already = items.len() - todo.len();
-    ctx.observer
-        .step_started(&step.name, ctx.index, ctx.steps, items.len(), already);
-    let mut summary = StepSummary {
-        name: step.name.clone(),
-        items: items.len(),
-        already_done: already,
-        ..Default::default()
-    };
+    ctx.observer.step_started(&step.name, ctx.index, ctx.steps, items.len(), already);
+    let mut summary =
+        StepSummary { name: step.name.clone(), items: items.len(), already_done: already, ..Default::default() };
 
     if !todo.is_empty() {
-        let bodies: Vec<String> = todo
-            .iter()
-            .map(|i| serde_json::to_string(i).unwrap_or_default())
-            .collect();
+        let bodies: Vec<String> = todo.iter().map(|i| serde_json::to_string(i).unwrap_or_default()).collect();
         work.send(&bodies).await.map_err(infra)?;
         let request = FleetRequest {
             run_id: opts.run_id.clone(),
@@ -512,19 +418,8 @@ async fn run_step(
         let fleet = ctx.backends.fleet.launch(&request).await.map_err(infra)?;
         ctx.live.add(fleet.clone());
         info!(fleet = %fleet.id, kind = ctx.backends.fleet.kind(), "fleet launched for step {}", step.name);
-        let waited = wait_for_items(
-            ctx,
-            step,
-            attempts,
-            &todo,
-            callbacks,
-            dlq,
-            &fleet,
-            &request,
-            &mut summary,
-            record,
-        )
-        .await;
+        let waited =
+            wait_for_items(ctx, step, attempts, &todo, callbacks, dlq, &fleet, &request, &mut summary, record).await;
         // The fleet goes whatever happened.
         if let Err(e) = ctx.backends.fleet.delete(&fleet).await {
             warn!(fleet = %fleet.id, "deleting the fleet failed: {e}");
@@ -536,8 +431,7 @@ async fn run_step(
     prune(ctx, step, &items).await?;
     aggregate(ctx, step, &items, &mut summary).await?;
     summary.seconds = started.elapsed().as_secs_f64();
-    ctx.observer
-        .step_finished(&step.name, ctx.index, ctx.steps, summary.seconds);
+    ctx.observer.step_finished(&step.name, ctx.index, ctx.steps, summary.seconds);
     Ok(summary)
 }
 
@@ -560,20 +454,14 @@ async fn wait_for_items(
     let mut last_maintain = Instant::now();
     let mut last_manifest_check = Instant::now();
     let mut last_heartbeat = Instant::now();
-    ctx.observer
-        .progress(&step.name, ctx.index, ctx.steps, 0, todo.len());
+    ctx.observer.progress(&step.name, ctx.index, ctx.steps, 0, todo.len());
     while done.len() < todo.len() {
         if let Some(deadline) = ctx.deadline
             && Instant::now() > deadline
         {
-            return Err(RunError::MaxRuntime(
-                ctx.options.max_runtime.unwrap_or_default(),
-            ));
+            return Err(RunError::MaxRuntime(ctx.options.max_runtime.unwrap_or_default()));
         }
-        let received = callbacks
-            .receive(10, Duration::from_secs(1), Duration::from_secs(30))
-            .await
-            .map_err(infra)?;
+        let received = callbacks.receive(10, Duration::from_secs(1), Duration::from_secs(30)).await.map_err(infra)?;
         for message in received {
             let parsed: Option<Callback> = serde_json::from_str(&message.body).ok();
             callbacks.delete(&message.receipt).await.map_err(infra)?;
@@ -591,30 +479,19 @@ async fn wait_for_items(
                         if let Some(t) = cb.worker.instance_type.clone() {
                             *summary.instance_types.entry(t).or_default() += 1;
                         }
-                        summary.peak_rss_bytes = summary
-                            .peak_rss_bytes
-                            .max(stats.peak_rss_bytes.unwrap_or(0));
-                        ctx.observer.progress(
-                            &step.name,
-                            ctx.index,
-                            ctx.steps,
-                            done.len(),
-                            todo.len(),
-                        );
+                        summary.peak_rss_bytes = summary.peak_rss_bytes.max(stats.peak_rss_bytes.unwrap_or(0));
+                        ctx.observer.progress(&step.name, ctx.index, ctx.steps, done.len(), todo.len());
                     }
                 }
                 Outcome::Failed { error } => {
                     if done.contains(&cb.item) {
                         continue;
                     }
-                    let entry = failures
-                        .entry(cb.item.clone())
-                        .or_insert((0, String::new()));
+                    let entry = failures.entry(cb.item.clone()).or_insert((0, String::new()));
                     entry.0 += 1;
                     entry.1 = error.clone();
                     let will_retry = entry.0 < attempts;
-                    ctx.observer
-                        .item_failed(&step.name, &item.label, entry.0, &error, will_retry);
+                    ctx.observer.item_failed(&step.name, &item.label, entry.0, &error, will_retry);
                     if !will_retry {
                         return Err(RunError::ItemFailed {
                             step: step.name.clone(),
@@ -627,40 +504,24 @@ async fn wait_for_items(
                 }
                 Outcome::Interrupted { reason } => {
                     summary.interruptions += 1;
-                    ctx.observer
-                        .item_interrupted(&step.name, &item.label, &reason);
+                    ctx.observer.item_interrupted(&step.name, &item.label, &reason);
                 }
             }
         }
         if last_maintain.elapsed() >= Duration::from_secs(2) {
             last_maintain = Instant::now();
-            ctx.backends
-                .fleet
-                .maintain(fleet, request)
-                .await
-                .map_err(infra)?;
+            ctx.backends.fleet.maintain(fleet, request).await.map_err(infra)?;
             // An item delivered too often lands in the dead-letter queue: it will never run.
-            for dead in dlq
-                .receive(10, Duration::ZERO, Duration::from_secs(30))
-                .await
-                .map_err(infra)?
-            {
+            for dead in dlq.receive(10, Duration::ZERO, Duration::from_secs(30)).await.map_err(infra)? {
                 let item: Option<WorkItem> = serde_json::from_str(&dead.body).ok();
                 dlq.delete(&dead.receipt).await.ok();
-                if let Some(item) =
-                    item.filter(|i| i.run_id == ctx.options.run_id && !done.contains(&i.id))
-                {
-                    let (n, error) = failures
-                        .get(&item.id)
-                        .cloned()
-                        .unwrap_or((0, "no error was reported".into()));
+                if let Some(item) = item.filter(|i| i.run_id == ctx.options.run_id && !done.contains(&i.id)) {
+                    let (n, error) = failures.get(&item.id).cloned().unwrap_or((0, "no error was reported".into()));
                     return Err(RunError::ItemFailed {
                         step: step.name.clone(),
                         item: item.label.clone(),
                         attempts: n,
-                        error: format!(
-                            "{error} (the item went to the dead-letter queue after too many deliveries)"
-                        ),
+                        error: format!("{error} (the item went to the dead-letter queue after too many deliveries)"),
                     });
                 }
             }
@@ -668,36 +529,25 @@ async fn wait_for_items(
         if last_manifest_check.elapsed() >= Duration::from_secs(15) {
             // A callback can be lost for good; the manifest is the source of truth.
             last_manifest_check = Instant::now();
-            let pending: Vec<&WorkItem> = todo
-                .iter()
-                .filter(|i| !done.contains(&i.id))
-                .copied()
-                .collect();
+            let pending: Vec<&WorkItem> = todo.iter().filter(|i| !done.contains(&i.id)).copied().collect();
             for item in pending {
                 if ctx.backends.stores.read(&item.manifest_uri).await.is_ok() {
                     done.insert(item.id.clone());
                 }
             }
-            ctx.observer
-                .progress(&step.name, ctx.index, ctx.steps, done.len(), todo.len());
+            ctx.observer.progress(&step.name, ctx.index, ctx.steps, done.len(), todo.len());
         }
         if last_heartbeat.elapsed() >= Duration::from_secs(30) {
             last_heartbeat = Instant::now();
             record.heartbeat = unix_now();
-            write_record(&ctx.backends.stores, &ctx.options.state, record)
-                .await
-                .ok();
+            write_record(&ctx.backends.stores, &ctx.options.state, record).await.ok();
         }
     }
     Ok(())
 }
 
 async fn read_manifest(stores: &StoreCache, uri: &str) -> Option<Manifest> {
-    stores
-        .read(uri)
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    stores.read(uri).await.ok().and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 /// Deletes what earlier versions of this step's items wrote for the run's partitions: items
@@ -705,24 +555,10 @@ async fn read_manifest(stores: &StoreCache, uri: &str) -> Option<Manifest> {
 async fn prune(ctx: &StepContext<'_>, step: &StepSpec, items: &[WorkItem]) -> Result<(), RunError> {
     let current: BTreeSet<&str> = items.iter().map(|i| i.id.0.as_str()).collect();
     for partition in partitions_of(ctx.options) {
-        let prefix = plan::manifest_prefix(
-            &ctx.options.state,
-            &ctx.spec.name,
-            &step.name,
-            &slug(&partition),
-        );
+        let prefix = plan::manifest_prefix(&ctx.options.state, &ctx.spec.name, &step.name, &slug(&partition));
         let store = ctx.backends.stores.store(&prefix).await.map_err(infra)?;
-        for m in store
-            .list(&format!("{}/", prefix.key()))
-            .await
-            .map_err(infra)?
-        {
-            let Some(id) = m
-                .key
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.strip_suffix(".json"))
-            else {
+        for m in store.list(&format!("{}/", prefix.key())).await.map_err(infra)? {
+            let Some(id) = m.key.rsplit('/').next().and_then(|n| n.strip_suffix(".json")) else {
                 continue;
             };
             if current.contains(id) {
@@ -766,11 +602,7 @@ async fn aggregate(
         summary.rows_quarantined += s.rows_quarantined.values().sum::<u64>();
         summary.item_seconds += s.wall_seconds;
         summary.peak_rss_bytes = summary.peak_rss_bytes.max(s.peak_rss_bytes.unwrap_or(0));
-        let pkey = item
-            .partition
-            .as_ref()
-            .map(|p| p.key.clone())
-            .unwrap_or_default();
+        let pkey = item.partition.as_ref().map(|p| p.key.clone()).unwrap_or_default();
         for (name, o) in &s.outputs {
             let out = summary.outputs.entry(name.clone()).or_default();
             out.rows += o.rows;

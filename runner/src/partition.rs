@@ -30,34 +30,17 @@ impl Partition {
         } else {
             (None, None)
         };
-        Self {
-            key: key.to_string(),
-            start,
-            end,
-        }
+        Self { key: key.to_string(), start, end }
     }
 
     /// A partition with an explicit window (from Dagster).
     pub fn with_window(key: &str, start: NaiveDateTime, end: NaiveDateTime) -> Self {
-        Self {
-            key: key.to_string(),
-            start: Some(start),
-            end: Some(end),
-        }
+        Self { key: key.to_string(), start: Some(start), end: Some(end) }
     }
 
     /// The key made safe for object names and ids.
     pub fn slug(&self) -> String {
-        self.key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.=".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        self.key.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.=".contains(c) { c } else { '_' }).collect()
     }
 }
 

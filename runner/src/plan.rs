@@ -60,10 +60,7 @@ pub enum PlanError {
 #[async_trait::async_trait]
 pub trait Stores: Send + Sync {
     /// The store a location is in.
-    async fn store(
-        &self,
-        location: &Location,
-    ) -> Result<Arc<dyn Storage>, crate::storage::StorageError>;
+    async fn store(&self, location: &Location) -> Result<Arc<dyn Storage>, crate::storage::StorageError>;
 }
 
 /// The rendered locations of one step for one partition.
@@ -75,16 +72,9 @@ pub struct StepPaths {
 }
 
 /// Renders a step's paths for a partition.
-pub fn step_paths(
-    root: &Location,
-    step: &StepSpec,
-    partition: Option<&Partition>,
-) -> Result<StepPaths, PlanError> {
+pub fn step_paths(root: &Location, step: &StepSpec, partition: Option<&Partition>) -> Result<StepPaths, PlanError> {
     let render = |text: &str| {
-        template::render(text, partition).map_err(|detail| PlanError::Template {
-            step: step.name.clone(),
-            detail,
-        })
+        template::render(text, partition).map_err(|detail| PlanError::Template { step: step.name.clone(), detail })
     };
     let mut inputs = BTreeMap::new();
     for (name, input) in &step.inputs {
@@ -92,10 +82,7 @@ pub fn step_paths(
     }
     let mut outputs = BTreeMap::new();
     for (name, output) in &step.outputs {
-        outputs.insert(
-            name.clone(),
-            Location::resolve(root, &render(&output.path)?),
-        );
+        outputs.insert(name.clone(), Location::resolve(root, &render(&output.path)?));
     }
     Ok(StepPaths { inputs, outputs })
 }
@@ -112,35 +99,27 @@ async fn list_input(
     location: &Location,
     partition: Option<&Partition>,
 ) -> Result<Vec<(Location, ObjectMeta)>, PlanError> {
-    let store = stores
-        .store(location)
-        .await
-        .map_err(|source| PlanError::List {
-            step: step.name.clone(),
-            input: name.to_string(),
-            location: location.to_string(),
-            source,
-        })?;
+    let store = stores.store(location).await.map_err(|source| PlanError::List {
+        step: step.name.clone(),
+        input: name.to_string(),
+        location: location.to_string(),
+        source,
+    })?;
     let glob = GlobMatcher::new(location.key()).map_err(|detail| PlanError::Glob {
         step: step.name.clone(),
         input: name.to_string(),
         detail,
     })?;
-    let listed = store
-        .list(glob.list_prefix())
-        .await
-        .map_err(|source| PlanError::List {
-            step: step.name.clone(),
-            input: name.to_string(),
-            location: location.to_string(),
-            source,
-        })?;
+    let listed = store.list(glob.list_prefix()).await.map_err(|source| PlanError::List {
+        step: step.name.clone(),
+        input: name.to_string(),
+        location: location.to_string(),
+        source,
+    })?;
     let mut filters = BTreeMap::new();
     for (k, v) in &input.hive_filter {
-        let v = template::render(v, partition).map_err(|detail| PlanError::Template {
-            step: step.name.clone(),
-            detail,
-        })?;
+        let v =
+            template::render(v, partition).map_err(|detail| PlanError::Template { step: step.name.clone(), detail })?;
         filters.insert(k.clone(), v);
     }
     Ok(listed
@@ -149,9 +128,7 @@ async fn list_input(
         .filter(|m| {
             // Hive partition pruning at listing time: other partitions' files are never read.
             let values = hive_values(&m.key);
-            filters
-                .iter()
-                .all(|(k, v)| values.get(k.as_str()).is_some_and(|x| x == v))
+            filters.iter().all(|(k, v)| values.get(k.as_str()).is_some_and(|x| x == v))
         })
         .map(|m| (location.with_key(m.key.clone()), m))
         .collect())
@@ -181,48 +158,28 @@ pub async fn plan_step(
                 step: step.name.clone(),
                 input: name.clone(),
                 location: paths.inputs[name].to_string(),
-                partition: partition
-                    .map(|p| format!(" (partition {})", p.key))
-                    .unwrap_or_default(),
+                partition: partition.map(|p| format!(" (partition {})", p.key)).unwrap_or_default(),
             });
         }
         listed.insert(name.clone(), files);
     }
     let split_input = step.split_input_name().to_string();
     let to_objects = |files: &[(Location, ObjectMeta)]| -> Vec<InputObject> {
-        files
-            .iter()
-            .map(|(l, m)| InputObject {
-                uri: uri_of(l),
-                size: m.size,
-                version: m.version.clone(),
-            })
-            .collect()
+        files.iter().map(|(l, m)| InputObject { uri: uri_of(l), size: m.size, version: m.version.clone() }).collect()
     };
-    let shared: BTreeMap<String, Vec<InputObject>> = listed
-        .iter()
-        .filter(|(n, _)| **n != split_input)
-        .map(|(n, f)| (n.clone(), to_objects(f)))
-        .collect();
+    let shared: BTreeMap<String, Vec<InputObject>> =
+        listed.iter().filter(|(n, _)| **n != split_input).map(|(n, f)| (n.clone(), to_objects(f))).collect();
     let split_files = listed.get(&split_input).cloned().unwrap_or_default();
     let groups: Vec<(String, Vec<(Location, ObjectMeta)>)> = match &step.split {
         Split::Simple(SimpleSplit::Single) => vec![("all".to_string(), split_files)],
         Split::Simple(SimpleSplit::File) => split_files
             .into_iter()
-            .map(|f| {
-                (
-                    f.1.key.rsplit('/').next().unwrap_or_default().to_string(),
-                    vec![f],
-                )
-            })
+            .map(|f| (f.1.key.rsplit('/').next().unwrap_or_default().to_string(), vec![f]))
             .collect(),
         Split::Partition { partition: key } => {
             let mut by: BTreeMap<String, Vec<(Location, ObjectMeta)>> = BTreeMap::new();
             for f in split_files {
-                let value = hive_values(&f.1.key)
-                    .get(key.as_str())
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
+                let value = hive_values(&f.1.key).get(key.as_str()).map(|v| v.to_string()).unwrap_or_default();
                 by.entry(format!("{key}={value}")).or_default().push(f);
             }
             by.into_iter().collect()
@@ -234,10 +191,7 @@ pub async fn plan_step(
             let mut size = 0;
             for f in split_files {
                 if !current.is_empty() && size + f.1.size > target {
-                    groups.push((
-                        format!("group{}", groups.len()),
-                        std::mem::take(&mut current),
-                    ));
+                    groups.push((format!("group{}", groups.len()), std::mem::take(&mut current)));
                     size = 0;
                 }
                 size += f.1.size;
@@ -254,11 +208,8 @@ pub async fn plan_step(
     for (unit, files) in groups {
         let mut inputs = shared.clone();
         inputs.insert(split_input.clone(), to_objects(&files));
-        let mut parts: Vec<String> = vec![
-            job.name.clone(),
-            definition.clone(),
-            partition.map(|p| p.key.clone()).unwrap_or_default(),
-        ];
+        let mut parts: Vec<String> =
+            vec![job.name.clone(), definition.clone(), partition.map(|p| p.key.clone()).unwrap_or_default()];
         for (name, objects) in &inputs {
             for o in objects {
                 parts.push(format!("{name}\u{1}{}\u{1}{}", o.uri, o.version));
@@ -266,25 +217,15 @@ pub async fn plan_step(
         }
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         let id = WorkItemId(stable_hash(&refs));
-        let pk = partition
-            .map(|p| p.slug())
-            .unwrap_or_else(|| "_".to_string());
+        let pk = partition.map(|p| p.slug()).unwrap_or_else(|| "_".to_string());
         items.push(WorkItem {
             run_id: run_id.clone(),
             job: job.name.clone(),
             spec_uri: spec_uri.to_string(),
             step: step.name.clone(),
-            label: format!(
-                "{}[{}] {unit}",
-                step.name,
-                partition.map(|p| p.key.as_str()).unwrap_or("-")
-            ),
+            label: format!("{}[{}] {unit}", step.name, partition.map(|p| p.key.as_str()).unwrap_or("-")),
             inputs,
-            outputs: paths
-                .outputs
-                .iter()
-                .map(|(n, l)| (n.clone(), uri_of(l)))
-                .collect(),
+            outputs: paths.outputs.iter().map(|(n, l)| (n.clone(), uri_of(l))).collect(),
             manifest_uri: uri_of(&manifest_location(state, &job.name, &step.name, &pk, &id)),
             partition: partition.cloned(),
             memory_limit_mb: step.memory_limit_mb,
@@ -295,13 +236,7 @@ pub async fn plan_step(
 }
 
 /// Where an item's manifest lives: `{state}/items/{job}/{step}/{partition}/{item}.json`.
-pub fn manifest_location(
-    state: &Location,
-    job: &str,
-    step: &str,
-    partition_slug: &str,
-    id: &WorkItemId,
-) -> Location {
+pub fn manifest_location(state: &Location, job: &str, step: &str, partition_slug: &str, id: &WorkItemId) -> Location {
     state.join(&format!("items/{job}/{step}/{partition_slug}/{id}.json"))
 }
 

@@ -20,10 +20,7 @@ pub struct StoreCache {
 impl StoreCache {
     /// A cache using these AWS clients for S3.
     pub fn new(aws: Arc<AwsClients>) -> Self {
-        Self {
-            aws,
-            open: Mutex::new(HashMap::new()),
-        }
+        Self { aws, open: Mutex::new(HashMap::new()) }
     }
 
     /// Reads a whole object by URI.
@@ -41,10 +38,8 @@ impl StoreCache {
 
 /// Parses an absolute URI (as items carry them).
 pub fn parse(uri: &str) -> Result<Location, StorageError> {
-    Location::parse_absolute(uri).ok_or_else(|| StorageError::InvalidKey {
-        key: uri.to_string(),
-        reason: "not an absolute path or s3:// URI",
-    })
+    Location::parse_absolute(uri)
+        .ok_or_else(|| StorageError::InvalidKey { key: uri.to_string(), reason: "not an absolute path or s3:// URI" })
 }
 
 #[async_trait::async_trait]
@@ -60,11 +55,7 @@ impl Stores for StoreCache {
         }
         let store: Arc<dyn Storage> = match location {
             Location::Local { root, .. } => Arc::new(LocalStorage::new(root.clone())?),
-            Location::S3 { bucket, .. } => Arc::new(S3Storage::new(
-                self.aws.s3().await,
-                bucket.clone(),
-                String::new(),
-            )),
+            Location::S3 { bucket, .. } => Arc::new(S3Storage::new(self.aws.s3().await, bucket.clone(), String::new())),
         };
         open.insert(key, store.clone());
         Ok(store)

@@ -39,10 +39,7 @@ pub async fn open_queue(
         "sqs" => Box::new(crate::queue::SqsQueues::new(aws.sqs().await)),
         other => anyhow::bail!("unknown queue backend {other:?}"),
     };
-    backend
-        .open(address)
-        .await
-        .with_context(|| format!("opening queue {address}"))
+    backend.open(address).await.with_context(|| format!("opening queue {address}"))
 }
 
 fn signals() -> watch::Receiver<Notice> {
@@ -61,38 +58,20 @@ fn signals() -> watch::Receiver<Notice> {
 }
 
 /// Runs the worker until idle or interrupted.
-pub async fn run(
-    cfg: WorkerConfig,
-    aws: Arc<crate::aws::AwsClients>,
-) -> anyhow::Result<WorkerExit> {
+pub async fn run(cfg: WorkerConfig, aws: Arc<crate::aws::AwsClients>) -> anyhow::Result<WorkerExit> {
     let work = open_queue(&cfg, &cfg.work_queue, &aws).await?;
     let callbacks = open_queue(&cfg, &cfg.callback_queue, &aws).await?;
-    let facts = if cfg.poll_imds {
-        imds::facts().await
-    } else {
-        Default::default()
-    };
+    let facts = if cfg.poll_imds { imds::facts().await } else { Default::default() };
     let me = WorkerInfo {
-        id: facts
-            .instance_id
-            .clone()
-            .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id())),
+        id: facts.instance_id.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id())),
         instance_type: facts.instance_type.clone(),
         availability_zone: facts.availability_zone.clone(),
         arch: std::env::consts::ARCH.to_string(),
     };
-    let mut spot = if cfg.poll_imds {
-        Some(imds::watch_notices(NOTICE_POLL))
-    } else {
-        None
-    };
+    let mut spot = if cfg.poll_imds { Some(imds::watch_notices(NOTICE_POLL)) } else { None };
     let mut sig = signals();
     let visibility = Duration::from_secs(cfg.visibility_secs);
-    let scratch_root = cfg
-        .scratch_dir
-        .clone()
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let scratch_root = cfg.scratch_dir.clone().map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let mut idle_since = Instant::now();
     info!(worker = %me.id, queue = %cfg.work_queue, "worker started");
     loop {
@@ -104,8 +83,7 @@ pub async fn run(
             }
             Notice::None => {}
         }
-        let idle_left =
-            Duration::from_secs(cfg.idle_shutdown_secs).saturating_sub(idle_since.elapsed());
+        let idle_left = Duration::from_secs(cfg.idle_shutdown_secs).saturating_sub(idle_since.elapsed());
         if idle_left.is_zero() {
             info!(worker = %me.id, "idle, shutting down");
             return Ok(WorkerExit::Idle);
@@ -118,17 +96,7 @@ pub async fn run(
         let Some(message) = received.into_iter().next() else {
             continue;
         };
-        let outcome = handle(
-            &cfg,
-            &work,
-            &*callbacks,
-            &me,
-            &message,
-            &scratch_root,
-            &mut spot,
-            &mut sig,
-        )
-        .await;
+        let outcome = handle(&cfg, &work, &*callbacks, &me, &message, &scratch_root, &mut spot, &mut sig).await;
         if let Err(e) = &outcome {
             error!(worker = %me.id, "{e:#}");
         }
@@ -144,16 +112,11 @@ fn current_notice(spot: &Option<watch::Receiver<Notice>>, sig: &watch::Receiver<
     if s != Notice::None {
         return s;
     }
-    spot.as_ref()
-        .map(|r| r.borrow().clone())
-        .unwrap_or(Notice::None)
+    spot.as_ref().map(|r| r.borrow().clone()).unwrap_or(Notice::None)
 }
 
 /// Resolves when a termination notice (spot or signal) arrives.
-async fn wait_terminate(
-    spot: &mut Option<watch::Receiver<Notice>>,
-    sig: &mut watch::Receiver<Notice>,
-) -> String {
+async fn wait_terminate(spot: &mut Option<watch::Receiver<Notice>>, sig: &mut watch::Receiver<Notice>) -> String {
     loop {
         let notice = current_notice(spot, sig);
         if let Notice::Terminate(reason) = notice {
@@ -196,10 +159,8 @@ async fn handle(
         }
     };
     info!(item = %item.label, attempt = message.receive_count, "running");
-    let scratch = tempfile::Builder::new()
-        .prefix("runner-item-")
-        .tempdir_in(scratch_root)
-        .context("creating scratch space")?;
+    let scratch =
+        tempfile::Builder::new().prefix("runner-item-").tempdir_in(scratch_root).context("creating scratch space")?;
     let heartbeat = {
         let work = work.clone();
         let receipt = message.receipt.clone();
@@ -222,19 +183,12 @@ async fn handle(
     let (outcome, stop) = match outcome.context("starting the item process")? {
         ChildOutcome::Succeeded(stats) => (Outcome::Succeeded { stats }, None),
         ChildOutcome::Failed(error) => (Outcome::Failed { error }, None),
-        ChildOutcome::Killed(reason) => (
-            Outcome::Interrupted {
-                reason: reason.clone(),
-            },
-            Some(reason),
-        ),
+        ChildOutcome::Killed(reason) => (Outcome::Interrupted { reason: reason.clone() }, Some(reason)),
     };
     // Hand the item back before anything else when it did not succeed: another worker can
     // start at once.
     if !matches!(outcome, Outcome::Succeeded { .. }) {
-        work.set_visibility(&message.receipt, Duration::ZERO)
-            .await
-            .ok();
+        work.set_visibility(&message.receipt, Duration::ZERO).await.ok();
     }
     match &outcome {
         Outcome::Succeeded { .. } => info!(item = %item.label, "done"),
@@ -252,20 +206,13 @@ async fn handle(
         worker: me.clone(),
         outcome,
     };
-    let sent = callbacks
-        .send(&[serde_json::to_string(&callback).unwrap_or_default()])
-        .await;
+    let sent = callbacks.send(&[serde_json::to_string(&callback).unwrap_or_default()]).await;
     match (sent, succeeded) {
-        (Ok(_), true) => work
-            .delete(&message.receipt)
-            .await
-            .context("deleting a finished item")?,
+        (Ok(_), true) => work.delete(&message.receipt).await.context("deleting a finished item")?,
         (Err(e), true) => {
             // Without a callback the orchestrator would wait: let the item come back; the
             // redo finds the same outputs and commits again.
-            work.set_visibility(&message.receipt, Duration::ZERO)
-                .await
-                .ok();
+            work.set_visibility(&message.receipt, Duration::ZERO).await.ok();
             return Err(e).context("sending the callback");
         }
         (Err(e), false) => return Err(e).context("sending the callback"),

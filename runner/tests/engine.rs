@@ -19,10 +19,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 fn write_gz(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
-    let mut e = flate2::write::GzEncoder::new(
-        std::fs::File::create(&p).unwrap(),
-        flate2::Compression::fast(),
-    );
+    let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&p).unwrap(), flate2::Compression::fast());
     e.write_all(text.as_bytes()).unwrap();
     e.finish().unwrap();
     p
@@ -46,26 +43,15 @@ fn run(
     out: &Path,
     partition: Option<&Partition>,
 ) -> Result<runner::engine::ItemStats, EngineError> {
-    let inputs: BTreeMap<String, Vec<LocalFile>> = inputs
-        .iter()
-        .map(|(n, fs)| (n.to_string(), fs.iter().map(|f| local(f)).collect()))
-        .collect();
-    run_item(ItemRun {
-        step: &job.steps[0],
-        partition,
-        inputs,
-        out_dir: out,
-        file_tag: "item0",
-    })
+    let inputs: BTreeMap<String, Vec<LocalFile>> =
+        inputs.iter().map(|(n, fs)| (n.to_string(), fs.iter().map(|f| local(f)).collect())).collect();
+    run_item(ItemRun { step: &job.steps[0], partition, inputs, out_dir: out, file_tag: "item0" })
 }
 
 fn read_dir_parquet(dir: &Path) -> DataFrame {
     LazyFrame::scan_parquet(
         PlRefPath::new(dir.to_string_lossy().as_ref()),
-        ScanArgsParquet {
-            hive_options: HiveOptions::new_enabled(),
-            ..Default::default()
-        },
+        ScanArgsParquet { hive_options: HiveOptions::new_enabled(), ..Default::default() },
     )
     .unwrap()
     .collect()
@@ -105,21 +91,9 @@ fn csv_fail_names_file_row_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_gz(dir.path(), "a.csv.gz", CSV_DATA);
     let job = spec(&CSV_JOB.replace("POLICY", "fail"));
-    let err = run(
-        &job,
-        &[("raw", vec![f.clone()])],
-        &dir.path().join("out"),
-        None,
-    )
-    .unwrap_err();
+    let err = run(&job, &[("raw", vec![f.clone()])], &dir.path().join("out"), None).unwrap_err();
     match err {
-        EngineError::BadRow {
-            row,
-            column,
-            file,
-            detail,
-            ..
-        } => {
+        EngineError::BadRow { row, column, file, detail, .. } => {
             assert_eq!(row, 3);
             assert_eq!(column, "amount");
             assert!(file.ends_with("a.csv.gz"));
@@ -142,26 +116,13 @@ fn csv_skip_counts_and_drops() {
     assert_eq!(o.rows, 3);
     assert_eq!(o.partitions.get("day=2024-01-01"), Some(&2));
     assert_eq!(o.partitions.get("day=2024-01-02"), Some(&1));
-    assert!(
-        o.schema.iter().any(|(n, t)| n == "amount" && t == "f64"),
-        "{:?}",
-        o.schema
-    );
+    assert!(o.schema.iter().any(|(n, t)| n == "amount" && t == "f64"), "{:?}", o.schema);
     let df = read_dir_parquet(&out.join("clean"));
     assert_eq!(df.height(), 3);
-    let mut ids: Vec<i64> = df
-        .column("id")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let mut ids: Vec<i64> = df.column("id").unwrap().i64().unwrap().into_no_null_iter().collect();
     ids.sort();
     assert_eq!(ids, [1, 2, 6]);
-    assert!(
-        !out.join("_quarantine").exists(),
-        "skip writes nothing aside"
-    );
+    assert!(!out.join("_quarantine").exists(), "skip writes nothing aside");
 }
 
 #[test]
@@ -173,52 +134,26 @@ fn csv_quarantine_writes_bad_rows_aside_with_reasons() {
     let stats = run(&job, &[("raw", vec![f])], &out, None).unwrap();
     assert_eq!(stats.rows_quarantined["raw"], 3);
     let q = LazyFrame::scan_parquet(
-        PlRefPath::new(
-            out.join("_quarantine/raw/item0.parquet")
-                .to_string_lossy()
-                .as_ref(),
-        ),
+        PlRefPath::new(out.join("_quarantine/raw/item0.parquet").to_string_lossy().as_ref()),
         Default::default(),
     )
     .unwrap()
     .sort(["row"], Default::default())
     .collect()
     .unwrap();
-    let rows: Vec<u64> = q
-        .column("row")
-        .unwrap()
-        .u64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let rows: Vec<u64> = q.column("row").unwrap().u64().unwrap().into_no_null_iter().collect();
     assert_eq!(rows, [3, 4, 5]);
-    let reasons: Vec<String> = q
-        .column("reason")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .map(String::from)
-        .collect();
+    let reasons: Vec<String> = q.column("reason").unwrap().str().unwrap().iter().flatten().map(String::from).collect();
     assert!(reasons[0].contains("notanumber"));
     assert!(reasons[1].contains("more fields"));
     assert!(reasons[2].contains("required"));
-    assert_eq!(
-        q.column("amount").unwrap().str().unwrap().get(0),
-        Some("notanumber"),
-        "raw text is kept"
-    );
+    assert_eq!(q.column("amount").unwrap().str().unwrap().get(0), Some("notanumber"), "raw text is kept");
 }
 
 #[test]
 fn csv_with_header_separator_quote_and_nulls() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(
-        dir.path(),
-        "h.csv",
-        "id;name;score\n1;'a;b';NA\n2;'c';3.5\n",
-    );
+    let f = write(dir.path(), "h.csv", "id;name;score\n1;'a;b';NA\n2;'c';3.5\n");
     let job = spec(
         r#"
 name = "t"
@@ -239,10 +174,7 @@ path = "o"
     let stats = run(&job, &[("h", vec![f])], &out, None).unwrap();
     assert_eq!(stats.outputs["o"].rows, 2);
     let df = read_dir_parquet(&out.join("o"));
-    assert_eq!(
-        df.column("name").unwrap().str().unwrap().get(0),
-        Some("a;b")
-    );
+    assert_eq!(df.column("name").unwrap().str().unwrap().get(0), Some("a;b"));
     assert_eq!(df.column("score").unwrap().null_count(), 1);
     assert_eq!(df.column("id").unwrap().dtype(), &DataType::UInt32);
 }
@@ -275,26 +207,11 @@ path = "o"
     };
     // With declared columns the kinds are checked: line 3 has a string id, line 4 is not JSON.
     let out = dir.path().join("q");
-    let stats = run(
-        &spec(&toml("quarantine")),
-        &[("e", vec![f.clone()])],
-        &out,
-        None,
-    )
-    .unwrap();
+    let stats = run(&spec(&toml("quarantine")), &[("e", vec![f.clone()])], &out, None).unwrap();
     assert_eq!(stats.rows_quarantined["e"], 2);
     assert_eq!(stats.rows_in["e"], 4);
-    let err = run(
-        &spec(&toml("fail")),
-        &[("e", vec![f.clone()])],
-        &dir.path().join("f"),
-        None,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, EngineError::BadRow { row: 3, ref column, .. } if column == "id"),
-        "{err}"
-    );
+    let err = run(&spec(&toml("fail")), &[("e", vec![f.clone()])], &dir.path().join("f"), None).unwrap_err();
+    assert!(matches!(err, EngineError::BadRow { row: 3, ref column, .. } if column == "id"), "{err}");
 
     // Without declared columns, nested records flatten like Glue's Relationalize.
     let good = write(dir.path(), "g.ndjson", &(lines[..2].join("\n") + "\n"));
@@ -314,26 +231,15 @@ sql = "SELECT id, device_os, device_hw_model, tags, payload_k FROM e ORDER BY id
     );
     let out = dir.path().join("flat");
     let stats = run(&job, &[("e", vec![good])], &out, None).unwrap();
-    assert_eq!(
-        stats.outputs["o"].rows, 3,
-        "two tags explode into two rows, an empty list into one"
-    );
+    assert_eq!(stats.outputs["o"].rows, 3, "two tags explode into two rows, an empty list into one");
     let df = read_dir_parquet(&out.join("o"));
-    assert_eq!(
-        df.column("device_hw_model").unwrap().str().unwrap().get(0),
-        Some("x")
-    );
-    assert_eq!(
-        df.column("payload_k").unwrap().i64().unwrap().get(2),
-        Some(8)
-    );
+    assert_eq!(df.column("device_hw_model").unwrap().str().unwrap().get(0), Some("x"));
+    assert_eq!(df.column("payload_k").unwrap().i64().unwrap().get(2), Some(8));
 }
 
 fn write_parquet(path: &Path, mut df: DataFrame) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    ParquetWriter::new(std::fs::File::create(path).unwrap())
-        .finish(&mut df)
-        .unwrap();
+    ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut df).unwrap();
 }
 
 #[test]
@@ -341,14 +247,8 @@ fn parquet_hive_input_templated_sql_and_schema_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("in/day=2024-01-01/a.parquet");
     let b = dir.path().join("in/day=2024-01-02/b.parquet");
-    write_parquet(
-        &a,
-        df!("user_id" => ["u1", "u2"], "n" => [1i64, 2]).unwrap(),
-    );
-    write_parquet(
-        &b,
-        df!("user_id" => ["u1", "u3"], "n" => [10i64, 20]).unwrap(),
-    );
+    write_parquet(&a, df!("user_id" => ["u1", "u2"], "n" => [1i64, 2]).unwrap());
+    write_parquet(&b, df!("user_id" => ["u1", "u3"], "n" => [10i64, 20]).unwrap());
     let job = spec(
         r#"
 name = "t"
@@ -367,30 +267,13 @@ sql = "SELECT user_id, SUM(n) AS n FROM p WHERE CAST(day AS VARCHAR) = '{partiti
     let out = dir.path().join("out");
     let p = Partition::from_key("2024-01-02");
     let stats = run(&job, &[("p", vec![a.clone(), b.clone()])], &out, Some(&p)).unwrap();
-    assert_eq!(
-        stats.rows_in["p"], 4,
-        "parquet row counts come from metadata"
-    );
+    assert_eq!(stats.rows_in["p"], 4, "parquet row counts come from metadata");
     let df = read_dir_parquet(&out.join("o"));
-    assert_eq!(
-        df.column("n")
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect::<Vec<_>>(),
-        [10, 20]
-    );
+    assert_eq!(df.column("n").unwrap().i64().unwrap().into_no_null_iter().collect::<Vec<_>>(), [10, 20]);
 
     let c = dir.path().join("in/day=2024-01-03/c.parquet");
     write_parquet(&c, df!("user_id" => ["u9"], "n" => ["not an int"]).unwrap());
-    let err = run(
-        &job,
-        &[("p", vec![a, c])],
-        &dir.path().join("out2"),
-        Some(&p),
-    )
-    .unwrap_err();
+    let err = run(&job, &[("p", vec![a, c])], &dir.path().join("out2"), Some(&p)).unwrap_err();
     match err {
         EngineError::SchemaMismatch { file, found, .. } => {
             assert!(file.ends_with("c.parquet"));
@@ -417,11 +300,6 @@ path = "o"
 partition_by = ["nope"]
 "#,
     );
-    let err = run(&job, &[("x", vec![f])], &dir.path().join("out"), None)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("nope") && err.contains("partition_by"),
-        "{err}"
-    );
+    let err = run(&job, &[("x", vec![f])], &dir.path().join("out"), None).unwrap_err().to_string();
+    assert!(err.contains("nope") && err.contains("partition_by"), "{err}");
 }

@@ -44,17 +44,9 @@ fn err(text: &str) -> String {
 #[test]
 fn a_good_spec_parses_and_orders_steps() {
     let spec = JobSpec::parse(GOOD, "job.toml").unwrap();
-    let order: Vec<_> = runner::spec::validate::order(&spec)
-        .unwrap()
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
+    let order: Vec<_> = runner::spec::validate::order(&spec).unwrap().iter().map(|s| s.name.clone()).collect();
     assert_eq!(order, ["clean", "daily"]);
-    let reversed = GOOD.replacen(
-        "[[step]]\nname = \"clean\"",
-        "[[step]]\nname = \"clean0\"",
-        1,
-    );
+    let reversed = GOOD.replacen("[[step]]\nname = \"clean\"", "[[step]]\nname = \"clean0\"", 1);
     assert!(JobSpec::parse(&reversed, "x").is_ok());
 }
 
@@ -68,14 +60,8 @@ fn unknown_field_names_the_field_and_line() {
 #[test]
 fn bad_dtype_names_step_input_and_column() {
     let e = err(&GOOD.replace(r#"["ts", "datetime"]"#, r#"["ts", "timestampz"]"#));
-    assert!(
-        e.contains(r#"step "clean" › input "raw" › columns[1]"#),
-        "{e}"
-    );
-    assert!(
-        e.contains("timestampz") && e.contains("datetime"),
-        "lists what is accepted: {e}"
-    );
+    assert!(e.contains(r#"step "clean" › input "raw" › columns[1]"#), "{e}");
+    assert!(e.contains("timestampz") && e.contains("datetime"), "lists what is accepted: {e}");
 }
 
 #[test]
@@ -87,24 +73,13 @@ fn sql_reading_an_unknown_table_is_refused() {
 
 #[test]
 fn missing_input_and_headerless_without_columns() {
-    let no_inputs = GOOD.replace(
-        "[step.inputs.clean]\npath = \"clean/**/*.parquet\"\nformat = \"parquet\"\nhive = true\n",
-        "",
-    );
+    let no_inputs =
+        GOOD.replace("[step.inputs.clean]\npath = \"clean/**/*.parquet\"\nformat = \"parquet\"\nhive = true\n", "");
     let e = err(&no_inputs);
     assert!(e.contains("inputs"), "{e}");
-    let e = err(&GOOD.replace(
-        "columns = [[\"id\", \"i64\"], [\"ts\", \"datetime\"]]\n",
-        "",
-    ));
-    assert!(
-        e.contains(r#"input "raw" › columns"#) && e.contains("header"),
-        "{e}"
-    );
-    let e = err(&GOOD.replace(
-        "split = \"single\"",
-        "split = \"single\"\nsplit_input = \"nope\"",
-    ));
+    let e = err(&GOOD.replace("columns = [[\"id\", \"i64\"], [\"ts\", \"datetime\"]]\n", ""));
+    assert!(e.contains(r#"input "raw" › columns"#) && e.contains("header"), "{e}");
+    let e = err(&GOOD.replace("split = \"single\"", "split = \"single\"\nsplit_input = \"nope\""));
     assert!(e.contains("split_input") && e.contains("nope"), "{e}");
 }
 
@@ -112,10 +87,7 @@ fn missing_input_and_headerless_without_columns() {
 fn unknown_placeholder_and_cycles_and_checks() {
     let e = err(&GOOD.replace("{partition_key}", "{partition}"));
     assert!(e.contains("unknown placeholder {partition}"), "{e}");
-    let cyc = GOOD.replace(
-        "path = \"raw/{partition_key}/*.csv\"",
-        "path = \"daily/*.parquet\"",
-    );
+    let cyc = GOOD.replace("path = \"raw/{partition_key}/*.csv\"", "path = \"daily/*.parquet\"");
     assert!(err(&cyc).contains("cycle"));
     let e = err(&GOOD.replace("output = \"daily.daily\"", "output = \"daily.nope\""));
     assert!(e.contains("check[0]") && e.contains("daily.nope"), "{e}");

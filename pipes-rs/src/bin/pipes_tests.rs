@@ -71,18 +71,12 @@ fn check_channels(args: &Args) -> Result<(), BoxError> {
         return Ok(());
     }
     if args.context_loader.as_deref() == Some("s3")
-        && !matches!(
-            ContextSource::from_params(&loader.load_context_params()?)?,
-            ContextSource::S3 { .. }
-        )
+        && !matches!(ContextSource::from_params(&loader.load_context_params()?)?, ContextSource::S3 { .. })
     {
         return Err("--context-loader s3, but the context params are not an S3 location".into());
     }
     if args.message_writer.as_deref() == Some("s3")
-        && !matches!(
-            MessagesParams::from_params(&loader.load_messages_params()?)?.target,
-            MessageTarget::S3 { .. }
-        )
+        && !matches!(MessagesParams::from_params(&loader.load_messages_params()?)?.target, MessageTarget::S3 { .. })
     {
         return Err("--message-writer s3, but the messages params are not an S3 location".into());
     }
@@ -90,8 +84,7 @@ fn check_channels(args: &Args) -> Result<(), BoxError> {
 }
 
 fn read_json(path: &Path) -> Result<Value, BoxError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     Ok(serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?)
 }
 
@@ -154,13 +147,8 @@ fn behave(ctx: &PipesContext, args: &Args) -> Result<(), BoxError> {
         let spec = read_json(path)?;
         let name = spec["checkName"].as_str().ok_or("checkName missing")?;
         let passed = spec["passed"].as_bool().ok_or("passed missing")?;
-        let severity = spec["severity"]
-            .as_str()
-            .ok_or("severity missing")?
-            .parse()?;
-        let mut check = AssetCheck::new(name, passed)
-            .severity(severity)
-            .metadata(static_metadata());
+        let severity = spec["severity"].as_str().ok_or("severity missing")?.parse()?;
+        let mut check = AssetCheck::new(name, passed).severity(severity).metadata(static_metadata());
         if let Some(k) = spec.get("assetKey").and_then(Value::as_str) {
             check = check.asset_key(k);
         }
@@ -188,9 +176,6 @@ fn static_metadata() -> Metadata {
         )
         .with("text", "hello")
         .with("asset", MetadataValue::Asset("foo/bar".into()))
-        .with(
-            "dagster_run",
-            MetadataValue::DagsterRun("db892d7f-0031-4747-973d-22e8b9095d9d".into()),
-        )
+        .with("dagster_run", MetadataValue::DagsterRun("db892d7f-0031-4747-973d-22e8b9095d9d".into()))
         .with("notebook", MetadataValue::Notebook("notebook.ipynb".into()))
 }

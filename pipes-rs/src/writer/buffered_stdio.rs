@@ -18,10 +18,7 @@ pub struct BufferedStdioSink {
 impl BufferedStdioSink {
     /// A sink that writes to `stream` at close.
     pub fn new(stream: Stream) -> Self {
-        Self {
-            stream,
-            buffer: Vec::new(),
-        }
+        Self { stream, buffer: Vec::new() }
     }
 }
 

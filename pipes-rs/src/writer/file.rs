@@ -20,10 +20,7 @@ impl FileSink {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| PipesError::OpenChannel {
-                target: path.display().to_string(),
-                source,
-            })?;
+            .map_err(|source| PipesError::OpenChannel { target: path.display().to_string(), source })?;
         Ok(Self { file })
     }
 }

@@ -74,10 +74,7 @@ impl MessagesParams {
                 Some(other) => Err(PipesError::InvalidParam {
                     what: "messages",
                     key,
-                    detail: format!(
-                        "expected a string, got {}",
-                        crate::bootstrap::json_kind(other)
-                    ),
+                    detail: format!("expected a string, got {}", crate::bootstrap::json_kind(other)),
                 }),
             }
         };
@@ -95,10 +92,7 @@ impl MessagesParams {
                 return Err(PipesError::InvalidParam {
                     what: "messages",
                     key: "include_stdio_in_messages",
-                    detail: format!(
-                        "expected a boolean, got {}",
-                        crate::bootstrap::json_kind(other)
-                    ),
+                    detail: format!("expected a boolean, got {}", crate::bootstrap::json_kind(other)),
                 });
             }
         };
@@ -108,21 +102,12 @@ impl MessagesParams {
             MessageTarget::Stdio(stream("stdio", s)?)
         } else if let Some(s) = string("buffered_stdio")? {
             MessageTarget::BufferedStdio(stream("buffered_stdio", s)?)
-        } else if let (Some(bucket), Some(key_prefix)) = (string("bucket")?, string("key_prefix")?)
-        {
-            MessageTarget::S3 {
-                bucket: bucket.to_string(),
-                key_prefix: key_prefix.to_string(),
-            }
+        } else if let (Some(bucket), Some(key_prefix)) = (string("bucket")?, string("key_prefix")?) {
+            MessageTarget::S3 { bucket: bucket.to_string(), key_prefix: key_prefix.to_string() }
         } else {
-            return Err(PipesError::UnknownMessageParams {
-                keys: params.keys().cloned().collect(),
-            });
+            return Err(PipesError::UnknownMessageParams { keys: params.keys().cloned().collect() });
         };
-        Ok(Self {
-            target,
-            include_stdio_in_messages,
-        })
+        Ok(Self { target, include_stdio_in_messages })
     }
 
     /// Opens the sink.
@@ -138,18 +123,12 @@ impl MessagesParams {
 
 #[cfg(feature = "s3")]
 fn open_s3(bucket: &str, key_prefix: &str, s3: &crate::S3Options) -> Result<Box<dyn MessageSink>> {
-    Ok(Box::new(S3ChunkSink::start(
-        s3.clone(),
-        bucket,
-        key_prefix,
-    )?))
+    Ok(Box::new(S3ChunkSink::start(s3.clone(), bucket, key_prefix)?))
 }
 
 #[cfg(not(feature = "s3"))]
 fn open_s3(_: &str, _: &str, _: &crate::S3Options) -> Result<Box<dyn MessageSink>> {
-    Err(PipesError::S3NotEnabled {
-        what: "the message writer",
-    })
+    Err(PipesError::S3NotEnabled { what: "the message writer" })
 }
 
 /// Discards everything: the sink of an un-orchestrated process.
@@ -181,39 +160,23 @@ mod tests {
     fn recognises_every_shape() {
         assert_eq!(
             parse(json!({"path": "/m", "include_stdio_in_messages": true})).unwrap(),
-            MessagesParams {
-                target: MessageTarget::File("/m".into()),
-                include_stdio_in_messages: true
-            }
+            MessagesParams { target: MessageTarget::File("/m".into()), include_stdio_in_messages: true }
         );
-        assert_eq!(
-            parse(json!({"stdio": "stderr"})).unwrap().target,
-            MessageTarget::Stdio(Stream::Stderr)
-        );
+        assert_eq!(parse(json!({"stdio": "stderr"})).unwrap().target, MessageTarget::Stdio(Stream::Stderr));
         assert_eq!(
             parse(json!({"buffered_stdio": "stdout"})).unwrap().target,
             MessageTarget::BufferedStdio(Stream::Stdout)
         );
         assert_eq!(
-            parse(json!({"bucket": "b", "key_prefix": "p"}))
-                .unwrap()
-                .target,
-            MessageTarget::S3 {
-                bucket: "b".into(),
-                key_prefix: "p".into()
-            }
+            parse(json!({"bucket": "b", "key_prefix": "p"})).unwrap().target,
+            MessageTarget::S3 { bucket: "b".into(), key_prefix: "p".into() }
         );
     }
 
     #[test]
     fn unknown_shapes_are_errors_not_panics() {
-        let err = parse(json!({"socket": "/x", "port": 3}))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("\"socket\"") && err.contains("\"port\""),
-            "{err}"
-        );
+        let err = parse(json!({"socket": "/x", "port": 3})).unwrap_err().to_string();
+        assert!(err.contains("\"socket\"") && err.contains("\"port\""), "{err}");
         assert!(parse(json!({"stdio": "stdlog"})).is_err());
         assert!(parse(json!({"path": 7})).is_err());
         assert!(parse(json!({"path": "/m", "include_stdio_in_messages": "yes"})).is_err());

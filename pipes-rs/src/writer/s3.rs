@@ -40,19 +40,11 @@ impl S3ChunkSink {
                 target: format!("S3 uploader thread for {key_prefix}"),
                 source,
             })?;
-        Ok(Self {
-            tx: Some(tx),
-            worker: Some(worker),
-        })
+        Ok(Self { tx: Some(tx), worker: Some(worker) })
     }
 }
 
-async fn upload_loop(
-    options: S3Options,
-    bucket: String,
-    prefix: String,
-    rx: mpsc::Receiver<Vec<u8>>,
-) -> Result<u64> {
+async fn upload_loop(options: S3Options, bucket: String, prefix: String, rx: mpsc::Receiver<Vec<u8>>) -> Result<u64> {
     let client = crate::s3::client(&options).await;
     let interval = options.upload_interval;
     let mut pending: Vec<u8> = Vec::new();
@@ -79,10 +71,7 @@ async fn upload_loop(
             let key = format!("{prefix}/{}.json", uploaded + 1);
             // On failure the chunk is kept and retried under the same number: a gap in the
             // numbering would stall the reader forever.
-            if crate::s3::put_object(&client, &bucket, &key, chunk_body(&pending))
-                .await
-                .is_ok()
-            {
+            if crate::s3::put_object(&client, &bucket, &key, chunk_body(&pending)).await.is_ok() {
                 pending.clear();
                 uploaded += 1;
             }
@@ -118,9 +107,7 @@ fn chunk_body(pending: &[u8]) -> Vec<u8> {
 impl MessageSink for S3ChunkSink {
     fn send(&mut self, line: &[u8]) -> io::Result<()> {
         match &self.tx {
-            Some(tx) => tx
-                .send(line.to_vec())
-                .map_err(|_| io::Error::other("the S3 uploader thread has stopped")),
+            Some(tx) => tx.send(line.to_vec()).map_err(|_| io::Error::other("the S3 uploader thread has stopped")),
             None => Err(io::Error::other("the S3 writer is finished")),
         }
     }
@@ -130,11 +117,7 @@ impl MessageSink for S3ChunkSink {
         match self.worker.take() {
             Some(worker) => worker
                 .join()
-                .unwrap_or_else(|_| {
-                    Err(PipesError::Write(io::Error::other(
-                        "the S3 uploader thread panicked",
-                    )))
-                })
+                .unwrap_or_else(|_| Err(PipesError::Write(io::Error::other("the S3 uploader thread panicked"))))
                 .map(|_| ()),
             None => Ok(()),
         }
@@ -151,9 +134,6 @@ impl Drop for S3ChunkSink {
 mod tests {
     #[test]
     fn chunk_has_no_trailing_newline() {
-        assert_eq!(
-            super::chunk_body(b"{\"a\":1}\n{\"b\":2}\n"),
-            b"{\"a\":1}\n{\"b\":2}"
-        );
+        assert_eq!(super::chunk_body(b"{\"a\":1}\n{\"b\":2}\n"), b"{\"a\":1}\n{\"b\":2}");
     }
 }

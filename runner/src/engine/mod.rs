@@ -149,10 +149,7 @@ pub fn quarantine_dir(out_dir: &Path, input: &str) -> PathBuf {
 }
 
 fn polars_err(step: &str) -> impl Fn(PolarsError) -> EngineError + '_ {
-    move |e| EngineError::Execute {
-        step: step.to_string(),
-        detail: e.to_string(),
-    }
+    move |e| EngineError::Execute { step: step.to_string(), detail: e.to_string() }
 }
 
 /// Runs one work item.
@@ -203,19 +200,13 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
     let mut output_schemas = BTreeMap::new();
     let mut sink_count = 0;
     for (name, output) in &step.outputs {
-        let sql = crate::spec::template::render(&step.output_sql(output), run.partition)
-            .map_err(EngineError::Template)?;
-        let frame = ctx.execute(&sql).map_err(|e| EngineError::Sql {
-            output: name.clone(),
-            detail: e.to_string(),
-        })?;
+        let sql =
+            crate::spec::template::render(&step.output_sql(output), run.partition).map_err(EngineError::Template)?;
+        let frame = ctx.execute(&sql).map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
         let schema = frame
             .clone()
             .collect_schema()
-            .map_err(|e| EngineError::Sql {
-                output: name.clone(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
         for key in &output.partition_by {
             if schema.get(key).is_none() {
                 return Err(EngineError::Sql {
@@ -229,27 +220,19 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
         }
         output_schemas.insert(name.clone(), schema);
         let sink = write::sink(frame, output, &output_dir(run.out_dir, name), run.file_tag)
-            .map_err(|e| EngineError::Sql {
-                output: name.clone(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
         plans.insert(sink_count, sink.logical_plan);
         sink_count += 1;
     }
 
     let results = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default())
         .map_err(|e| read::explain_failure(step, &run.inputs, e))?;
-    for (what, df) in counted
-        .iter()
-        .zip(results.iter().skip(sink_count).filter(|d| d.width() > 0))
-    {
+    for (what, df) in counted.iter().zip(results.iter().skip(sink_count).filter(|d| d.width() > 0)) {
         let n = stats::single_count(df);
         match what {
             Counted::InputRows(name) => *stats.rows_in.entry(name.clone()).or_default() += n,
             Counted::Dropped(name) => *stats.rows_dropped.entry(name.clone()).or_default() += n,
-            Counted::Quarantined(name) => {
-                *stats.rows_quarantined.entry(name.clone()).or_default() += n
-            }
+            Counted::Quarantined(name) => *stats.rows_quarantined.entry(name.clone()).or_default() += n,
             Counted::Violations(name) if n > 0 => {
                 return Err(read::explain_failure(
                     step,
@@ -263,17 +246,11 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
         }
     }
     // Rows that were set aside never reached the outputs but were read.
-    for (name, n) in stats
-        .rows_dropped
-        .clone()
-        .into_iter()
-        .chain(stats.rows_quarantined.clone())
-    {
+    for (name, n) in stats.rows_dropped.clone().into_iter().chain(stats.rows_quarantined.clone()) {
         *stats.rows_in.entry(name).or_default() += n;
     }
     for (name, schema) in output_schemas {
-        let out = stats::output_stats(&output_dir(run.out_dir, &name), &schema)
-            .map_err(polars_err(&step.name))?;
+        let out = stats::output_stats(&output_dir(run.out_dir, &name), &schema).map_err(polars_err(&step.name))?;
         stats.bytes_out += out.bytes;
         stats.outputs.insert(name, out);
     }

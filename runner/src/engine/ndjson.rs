@@ -33,9 +33,7 @@ fn kind_fits(value: &Value, dtype: DType) -> bool {
         (Value::String(_), DType::Str | DType::Date | DType::Datetime) => true,
         (Value::Bool(_), DType::Bool) => true,
         (Value::Number(n), DType::F32 | DType::F64) => n.is_f64() || n.is_i64() || n.is_u64(),
-        (Value::Number(n), DType::I8 | DType::I16 | DType::I32 | DType::I64) => {
-            n.is_i64() || n.is_u64()
-        }
+        (Value::Number(n), DType::I8 | DType::I16 | DType::I32 | DType::I64) => n.is_i64() || n.is_u64(),
         (Value::Number(n), DType::U8 | DType::U16 | DType::U32 | DType::U64) => n.is_u64(),
         // Anything may be kept as text.
         (_, DType::Str) => true,
@@ -77,23 +75,14 @@ struct Checked {
 }
 
 /// Splits one file into a clean copy and its bad lines.
-fn split_file(
-    input: &str,
-    f: &LocalFile,
-    columns: &[ColumnSpec],
-    scratch: &Path,
-) -> Result<Checked, EngineError> {
+fn split_file(input: &str, f: &LocalFile, columns: &[ColumnSpec], scratch: &Path) -> Result<Checked, EngineError> {
     let err = |e: std::io::Error| EngineError::Read {
         input: input.to_string(),
         file: f.source.clone(),
         detail: e.to_string(),
     };
     std::fs::create_dir_all(scratch).map_err(err)?;
-    let name = f
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = f.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let clean = scratch.join(format!("{name}.clean.ndjson"));
     let mut out = std::io::BufWriter::new(std::fs::File::create(&clean).map_err(err)?);
     let reader = BufReader::new(open_text(&f.path).map_err(err)?);
@@ -118,8 +107,8 @@ fn split_file(
 
 /// Declared columns fix their types; the rest (nested records included) is inferred.
 fn reader(spec: &InputSpec, paths: Vec<PlRefPath>) -> LazyJsonLineReader {
-    let mut r = LazyJsonLineReader::new_paths(paths.into())
-        .with_infer_schema_length(std::num::NonZeroUsize::new(10_000));
+    let mut r =
+        LazyJsonLineReader::new_paths(paths.into()).with_infer_schema_length(std::num::NonZeroUsize::new(10_000));
     if let Some(columns) = &spec.columns {
         r = r.with_schema_overwrite(Some(Arc::new(schema_of(columns))));
     }
@@ -137,18 +126,11 @@ pub(super) fn read(
 ) -> Result<ReadInput, EngineError> {
     let read_err = |e: PolarsError| EngineError::Read {
         input: name.to_string(),
-        file: files
-            .iter()
-            .map(|f| f.source.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        file: files.iter().map(|f| f.source.as_str()).collect::<Vec<_>>().join(", "),
         detail: e.to_string(),
     };
     if policy == BadRows::Fail {
-        let paths = files
-            .iter()
-            .map(|f| PlRefPath::new(f.path.to_string_lossy().as_ref()))
-            .collect();
+        let paths = files.iter().map(|f| PlRefPath::new(f.path.to_string_lossy().as_ref())).collect();
         let frame = reader(spec, paths).finish().map_err(read_err)?;
         return Ok(ReadInput {
             counter: frame.clone().select([len()]),
@@ -166,12 +148,7 @@ pub(super) fn read(
         let checked = split_file(name, f, columns, &scratch)?;
         good += checked.good;
         clean.push(PlRefPath::new(checked.clean.to_string_lossy().as_ref()));
-        bad_rows.extend(
-            checked
-                .bad
-                .into_iter()
-                .map(|(_c, row, reason, line)| (f.source.clone(), row, reason, line)),
-        );
+        bad_rows.extend(checked.bad.into_iter().map(|(_c, row, reason, line)| (f.source.clone(), row, reason, line)));
     }
     let frame = reader(spec, clean).finish().map_err(read_err)?;
     let bad_count = bad_rows.len() as u64;
@@ -193,20 +170,13 @@ pub(super) fn read(
         counter: frame.clone().select([len()]),
         frame,
         known_rows: Some(good),
-        bad: Some(BadSide {
-            count,
-            quarantine_sink,
-        }),
+        bad: Some(BadSide { count, quarantine_sink }),
         violations: None,
     })
 }
 
 /// The first bad line of any file, as an error.
-pub(super) fn first_bad_line(
-    input: &str,
-    spec: &InputSpec,
-    files: &[LocalFile],
-) -> Option<EngineError> {
+pub(super) fn first_bad_line(input: &str, spec: &InputSpec, files: &[LocalFile]) -> Option<EngineError> {
     let columns = spec.columns.as_deref().unwrap_or_default();
     for f in files {
         let reader = BufReader::new(open_text(&f.path).ok()?);

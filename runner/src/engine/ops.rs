@@ -10,10 +10,7 @@ use crate::spec::OpSpec;
 const SEPARATOR: &str = "_";
 
 fn explode_opts() -> ExplodeOptions {
-    ExplodeOptions {
-        empty_as_null: true,
-        keep_nulls: true,
-    }
+    ExplodeOptions { empty_as_null: true, keep_nulls: true }
 }
 
 fn unnest(frame: LazyFrame, column: &str) -> LazyFrame {
@@ -21,27 +18,13 @@ fn unnest(frame: LazyFrame, column: &str) -> LazyFrame {
 }
 
 /// Applies the ops in order.
-pub(super) fn apply(
-    input: &str,
-    ops: &[OpSpec],
-    mut frame: LazyFrame,
-) -> Result<LazyFrame, EngineError> {
+pub(super) fn apply(input: &str, ops: &[OpSpec], mut frame: LazyFrame) -> Result<LazyFrame, EngineError> {
     for op in ops {
-        let fail = |detail: String| EngineError::Op {
-            input: input.to_string(),
-            op: format!("{op:?}"),
-            detail,
-        };
-        let schema = frame
-            .clone()
-            .collect_schema()
-            .map_err(|e| fail(e.to_string()))?;
+        let fail = |detail: String| EngineError::Op { input: input.to_string(), op: format!("{op:?}"), detail };
+        let schema = frame.clone().collect_schema().map_err(|e| fail(e.to_string()))?;
         let need = |column: &str| {
             schema.get(column).cloned().ok_or_else(|| {
-                fail(format!(
-                    "no column {column:?}; columns are {:?}",
-                    schema.iter_names().collect::<Vec<_>>()
-                ))
+                fail(format!("no column {column:?}; columns are {:?}", schema.iter_names().collect::<Vec<_>>()))
             })
         };
         frame = match op {
@@ -50,10 +33,7 @@ pub(super) fn apply(
                     return Err(fail(format!("column {column:?} is not text")));
                 }
                 let dtype = DataType::Struct(schema_of(fields).iter_fields().collect());
-                unnest(
-                    frame.with_column(col(column.as_str()).str().json_decode(dtype)),
-                    column,
-                )
+                unnest(frame.with_column(col(column.as_str()).str().json_decode(dtype)), column)
             }
             OpSpec::Unnest { column } => {
                 if !matches!(need(column)?, DataType::Struct(_)) {
@@ -71,10 +51,7 @@ pub(super) fn apply(
                 let mut f = frame;
                 // Unnest until no struct is left (nested structs surface one level at a time).
                 for _ in 0..32 {
-                    let s = f
-                        .clone()
-                        .collect_schema()
-                        .map_err(|e| fail(e.to_string()))?;
+                    let s = f.clone().collect_schema().map_err(|e| fail(e.to_string()))?;
                     let structs: Vec<String> = s
                         .iter()
                         .filter(|(_, d)| matches!(d, DataType::Struct(_)))

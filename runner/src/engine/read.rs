@@ -36,20 +36,12 @@ pub(super) struct BadSide {
 pub(super) fn schema_of(columns: &[ColumnSpec]) -> Schema {
     columns
         .iter()
-        .map(|c| {
-            Field::new(
-                c.name().into(),
-                c.dtype().map(|d| d.polars()).unwrap_or(DataType::String),
-            )
-        })
+        .map(|c| Field::new(c.name().into(), c.dtype().map(|d| d.polars()).unwrap_or(DataType::String)))
         .collect()
 }
 
 fn paths(files: &[LocalFile]) -> Vec<PlRefPath> {
-    files
-        .iter()
-        .map(|f| PlRefPath::new(f.path.to_string_lossy().as_ref()))
-        .collect()
+    files.iter().map(|f| PlRefPath::new(f.path.to_string_lossy().as_ref())).collect()
 }
 
 pub(super) fn csv_reader(spec: &InputSpec, paths: Vec<PlRefPath>) -> LazyCsvReader {
@@ -67,11 +59,7 @@ pub(super) fn csv_reader(spec: &InputSpec, paths: Vec<PlRefPath>) -> LazyCsvRead
     reader
 }
 
-fn check_compression(
-    input: &str,
-    spec: &InputSpec,
-    files: &[LocalFile],
-) -> Result<(), EngineError> {
+fn check_compression(input: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<(), EngineError> {
     let expected: &[u8] = match spec.compression {
         InputCompression::Auto | InputCompression::None => return Ok(()),
         InputCompression::Gzip => &[0x1f, 0x8b],
@@ -79,11 +67,8 @@ fn check_compression(
     };
     for f in files {
         let mut head = [0u8; 4];
-        let n = std::io::Read::read(
-            &mut std::fs::File::open(&f.path).map_err(|e| read_err(input, f, e))?,
-            &mut head,
-        )
-        .map_err(|e| read_err(input, f, e))?;
+        let n = std::io::Read::read(&mut std::fs::File::open(&f.path).map_err(|e| read_err(input, f, e))?, &mut head)
+            .map_err(|e| read_err(input, f, e))?;
         if !head[..n].starts_with(expected) {
             return Err(EngineError::Read {
                 input: input.to_string(),
@@ -99,11 +84,7 @@ fn check_compression(
 }
 
 fn read_err(input: &str, f: &LocalFile, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Read {
-        input: input.to_string(),
-        file: f.source.clone(),
-        detail: e.to_string(),
-    }
+    EngineError::Read { input: input.to_string(), file: f.source.clone(), detail: e.to_string() }
 }
 
 fn empty_frame(spec: &InputSpec) -> LazyFrame {
@@ -121,10 +102,7 @@ pub(super) fn read_input(
 ) -> Result<ReadInput, EngineError> {
     if files.is_empty() {
         if spec.required {
-            return Err(EngineError::NoFiles {
-                input: name.to_string(),
-                pattern: spec.path.clone(),
-            });
+            return Err(EngineError::NoFiles { input: name.to_string(), pattern: spec.path.clone() });
         }
         let frame = empty_frame(spec);
         return Ok(ReadInput {
@@ -138,11 +116,7 @@ pub(super) fn read_input(
     check_compression(name, spec, files)?;
     let err = |e: PolarsError| EngineError::Read {
         input: name.to_string(),
-        file: files
-            .iter()
-            .map(|f| f.source.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        file: files.iter().map(|f| f.source.as_str()).collect::<Vec<_>>().join(", "),
         detail: e.to_string(),
     };
     match (spec.format, spec.bad_rows) {
@@ -167,13 +141,8 @@ pub(super) fn read_input(
         }
         (Format::Csv, policy) => {
             let columns = spec.columns.as_deref().unwrap_or_default();
-            let checked = bad_rows::csv_checked(spec, columns, files)
-                .map_err(err)?
-                .cache();
-            let good = checked
-                .clone()
-                .filter(col(bad_rows::REASON).is_null())
-                .select(bad_rows::typed_columns(columns));
+            let checked = bad_rows::csv_checked(spec, columns, files).map_err(err)?.cache();
+            let good = checked.clone().filter(col(bad_rows::REASON).is_null()).select(bad_rows::typed_columns(columns));
             let bad = checked.clone().filter(col(bad_rows::REASON).is_not_null());
             let quarantine_sink = match policy {
                 BadRows::Quarantine => Some(
@@ -189,10 +158,7 @@ pub(super) fn read_input(
                 counter: good.clone().select([len()]),
                 frame: good,
                 known_rows: None,
-                bad: Some(BadSide {
-                    count: bad.select([len()]),
-                    quarantine_sink,
-                }),
+                bad: Some(BadSide { count: bad.select([len()]), quarantine_sink }),
                 violations: None,
             })
         }
@@ -203,34 +169,17 @@ pub(super) fn read_input(
 
 /// Counts rows with a null in a `required` column.
 pub(super) fn required_violations(frame: &LazyFrame, spec: &InputSpec) -> Option<LazyFrame> {
-    let required: Vec<Expr> = spec
-        .columns
-        .iter()
-        .flatten()
-        .filter(|c| c.required())
-        .map(|c| col(c.name()).is_null())
-        .collect();
+    let required: Vec<Expr> =
+        spec.columns.iter().flatten().filter(|c| c.required()).map(|c| col(c.name()).is_null()).collect();
     let any = required.into_iter().reduce(|a, b| a.or(b))?;
     Some(frame.clone().filter(any).select([len()]))
 }
 
 fn arrow_schema_text(schema: &ArrowSchema) -> BTreeMap<String, String> {
-    schema
-        .iter_values()
-        .map(|f| {
-            (
-                f.name.to_string(),
-                format!("{:?}", DataType::from_arrow_field(f)),
-            )
-        })
-        .collect()
+    schema.iter_values().map(|f| (f.name.to_string(), format!("{:?}", DataType::from_arrow_field(f)))).collect()
 }
 
-fn read_parquet(
-    name: &str,
-    spec: &InputSpec,
-    files: &[LocalFile],
-) -> Result<ReadInput, EngineError> {
+fn read_parquet(name: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<ReadInput, EngineError> {
     let mut reference: Option<(String, BTreeMap<String, String>)> = None;
     let mut rows = 0u64;
     for f in files {
@@ -243,10 +192,7 @@ fn read_parquet(
             None => reference = Some((f.source.clone(), text)),
             Some((ref_file, ref_schema)) if *ref_schema != text => {
                 let only = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| {
-                    a.iter()
-                        .filter(|(k, v)| b.get(*k) != Some(v))
-                        .map(|(k, v)| format!("{k}: {v}"))
-                        .collect::<Vec<_>>()
+                    a.iter().filter(|(k, v)| b.get(*k) != Some(v)).map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>()
                 };
                 return Err(EngineError::SchemaMismatch {
                     input: name.to_string(),
@@ -260,9 +206,7 @@ fn read_parquet(
         }
         if let (Some(columns), Some((_, have))) = (&spec.columns, &reference) {
             for c in columns {
-                if !have.contains_key(c.name())
-                    && !(spec.hive && f.source.contains(&format!("/{}=", c.name())))
-                {
+                if !have.contains_key(c.name()) && !(spec.hive && f.source.contains(&format!("/{}=", c.name()))) {
                     return Err(EngineError::SchemaMismatch {
                         input: name.to_string(),
                         file: f.source.clone(),
@@ -275,38 +219,20 @@ fn read_parquet(
         }
     }
     let args = ScanArgsParquet {
-        hive_options: if spec.hive {
-            HiveOptions::new_enabled()
-        } else {
-            HiveOptions::new_disabled()
-        },
+        hive_options: if spec.hive { HiveOptions::new_enabled() } else { HiveOptions::new_disabled() },
         ..Default::default()
     };
-    let mut frame = LazyFrame::scan_parquet_files(paths(files).into(), args).map_err(|e| {
-        EngineError::Read {
-            input: name.to_string(),
-            file: files.first().map(|f| f.source.clone()).unwrap_or_default(),
-            detail: e.to_string(),
-        }
+    let mut frame = LazyFrame::scan_parquet_files(paths(files).into(), args).map_err(|e| EngineError::Read {
+        input: name.to_string(),
+        file: files.first().map(|f| f.source.clone()).unwrap_or_default(),
+        detail: e.to_string(),
     })?;
     if let Some(columns) = &spec.columns {
-        let casts: Vec<Expr> = columns
-            .iter()
-            .filter_map(|c| {
-                c.dtype()
-                    .ok()
-                    .map(|d| col(c.name()).strict_cast(d.polars()))
-            })
-            .collect();
+        let casts: Vec<Expr> =
+            columns.iter().filter_map(|c| c.dtype().ok().map(|d| col(c.name()).strict_cast(d.polars()))).collect();
         frame = frame.with_columns(casts);
     }
-    Ok(ReadInput {
-        counter: frame.clone().select([len()]),
-        frame,
-        known_rows: Some(rows),
-        bad: None,
-        violations: None,
-    })
+    Ok(ReadInput { counter: frame.clone().select([len()]), frame, known_rows: Some(rows), bad: None, violations: None })
 }
 
 /// Turns a failed run into the most precise error available: for inputs on the `fail` policy,
@@ -330,8 +256,5 @@ pub(super) fn explain_failure(
             return bad;
         }
     }
-    EngineError::Execute {
-        step: step.name.clone(),
-        detail: e.to_string(),
-    }
+    EngineError::Execute { step: step.name.clone(), detail: e.to_string() }
 }

@@ -37,24 +37,15 @@ pub fn sql_tables(sql: &str) -> Result<Vec<String>, String> {
     // Placeholders are not SQL; give them a neutral value for parsing.
     let neutral = crate::spec::template::PLACEHOLDERS
         .iter()
-        .fold(sql.to_string(), |s, p| {
-            s.replace(&format!("{{{p}}}"), "2000-01-01")
-        });
-    let statements = Parser::parse_sql(&GenericDialect {}, &neutral)
-        .map_err(|e| format!("the SQL does not parse: {e}"))?;
+        .fold(sql.to_string(), |s, p| s.replace(&format!("{{{p}}}"), "2000-01-01"));
+    let statements =
+        Parser::parse_sql(&GenericDialect {}, &neutral).map_err(|e| format!("the SQL does not parse: {e}"))?;
     if statements.len() != 1 {
-        return Err(format!(
-            "expected one SQL statement, found {}",
-            statements.len()
-        ));
+        return Err(format!("expected one SQL statement, found {}", statements.len()));
     }
     let mut tables = Tables::default();
     let _ = statements.visit(&mut tables);
-    Ok(tables
-        .relations
-        .into_iter()
-        .filter(|r| !tables.ctes.contains(r))
-        .collect())
+    Ok(tables.relations.into_iter().filter(|r| !tables.ctes.contains(r)).collect())
 }
 
 #[cfg(test)]
@@ -63,12 +54,9 @@ mod tests {
 
     #[test]
     fn finds_tables_but_not_ctes() {
-        let t = sql_tables("WITH x AS (SELECT * FROM a) SELECT * FROM x JOIN b USING (k) WHERE d = '{partition_key}'").unwrap();
+        let t = sql_tables("WITH x AS (SELECT * FROM a) SELECT * FROM x JOIN b USING (k) WHERE d = '{partition_key}'")
+            .unwrap();
         assert_eq!(t, ["a", "b"]);
-        assert!(
-            sql_tables("SELEC nothing")
-                .unwrap_err()
-                .contains("does not parse")
-        );
+        assert!(sql_tables("SELEC nothing").unwrap_err().contains("does not parse"));
     }
 }

@@ -47,20 +47,13 @@ pub struct OutputStats {
 }
 
 pub(super) fn single_count(df: &DataFrame) -> u64 {
-    df.columns()
-        .first()
-        .and_then(|c| c.get(0).ok())
-        .and_then(|v| v.extract::<u64>())
-        .unwrap_or(0)
+    df.columns().first().and_then(|c| c.get(0).ok()).and_then(|v| v.extract::<u64>()).unwrap_or(0)
 }
 
 /// Reads back what was written (Parquet footers only).
 pub(super) fn output_stats(dir: &Path, schema: &Schema) -> PolarsResult<OutputStats> {
     let mut out = OutputStats {
-        schema: schema
-            .iter()
-            .map(|(n, d)| (n.to_string(), d.to_string()))
-            .collect(),
+        schema: schema.iter().map(|(n, d)| (n.to_string(), d.to_string())).collect(),
         ..Default::default()
     };
     let mut files = Vec::new();
@@ -92,12 +85,7 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> PolarsResult
         if entry.file_type()?.is_dir() {
             collect_files(root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(
-                path.strip_prefix(root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            out.push(path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned());
         }
     }
     Ok(())

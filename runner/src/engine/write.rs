@@ -14,9 +14,7 @@ fn options(output: Option<&OutputSpec>) -> PolarsResult<ParquetWriteOptions> {
     if let Some(output) = output {
         let level = output.compression_level;
         o.compression = match output.compression {
-            OutputCompression::Zstd => {
-                ParquetCompression::Zstd(level.map(ZstdLevel::try_new).transpose()?)
-            }
+            OutputCompression::Zstd => ParquetCompression::Zstd(level.map(ZstdLevel::try_new).transpose()?),
             OutputCompression::Gzip => {
                 ParquetCompression::Gzip(level.map(|l| GzipLevel::try_new(l as u8)).transpose()?)
             }
@@ -32,35 +30,20 @@ fn options(output: Option<&OutputSpec>) -> PolarsResult<ParquetWriteOptions> {
 /// A plan that writes `frame` to one Parquet file.
 pub(super) fn sink_file(frame: LazyFrame, path: &Path) -> PolarsResult<LazyFrame> {
     frame.sink(
-        SinkDestination::File {
-            target: SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref())),
-        },
+        SinkDestination::File { target: SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref())) },
         FileWriteFormat::Parquet(Arc::new(options(None)?)),
-        UnifiedSinkArgs {
-            mkdir: true,
-            ..Default::default()
-        },
+        UnifiedSinkArgs { mkdir: true, ..Default::default() },
     )
 }
 
 /// A plan that writes an output under `dir`.
-pub(super) fn sink(
-    frame: LazyFrame,
-    output: &OutputSpec,
-    dir: &Path,
-    file_tag: &str,
-) -> PolarsResult<LazyFrame> {
+pub(super) fn sink(frame: LazyFrame, output: &OutputSpec, dir: &Path, file_tag: &str) -> PolarsResult<LazyFrame> {
     let format = FileWriteFormat::Parquet(Arc::new(options(Some(output))?));
-    let args = UnifiedSinkArgs {
-        mkdir: true,
-        ..Default::default()
-    };
+    let args = UnifiedSinkArgs { mkdir: true, ..Default::default() };
     if output.partition_by.is_empty() {
         let path = dir.join(format!("{file_tag}.parquet"));
         return frame.sink(
-            SinkDestination::File {
-                target: SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref())),
-            },
+            SinkDestination::File { target: SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref())) },
             format,
             args,
         );
@@ -69,11 +52,7 @@ pub(super) fn sink(
         base_path: PlRefPath::new(dir.to_string_lossy().as_ref()),
         file_path_provider: None,
         partition_strategy: PartitionStrategy::Keyed {
-            keys: output
-                .partition_by
-                .iter()
-                .map(|k| col(k.as_str()))
-                .collect(),
+            keys: output.partition_by.iter().map(|k| col(k.as_str())).collect(),
             include_keys: false,
             keys_pre_grouped: false,
         },

@@ -12,21 +12,18 @@ use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
-    AcceleratorCountRequest, CpuManufacturer, DefaultTargetCapacityType, Filter,
-    FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
-    FleetLaunchTemplateSpecificationRequest, FleetType, InstanceRequirementsRequest,
-    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
-    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest,
-    MemoryMiBRequest, RequestLaunchTemplateData, ResourceType, ShutdownBehavior,
-    SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification,
-    TargetCapacitySpecificationRequest, TargetCapacityUnitType, VCpuCountRangeRequest,
+    AcceleratorCountRequest, CpuManufacturer, DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest,
+    FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetType,
+    InstanceRequirementsRequest, LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest, MemoryMiBRequest,
+    RequestLaunchTemplateData, ResourceType, ShutdownBehavior, SpotAllocationStrategy, SpotOptionsRequest, Tag,
+    TagSpecification, TargetCapacitySpecificationRequest, TargetCapacityUnitType, VCpuCountRangeRequest,
 };
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DAGSTER_RUN_TAG, Fleet, FleetError, FleetHandle, FleetRequest, Instance, RUN_TAG, Result,
-    STEP_TAG, TOOL_TAG,
+    DAGSTER_RUN_TAG, Fleet, FleetError, FleetHandle, FleetRequest, Instance, RUN_TAG, Result, STEP_TAG, TOOL_TAG,
 };
 use crate::item::RunId;
 
@@ -65,14 +62,26 @@ pub struct Ec2Config {
     /// vCPUs to give each work item.
     #[serde(default = "default_vcpus_per_item")]
     pub vcpus_per_item: usize,
+    /// `joined`: one override per architecture listing every subnet (what AWS documents for
+    /// maintain fleets, and within its guidance of at most 4 requirement blocks); `separate`:
+    /// one override per architecture and subnet (what moto understands).
+    #[serde(default)]
+    pub subnet_overrides: SubnetOverrides,
+}
+
+/// How subnets are spread over the fleet's overrides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubnetOverrides {
+    /// One override per architecture, subnets comma-joined.
+    #[default]
+    Joined,
+    /// One override per architecture and subnet.
+    Separate,
 }
 
 fn default_template_types() -> BTreeMap<String, String> {
-    [
-        ("x86_64".to_string(), "m6i.large".to_string()),
-        ("arm64".to_string(), "m7g.large".to_string()),
-    ]
-    .into()
+    [("x86_64".to_string(), "m6i.large".to_string()), ("arm64".to_string(), "m7g.large".to_string())].into()
 }
 fn default_vcpus() -> [i32; 2] {
     [2, 16]
@@ -95,47 +104,33 @@ impl Ec2Config {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(FleetError::Config(m));
         if self.subnets.is_empty() {
-            return bad(
-                "ec2.subnets is empty: list a subnet in each availability zone to use".into(),
-            );
+            return bad("ec2.subnets is empty: list a subnet in each availability zone to use".into());
         }
         if self.amis.is_empty() {
             return bad("ec2.amis is empty: give an AMI for x86_64 and/or arm64".into());
         }
         for arch in self.amis.keys() {
             if arch != "x86_64" && arch != "arm64" {
-                return bad(format!(
-                    "ec2.amis: unknown architecture {arch:?} (x86_64 or arm64)"
-                ));
+                return bad(format!("ec2.amis: unknown architecture {arch:?} (x86_64 or arm64)"));
             }
             if !self.worker_binaries.contains_key(arch) {
-                return bad(format!(
-                    "ec2.worker_binaries has no runner binary for {arch}"
-                ));
+                return bad(format!("ec2.worker_binaries has no runner binary for {arch}"));
             }
             if !self.template_instance_types.contains_key(arch) {
-                return bad(format!(
-                    "ec2.template_instance_types has no type for {arch}"
-                ));
+                return bad(format!("ec2.template_instance_types has no type for {arch}"));
             }
         }
         let [lo, hi] = self.vcpus;
         if lo < 1 || hi < lo {
-            return bad(format!(
-                "ec2.vcpus [{lo}, {hi}] is not a valid range (1 <= min <= max)"
-            ));
+            return bad(format!("ec2.vcpus [{lo}, {hi}] is not a valid range (1 <= min <= max)"));
         }
         let [mlo, mhi] = self.memory_mib;
         if mlo < 1 || (mhi != 0 && mhi < mlo) {
-            return bad(format!(
-                "ec2.memory_mib [{mlo}, {mhi}] is not a valid range"
-            ));
+            return bad(format!("ec2.memory_mib [{mlo}, {mhi}] is not a valid range"));
         }
         for m in &self.cpu_manufacturers {
             if !["intel", "amd", "amazon-web-services"].contains(&m.as_str()) {
-                return bad(format!(
-                    "ec2.cpu_manufacturers: unknown maker {m:?} (intel, amd, amazon-web-services)"
-                ));
+                return bad(format!("ec2.cpu_manufacturers: unknown maker {m:?} (intel, amd, amazon-web-services)"));
             }
         }
         if self.vcpus_per_item == 0 || self.max_vcpus == 0 {
@@ -158,10 +153,7 @@ fn fail<E>(operation: &'static str, e: SdkError<E>) -> FleetError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    FleetError::Provider {
-        operation,
-        detail: DisplayErrorContext(&e).to_string(),
-    }
+    FleetError::Provider { operation, detail: DisplayErrorContext(&e).to_string() }
 }
 
 fn tags(request_run: &RunId, step: &str, dagster: Option<&str>) -> Vec<Tag> {
@@ -178,39 +170,20 @@ fn tags(request_run: &RunId, step: &str, dagster: Option<&str>) -> Vec<Tag> {
 
 fn template_name(run: &RunId, step: &str, arch: &str) -> String {
     let raw = format!("spotlake-{run}-{step}-{arch}");
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.()/".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(128)
-        .collect()
+    raw.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.()/".contains(c) { c } else { '-' }).take(128).collect()
 }
 
 impl Ec2Fleet {
     /// A fleet provider.
     pub fn new(client: Client, config: Ec2Config, lifetime: Duration) -> Self {
-        Self {
-            client,
-            config,
-            lifetime,
-        }
+        Self { client, config, lifetime }
     }
 
     /// The boot script: write the worker config, fetch the runner for this architecture, run
     /// it, and power off (the instance terminates) when it exits.
     pub fn user_data(&self, request: &FleetRequest) -> String {
         let config = serde_json::to_string_pretty(&request.worker).unwrap_or_default();
-        let bin = |arch: &str| {
-            self.config
-                .worker_binaries
-                .get(arch)
-                .cloned()
-                .unwrap_or_default()
-        };
+        let bin = |arch: &str| self.config.worker_binaries.get(arch).cloned().unwrap_or_default();
         format!(
             "#!/bin/bash\nset -uo pipefail\nmkdir -p /opt/spotlake\ncat > /opt/spotlake/worker.json <<'JSON'\n{config}\nJSON\n\
              case \"$(uname -m)\" in aarch64) BIN='{arm}' ;; *) BIN='{x86}' ;; esac\n\
@@ -222,18 +195,9 @@ impl Ec2Fleet {
         )
     }
 
-    async fn create_template(
-        &self,
-        request: &FleetRequest,
-        arch: &str,
-        ami: &str,
-    ) -> Result<String> {
+    async fn create_template(&self, request: &FleetRequest, arch: &str, ami: &str) -> Result<String> {
         let name = template_name(&request.run_id, &request.step, arch);
-        let t = tags(
-            &request.run_id,
-            &request.step,
-            request.dagster_run_id.as_deref(),
-        );
+        let t = tags(&request.run_id, &request.step, request.dagster_run_id.as_deref());
         let mut data = RequestLaunchTemplateData::builder()
             .image_id(ami)
             .instance_type(self.config.template_instance_types[arch].as_str().into())
@@ -261,13 +225,9 @@ impl Ec2Fleet {
         }
         if let Some(profile) = &self.config.instance_profile {
             let spec = if profile.starts_with("arn:") {
-                LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
-                    .arn(profile)
-                    .build()
+                LaunchTemplateIamInstanceProfileSpecificationRequest::builder().arn(profile).build()
             } else {
-                LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
-                    .name(profile)
-                    .build()
+                LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name(profile).build()
             };
             data = data.iam_instance_profile(spec);
         }
@@ -276,10 +236,7 @@ impl Ec2Fleet {
             .launch_template_name(&name)
             .launch_template_data(data.build())
             .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::LaunchTemplate)
-                    .set_tags(Some(t))
-                    .build(),
+                TagSpecification::builder().resource_type(ResourceType::LaunchTemplate).set_tags(Some(t)).build(),
             )
             .send()
             .await
@@ -306,12 +263,8 @@ impl Ec2Fleet {
 
     async fn delete_templates(&self, run: &RunId, step: &str) {
         for arch in self.config.amis.keys() {
-            let _ = self
-                .client
-                .delete_launch_template()
-                .launch_template_name(template_name(run, step, arch))
-                .send()
-                .await;
+            let _ =
+                self.client.delete_launch_template().launch_template_name(template_name(run, step, arch)).send().await;
         }
     }
 }
@@ -345,34 +298,32 @@ impl Fleet for Ec2Fleet {
     async fn launch(&self, request: &FleetRequest) -> Result<FleetHandle> {
         self.config.validate()?;
         let mut configs = Vec::new();
-        let subnets = self.config.subnets.join(",");
+        let subnet_groups: Vec<String> = match self.config.subnet_overrides {
+            SubnetOverrides::Joined => vec![self.config.subnets.join(",")],
+            SubnetOverrides::Separate => self.config.subnets.clone(),
+        };
         for (arch, ami) in &self.config.amis {
             let name = self.create_template(request, arch, ami).await?;
-            configs.push(
-                FleetLaunchTemplateConfigRequest::builder()
-                    .launch_template_specification(
-                        FleetLaunchTemplateSpecificationRequest::builder()
-                            .launch_template_name(name)
-                            .version("$Latest")
-                            .build(),
-                    )
-                    .overrides(
-                        FleetLaunchTemplateOverridesRequest::builder()
-                            .subnet_id(&subnets)
-                            .instance_requirements(self.requirements())
-                            .build(),
-                    )
+            let mut config = FleetLaunchTemplateConfigRequest::builder().launch_template_specification(
+                FleetLaunchTemplateSpecificationRequest::builder()
+                    .launch_template_name(name)
+                    .version("$Latest")
                     .build(),
             );
+            for subnets in &subnet_groups {
+                config = config.overrides(
+                    FleetLaunchTemplateOverridesRequest::builder()
+                        .subnet_id(subnets)
+                        .instance_requirements(self.requirements())
+                        .build(),
+                );
+            }
+            configs.push(config.build());
         }
-        let vcpus = (request.capacity * self.config.vcpus_per_item)
-            .clamp(self.config.vcpus[0] as usize, self.config.max_vcpus);
+        let vcpus =
+            (request.capacity * self.config.vcpus_per_item).clamp(self.config.vcpus[0] as usize, self.config.max_vcpus);
         let until = std::time::SystemTime::now() + self.lifetime;
-        let t = tags(
-            &request.run_id,
-            &request.step,
-            request.dagster_run_id.as_deref(),
-        );
+        let t = tags(&request.run_id, &request.step, request.dagster_run_id.as_deref());
         let created = self
             .client
             .create_fleet()
@@ -393,10 +344,7 @@ impl Fleet for Ec2Fleet {
             .valid_until(aws_sdk_ec2::primitives::DateTime::from(until))
             .terminate_instances_with_expiration(true)
             .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Fleet)
-                    .set_tags(Some(t))
-                    .build(),
+                TagSpecification::builder().resource_type(ResourceType::Fleet).set_tags(Some(t)).build(),
             )
             .send()
             .await;
@@ -408,11 +356,7 @@ impl Fleet for Ec2Fleet {
             }
         };
         let id = created.fleet_id().unwrap_or_default().to_string();
-        Ok(FleetHandle {
-            id,
-            run_id: request.run_id.clone(),
-            step: request.step.clone(),
-        })
+        Ok(FleetHandle { id, run_id: request.run_id.clone(), step: request.step.clone() })
     }
 
     async fn maintain(&self, _handle: &FleetHandle, _request: &FleetRequest) -> Result<()> {
@@ -441,6 +385,16 @@ impl Fleet for Ec2Fleet {
     }
 
     async fn delete(&self, handle: &FleetHandle) -> Result<()> {
+        // Deleting is idempotent: a fleet that is already gone (or going) needs nothing more.
+        let described = self.client.describe_fleets().fleet_ids(&handle.id).send().await;
+        let gone = match &described {
+            Ok(out) => out.fleets().iter().all(|f| f.fleet_state().is_some_and(|s| s.as_str().starts_with("deleted"))),
+            Err(e) => e.as_service_error().and_then(ProvideErrorMetadata::code).is_some_and(|c| c.contains("NotFound")),
+        };
+        if gone {
+            self.delete_templates(&handle.run_id, &handle.step).await;
+            return Ok(());
+        }
         let out = self
             .client
             .delete_fleets()
@@ -450,11 +404,7 @@ impl Fleet for Ec2Fleet {
             .await
             .map_err(|e| fail("DeleteFleets", e))?;
         if let Some(err) = out.unsuccessful_fleet_deletions().first() {
-            let code = err
-                .error()
-                .and_then(|e| e.code())
-                .map(|c| c.as_str().to_string())
-                .unwrap_or_default();
+            let code = err.error().and_then(|e| e.code()).map(|c| c.as_str().to_string()).unwrap_or_default();
             if !code.contains("NotFound") {
                 return Err(FleetError::Provider {
                     operation: "DeleteFleets",
@@ -466,50 +416,30 @@ impl Fleet for Ec2Fleet {
         Ok(())
     }
 
-    async fn gc(
-        &self,
-        is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync),
-    ) -> Result<Vec<String>> {
+    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> Result<Vec<String>> {
         let mut deleted = Vec::new();
         let mut pages = self.client.describe_fleets().into_paginator().send();
         let mut dead: Vec<(String, RunId, String)> = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| fail("DescribeFleets", e))?;
             for f in page.fleets() {
-                let tag = |k: &str| {
-                    f.tags()
-                        .iter()
-                        .find(|t| t.key() == Some(k))
-                        .and_then(|t| t.value())
-                        .map(String::from)
-                };
+                let tag =
+                    |k: &str| f.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(String::from);
                 if tag(TOOL_TAG.0).as_deref() != Some(TOOL_TAG.1) {
                     continue;
                 }
-                let state = f
-                    .fleet_state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default();
+                let state = f.fleet_state().map(|s| s.as_str().to_string()).unwrap_or_default();
                 if state.starts_with("deleted") {
                     continue;
                 }
                 let run = RunId(tag(RUN_TAG).unwrap_or_default());
                 if !is_live(&run) {
-                    dead.push((
-                        f.fleet_id().unwrap_or_default().to_string(),
-                        run,
-                        tag(STEP_TAG).unwrap_or_default(),
-                    ));
+                    dead.push((f.fleet_id().unwrap_or_default().to_string(), run, tag(STEP_TAG).unwrap_or_default()));
                 }
             }
         }
         for (id, run_id, step) in dead {
-            self.delete(&FleetHandle {
-                id: id.clone(),
-                run_id,
-                step,
-            })
-            .await?;
+            self.delete(&FleetHandle { id: id.clone(), run_id, step }).await?;
             deleted.push(id);
         }
         // Instances of this tool left behind by anything else (a fleet deleted without
@@ -518,31 +448,16 @@ impl Fleet for Ec2Fleet {
         let mut pages = self
             .client
             .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{}", TOOL_TAG.0))
-                    .values(TOOL_TAG.1)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .values("pending")
-                    .values("running")
-                    .build(),
-            )
+            .filters(Filter::builder().name(format!("tag:{}", TOOL_TAG.0)).values(TOOL_TAG.1).build())
+            .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| fail("DescribeInstances", e))?;
             for r in page.reservations() {
                 for i in r.instances() {
-                    let run = i
-                        .tags()
-                        .iter()
-                        .find(|t| t.key() == Some(RUN_TAG))
-                        .and_then(|t| t.value())
-                        .unwrap_or_default();
+                    let run =
+                        i.tags().iter().find(|t| t.key() == Some(RUN_TAG)).and_then(|t| t.value()).unwrap_or_default();
                     if !is_live(&RunId(run.to_string())) {
                         stray.push(i.instance_id().unwrap_or_default().to_string());
                     }

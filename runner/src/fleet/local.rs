@@ -35,25 +35,31 @@ struct Live {
 #[derive(Debug)]
 pub struct LocalFleet {
     records: PathBuf,
+    executable: Option<PathBuf>,
     live: Mutex<HashMap<String, Live>>,
 }
 
 impl LocalFleet {
-    /// A fleet whose records live in `state_dir/fleets`.
+    /// A fleet whose records live in `state_dir/fleets`; workers run this executable.
     pub fn new(state_dir: PathBuf) -> Self {
-        Self {
-            records: state_dir.join("fleets"),
-            live: Mutex::new(HashMap::new()),
-        }
+        Self { records: state_dir.join("fleets"), executable: None, live: Mutex::new(HashMap::new()) }
     }
 
-    fn spawn(request: &FleetRequest) -> std::io::Result<Child> {
+    /// Runs workers from another `runner` executable (tests, where this process is not it).
+    #[must_use]
+    pub fn with_executable(mut self, exe: PathBuf) -> Self {
+        self.executable = Some(exe);
+        self
+    }
+
+    fn spawn(&self, request: &FleetRequest) -> std::io::Result<Child> {
         let config = serde_json::to_string(&request.worker).unwrap_or_default();
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.arg("worker")
-            .arg("--config-json")
-            .arg(config)
-            .stdin(Stdio::null());
+        let exe = match &self.executable {
+            Some(e) => e.clone(),
+            None => std::env::current_exe()?,
+        };
+        let mut cmd = Command::new(exe);
+        cmd.arg("worker").arg("--config-json").arg(config).stdin(Stdio::null());
         // SAFETY: prctl is async-signal-safe; it makes the worker end with the orchestrator,
         // so a killed orchestrator leaves no local workers behind.
         unsafe {
@@ -67,11 +73,7 @@ impl LocalFleet {
 
     fn write_record(&self, handle: &FleetHandle, pids: Vec<u32>) {
         let _ = std::fs::create_dir_all(&self.records);
-        let record = Record {
-            run_id: handle.run_id.clone(),
-            step: handle.step.clone(),
-            pids,
-        };
+        let record = Record { run_id: handle.run_id.clone(), step: handle.step.clone(), pids };
         let path = self.records.join(format!("{}.json", handle.id));
         let tmp = path.with_extension("json.tmp");
         if std::fs::write(&tmp, serde_json::to_vec(&record).unwrap_or_default()).is_ok() {
@@ -88,11 +90,7 @@ fn alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; its state is Z.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| {
-            s.rsplit(')')
-                .next()
-                .map(|rest| !rest.trim_start().starts_with('Z'))
-        })
+        .and_then(|s| s.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
 }
 
@@ -128,10 +126,8 @@ impl Fleet for LocalFleet {
     }
 
     async fn launch(&self, request: &FleetRequest) -> Result<FleetHandle> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let handle = FleetHandle {
             id: format!("local-{}-{nanos:x}", std::process::id()),
             run_id: request.run_id.clone(),
@@ -139,10 +135,9 @@ impl Fleet for LocalFleet {
         };
         let mut live = Live::default();
         for _ in 0..request.capacity.max(1) {
-            let child = Self::spawn(request).map_err(|e| FleetError::Provider {
-                operation: "spawn worker",
-                detail: e.to_string(),
-            })?;
+            let child = self
+                .spawn(request)
+                .map_err(|e| FleetError::Provider { operation: "spawn worker", detail: e.to_string() })?;
             live.children.push((child, Instant::now()));
         }
         let pids = live.children.iter().map(|(c, _)| c.id()).collect();
@@ -171,22 +166,15 @@ impl Fleet for LocalFleet {
             }
             live.children = kept;
             if live.early_deaths > MAX_EARLY_DEATHS {
-                return Err(FleetError::CrashLoop(format!(
-                    "{} early exits",
-                    live.early_deaths
-                )));
+                return Err(FleetError::CrashLoop(format!("{} early exits", live.early_deaths)));
             }
             while live.children.len() < request.capacity.max(1) {
-                let child = Self::spawn(request).map_err(|e| FleetError::Provider {
-                    operation: "spawn worker",
-                    detail: e.to_string(),
-                })?;
+                let child = self
+                    .spawn(request)
+                    .map_err(|e| FleetError::Provider { operation: "spawn worker", detail: e.to_string() })?;
                 live.children.push((child, Instant::now()));
             }
-            live.children
-                .iter()
-                .map(|(c, _)| c.id())
-                .collect::<Vec<_>>()
+            live.children.iter().map(|(c, _)| c.id()).collect::<Vec<_>>()
         };
         self.write_record(handle, pids);
         Ok(())
@@ -201,12 +189,7 @@ impl Fleet for LocalFleet {
                     .iter()
                     .map(|(c, _)| Instance {
                         id: c.id().to_string(),
-                        state: if alive(c.id()) {
-                            "running"
-                        } else {
-                            "terminated"
-                        }
-                        .to_string(),
+                        state: if alive(c.id()) { "running" } else { "terminated" }.to_string(),
                         instance_type: None,
                         availability_zone: None,
                     })
@@ -216,11 +199,7 @@ impl Fleet for LocalFleet {
     }
 
     async fn delete(&self, handle: &FleetHandle) -> Result<()> {
-        let children = self
-            .lock()
-            .remove(&handle.id)
-            .map(|l| l.children)
-            .unwrap_or_default();
+        let children = self.lock().remove(&handle.id).map(|l| l.children).unwrap_or_default();
         let pids: Vec<u32> = children.iter().map(|(c, _)| c.id()).collect();
         tokio::task::spawn_blocking(move || {
             terminate(&pids);
@@ -229,18 +208,12 @@ impl Fleet for LocalFleet {
             }
         })
         .await
-        .map_err(|e| FleetError::Provider {
-            operation: "delete",
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| FleetError::Provider { operation: "delete", detail: e.to_string() })?;
         let _ = std::fs::remove_file(self.records.join(format!("{}.json", handle.id)));
         Ok(())
     }
 
-    async fn gc(
-        &self,
-        is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync),
-    ) -> Result<Vec<String>> {
+    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> Result<Vec<String>> {
         let mut deleted = Vec::new();
         let Ok(entries) = std::fs::read_dir(&self.records) else {
             return Ok(deleted);
@@ -250,25 +223,16 @@ impl Fleet for LocalFleet {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            let Some(record) = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
-            else {
+            let Some(record) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Record>(&b).ok()) else {
                 continue;
             };
             if is_live(&record.run_id) {
                 continue;
             }
             let pids = record.pids.clone();
-            tokio::task::spawn_blocking(move || terminate(&pids))
-                .await
-                .ok();
+            tokio::task::spawn_blocking(move || terminate(&pids)).await.ok();
             let _ = std::fs::remove_file(&path);
-            deleted.push(
-                path.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
+            deleted.push(path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
         }
         Ok(deleted)
     }

@@ -127,6 +127,5 @@ pub trait Fleet: Send + Sync + std::fmt::Debug {
     async fn delete(&self, handle: &FleetHandle) -> Result<()>;
 
     /// Deletes every fleet of this tool whose run is not live. Returns the deleted ids.
-    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync))
-    -> Result<Vec<String>>;
+    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> Result<Vec<String>>;
 }

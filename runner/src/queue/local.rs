@@ -31,17 +31,11 @@ CREATE INDEX IF NOT EXISTS messages_ready ON messages(queue, visible_at, seq);
 ";
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn nonce() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{:x}{:x}", nanos, std::process::id())
 }
 
@@ -66,17 +60,8 @@ impl LocalQueues {
         Self { path: path.into() }
     }
 
-    fn backend_err(
-        &self,
-        queue: &str,
-        operation: &'static str,
-        e: impl std::fmt::Display,
-    ) -> QueueError {
-        QueueError::Backend {
-            queue: format!("{}#{queue}", self.path.display()),
-            operation,
-            detail: e.to_string(),
-        }
+    fn backend_err(&self, queue: &str, operation: &'static str, e: impl std::fmt::Display) -> QueueError {
+        QueueError::Backend { queue: format!("{}#{queue}", self.path.display()), operation, detail: e.to_string() }
     }
 
     fn connect(&self, queue: &str) -> Result<Connection> {
@@ -87,11 +72,7 @@ impl LocalQueues {
     }
 
     fn handle(&self, name: &str, conn: Connection) -> Arc<dyn Queue> {
-        Arc::new(LocalQueue {
-            name: name.to_string(),
-            path: self.path.clone(),
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Arc::new(LocalQueue { name: name.to_string(), path: self.path.clone(), conn: Arc::new(Mutex::new(conn)) })
     }
 }
 
@@ -120,9 +101,7 @@ impl QueueBackend for LocalQueues {
         let backend = LocalQueues::new(path);
         let conn = backend.connect(name)?;
         let exists: Option<String> = conn
-            .query_row("SELECT name FROM queues WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT name FROM queues WHERE name = ?1", [name], |r| r.get(0))
             .optional()
             .map_err(|e| backend.backend_err(name, "open", e))?;
         if exists.is_none() {
@@ -135,8 +114,7 @@ impl QueueBackend for LocalQueues {
         let conn = self.connect(name)?;
         conn.execute("DELETE FROM messages WHERE queue = ?1", [name])
             .map_err(|e| self.backend_err(name, "delete", e))?;
-        conn.execute("DELETE FROM queues WHERE name = ?1", [name])
-            .map_err(|e| self.backend_err(name, "delete", e))?;
+        conn.execute("DELETE FROM queues WHERE name = ?1", [name]).map_err(|e| self.backend_err(name, "delete", e))?;
         Ok(())
     }
 }
@@ -151,11 +129,7 @@ pub struct LocalQueue {
 
 impl LocalQueue {
     fn err(&self, operation: &'static str, e: impl std::fmt::Display) -> QueueError {
-        QueueError::Backend {
-            queue: self.address(),
-            operation,
-            detail: e.to_string(),
-        }
+        QueueError::Backend { queue: self.address(), operation, detail: e.to_string() }
     }
 
     async fn with_conn<T: Send + 'static>(
@@ -175,9 +149,7 @@ impl LocalQueue {
     }
 
     fn parse_receipt(receipt: &str) -> Option<i64> {
-        receipt
-            .split_once(':')
-            .and_then(|(seq, _)| seq.parse().ok())
+        receipt.split_once(':').and_then(|(seq, _)| seq.parse().ok())
     }
 }
 
@@ -201,9 +173,8 @@ impl Queue for LocalQueue {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut ids = Vec::with_capacity(bodies.len());
             {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT INTO messages (queue, id, body, visible_at) VALUES (?1, ?2, ?3, ?4)",
-                )?;
+                let mut stmt =
+                    tx.prepare_cached("INSERT INTO messages (queue, id, body, visible_at) VALUES (?1, ?2, ?3, ?4)")?;
                 let now = now_ms();
                 let base = nonce();
                 for (i, body) in bodies.iter().enumerate() {
@@ -219,12 +190,7 @@ impl Queue for LocalQueue {
         .map_err(|e| self.err("send", e))
     }
 
-    async fn receive(
-        &self,
-        max: usize,
-        wait: Duration,
-        visibility: Duration,
-    ) -> Result<Vec<Received>> {
+    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Received>> {
         let max = max.clamp(1, 10) as i64;
         let deadline = Instant::now() + wait.min(Duration::from_secs(20));
         loop {
@@ -278,16 +244,12 @@ impl Queue for LocalQueue {
             if !got.is_empty() || Instant::now() >= deadline {
                 return Ok(got);
             }
-            tokio::time::sleep(
-                Duration::from_millis(25).min(deadline.saturating_duration_since(Instant::now())),
-            )
-            .await;
+            tokio::time::sleep(Duration::from_millis(25).min(deadline.saturating_duration_since(Instant::now()))).await;
         }
     }
 
     async fn set_visibility(&self, receipt: &str, visibility: Duration) -> Result<()> {
-        let seq = Self::parse_receipt(receipt)
-            .ok_or_else(|| QueueError::StaleReceipt(receipt.to_string()))?;
+        let seq = Self::parse_receipt(receipt).ok_or_else(|| QueueError::StaleReceipt(receipt.to_string()))?;
         let r = receipt.to_string();
         let changed = self
             .with_conn(move |conn| {
@@ -305,20 +267,13 @@ impl Queue for LocalQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<()> {
-        let seq = Self::parse_receipt(receipt)
-            .ok_or_else(|| QueueError::StaleReceipt(receipt.to_string()))?;
+        let seq = Self::parse_receipt(receipt).ok_or_else(|| QueueError::StaleReceipt(receipt.to_string()))?;
         let r = receipt.to_string();
         let (deleted, exists) = self
             .with_conn(move |conn| {
-                let deleted = conn.execute(
-                    "DELETE FROM messages WHERE seq = ?1 AND receipt = ?2",
-                    params![seq, r],
-                )?;
-                let exists: Option<i64> = conn
-                    .query_row("SELECT seq FROM messages WHERE seq = ?1", [seq], |row| {
-                        row.get(0)
-                    })
-                    .optional()?;
+                let deleted = conn.execute("DELETE FROM messages WHERE seq = ?1 AND receipt = ?2", params![seq, r])?;
+                let exists: Option<i64> =
+                    conn.query_row("SELECT seq FROM messages WHERE seq = ?1", [seq], |row| row.get(0)).optional()?;
                 Ok((deleted, exists.is_some()))
             })
             .await

@@ -32,9 +32,7 @@ pub enum QueueError {
         limit: usize,
     },
     /// A receipt that is no longer valid (the message was received again, or deleted).
-    #[error(
-        "receipt for message {0} is stale: the message was received by someone else or deleted"
-    )]
+    #[error("receipt for message {0} is stale: the message was received by someone else or deleted")]
     StaleReceipt(String),
     /// Any other failure.
     #[error("queue {queue}: {operation}: {detail}")]
@@ -78,10 +76,7 @@ pub struct QueueOptions {
 
 impl Default for QueueOptions {
     fn default() -> Self {
-        Self {
-            visibility: Duration::from_secs(30),
-            dead_letter: None,
-        }
+        Self { visibility: Duration::from_secs(30), dead_letter: None }
     }
 }
 
@@ -108,12 +103,7 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 
     /// Receives up to `max` messages (1–10), waiting up to `wait` (≤ 20 s) for the first.
     /// Each stays invisible to others for `visibility`.
-    async fn receive(
-        &self,
-        max: usize,
-        wait: Duration,
-        visibility: Duration,
-    ) -> Result<Vec<Received>>;
+    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Received>>;
 
     /// Sets the remaining visibility of a delivery: a heartbeat extends it, 0 releases the
     /// message for redelivery now.
@@ -130,8 +120,7 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait QueueBackend: Send + Sync + std::fmt::Debug {
     /// Creates a queue (or opens it if it exists with the same options).
-    async fn create(&self, name: &str, options: &QueueOptions)
-    -> Result<std::sync::Arc<dyn Queue>>;
+    async fn create(&self, name: &str, options: &QueueOptions) -> Result<std::sync::Arc<dyn Queue>>;
 
     /// Opens a queue by the address another process was given.
     async fn open(&self, address: &str) -> Result<std::sync::Arc<dyn Queue>>;
@@ -143,11 +132,7 @@ pub trait QueueBackend: Send + Sync + std::fmt::Debug {
 /// Checks a body against the size limit.
 pub fn check_size(queue: &str, body: &str) -> Result<()> {
     if body.len() > MAX_MESSAGE_BYTES {
-        return Err(QueueError::TooLarge {
-            queue: queue.to_string(),
-            size: body.len(),
-            limit: MAX_MESSAGE_BYTES,
-        });
+        return Err(QueueError::TooLarge { queue: queue.to_string(), size: body.len(), limit: MAX_MESSAGE_BYTES });
     }
     Ok(())
 }

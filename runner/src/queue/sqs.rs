@@ -7,9 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 
 use super::{Depth, Queue, QueueBackend, QueueError, QueueOptions, Received, Result, check_size};
 
@@ -30,24 +28,14 @@ fn fail<E>(queue: &str, operation: &'static str, e: SdkError<E>) -> QueueError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let code = e
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::code)
-        .unwrap_or_default()
-        .to_string();
+    let code = e.as_service_error().and_then(ProvideErrorMetadata::code).unwrap_or_default().to_string();
     if code.contains("NonExistentQueue") || code.contains("QueueDoesNotExist") {
         return QueueError::NoSuchQueue(queue.to_string());
     }
-    if code.contains("ReceiptHandleIsInvalid")
-        || code.contains("InvalidParameterValue") && operation != "send"
-    {
+    if code.contains("ReceiptHandleIsInvalid") || code.contains("InvalidParameterValue") && operation != "send" {
         return QueueError::StaleReceipt(queue.to_string());
     }
-    QueueError::Backend {
-        queue: queue.to_string(),
-        operation,
-        detail: DisplayErrorContext(&e).to_string(),
-    }
+    QueueError::Backend { queue: queue.to_string(), operation, detail: DisplayErrorContext(&e).to_string() }
 }
 
 #[async_trait]
@@ -57,10 +45,7 @@ impl QueueBackend for SqsQueues {
             .client
             .create_queue()
             .queue_name(name)
-            .attributes(
-                QueueAttributeName::VisibilityTimeout,
-                options.visibility.as_secs().to_string(),
-            )
+            .attributes(QueueAttributeName::VisibilityTimeout, options.visibility.as_secs().to_string())
             .attributes(QueueAttributeName::ReceiveMessageWaitTimeSeconds, "0");
         if let Some((dlq, max)) = &options.dead_letter {
             let dlq_url = self
@@ -80,26 +65,13 @@ impl QueueBackend for SqsQueues {
                 .send()
                 .await
                 .map_err(|e| fail(dlq, "get_queue_attributes", e))?;
-            let arn = attrs
-                .attributes()
-                .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-                .cloned()
-                .unwrap_or_default();
-            let policy =
-                serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string();
+            let arn =
+                attrs.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().unwrap_or_default();
+            let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string();
             req = req.attributes(QueueAttributeName::RedrivePolicy, policy);
         }
-        let url = req
-            .send()
-            .await
-            .map_err(|e| fail(name, "create_queue", e))?
-            .queue_url
-            .unwrap_or_default();
-        Ok(Arc::new(SqsQueue {
-            client: self.client.clone(),
-            name: name.to_string(),
-            url,
-        }))
+        let url = req.send().await.map_err(|e| fail(name, "create_queue", e))?.queue_url.unwrap_or_default();
+        Ok(Arc::new(SqsQueue { client: self.client.clone(), name: name.to_string(), url }))
     }
 
     async fn open(&self, address: &str) -> Result<Arc<dyn Queue>> {
@@ -111,11 +83,7 @@ impl QueueBackend for SqsQueues {
             .send()
             .await
             .map_err(|e| fail(address, "open", e))?;
-        Ok(Arc::new(SqsQueue {
-            client: self.client.clone(),
-            name,
-            url: address.to_string(),
-        }))
+        Ok(Arc::new(SqsQueue { client: self.client.clone(), name, url: address.to_string() }))
     }
 
     async fn delete(&self, name: &str) -> Result<()> {
@@ -128,12 +96,7 @@ impl QueueBackend for SqsQueues {
                 };
             }
         };
-        self.client
-            .delete_queue()
-            .queue_url(url)
-            .send()
-            .await
-            .map_err(|e| fail(name, "delete_queue", e))?;
+        self.client.delete_queue().queue_url(url).send().await.map_err(|e| fail(name, "delete_queue", e))?;
         Ok(())
     }
 }
@@ -163,15 +126,9 @@ impl Queue for SqsQueue {
             for (i, body) in chunk.iter().enumerate() {
                 check_size(&self.name, body)?;
                 entries.push(
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                        .map_err(|e| QueueError::Backend {
-                            queue: self.name.clone(),
-                            operation: "send",
-                            detail: e.to_string(),
-                        })?,
+                    SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().map_err(
+                        |e| QueueError::Backend { queue: self.name.clone(), operation: "send", detail: e.to_string() },
+                    )?,
                 );
             }
             let out = self
@@ -186,22 +143,13 @@ impl Queue for SqsQueue {
                 return Err(QueueError::Backend {
                     queue: self.name.clone(),
                     operation: "send",
-                    detail: format!(
-                        "{}: {}",
-                        failed.code(),
-                        failed.message().unwrap_or_default()
-                    ),
+                    detail: format!("{}: {}", failed.code(), failed.message().unwrap_or_default()),
                 });
             }
             let mut ok: Vec<_> = out
                 .successful()
                 .iter()
-                .map(|s| {
-                    (
-                        s.id().parse::<usize>().unwrap_or(0),
-                        s.message_id().to_string(),
-                    )
-                })
+                .map(|s| (s.id().parse::<usize>().unwrap_or(0), s.message_id().to_string()))
                 .collect();
             ok.sort();
             ids.extend(ok.into_iter().map(|(_, id)| id));
@@ -209,12 +157,7 @@ impl Queue for SqsQueue {
         Ok(ids)
     }
 
-    async fn receive(
-        &self,
-        max: usize,
-        wait: Duration,
-        visibility: Duration,
-    ) -> Result<Vec<Received>> {
+    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Received>> {
         let out = self
             .client
             .receive_message()
@@ -276,10 +219,7 @@ impl Queue for SqsQueue {
             .await
             .map_err(|e| fail(&self.name, "depth", e))?;
         let get = |k: QueueAttributeName| {
-            out.attributes()
-                .and_then(|a| a.get(&k))
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
+            out.attributes().and_then(|a| a.get(&k)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
         };
         Ok(Depth {
             visible: get(QueueAttributeName::ApproximateNumberOfMessages),

@@ -37,8 +37,7 @@ pub enum DType {
 }
 
 /// The names accepted, for error messages.
-pub const DTYPE_NAMES: &str =
-    "str, bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, date, datetime";
+pub const DTYPE_NAMES: &str = "str, bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, date, datetime";
 
 impl DType {
     /// Parses a dtype name.
@@ -59,9 +58,7 @@ impl DType {
             "date" => Self::Date,
             "datetime" | "timestamp" => Self::Datetime,
             _ => {
-                return Err(format!(
-                    "unknown dtype {text:?}; expected one of {DTYPE_NAMES}"
-                ));
+                return Err(format!("unknown dtype {text:?}; expected one of {DTYPE_NAMES}"));
             }
         })
     }

@@ -398,25 +398,21 @@ impl CheckSpec {
     /// The check's name.
     pub fn name(&self) -> &str {
         match self {
-            Self::RowCount { name, .. }
-            | Self::NoNulls { name, .. }
-            | Self::Unique { name, .. } => name,
+            Self::RowCount { name, .. } | Self::NoNulls { name, .. } | Self::Unique { name, .. } => name,
         }
     }
     /// The `step.output` it checks.
     pub fn output(&self) -> &str {
         match self {
-            Self::RowCount { output, .. }
-            | Self::NoNulls { output, .. }
-            | Self::Unique { output, .. } => output,
+            Self::RowCount { output, .. } | Self::NoNulls { output, .. } | Self::Unique { output, .. } => output,
         }
     }
     /// The severity as written.
     pub fn severity(&self) -> Option<&str> {
         match self {
-            Self::RowCount { severity, .. }
-            | Self::NoNulls { severity, .. }
-            | Self::Unique { severity, .. } => severity.as_deref(),
+            Self::RowCount { severity, .. } | Self::NoNulls { severity, .. } | Self::Unique { severity, .. } => {
+                severity.as_deref()
+            }
         }
     }
 }
@@ -424,10 +420,8 @@ impl CheckSpec {
 impl JobSpec {
     /// Reads, parses and validates a spec file.
     pub fn load(path: &Path) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SpecError::Read { path: path.display().to_string(), source })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -454,24 +448,14 @@ impl JobSpec {
 impl StepSpec {
     /// The input the split applies to.
     pub fn split_input_name(&self) -> &str {
-        self.split_input
-            .as_deref()
-            .or_else(|| self.inputs.keys().next().map(String::as_str))
-            .unwrap_or_default()
+        self.split_input.as_deref().or_else(|| self.inputs.keys().next().map(String::as_str)).unwrap_or_default()
     }
 
     /// The SQL an output runs.
     pub fn output_sql(&self, output: &OutputSpec) -> String {
         match &output.sql {
             Some(sql) => sql.clone(),
-            None => format!(
-                "SELECT * FROM {}",
-                self.inputs
-                    .keys()
-                    .next()
-                    .map(String::as_str)
-                    .unwrap_or("input")
-            ),
+            None => format!("SELECT * FROM {}", self.inputs.keys().next().map(String::as_str).unwrap_or("input")),
         }
     }
 }

@@ -4,13 +4,8 @@
 use crate::partition::Partition;
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] = &[
-    "partition_key",
-    "partition_start",
-    "partition_end",
-    "partition_start_date",
-    "partition_end_date",
-];
+pub const PLACEHOLDERS: &[&str] =
+    &["partition_key", "partition_start", "partition_end", "partition_start_date", "partition_end_date"];
 
 /// The placeholders in `text`, or an error naming an unknown one.
 pub fn placeholders(text: &str) -> Result<Vec<&str>, String> {
@@ -25,11 +20,7 @@ pub fn placeholders(text: &str) -> Result<Vec<&str>, String> {
         if !PLACEHOLDERS.contains(&name) {
             return Err(format!(
                 "unknown placeholder {{{name}}} in {text:?}; known: {}",
-                PLACEHOLDERS
-                    .iter()
-                    .map(|p| format!("{{{p}}}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
             ));
         }
         found.push(name);
@@ -57,9 +48,7 @@ pub fn render(text: &str, partition: Option<&Partition>) -> Result<String, Strin
                 ));
             }
             ("partition_key", Some(p)) => Some(p.key.clone()),
-            ("partition_start", Some(p)) => {
-                p.start.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
-            }
+            ("partition_start", Some(p)) => p.start.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
             ("partition_end", Some(p)) => p.end.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
             ("partition_start_date", Some(p)) => p.start.map(|t| t.format("%Y-%m-%d").to_string()),
             ("partition_end_date", Some(p)) => p.end.map(|t| t.format("%Y-%m-%d").to_string()),
@@ -83,33 +72,14 @@ mod tests {
     #[test]
     fn renders_key_and_window() {
         let p = Partition::from_key("2024-01-02");
+        assert_eq!(render("raw/{partition_key}/*.csv", Some(&p)).unwrap(), "raw/2024-01-02/*.csv");
         assert_eq!(
-            render("raw/{partition_key}/*.csv", Some(&p)).unwrap(),
-            "raw/2024-01-02/*.csv"
-        );
-        assert_eq!(
-            render(
-                "ts >= '{partition_start}' AND ts < '{partition_end}'",
-                Some(&p)
-            )
-            .unwrap(),
+            render("ts >= '{partition_start}' AND ts < '{partition_end}'", Some(&p)).unwrap(),
             "ts >= '2024-01-02T00:00:00' AND ts < '2024-01-03T00:00:00'"
         );
-        assert!(
-            render("{partition_key}", None)
-                .unwrap_err()
-                .contains("--partition")
-        );
-        assert!(
-            placeholders("{nope}")
-                .unwrap_err()
-                .contains("unknown placeholder")
-        );
+        assert!(render("{partition_key}", None).unwrap_err().contains("--partition"));
+        assert!(placeholders("{nope}").unwrap_err().contains("unknown placeholder"));
         let s = Partition::from_key("eu");
-        assert!(
-            render("{partition_start}", Some(&s))
-                .unwrap_err()
-                .contains("time window")
-        );
+        assert!(render("{partition_start}", Some(&s)).unwrap_err().contains("time window"));
     }
 }

@@ -3,10 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{
-    BadRows, CheckSpec, DType, Format, InputSpec, JobSpec, OpSpec, OutputSpec, Split, StepSpec,
-    template,
-};
+use super::{BadRows, CheckSpec, DType, Format, InputSpec, JobSpec, OpSpec, OutputSpec, Split, StepSpec, template};
 
 type Failure = (String, String);
 
@@ -16,27 +13,14 @@ fn at(location: impl Into<String>, message: impl Into<String>) -> Failure {
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Checks the whole spec.
 pub fn validate(spec: &JobSpec) -> Result<(), Failure> {
-    if spec.name.is_empty()
-        || !spec
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-    {
-        return Err(at(
-            "name",
-            format!(
-                "job name {:?} must be letters, digits, `-` or `_`",
-                spec.name
-            ),
-        ));
+    if spec.name.is_empty() || !spec.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+        return Err(at("name", format!("job name {:?} must be letters, digits, `-` or `_`", spec.name)));
     }
     if spec.steps.is_empty() {
         return Err(at("step", "the job has no steps; add a [[step]] table"));
@@ -45,10 +29,7 @@ pub fn validate(spec: &JobSpec) -> Result<(), Failure> {
     for step in &spec.steps {
         let loc = format!("step {:?}", step.name);
         if !is_identifier(&step.name) {
-            return Err(at(
-                &loc,
-                "a step name must be an identifier (letters, digits, `_`)",
-            ));
+            return Err(at(&loc, "a step name must be an identifier (letters, digits, `_`)"));
         }
         if !names.insert(step.name.as_str()) {
             return Err(at(&loc, "two steps have this name"));
@@ -72,10 +53,7 @@ fn validate_step(step: &StepSpec, loc: &str) -> Result<(), Failure> {
     for (name, input) in &step.inputs {
         let loc = format!("{loc} › input {name:?}");
         if !is_identifier(name) {
-            return Err(at(
-                &loc,
-                "an input name is its SQL table name: it must be an identifier",
-            ));
+            return Err(at(&loc, "an input name is its SQL table name: it must be an identifier"));
         }
         validate_input(input, &loc)?;
     }
@@ -83,21 +61,14 @@ fn validate_step(step: &StepSpec, loc: &str) -> Result<(), Failure> {
     let Some(split_spec) = step.inputs.get(split_input) else {
         return Err(at(
             format!("{loc} › split_input"),
-            format!(
-                "no input named {split_input:?}; inputs are {:?}",
-                step.inputs.keys().collect::<Vec<_>>()
-            ),
+            format!("no input named {split_input:?}; inputs are {:?}", step.inputs.keys().collect::<Vec<_>>()),
         ));
     };
     match &step.split {
-        Split::Partition { partition }
-            if !(split_spec.format == Format::Parquet && split_spec.hive) =>
-        {
+        Split::Partition { partition } if !(split_spec.format == Format::Parquet && split_spec.hive) => {
             return Err(at(
                 format!("{loc} › split"),
-                format!(
-                    "splitting by partition {partition:?} needs a hive-partitioned Parquet input (hive = true)"
-                ),
+                format!("splitting by partition {partition:?} needs a hive-partitioned Parquet input (hive = true)"),
             ));
         }
         Split::Size { size_mb: 0 } => {
@@ -123,10 +94,7 @@ fn validate_columns(columns: &[super::ColumnSpec], loc: &str) -> Result<(), Fail
             return Err(at(&cloc, "a column needs a name"));
         }
         if !seen.insert(c.name()) {
-            return Err(at(
-                &cloc,
-                format!("column {:?} is declared twice", c.name()),
-            ));
+            return Err(at(&cloc, format!("column {:?} is declared twice", c.name())));
         }
         DType::parse(c.dtype_text()).map_err(|m| at(&cloc, m))?;
     }
@@ -150,10 +118,7 @@ fn validate_input(input: &InputSpec, loc: &str) -> Result<(), Failure> {
                 if let Some(v) = value
                     && (v.len() > 1 || (key == "separator" && v.is_empty()))
                 {
-                    return Err(at(
-                        format!("{loc} › {key}"),
-                        format!("{key} must be a single byte, got {v:?}"),
-                    ));
+                    return Err(at(format!("{loc} › {key}"), format!("{key} must be a single byte, got {v:?}")));
                 }
             }
             if input.bad_rows != BadRows::Fail && input.columns.is_none() {
@@ -164,35 +129,19 @@ fn validate_input(input: &InputSpec, loc: &str) -> Result<(), Failure> {
             }
         }
         Format::Ndjson | Format::Parquet => {
-            if input.separator.is_some()
-                || input.quote.is_some()
-                || !input.null_values.is_empty()
-                || !input.header
-            {
-                return Err(at(
-                    loc,
-                    "separator, quote, null_values and header apply to CSV inputs only",
-                ));
+            if input.separator.is_some() || input.quote.is_some() || !input.null_values.is_empty() || !input.header {
+                return Err(at(loc, "separator, quote, null_values and header apply to CSV inputs only"));
             }
         }
     }
     if input.format != Format::Parquet && (input.hive || !input.hive_filter.is_empty()) {
-        return Err(at(
-            format!("{loc} › hive"),
-            "hive partitioning applies to Parquet inputs only",
-        ));
+        return Err(at(format!("{loc} › hive"), "hive partitioning applies to Parquet inputs only"));
     }
     if !input.hive_filter.is_empty() && !input.hive {
-        return Err(at(
-            format!("{loc} › hive_filter"),
-            "hive_filter needs hive = true",
-        ));
+        return Err(at(format!("{loc} › hive_filter"), "hive_filter needs hive = true"));
     }
     if input.format == Format::Parquet && input.bad_rows != BadRows::Fail {
-        return Err(at(
-            format!("{loc} › bad_rows"),
-            "Parquet is typed: bad_rows applies to CSV and NDJSON",
-        ));
+        return Err(at(format!("{loc} › bad_rows"), "Parquet is typed: bad_rows applies to CSV and NDJSON"));
     }
     for value in input.hive_filter.values() {
         template::placeholders(value).map_err(|m| at(format!("{loc} › hive_filter"), m))?;
@@ -208,16 +157,10 @@ fn validate_input(input: &InputSpec, loc: &str) -> Result<(), Failure> {
 fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<(), Failure> {
     template::placeholders(&output.path).map_err(|m| at(format!("{loc} › path"), m))?;
     if output.path.contains('*') {
-        return Err(at(
-            format!("{loc} › path"),
-            "an output path is a directory, not a glob",
-        ));
+        return Err(at(format!("{loc} › path"), "an output path is a directory, not a glob"));
     }
     if output.sql.is_none() && (step.inputs.len() > 1 || step.outputs.len() > 1) {
-        return Err(at(
-            loc,
-            "with several inputs or outputs, each output needs `sql` saying what it holds",
-        ));
+        return Err(at(loc, "with several inputs or outputs, each output needs `sql` saying what it holds"));
     }
     if let Some(sql) = &output.sql {
         template::placeholders(sql).map_err(|m| at(format!("{loc} › sql"), m))?;
@@ -235,10 +178,7 @@ fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<()
     }
     for key in &output.partition_by {
         if key.is_empty() || key.contains('/') || key.contains('=') {
-            return Err(at(
-                format!("{loc} › partition_by"),
-                format!("{key:?} is not a usable column name"),
-            ));
+            return Err(at(format!("{loc} › partition_by"), format!("{key:?} is not a usable column name")));
         }
     }
     if let Some(level) = output.compression_level {
@@ -248,10 +188,7 @@ fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<()
             _ => false,
         };
         if !ok {
-            return Err(at(
-                format!("{loc} › compression_level"),
-                format!("level {level} does not fit the codec"),
-            ));
+            return Err(at(format!("{loc} › compression_level"), format!("level {level} does not fit the codec")));
         }
     }
     if output.row_group_size == Some(0) {
@@ -262,34 +199,19 @@ fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<()
 
 fn validate_check(spec: &JobSpec, check: &CheckSpec, loc: &str) -> Result<(), Failure> {
     let Some((step, output)) = check.output().split_once('.') else {
-        return Err(at(
-            loc,
-            format!("output {:?} must be `step.output`", check.output()),
-        ));
+        return Err(at(loc, format!("output {:?} must be `step.output`", check.output())));
     };
-    let exists = spec
-        .step(step)
-        .is_some_and(|s| s.outputs.contains_key(output));
+    let exists = spec.step(step).is_some_and(|s| s.outputs.contains_key(output));
     if !exists {
-        return Err(at(
-            loc,
-            format!("no output {:?} in the job", check.output()),
-        ));
+        return Err(at(loc, format!("no output {:?} in the job", check.output())));
     }
     if let Some(sev) = check.severity()
         && sev != "WARN"
         && sev != "ERROR"
     {
-        return Err(at(
-            loc,
-            format!("severity must be WARN or ERROR, got {sev:?}"),
-        ));
+        return Err(at(loc, format!("severity must be WARN or ERROR, got {sev:?}")));
     }
-    if let CheckSpec::RowCount {
-        min: Some(lo),
-        max: Some(hi),
-        ..
-    } = check
+    if let CheckSpec::RowCount { min: Some(lo), max: Some(hi), .. } = check
         && lo > hi
     {
         return Err(at(loc, format!("min {lo} is above max {hi}")));
@@ -319,24 +241,14 @@ pub fn order(spec: &JobSpec) -> Result<Vec<&StepSpec>, String> {
             if other.name == step.name {
                 continue;
             }
-            let reads = step
-                .inputs
-                .values()
-                .any(|i| other.outputs.values().any(|o| overlaps(&o.path, &i.path)));
+            let reads = step.inputs.values().any(|i| other.outputs.values().any(|o| overlaps(&o.path, &i.path)));
             if reads {
                 entry.insert(other.name.as_str());
             }
         }
         for input in step.inputs.values() {
-            if step
-                .outputs
-                .values()
-                .any(|o| overlaps(&o.path, &input.path))
-            {
-                return Err(format!(
-                    "step {:?} reads its own output ({:?})",
-                    step.name, input.path
-                ));
+            if step.outputs.values().any(|o| overlaps(&o.path, &input.path)) {
+                return Err(format!("step {:?} reads its own output ({:?})", step.name, input.path));
             }
         }
     }
@@ -344,9 +256,7 @@ pub fn order(spec: &JobSpec) -> Result<Vec<&StepSpec>, String> {
     while done.len() < spec.steps.len() {
         let ready = spec.steps.iter().find(|s| {
             !done.iter().any(|d| d.name == s.name)
-                && deps[s.name.as_str()]
-                    .iter()
-                    .all(|d| done.iter().any(|x| x.name == *d))
+                && deps[s.name.as_str()].iter().all(|d| done.iter().any(|x| x.name == *d))
         });
         match ready {
             Some(step) => done.push(step),
@@ -370,10 +280,7 @@ pub fn upstream<'a>(spec: &'a JobSpec, step: &StepSpec) -> Vec<&'a StepSpec> {
         .iter()
         .filter(|other| {
             other.name != step.name
-                && step
-                    .inputs
-                    .values()
-                    .any(|i| other.outputs.values().any(|o| overlaps(&o.path, &i.path)))
+                && step.inputs.values().any(|i| other.outputs.values().any(|o| overlaps(&o.path, &i.path)))
         })
         .collect()
 }

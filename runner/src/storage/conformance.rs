@@ -34,35 +34,14 @@ pub async fn run_all(store: Arc<dyn Storage>, base: &str) -> Result<(), String> 
 
 async fn put_get_overwrite(s: &dyn Storage, base: &str) -> Result<(), String> {
     let key = format!("{base}/a/obj.bin");
-    s.put_bytes(&key, b"one".to_vec())
-        .await
-        .map_err(|e| fail("put", e))?;
-    ensure!(
-        s.get_bytes(&key).await.map_err(|e| fail("get", e))? == b"one",
-        "get returns what was put"
-    );
-    let first = s
-        .head(&key)
-        .await
-        .map_err(|e| fail("head", e))?
-        .ok_or("head finds the object")?;
+    s.put_bytes(&key, b"one".to_vec()).await.map_err(|e| fail("put", e))?;
+    ensure!(s.get_bytes(&key).await.map_err(|e| fail("get", e))? == b"one", "get returns what was put");
+    let first = s.head(&key).await.map_err(|e| fail("head", e))?.ok_or("head finds the object")?;
     ensure!(first.size == 3, "head size {}", first.size);
-    s.put_bytes(&key, b"second".to_vec())
-        .await
-        .map_err(|e| fail("overwrite", e))?;
-    ensure!(
-        s.get_bytes(&key).await.map_err(|e| fail("get", e))? == b"second",
-        "overwrite replaces"
-    );
-    let second = s
-        .head(&key)
-        .await
-        .map_err(|e| fail("head", e))?
-        .ok_or("head after overwrite")?;
-    ensure!(
-        second.version != first.version,
-        "version changes with content"
-    );
+    s.put_bytes(&key, b"second".to_vec()).await.map_err(|e| fail("overwrite", e))?;
+    ensure!(s.get_bytes(&key).await.map_err(|e| fail("get", e))? == b"second", "overwrite replaces");
+    let second = s.head(&key).await.map_err(|e| fail("head", e))?.ok_or("head after overwrite")?;
+    ensure!(second.version != first.version, "version changes with content");
     Ok(())
 }
 
@@ -72,14 +51,8 @@ async fn not_found(s: &dyn Storage, base: &str) -> Result<(), String> {
         Err(StorageError::NotFound { key: k, .. }) => ensure!(k == key, "NotFound names the key"),
         other => return Err(fail("get of a missing key is NotFound", other.map(|_| ()))),
     }
-    ensure!(
-        s.head(&key).await.map_err(|e| fail("head", e))?.is_none(),
-        "head of missing is None"
-    );
-    match s
-        .get_to_file(&key, &std::env::temp_dir().join("conformance-never"))
-        .await
-    {
+    ensure!(s.head(&key).await.map_err(|e| fail("head", e))?.is_none(), "head of missing is None");
+    match s.get_to_file(&key, &std::env::temp_dir().join("conformance-never")).await {
         Err(StorageError::NotFound { .. }) => Ok(()),
         other => Err(fail("get_to_file of a missing key is NotFound", other)),
     }
@@ -88,87 +61,40 @@ async fn not_found(s: &dyn Storage, base: &str) -> Result<(), String> {
 async fn list_by_prefix(s: &dyn Storage, base: &str) -> Result<(), String> {
     let root = format!("{base}/list");
     for k in ["b/2.txt", "a/1.txt", "a/sub/3.txt", "ab.txt", "c.txt"] {
-        s.put_bytes(&format!("{root}/{k}"), k.as_bytes().to_vec())
-            .await
-            .map_err(|e| fail("put", e))?;
+        s.put_bytes(&format!("{root}/{k}"), k.as_bytes().to_vec()).await.map_err(|e| fail("put", e))?;
     }
     let keys = |v: Vec<super::ObjectMeta>| v.into_iter().map(|m| m.key).collect::<Vec<_>>();
-    let all = keys(
-        s.list(&format!("{root}/"))
-            .await
-            .map_err(|e| fail("list", e))?,
-    );
-    let want: Vec<String> = ["a/1.txt", "a/sub/3.txt", "ab.txt", "b/2.txt", "c.txt"]
-        .iter()
-        .map(|k| format!("{root}/{k}"))
-        .collect();
+    let all = keys(s.list(&format!("{root}/")).await.map_err(|e| fail("list", e))?);
+    let want: Vec<String> =
+        ["a/1.txt", "a/sub/3.txt", "ab.txt", "b/2.txt", "c.txt"].iter().map(|k| format!("{root}/{k}")).collect();
     ensure!(all == want, "list is recursive and sorted by key: {all:?}");
-    let a = keys(
-        s.list(&format!("{root}/a/"))
-            .await
-            .map_err(|e| fail("list", e))?,
-    );
-    ensure!(
-        a == want[..2],
-        "a directory prefix lists only below it: {a:?}"
-    );
-    let string_prefix = keys(
-        s.list(&format!("{root}/a"))
-            .await
-            .map_err(|e| fail("list", e))?,
-    );
-    ensure!(
-        string_prefix == want[..3],
-        "a prefix is a string prefix, as on S3: {string_prefix:?}"
-    );
-    let none = s
-        .list(&format!("{root}/zzz/"))
-        .await
-        .map_err(|e| fail("list", e))?;
+    let a = keys(s.list(&format!("{root}/a/")).await.map_err(|e| fail("list", e))?);
+    ensure!(a == want[..2], "a directory prefix lists only below it: {a:?}");
+    let string_prefix = keys(s.list(&format!("{root}/a")).await.map_err(|e| fail("list", e))?);
+    ensure!(string_prefix == want[..3], "a prefix is a string prefix, as on S3: {string_prefix:?}");
+    let none = s.list(&format!("{root}/zzz/")).await.map_err(|e| fail("list", e))?;
     ensure!(none.is_empty(), "listing an empty prefix is empty");
     Ok(())
 }
 
 async fn unicode_and_odd_keys(s: &dyn Storage, base: &str) -> Result<(), String> {
-    for k in [
-        "día=2024-01-02/файл 1.parquet",
-        "k=a b+c/x%20y.json",
-        "emoji/🦀.txt",
-    ] {
+    for k in ["día=2024-01-02/файл 1.parquet", "k=a b+c/x%20y.json", "emoji/🦀.txt"] {
         let key = format!("{base}/odd/{k}");
-        s.put_bytes(&key, k.as_bytes().to_vec())
-            .await
-            .map_err(|e| fail(k, e))?;
-        ensure!(
-            s.get_bytes(&key).await.map_err(|e| fail(k, e))? == k.as_bytes(),
-            "round trip of {k:?}"
-        );
+        s.put_bytes(&key, k.as_bytes().to_vec()).await.map_err(|e| fail(k, e))?;
+        ensure!(s.get_bytes(&key).await.map_err(|e| fail(k, e))? == k.as_bytes(), "round trip of {k:?}");
     }
-    let listed = s
-        .list(&format!("{base}/odd/"))
-        .await
-        .map_err(|e| fail("list", e))?;
+    let listed = s.list(&format!("{base}/odd/")).await.map_err(|e| fail("list", e))?;
     ensure!(listed.len() == 3, "odd keys list back: {listed:?}");
-    ensure!(
-        listed.iter().any(|m| m.key.ends_with("🦀.txt")),
-        "keys list back unchanged"
-    );
+    ensure!(listed.iter().any(|m| m.key.ends_with("🦀.txt")), "keys list back unchanged");
     Ok(())
 }
 
 async fn delete_is_idempotent(s: &dyn Storage, base: &str) -> Result<(), String> {
     let key = format!("{base}/del/x");
-    s.put_bytes(&key, vec![1])
-        .await
-        .map_err(|e| fail("put", e))?;
+    s.put_bytes(&key, vec![1]).await.map_err(|e| fail("put", e))?;
     s.delete(&key).await.map_err(|e| fail("delete", e))?;
-    ensure!(
-        s.head(&key).await.map_err(|e| fail("head", e))?.is_none(),
-        "deleted object is gone"
-    );
-    s.delete(&key)
-        .await
-        .map_err(|e| fail("second delete succeeds", e))?;
+    ensure!(s.head(&key).await.map_err(|e| fail("head", e))?.is_none(), "deleted object is gone");
+    s.delete(&key).await.map_err(|e| fail("second delete succeeds", e))?;
     Ok(())
 }
 
@@ -188,9 +114,7 @@ async fn put_if_absent_has_one_winner(s: Arc<dyn Storage>, base: &str) -> Result
     for i in 0..8u8 {
         let s = s.clone();
         let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            (i, s.put_if_absent(&key, vec![i]).await)
-        }));
+        tasks.push(tokio::spawn(async move { (i, s.put_if_absent(&key, vec![i]).await) }));
     }
     let mut winners = Vec::new();
     for t in tasks {
@@ -201,19 +125,14 @@ async fn put_if_absent_has_one_winner(s: Arc<dyn Storage>, base: &str) -> Result
             Err(e) => return Err(fail("put_if_absent", e)),
         }
     }
-    ensure!(
-        winners.len() == 1,
-        "exactly one conditional writer wins: {winners:?}"
-    );
+    ensure!(winners.len() == 1, "exactly one conditional writer wins: {winners:?}");
     let stored = s.get_bytes(&key).await.map_err(|e| fail("get", e))?;
     ensure!(stored == vec![winners[0]], "the winner's bytes are stored");
     Ok(())
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
 async fn files_round_trip(s: &dyn Storage, base: &str) -> Result<(), String> {
@@ -223,63 +142,35 @@ async fn files_round_trip(s: &dyn Storage, base: &str) -> Result<(), String> {
     let src = dir.path().join("src.bin");
     std::fs::write(&src, &data).map_err(|e| fail("write", e))?;
     let key = format!("{base}/files/big.bin");
-    s.put_file(&key, &src)
-        .await
-        .map_err(|e| fail("put_file", e))?;
+    s.put_file(&key, &src).await.map_err(|e| fail("put_file", e))?;
     let dst = dir.path().join("nested/dir/dst.bin");
-    s.get_to_file(&key, &dst)
-        .await
-        .map_err(|e| fail("get_to_file", e))?;
+    s.get_to_file(&key, &dst).await.map_err(|e| fail("get_to_file", e))?;
     let back = std::fs::read(&dst).map_err(|e| fail("read", e))?;
-    ensure!(
-        back == data,
-        "a file round trips byte for byte ({} vs {} bytes)",
-        back.len(),
-        data.len()
-    );
+    ensure!(back == data, "a file round trips byte for byte ({} vs {} bytes)", back.len(), data.len());
     Ok(())
 }
 
 async fn readers_never_see_partial_objects(s: Arc<dyn Storage>, base: &str) -> Result<(), String> {
     let key = format!("{base}/atomic/data.bin");
     let versions: Vec<Vec<u8>> = (0..4).map(|i| pattern(3 * 1024 * 1024, i)).collect();
-    s.put_bytes(&key, versions[0].clone())
-        .await
-        .map_err(|e| fail("put", e))?;
+    s.put_bytes(&key, versions[0].clone()).await.map_err(|e| fail("put", e))?;
     let writer = {
         let (s, key, versions) = (s.clone(), key.clone(), versions.clone());
         tokio::spawn(async move {
             for round in 0..6 {
-                s.put_bytes(&key, versions[round % versions.len()].clone())
-                    .await?;
+                s.put_bytes(&key, versions[round % versions.len()].clone()).await?;
             }
             Ok::<_, StorageError>(())
         })
     };
     let mut reads = 0;
     while !writer.is_finished() || reads < 3 {
-        let got = s
-            .get_bytes(&key)
-            .await
-            .map_err(|e| fail("get during writes", e))?;
-        ensure!(
-            versions.contains(&got),
-            "a read during overwrites saw a partial object ({} bytes)",
-            got.len()
-        );
+        let got = s.get_bytes(&key).await.map_err(|e| fail("get during writes", e))?;
+        ensure!(versions.contains(&got), "a read during overwrites saw a partial object ({} bytes)", got.len());
         reads += 1;
     }
-    writer
-        .await
-        .map_err(|e| fail("join", e))?
-        .map_err(|e| fail("writer", e))?;
-    let leftovers = s
-        .list(&format!("{base}/atomic/"))
-        .await
-        .map_err(|e| fail("list", e))?;
-    ensure!(
-        leftovers.len() == 1,
-        "no temporary objects are visible: {leftovers:?}"
-    );
+    writer.await.map_err(|e| fail("join", e))?.map_err(|e| fail("writer", e))?;
+    let leftovers = s.list(&format!("{base}/atomic/")).await.map_err(|e| fail("list", e))?;
+    ensure!(leftovers.len() == 1, "no temporary objects are visible: {leftovers:?}");
     Ok(())
 }

@@ -18,10 +18,7 @@ impl GlobMatcher {
         let pattern = pattern.trim_matches('/').to_string();
         let first_glob = pattern.find(['*', '?', '[', '{']);
         let prefix = match first_glob {
-            Some(i) => pattern[..i]
-                .rsplit_once('/')
-                .map(|(p, _)| format!("{p}/"))
-                .unwrap_or_default(),
+            Some(i) => pattern[..i].rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default(),
             None => pattern.clone(),
         };
         let matcher = match first_glob {
@@ -34,11 +31,7 @@ impl GlobMatcher {
             ),
             None => None,
         };
-        Ok(Self {
-            pattern,
-            prefix,
-            matcher,
-        })
+        Ok(Self { pattern, prefix, matcher })
     }
 
     /// The prefix to list.
@@ -48,9 +41,7 @@ impl GlobMatcher {
 
     /// True when `key` is selected.
     pub fn matches(&self, key: &str) -> bool {
-        let hidden = key
-            .split('/')
-            .any(|c| c.starts_with('.') || c.starts_with('_'));
+        let hidden = key.split('/').any(|c| c.starts_with('.') || c.starts_with('_'));
         if hidden {
             // Temporary files, markers and quarantine data are never inputs.
             return false;

@@ -35,37 +35,20 @@ impl LocalStorage {
 
     fn err(&self, operation: &'static str, key: &str, e: std::io::Error) -> StorageError {
         if e.kind() == std::io::ErrorKind::NotFound {
-            StorageError::NotFound {
-                store: self.describe(),
-                key: key.to_string(),
-            }
+            StorageError::NotFound { store: self.describe(), key: key.to_string() }
         } else {
-            StorageError::Backend {
-                store: self.describe(),
-                operation,
-                key: key.to_string(),
-                detail: e.to_string(),
-            }
+            StorageError::Backend { store: self.describe(), operation, key: key.to_string(), detail: e.to_string() }
         }
     }
 
     fn temp_for(dst: &Path) -> PathBuf {
-        let name = dst
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let name = dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let nanos = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         dst.with_file_name(format!(".{name}.tmp-{}-{nanos}", std::process::id()))
     }
 
     /// Writes `fill` into a synced temporary file beside `dst` and returns its path.
-    fn stage(
-        dst: &Path,
-        fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-    ) -> std::io::Result<PathBuf> {
+    fn stage(dst: &Path, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> std::io::Result<PathBuf> {
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -84,10 +67,7 @@ impl LocalStorage {
         }
     }
 
-    fn publish(
-        dst: &Path,
-        fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
+    fn publish(dst: &Path, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
         let tmp = Self::stage(dst, fill)?;
         std::fs::rename(&tmp, dst).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
@@ -95,17 +75,9 @@ impl LocalStorage {
     }
 
     fn meta(key: String, md: &std::fs::Metadata) -> ObjectMeta {
-        let mtime = md
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        ObjectMeta {
-            key,
-            size: md.len(),
-            version: format!("{}-{mtime}", md.len()),
-        }
+        let mtime =
+            md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+        ObjectMeta { key, size: md.len(), version: format!("{}-{mtime}", md.len()) }
     }
 
     fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<ObjectMeta>) -> std::io::Result<()> {
@@ -123,16 +95,9 @@ impl LocalStorage {
             }
             let path = entry.path();
             let ft = entry.file_type()?;
-            let key = path
-                .strip_prefix(&self.root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
+            let key = path.strip_prefix(&self.root).unwrap_or(&path).to_string_lossy().into_owned();
             if ft.is_dir() {
-                if prefix.starts_with(&format!("{key}/"))
-                    || key.starts_with(prefix)
-                    || prefix.is_empty()
-                {
+                if prefix.starts_with(&format!("{key}/")) || key.starts_with(prefix) || prefix.is_empty() {
                     self.walk(&path, prefix, out)?;
                 }
             } else if key.starts_with(prefix) {
@@ -175,9 +140,7 @@ impl Storage for LocalStorage {
 
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         let dst = self.path(key)?;
-        blocking(move || Self::publish(&dst, |f| f.write_all(&bytes)))
-            .await
-            .map_err(|e| self.err("put", key, e))
+        blocking(move || Self::publish(&dst, |f| f.write_all(&bytes))).await.map_err(|e| self.err("put", key, e))
     }
 
     async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
@@ -192,10 +155,7 @@ impl Storage for LocalStorage {
         match result {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(StorageError::AlreadyExists {
-                    store: self.describe(),
-                    key: key.to_string(),
-                })
+                Err(StorageError::AlreadyExists { store: self.describe(), key: key.to_string() })
             }
             Err(e) => Err(self.err("put_if_absent", key, e)),
         }
@@ -203,9 +163,7 @@ impl Storage for LocalStorage {
 
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
         let path = self.path(key)?;
-        blocking(move || std::fs::read(path))
-            .await
-            .map_err(|e| self.err("get", key, e))
+        blocking(move || std::fs::read(path)).await.map_err(|e| self.err("get", key, e))
     }
 
     async fn get_to_file(&self, key: &str, dst: &Path) -> Result<()> {

@@ -31,16 +31,12 @@ impl Location {
             if bucket.is_empty() {
                 return None;
             }
-            return Some(Self::S3 {
-                bucket: bucket.to_string(),
-                key: key.trim_matches('/').to_string(),
-            });
+            return Some(Self::S3 { bucket: bucket.to_string(), key: key.trim_matches('/').to_string() });
         }
         let path = text.strip_prefix("file://").unwrap_or(text);
-        Path::new(path).is_absolute().then(|| Self::Local {
-            root: PathBuf::from("/"),
-            key: path.trim_matches('/').to_string(),
-        })
+        Path::new(path)
+            .is_absolute()
+            .then(|| Self::Local { root: PathBuf::from("/"), key: path.trim_matches('/').to_string() })
     }
 
     /// Resolves `text` against `base` when it is relative.
@@ -60,14 +56,8 @@ impl Location {
             (false, false) => format!("{key}/{rel}"),
         };
         match self {
-            Self::Local { root, key } => Self::Local {
-                root: root.clone(),
-                key: joined(key),
-            },
-            Self::S3 { bucket, key } => Self::S3 {
-                bucket: bucket.clone(),
-                key: joined(key),
-            },
+            Self::Local { root, key } => Self::Local { root: root.clone(), key: joined(key) },
+            Self::S3 { bucket, key } => Self::S3 { bucket: bucket.clone(), key: joined(key) },
         }
     }
 
@@ -81,14 +71,8 @@ impl Location {
     /// The same store, another key.
     pub fn with_key(&self, new_key: String) -> Location {
         match self {
-            Self::Local { root, .. } => Self::Local {
-                root: root.clone(),
-                key: new_key,
-            },
-            Self::S3 { bucket, .. } => Self::S3 {
-                bucket: bucket.clone(),
-                key: new_key,
-            },
+            Self::Local { root, .. } => Self::Local { root: root.clone(), key: new_key },
+            Self::S3 { bucket, .. } => Self::S3 { bucket: bucket.clone(), key: new_key },
         }
     }
 
@@ -125,15 +109,9 @@ mod tests {
         let base = Location::parse_absolute("s3://lake/jobs/events").unwrap();
         assert_eq!(
             Location::resolve(&base, "raw/*.csv"),
-            Location::S3 {
-                bucket: "lake".into(),
-                key: "jobs/events/raw/*.csv".into()
-            }
+            Location::S3 { bucket: "lake".into(), key: "jobs/events/raw/*.csv".into() }
         );
-        assert_eq!(
-            Location::resolve(&base, "s3://other/x").to_string(),
-            "s3://other/x"
-        );
+        assert_eq!(Location::resolve(&base, "s3://other/x").to_string(), "s3://other/x");
         let local = Location::resolve(&base, "/data/x");
         assert_eq!(local.key(), "data/x");
         assert!(Location::parse_absolute("s3://").is_none());

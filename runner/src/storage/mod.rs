@@ -118,22 +118,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
 /// Checks a key: relative, `/`-separated, no empty, `.` or `..` components.
 pub fn check_key(key: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(StorageError::InvalidKey {
-            key: key.to_string(),
-            reason,
-        })
-    };
+    let bad = |reason| Err(StorageError::InvalidKey { key: key.to_string(), reason });
     if key.is_empty() {
         return bad("it is empty");
     }
     if key.starts_with('/') {
         return bad("it starts with `/`");
     }
-    if key
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
+    if key.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
         return bad("it has an empty, `.` or `..` component");
     }
     Ok(())
@@ -143,10 +135,6 @@ pub fn check_key(key: &str) -> Result<()> {
 pub async fn open(location: &Location, aws: &crate::aws::AwsClients) -> Result<Arc<dyn Storage>> {
     Ok(match location {
         Location::Local { root, .. } => Arc::new(LocalStorage::new(root.clone())?),
-        Location::S3 { bucket, .. } => Arc::new(S3Storage::new(
-            aws.s3().await,
-            bucket.clone(),
-            String::new(),
-        )),
+        Location::S3 { bucket, .. } => Arc::new(S3Storage::new(aws.s3().await, bucket.clone(), String::new())),
     })
 }

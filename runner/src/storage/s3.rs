@@ -30,13 +30,7 @@ impl S3Storage {
     /// A store over `s3://bucket/prefix`.
     pub fn new(client: Client, bucket: String, prefix: String) -> Self {
         let prefix = prefix.trim_matches('/').to_string();
-        Self {
-            client,
-            bucket,
-            prefix,
-            multipart_threshold: MULTIPART_THRESHOLD,
-            part_size: PART_SIZE,
-        }
+        Self { client, bucket, prefix, multipart_threshold: MULTIPART_THRESHOLD, part_size: PART_SIZE }
     }
 
     /// Uploads files above `threshold` bytes in parts of `part_size` (S3's minimum is 5 MiB).
@@ -49,20 +43,14 @@ impl S3Storage {
 
     fn full_key(&self, key: &str) -> Result<String> {
         check_key(key)?;
-        Ok(if self.prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}/{key}", self.prefix)
-        })
+        Ok(if self.prefix.is_empty() { key.to_string() } else { format!("{}/{key}", self.prefix) })
     }
 
     fn strip(&self, full: &str) -> String {
         if self.prefix.is_empty() {
             full.to_string()
         } else {
-            full.strip_prefix(&format!("{}/", self.prefix))
-                .unwrap_or(full)
-                .to_string()
+            full.strip_prefix(&format!("{}/", self.prefix)).unwrap_or(full).to_string()
         }
     }
 
@@ -70,23 +58,13 @@ impl S3Storage {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let code = e
-            .as_service_error()
-            .and_then(ProvideErrorMetadata::code)
-            .unwrap_or_default()
-            .to_string();
+        let code = e.as_service_error().and_then(ProvideErrorMetadata::code).unwrap_or_default().to_string();
         let status = e.raw_response().map(|r| r.status().as_u16());
         if matches!(code.as_str(), "NoSuchKey" | "NotFound") || status == Some(404) {
-            return StorageError::NotFound {
-                store: self.describe(),
-                key: key.to_string(),
-            };
+            return StorageError::NotFound { store: self.describe(), key: key.to_string() };
         }
         if code == "PreconditionFailed" || status == Some(412) {
-            return StorageError::AlreadyExists {
-                store: self.describe(),
-                key: key.to_string(),
-            };
+            return StorageError::AlreadyExists { store: self.describe(), key: key.to_string() };
         }
         StorageError::Backend {
             store: self.describe(),
@@ -97,12 +75,7 @@ impl S3Storage {
     }
 
     fn io(&self, operation: &'static str, key: &str, e: impl std::fmt::Display) -> StorageError {
-        StorageError::Backend {
-            store: self.describe(),
-            operation,
-            key: key.to_string(),
-            detail: e.to_string(),
-        }
+        StorageError::Backend { store: self.describe(), operation, key: key.to_string(), detail: e.to_string() }
     }
 
     async fn multipart(&self, key: &str, full: &str, src: &Path, size: u64) -> Result<()> {
@@ -139,12 +112,7 @@ impl S3Storage {
                     .send()
                     .await
                     .map_err(|e| self.fail("upload_part", key, e))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(part.e_tag)
-                        .build(),
-                );
+                parts.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag).build());
                 offset += len;
                 number += 1;
             }
@@ -153,11 +121,7 @@ impl S3Storage {
                 .bucket(&self.bucket)
                 .key(full)
                 .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
                 .send()
                 .await
                 .map_err(|e| self.fail("complete_multipart_upload", key, e))
@@ -166,14 +130,8 @@ impl S3Storage {
         .await;
         if result.is_err() {
             // An abandoned upload is invisible to readers but still billed: abort it.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(full)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            let _ =
+                self.client.abort_multipart_upload().bucket(&self.bucket).key(full).upload_id(&upload_id).send().await;
         }
         result
     }
@@ -195,16 +153,11 @@ impl Storage for S3Storage {
 
     async fn put_file(&self, key: &str, src: &Path) -> Result<()> {
         let full = self.full_key(key)?;
-        let size = tokio::fs::metadata(src)
-            .await
-            .map_err(|e| self.io("put", key, e))?
-            .len();
+        let size = tokio::fs::metadata(src).await.map_err(|e| self.io("put", key, e))?.len();
         if size > self.multipart_threshold {
             return self.multipart(key, &full, src, size).await;
         }
-        let body = ByteStream::from_path(src)
-            .await
-            .map_err(|e| self.io("put", key, e))?;
+        let body = ByteStream::from_path(src).await.map_err(|e| self.io("put", key, e))?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -253,11 +206,7 @@ impl Storage for S3Storage {
             .send()
             .await
             .map_err(|e| self.fail("get", key, e))?;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| self.io("get", key, e))?;
+        let data = out.body.collect().await.map_err(|e| self.io("get", key, e))?;
         Ok(data.into_bytes().to_vec())
     }
 
@@ -272,38 +221,21 @@ impl Storage for S3Storage {
             .await
             .map_err(|e| self.fail("get", key, e))?;
         if let Some(parent) = dst.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| self.io("get", key, e))?;
+            tokio::fs::create_dir_all(parent).await.map_err(|e| self.io("get", key, e))?;
         }
-        let mut file = tokio::fs::File::create(dst)
-            .await
-            .map_err(|e| self.io("get", key, e))?;
+        let mut file = tokio::fs::File::create(dst).await.map_err(|e| self.io("get", key, e))?;
         let mut reader = out.body.into_async_read();
-        tokio::io::copy(&mut reader, &mut file)
-            .await
-            .map_err(|e| self.io("get", key, e))?;
+        tokio::io::copy(&mut reader, &mut file).await.map_err(|e| self.io("get", key, e))?;
         Ok(())
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
         let full = self.full_key(key)?;
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-        {
+        match self.client.head_object().bucket(&self.bucket).key(&full).send().await {
             Ok(out) => Ok(Some(ObjectMeta {
                 key: key.to_string(),
                 size: out.content_length().unwrap_or(0).max(0) as u64,
-                version: out
-                    .e_tag()
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_string(),
+                version: out.e_tag().unwrap_or_default().trim_matches('"').to_string(),
             })),
             Err(e) => match self.fail("head", key, e) {
                 StorageError::NotFound { .. } => Ok(None),
@@ -313,19 +245,9 @@ impl Storage for S3Storage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        let full_prefix = if self.prefix.is_empty() {
-            prefix.to_string()
-        } else {
-            format!("{}/{prefix}", self.prefix)
-        };
+        let full_prefix = if self.prefix.is_empty() { prefix.to_string() } else { format!("{}/{prefix}", self.prefix) };
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&full_prefix)
-            .into_paginator()
-            .send();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&full_prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.fail("list", prefix, e))?;
             for obj in page.contents() {
@@ -333,11 +255,7 @@ impl Storage for S3Storage {
                 out.push(ObjectMeta {
                     key: self.strip(k),
                     size: obj.size().unwrap_or(0).max(0) as u64,
-                    version: obj
-                        .e_tag()
-                        .unwrap_or_default()
-                        .trim_matches('"')
-                        .to_string(),
+                    version: obj.e_tag().unwrap_or_default().trim_matches('"').to_string(),
                 });
             }
         }
