@@ -51,7 +51,16 @@ pub async fn run_item_process(
     std::fs::write(&item_path, serde_json::to_vec(item).unwrap_or_default())?;
     let _ = std::fs::remove_file(&result_path);
     let exe = std::env::current_exe()?;
-    let child = std::process::Command::new(exe)
+    let mut cmd = std::process::Command::new(exe);
+    // SAFETY: prctl is async-signal-safe. The item dies with its worker, so a worker killed
+    // mid-item leaves no process still writing that item's outputs.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = cmd
         .arg("exec-item")
         .arg("--item")
         .arg(&item_path)

@@ -177,8 +177,8 @@ async fn prepare(
         heartbeat: Duration::from_secs(config.heartbeat_secs.unwrap_or(15)),
         idle_shutdown: Duration::from_secs(config.idle_shutdown_secs.unwrap_or(30)),
         max_attempts: config.max_attempts.unwrap_or(3),
-        interruption_allowance: 10,
-        poll_imds: config.backend == Backend::Aws,
+        interruption_allowance: config.interruption_allowance.unwrap_or(10),
+        poll_imds: config.poll_imds.unwrap_or(config.backend == Backend::Aws),
         scratch_dir: config.scratch_dir.clone(),
     };
     Ok(Prepared { backends: Backends { stores, queues, queue_kind: queue_kind.to_string(), fleet }, options, config })

@@ -55,6 +55,13 @@ pub struct Config {
     /// Workers' scratch directory.
     #[serde(default)]
     pub scratch_dir: Option<String>,
+    /// Poll IMDS for spot notices (default: on for the aws backend).
+    #[serde(default)]
+    pub poll_imds: Option<bool>,
+    /// Deliveries an item may have beyond its attempts (interruptions) before it goes to the
+    /// dead-letter queue.
+    #[serde(default)]
+    pub interruption_allowance: Option<u32>,
     /// EC2 fleet settings (AWS backend).
     #[serde(default)]
     pub ec2: Option<Ec2Config>,

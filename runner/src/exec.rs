@@ -76,6 +76,7 @@ pub async fn execute(item: &WorkItem, stores: &StoreCache, scratch: &Path) -> Re
         ExecError::Engine(EngineError::Execute { step: item.step.clone(), detail: format!("engine thread: {e}") })
     })??;
 
+    failpoint_sleep().await;
     let files = publish(item, stores, &out_dir).await?;
     // Keys are relative to the output directory in the stats; report what was published.
     for (name, published) in &files {
@@ -94,6 +95,14 @@ pub async fn execute(item: &WorkItem, stores: &StoreCache, scratch: &Path) -> Re
     stores.write(&item.manifest_uri, body).await?;
     stats.wall_seconds = stats.wall_seconds.max(0.0);
     Ok(stats)
+}
+
+/// Test-only failpoint: `RUNNER_TEST_ITEM_SLEEP_MS` holds every item this long before it
+/// publishes, so fault tests can kill or interrupt a worker mid-item.
+async fn failpoint_sleep() {
+    if let Some(ms) = std::env::var("RUNNER_TEST_ITEM_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 async fn stage_inputs(

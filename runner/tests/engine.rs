@@ -199,7 +199,7 @@ name = "s"
 path = "e.ndjson"
 format = "ndjson"
 bad_rows = "{policy}"
-columns = [{{ name = "id", dtype = "i64", required = true }}, ["device", "str"], ["tags", "str"], ["payload", "str"]]
+columns = [{{ name = "id", dtype = "i64", required = true }}, ["payload", "str"]]
 [step.outputs.o]
 path = "o"
 "#

@@ -202,11 +202,14 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
     for (name, output) in &step.outputs {
         let sql =
             crate::spec::template::render(&step.output_sql(output), run.partition).map_err(EngineError::Template)?;
-        let frame = ctx.execute(&sql).map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
-        let schema = frame
-            .clone()
-            .collect_schema()
-            .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
+        // Planning reads input schemas, so a malformed input can fail here: prefer the error
+        // that names the bad row over a generic SQL one.
+        let sql_error = |e: PolarsError| match read::explain_failure(step, &run.inputs, e.clone()) {
+            bad @ EngineError::BadRow { .. } => bad,
+            _ => EngineError::Sql { output: name.clone(), detail: e.to_string() },
+        };
+        let frame = ctx.execute(&sql).map_err(sql_error)?;
+        let schema = frame.clone().collect_schema().map_err(sql_error)?;
         for key in &output.partition_by {
             if schema.get(key).is_none() {
                 return Err(EngineError::Sql {

@@ -11,6 +11,9 @@ use polars::prelude::*;
 use super::{EngineError, LocalFile, bad_rows, ndjson};
 use crate::spec::{BadRows, ColumnSpec, Format, InputCompression, InputSpec, StepSpec};
 
+/// The sentinel column that catches CSV rows with more fields than declared.
+const RAGGED: &str = "__extra_fields";
+
 /// An input ready for SQL.
 pub(super) struct ReadInput {
     /// The rows that fit the schema.
@@ -121,23 +124,30 @@ pub(super) fn read_input(
     };
     match (spec.format, spec.bad_rows) {
         (Format::Csv, BadRows::Fail) => {
-            let mut reader = csv_reader(spec, paths(files)).with_truncate_ragged_lines(false);
+            let mut reader = csv_reader(spec, paths(files));
+            let mut ragged = None;
             if let Some(columns) = &spec.columns {
-                let schema = Arc::new(schema_of(columns));
+                let schema = schema_of(columns);
                 reader = if spec.header {
-                    reader.with_dtype_overwrite(Some(schema))
+                    reader.with_dtype_overwrite(Some(Arc::new(schema)))
                 } else {
-                    reader.with_schema(Some(schema))
+                    // One sentinel column more than declared: it is filled only by rows with
+                    // too many fields, which the parser would otherwise drop silently.
+                    let mut with_sentinel = schema;
+                    with_sentinel.with_column(RAGGED.into(), DataType::String);
+                    ragged = Some(col(RAGGED).is_not_null());
+                    reader.with_schema(Some(Arc::new(with_sentinel))).with_truncate_ragged_lines(true)
                 };
             }
-            let frame = reader.finish().map_err(err)?;
-            Ok(ReadInput {
-                counter: frame.clone().select([len()]),
-                violations: required_violations(&frame, spec),
-                frame,
-                known_rows: None,
-                bad: None,
-            })
+            let scanned = reader.finish().map_err(err)?;
+            let violations = violations_with(&scanned, spec, ragged);
+            let frame = match &spec.columns {
+                Some(columns) if !spec.header => {
+                    scanned.select(columns.iter().map(|c| col(c.name())).collect::<Vec<_>>())
+                }
+                _ => scanned,
+            };
+            Ok(ReadInput { counter: frame.clone().select([len()]), violations, frame, known_rows: None, bad: None })
         }
         (Format::Csv, policy) => {
             let columns = spec.columns.as_deref().unwrap_or_default();
@@ -169,10 +179,20 @@ pub(super) fn read_input(
 
 /// Counts rows with a null in a `required` column.
 pub(super) fn required_violations(frame: &LazyFrame, spec: &InputSpec) -> Option<LazyFrame> {
-    let required: Vec<Expr> =
-        spec.columns.iter().flatten().filter(|c| c.required()).map(|c| col(c.name()).is_null()).collect();
-    let any = required.into_iter().reduce(|a, b| a.or(b))?;
-    Some(frame.clone().filter(any).select([len()]))
+    violations_with(frame, spec, None)
+}
+
+/// Counts rows breaking a `required` column or the extra predicate.
+fn violations_with(frame: &LazyFrame, spec: &InputSpec, extra: Option<Expr>) -> Option<LazyFrame> {
+    let predicate = spec
+        .columns
+        .iter()
+        .flatten()
+        .filter(|c| c.required())
+        .map(|c| col(c.name()).is_null())
+        .chain(extra)
+        .reduce(|a, b| a.or(b))?;
+    Some(frame.clone().filter(predicate).select([len()]))
 }
 
 fn arrow_schema_text(schema: &ArrowSchema) -> BTreeMap<String, String> {

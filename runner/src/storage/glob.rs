@@ -41,7 +41,10 @@ impl GlobMatcher {
 
     /// True when `key` is selected.
     pub fn matches(&self, key: &str) -> bool {
-        let hidden = key.split('/').any(|c| c.starts_with('.') || c.starts_with('_'));
+        // Only what lies below the listed prefix can be hidden: the root itself may well be
+        // in a dot-directory.
+        let below = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
+        let hidden = below.split('/').any(|c| c.starts_with('.') || c.starts_with('_'));
         if hidden {
             // Temporary files, markers and quarantine data are never inputs.
             return false;
@@ -68,6 +71,9 @@ mod tests {
         assert!(dir.matches("clean/day=2024-01-02/part-1.parquet"));
         assert!(!dir.matches("clean/day=2024-01-02x/part-1.parquet"));
         assert!(!dir.matches("clean/day=2024-01-02/_quarantine/x.parquet"));
+        let in_dot_dir = GlobMatcher::new("tmp/.tmpX/raw/*/a.csv").unwrap();
+        assert!(in_dot_dir.matches("tmp/.tmpX/raw/2024/a.csv"));
+        assert!(!in_dot_dir.matches("tmp/.tmpX/raw/_q/a.csv"));
         let deep = GlobMatcher::new("clean/**/*.parquet").unwrap();
         assert!(deep.matches("clean/day=1/k=2/part.parquet"));
     }

@@ -1,0 +1,469 @@
+//! `runner run` end to end on the local backends, and the faults it must survive: a worker
+//! killed mid-item, a spot notice, a killed and restarted orchestrator, a poison item, SIGTERM,
+//! a memory limit, changed inputs. Outputs are compared with a fault-free run's.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use polars::prelude::*;
+
+const MAP_JOB: &str = r#"
+name = "faults"
+[[step]]
+name = "map"
+split = "file"
+[step.inputs.web]
+path = "raw/*/web-*.csv.gz"
+format = "csv"
+header = false
+bad_rows = "skip"
+columns = [["event_id", "str"], ["user_id", "str"], ["ts", "datetime"], ["event_type", "str"], ["amount", "f64"], ["country", "str"], ["device", "str"]]
+[step.outputs.out]
+path = "out"
+partition_by = ["event_type"]
+sql = "SELECT event_id, user_id, event_type, amount FROM web"
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    job: PathBuf,
+    config: PathBuf,
+}
+
+fn fixture(job: &str, config: &str, csv_files: u32) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let status = Command::new(support::runner_bin())
+        .args(["example", "generate", "--days", "1", "--events-per-day", "6000", "--csv-files"])
+        .arg(csv_files.to_string())
+        .arg("--out")
+        .arg(&root)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let job_path = dir.path().join("job.toml");
+    std::fs::write(&job_path, job).unwrap();
+    let config_path = dir.path().join("runner.toml");
+    std::fs::write(&config_path, format!("visibility_secs = 3\nheartbeat_secs = 1\nidle_shutdown_secs = 3\n{config}"))
+        .unwrap();
+    Fixture { _dir: dir, root, job: job_path, config: config_path }
+}
+
+impl Fixture {
+    fn command(&self, extra: &[&str]) -> Command {
+        let mut c = Command::new(support::runner_bin());
+        c.arg("run").arg(&self.job).arg("--root").arg(&self.root);
+        if !extra.contains(&"--workers") {
+            c.args(["--workers", "2"]);
+        }
+        c.args(extra);
+        c.env("RUNNER_CONFIG", &self.config).env_remove("DAGSTER_PIPES_CONTEXT").env_remove("DAGSTER_PIPES_MESSAGES");
+        c
+    }
+
+    fn run(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.command(extra);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    fn spawn(&self, extra: &[&str], env: &[(&str, &str)]) -> Child {
+        let mut c = self.command(extra);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.root.join("_runner")
+    }
+
+    fn summary(&self, out: &Output, name: &str) -> serde_json::Value {
+        assert!(out.status.success(), "run failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let _ = name;
+        serde_json::from_slice(&std::fs::read(self.root.join(format!("{name}.json"))).unwrap()).unwrap()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn data_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            data_files(&entry.path(), out);
+        } else if name.ends_with(".parquet") {
+            out.push(entry.path());
+        }
+    }
+}
+
+/// Every row of an output, sorted, for comparing runs.
+fn rows(dir: &Path) -> DataFrame {
+    let mut files = Vec::new();
+    data_files(dir, &mut files);
+    assert!(!files.is_empty(), "no output files under {}", dir.display());
+    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
+    LazyFrame::scan_parquet_files(
+        paths.into(),
+        ScanArgsParquet { hive_options: HiveOptions::new_enabled(), ..Default::default() },
+    )
+    .unwrap()
+    .sort(["event_id"], Default::default())
+    .collect()
+    .unwrap()
+}
+
+fn assert_same_rows(a: &DataFrame, b: &DataFrame) {
+    assert_eq!(a.height(), b.height(), "row counts differ");
+    let ids = |d: &DataFrame| {
+        d.column("event_id").unwrap().str().unwrap().iter().flatten().map(String::from).collect::<Vec<_>>()
+    };
+    let (ia, ib) = (ids(a), ids(b));
+    assert_eq!(ia.iter().collect::<BTreeSet<_>>().len(), ia.len(), "no row is duplicated");
+    assert_eq!(ia, ib, "the same rows");
+}
+
+fn reference_rows(job: &str) -> DataFrame {
+    let f = fixture(job, "", 6);
+    let out = f.run(&[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    rows(&f.root.join("out"))
+}
+
+fn worker_pids(state: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir(state.join("fleets")).into_iter().flatten().flatten() {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(e.path()).unwrap_or_default()) {
+            pids.extend(v["pids"].as_array().into_iter().flatten().filter_map(|p| p.as_u64()).map(|p| p as u32));
+        }
+    }
+    pids
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill(pid: u32, sig: i32) {
+    // SAFETY: signalling a process this test started (or its child).
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+#[test]
+fn example_pipeline_runs_and_reruns_idempotently() {
+    let job = std::fs::read_to_string(support::workspace().join("runner/examples/events/job.toml")).unwrap();
+    let f = fixture(&job, "", 2);
+    let out = f.run(&["--partition", "2024-01-01", "--summary-json"], &[]);
+    let _ = out;
+    let out = f.run(
+        &["--partition", "2024-01-01", "--force", "--summary-json", &f.root.join("first.json").to_string_lossy()],
+        &[],
+    );
+    let first = f.summary(&out, "first");
+    let steps = first["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    let clean = &steps[0];
+    assert!(clean["rows_quarantined"].as_u64().unwrap() > 0, "the generator's bad rows are quarantined");
+    assert_eq!(
+        clean["rows_in"].as_u64().unwrap(),
+        6000,
+        "every generated row is read: good ones cleaned, bad ones set aside"
+    );
+    let user_daily = &steps[2];
+    assert_eq!(user_daily["items"].as_u64().unwrap(), 16, "one item per user bucket");
+    let before = rows_count(&f.root.join("user_daily"));
+
+    let again =
+        f.run(&["--partition", "2024-01-01", "--summary-json", &f.root.join("second.json").to_string_lossy()], &[]);
+    let second = f.summary(&again, "second");
+    for s in second["steps"].as_array().unwrap() {
+        assert_eq!(s["already_done"], s["items"], "a completed step never reruns: {s}");
+        assert_eq!(s["retries"], 0);
+    }
+    assert_eq!(rows_count(&f.root.join("user_daily")), before, "a rerun neither loses nor duplicates rows");
+    let stderr = stderr(&again);
+    assert!(stderr.contains("check one_row_per_user on user_daily.user_daily: passed"), "{stderr}");
+}
+
+fn rows_count(dir: &Path) -> usize {
+    let mut files = Vec::new();
+    data_files(dir, &mut files);
+    files.iter().map(|p| ParquetReader::new(std::fs::File::open(p).unwrap()).num_rows().unwrap()).sum()
+}
+
+#[test]
+fn changed_input_replaces_its_outputs_without_duplicates() {
+    let f = fixture(MAP_JOB, "", 3);
+    assert!(f.run(&[], &[]).status.success());
+    let before = rows(&f.root.join("out"));
+    // Regenerate the day with another seed: same file names, different content.
+    let status = Command::new(support::runner_bin())
+        .args([
+            "example",
+            "generate",
+            "--days",
+            "1",
+            "--events-per-day",
+            "6000",
+            "--csv-files",
+            "3",
+            "--seed",
+            "99",
+            "--out",
+        ])
+        .arg(&f.root)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = f.run(&[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = rows(&f.root.join("out"));
+    let ids = after.column("event_id").unwrap().str().unwrap().iter().flatten().map(String::from).collect::<Vec<_>>();
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len(), "old outputs were pruned, nothing duplicated");
+    assert_ne!(before.column("user_id").unwrap(), after.column("user_id").unwrap(), "the new content replaced the old");
+    assert!(stderr(&out).contains("pruned outputs of superseded item"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_worker_killed_mid_item_loses_nothing() {
+    let reference = reference_rows(MAP_JOB);
+    let f = fixture(MAP_JOB, "", 6);
+    let mut run = f.spawn(&[], &[("RUNNER_TEST_ITEM_SLEEP_MS", "1500")]);
+    // Wait for a worker that is running an item, then kill it hard.
+    let mut victim = 0;
+    wait_until("a worker running an item", Duration::from_secs(60), || {
+        victim = worker_pids(&f.state()).into_iter().find(|p| !children_of(*p).is_empty()).unwrap_or(0);
+        victim != 0
+    });
+    let item_process = children_of(victim)[0];
+    kill(victim, libc::SIGKILL);
+    wait_until("the killed worker's item process to die with it", Duration::from_secs(10), || !alive(item_process));
+    let status = run.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert_same_rows(&rows(&f.root.join("out")), &reference);
+}
+
+/// A stand-in for the instance metadata service: IMDSv2 tokens, and one spot interruption
+/// notice once `armed` (served to the first worker that asks, as one instance is reclaimed).
+fn imds_stand_in(armed: Arc<AtomicBool>, served: Arc<AtomicBool>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (status, body) = if request.starts_with("PUT") && path == "/latest/api/token" {
+                ("200 OK", "stand-in-token".to_string())
+            } else if path == "/latest/meta-data/spot/instance-action"
+                && armed.load(Ordering::SeqCst)
+                && !served.swap(true, Ordering::SeqCst)
+            {
+                ("200 OK", r#"{"action": "terminate", "time": "2030-01-01T00:00:00Z"}"#.to_string())
+            } else {
+                ("404 Not Found", String::new())
+            };
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_spot_notice_hands_the_item_over_at_once() {
+    let reference = reference_rows(MAP_JOB);
+    // Visibility is far longer than the run may take: only an immediate release can finish it.
+    let f = fixture(MAP_JOB, "poll_imds = true\nmax_runtime = \"50s\"\n", 6);
+    std::fs::write(
+        &f.config,
+        "visibility_secs = 120\nheartbeat_secs = 1\nidle_shutdown_secs = 3\npoll_imds = true\nmax_runtime = \"50s\"\n",
+    )
+    .unwrap();
+    let (armed, served) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let imds = imds_stand_in(armed.clone(), served.clone());
+    let summary = f.root.join("spot.json");
+    let mut run = f.spawn(
+        &["--summary-json", &summary.to_string_lossy()],
+        &[
+            ("RUNNER_TEST_ITEM_SLEEP_MS", "4000"),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds),
+            ("AWS_EC2_METADATA_DISABLED", "false"),
+        ],
+    );
+    wait_until("every worker running an item", Duration::from_secs(60), || {
+        let pids = worker_pids(&f.state());
+        pids.len() == 2 && pids.iter().all(|p| !children_of(*p).is_empty())
+    });
+    armed.store(true, Ordering::SeqCst);
+    let status = run.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(served.load(Ordering::SeqCst), "a worker read the notice");
+    assert!(err.contains("handed back by its worker: spot interruption notice"), "{err}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert!(s["steps"][0]["interruptions"].as_u64().unwrap() >= 1);
+    assert_same_rows(&rows(&f.root.join("out")), &reference);
+}
+
+#[test]
+fn a_killed_orchestrator_resumes_without_redoing_committed_items() {
+    let f = fixture(MAP_JOB, "", 6);
+    let mut run = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "700")]);
+    let manifests = |f: &Fixture| {
+        let mut out = Vec::new();
+        let dir = f.state().join("items/faults/map/_");
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            out.push((e.path(), e.metadata().unwrap().modified().unwrap()));
+        }
+        out
+    };
+    wait_until("two committed items", Duration::from_secs(60), || manifests(&f).len() >= 2);
+    kill(run.id(), libc::SIGKILL);
+    run.wait().unwrap();
+    let committed = manifests(&f);
+    let summary = f.root.join("resume.json");
+    let out = f.run(&["--summary-json", &summary.to_string_lossy()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert!(s["steps"][0]["already_done"].as_u64().unwrap() >= committed.len() as u64, "{s}");
+    for (path, mtime) in committed {
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime, "{} was not redone", path.display());
+    }
+    assert_same_rows(&rows(&f.root.join("out")), &reference_rows(MAP_JOB));
+}
+
+#[test]
+fn a_poison_item_fails_the_step_with_its_error() {
+    let job = MAP_JOB.replace("bad_rows = \"skip\"", "bad_rows = \"fail\"");
+    let f = fixture(&job, "max_attempts = 2\n", 2);
+    let out = f.run(&[], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("failed after 2 attempt(s)"), "{err}");
+    assert!(err.contains("row ") && err.contains("column"), "the item's error names row and column: {err}");
+}
+
+#[test]
+fn a_worker_crashing_on_an_item_sends_it_to_the_dead_letter_queue() {
+    let f = fixture(MAP_JOB, "max_attempts = 1\ninterruption_allowance = 1\n", 1);
+    let mut run = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "60000")]);
+    // Each time a worker picks the item up, its host "crashes".
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while run.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        for p in worker_pids(&f.state()) {
+            if alive(p) && !children_of(p).is_empty() {
+                kill(p, libc::SIGKILL);
+                kills += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = run.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(kills >= 2, "the item was delivered more than once ({kills}): {err}");
+    assert!(err.contains("dead-letter queue"), "{err}");
+}
+
+#[test]
+fn sigterm_deletes_the_fleet() {
+    let f = fixture(MAP_JOB, "", 6);
+    let mut run = f.spawn(&[], &[("RUNNER_TEST_ITEM_SLEEP_MS", "5000")]);
+    let mut pids = Vec::new();
+    wait_until("workers", Duration::from_secs(60), || {
+        pids = worker_pids(&f.state());
+        pids.len() == 2 && pids.iter().all(|p| alive(*p))
+    });
+    kill(run.id(), libc::SIGTERM);
+    let status = run.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "a cancelled run is a failure");
+    assert!(err.contains("cancelled by SIGTERM"), "{err}");
+    assert!(pids.iter().all(|p| !alive(*p)), "no worker outlives the run");
+    assert!(worker_pids(&f.state()).is_empty(), "the fleet record is gone");
+}
+
+#[test]
+fn an_item_over_its_memory_limit_fails_cleanly() {
+    let job = MAP_JOB.replace("split = \"file\"", "split = \"file\"\nmemory_limit_mb = 1\nmax_attempts = 1");
+    let f = fixture(&job, "", 1);
+    let out = f.run(&[], &[("RUNNER_TEST_ITEM_SLEEP_MS", "1000")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("memory limit of 1 MiB"), "{err}");
+    let mut files = Vec::new();
+    data_files(&f.root.join("out"), &mut files);
+    assert!(files.is_empty(), "a failed item publishes nothing: {files:?}");
+}
+
+#[test]
+fn bad_configuration_is_refused_before_anything_runs() {
+    let f = fixture(MAP_JOB, "", 1);
+    std::fs::write(&f.config, "backend = \"aws\"\n").unwrap();
+    let out = f.run(&[], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("[ec2]"), "{}", stderr(&out));
+    std::fs::write(&f.config, "workers = \"many\"\n").unwrap();
+    let out = f.run(&[], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("runner.toml"), "the error names the file: {}", stderr(&out));
+}
