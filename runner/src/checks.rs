@@ -85,8 +85,11 @@ pub fn evaluate(
     summary: &RunSummary,
     local: &dyn Fn(&str) -> Option<std::path::PathBuf>,
 ) -> Vec<CheckResult> {
+    let ran: std::collections::BTreeSet<&str> = summary.steps.iter().map(|s| s.name.as_str()).collect();
     job.checks
         .iter()
+        // A check on a step this run did not execute is not this run's to report.
+        .filter(|check| check.output().split_once('.').is_some_and(|(step, _)| ran.contains(step)))
         .map(|check| {
             let severity = check.severity().unwrap_or("ERROR").to_string();
             let dirs = files_of(summary, check.output());

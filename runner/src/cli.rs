@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// Write the run summary as JSON here.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Run only these steps (repeat for several); the others' outputs must already exist.
+    #[arg(long = "step", value_name = "NAME")]
+    pub steps: Vec<String>,
 }
 
 /// `runner worker`.

@@ -180,6 +180,7 @@ async fn prepare(
         interruption_allowance: config.interruption_allowance.unwrap_or(10),
         poll_imds: config.poll_imds.unwrap_or(config.backend == Backend::Aws),
         scratch_dir: config.scratch_dir.clone(),
+        only_steps: args.steps.clone(),
     };
     Ok(Prepared { backends: Backends { stores, queues, queue_kind: queue_kind.to_string(), fleet }, options, config })
 }
@@ -199,8 +200,12 @@ fn print_summary(summary: &RunSummary) {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Logs should reach Dagster within seconds even over S3; the Dagster client's reader drains
+    // every chunk available, so short intervals do not build a backlog.
+    let s3 = dagster_pipes::S3Options { upload_interval: Duration::from_secs(2), ..Default::default() };
     let pipes = dagster_pipes::PipesBuilder::new()
         .warn_when_unorchestrated(false)
+        .s3_options(s3)
         .open()
         .context("opening the Dagster Pipes session")?;
     let orchestrated = pipes.is_orchestrated();

@@ -77,10 +77,12 @@ fn pick_event(rng: &mut Rng) -> &'static str {
 /// Writes `raw/{day}/web-{n}.csv.gz` and `raw/{day}/app.ndjson.gz` under `root`. Returns the
 /// number of files written.
 pub fn generate(root: &Path, g: &Generate) -> std::io::Result<usize> {
-    let mut rng = Rng(g.seed.max(1));
     let mut files = 0;
     for d in 0..g.days {
         let day = g.start + Duration::days(i64::from(d));
+        // Seeded per day: a day's data is the same whether generated alone or with others.
+        let day_number = day.signed_duration_since(NaiveDate::default()).num_days() as u64;
+        let mut rng = Rng((g.seed ^ day_number.wrapping_mul(0x9e37_79b9_7f4a_7c15)).max(1));
         let dir = root.join("raw").join(day.format("%Y-%m-%d").to_string());
         std::fs::create_dir_all(&dir)?;
         let web_events = g.events_per_day * 7 / 10;

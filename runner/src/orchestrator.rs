@@ -99,6 +99,8 @@ pub struct RunOptions {
     pub poll_imds: bool,
     /// Workers' scratch directory.
     pub scratch_dir: Option<String>,
+    /// Run only these steps (all when empty).
+    pub only_steps: Vec<String>,
 }
 
 /// Fleets that are up, so they can be deleted whatever ends the run.
@@ -278,7 +280,15 @@ async fn run_steps(
     live: &LiveFleets,
     record: &mut RunRecord,
 ) -> Result<Vec<StepSummary>, RunError> {
-    let order = crate::spec::validate::order(spec).map_err(RunError::Preflight)?;
+    let mut order = crate::spec::validate::order(spec).map_err(RunError::Preflight)?;
+    if !options.only_steps.is_empty() {
+        for name in &options.only_steps {
+            if spec.step(name).is_none() {
+                return Err(RunError::Preflight(format!("--step {name:?}: the job has no such step")));
+            }
+        }
+        order.retain(|s| options.only_steps.contains(&s.name));
+    }
     let dlq_name = queue_name(&spec.name, &options.run_id, "dlq");
     let dlq = backends.queues.create(&dlq_name, &QueueOptions::default()).await.map_err(infra)?;
     let callbacks = backends

@@ -1,0 +1,2 @@
+"""spotlake's Dagster code location: partitioned assets whose heavy lifting runs in the
+runner (Polars on local workers or an EC2 spot fleet), reported back through Dagster Pipes."""

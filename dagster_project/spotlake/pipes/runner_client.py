@@ -1,0 +1,131 @@
+"""A Pipes client that launches the runner for an asset step and watches it.
+
+Local mode (the default) passes the context in a temp file and reads messages from a temp file;
+the runner then uses its local workers and storage. AWS mode passes the context through S3 and
+reads messages with a draining S3 reader made fresh for every run; the runner then uses its
+spot fleet, SQS and S3 (configured by `RUNNER_CONFIG`). Either way the partitions travel in
+extras, terminating the Dagster run cancels the runner (which deletes its fleet), and a run
+that never sent `closed` fails the step instead of passing with empty results."""
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from dagster import AssetExecutionContext, PipesClient, PipesClientCompletedInvocation, open_pipes_session
+from dagster._annotations import public
+from dagster._core.definitions.resource_annotation import TreatAsResourceParam
+from dagster._core.errors import DagsterExecutionInterruptedError, DagsterPipesExecutionError
+from dagster._core.pipes.client import PipesContextInjector, PipesMessageReader
+from dagster._core.pipes.utils import PipesTempFileContextInjector, PipesTempFileMessageReader
+from dagster_aws.pipes import PipesS3ContextInjector
+
+from spotlake.pipes.partitions import partition_extras
+from spotlake.pipes.s3_reader import DrainingS3MessageReader
+
+Mode = Literal["local", "aws"]
+
+
+class RunnerPipesClient(PipesClient, TreatAsResourceParam):
+    """Runs `runner run JOB` for the current asset step.
+
+    Args:
+        runner_bin: the runner executable.
+        data_root: where the job's relative paths resolve (a directory or `s3://bucket/prefix`).
+        mode: `local` or `aws`.
+        pipes_bucket: AWS mode: the bucket for the Pipes context and messages.
+        s3_client: AWS mode: a boto3 S3 client (default: one from the standard chain).
+        env: extra environment for the runner (e.g. `RUNNER_CONFIG`).
+        cancel_grace_seconds: how long a cancelled runner gets to delete its fleet.
+    """
+
+    def __init__(
+        self,
+        *,
+        runner_bin: str,
+        data_root: str,
+        mode: Mode = "local",
+        pipes_bucket: str | None = None,
+        s3_client: Any = None,
+        env: Mapping[str, str] | None = None,
+        cancel_grace_seconds: float = 120.0,
+    ) -> None:
+        if mode not in ("local", "aws"):
+            raise ValueError(f"mode must be 'local' or 'aws', got {mode!r}")
+        if mode == "aws" and not pipes_bucket:
+            raise ValueError("AWS mode needs pipes_bucket for the Pipes context and messages")
+        self.runner_bin = runner_bin
+        self.data_root = data_root
+        self.mode = mode
+        self.pipes_bucket = pipes_bucket
+        self._s3_client = s3_client
+        self.env = dict(env or {})
+        self.cancel_grace_seconds = cancel_grace_seconds
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    def s3_client(self) -> Any:
+        """The boto3 S3 client this client uses (made from the standard chain on first use)."""
+        if self._s3_client is None:
+            import boto3
+
+            self._s3_client = boto3.client("s3")
+        return self._s3_client
+
+    def _channel(self) -> tuple[PipesContextInjector, PipesMessageReader]:
+        if self.mode == "local":
+            return PipesTempFileContextInjector(), PipesTempFileMessageReader()
+        assert self.pipes_bucket is not None
+        # A new reader every run: a reused one keeps its chunk counter and hears nothing.
+        return (
+            PipesS3ContextInjector(bucket=self.pipes_bucket, client=self.s3_client(), key_prefix="pipes/context"),
+            DrainingS3MessageReader(bucket=self.pipes_bucket, client=self.s3_client(), key_prefix="pipes/messages"),
+        )
+
+    @public
+    def run(  # type: ignore[override]
+        self,
+        *,
+        context: AssetExecutionContext,
+        job: str | Path,
+        steps: Sequence[str] = (),
+        extras: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> PipesClientCompletedInvocation:
+        """Runs the job (or some of its steps) for this step's partitions and returns the
+        completed invocation; assets call `.get_results()` on it."""
+        all_extras = {**partition_extras(context), **(extras or {})}
+        injector, reader = self._channel()
+        command = [self.runner_bin, "run", str(job), "--root", self.data_root, *(f"--step={s}" for s in steps)]
+        with open_pipes_session(
+            context=context, extras=all_extras, context_injector=injector, message_reader=reader
+        ) as session:
+            process_env = {**os.environ, **self.env, **(env or {}), **session.get_bootstrap_env_vars()}
+            process = subprocess.Popen(command, env=process_env)
+            try:
+                # Polling, not wait(): Dagster raises the interruption between Python steps.
+                while process.poll() is None:
+                    time.sleep(0.2)
+            except DagsterExecutionInterruptedError:
+                context.log.warning("the run was terminated: cancelling the runner so it deletes its fleet")
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=self.cancel_grace_seconds)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                raise
+            if process.returncode != 0:
+                raise DagsterPipesExecutionError(
+                    f"the runner failed (exit code {process.returncode}); its error is in the engine event above"
+                )
+        if not session.message_handler.received_closed_message:
+            raise DagsterPipesExecutionError(
+                "the runner never closed its Pipes session: its results cannot be trusted, so the step fails"
+            )
+        return PipesClientCompletedInvocation(session)

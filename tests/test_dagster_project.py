@@ -1,0 +1,224 @@
+"""The code location end to end with the real Dagster orchestrator: one partition, a backfill
+as separate runs and as one ranged run, a failing job, AWS mode against moto, and a runner that
+forgets `closed`."""
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    instance_for_test,
+    materialize,
+)
+from fleet_standin import FleetStandIn
+from runner_helpers import RUNNER, expected_user_daily, parquet_rows
+from spotlake.assets.events import clean_events, raw_events, user_metrics
+from spotlake.pipes import RunnerPipesClient
+
+ASSETS = [raw_events, clean_events, user_metrics]
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+def local_client(root: Path, **env: str) -> RunnerPipesClient:
+    return RunnerPipesClient(runner_bin=str(RUNNER), data_root=str(root), env={"RUNNER_WORKERS": "2", **env})
+
+
+def materializations(result, key: str) -> list:
+    return [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == AssetKey(key)
+    ]
+
+
+def user_logs(instance: DagsterInstance, run_id: str) -> list[str]:
+    return [e.user_message for e in instance.all_logs(run_id) if e.dagster_event is None]
+
+
+def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> None:
+    result = materialize(
+        ASSETS, resources={"runner": local_client(tmp_path)}, instance=instance, partition_key="2024-01-02"
+    )
+    assert result.success
+    (clean,) = materializations(result, "clean_events")
+    assert clean.partition == "2024-01-02"
+    rows = clean.metadata["dagster/row_count"].value
+    assert rows == parquet_rows(tmp_path / "clean" / "day=2024-01-02")
+    columns = [c.name for c in clean.metadata["dagster/column_schema"].schema.columns]
+    assert columns[:3] == ["event_id", "user_id", "ts"] and "day" in columns
+    assert clean.metadata["rows_quarantined"].value > 0
+    assert clean.metadata["estimated_cost_usd"].value < clean.metadata["emr_on_demand_equivalent_usd"].value
+    (metrics,) = materializations(result, "user_daily_metrics")
+    con = expected_user_daily(tmp_path, "2024-01-02")
+    assert metrics.metadata["dagster/row_count"].value == con.execute("SELECT COUNT(*) FROM expected").fetchone()[0]
+    checks = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == {
+        ("clean_events", "user_id_present"),
+        ("user_daily_metrics", "one_row_per_user"),
+        ("user_daily_metrics", "has_users"),
+    }
+    assert all(c.passed for c in checks.values())
+    assert checks[("user_daily_metrics", "has_users")].severity.value == "WARN"
+    logs = user_logs(instance, result.run_id)
+    assert any("step 1/2 shuffle" in line for line in logs), logs
+    assert any("step 2/2: 16/16 items" in line for line in logs), logs
+
+
+def test_backfill_as_separate_runs(tmp_path: Path, instance: DagsterInstance) -> None:
+    client = local_client(tmp_path)
+    days = ["2024-01-03", "2024-01-04", "2024-01-05"]
+    for day in days:
+        result = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key=day)
+        assert result.success
+    for day in days:
+        con = expected_user_daily(tmp_path, day)
+        out = tmp_path / "user_daily" / f"day={day}"
+        assert parquet_rows(out) == con.execute("SELECT COUNT(*) FROM expected").fetchone()[0]
+        record = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("user_daily_metrics"), asset_partitions=[day]), limit=1
+        ).records[0]
+        assert record.asset_materialization.metadata["dagster/row_count"].value == parquet_rows(out)
+
+
+def test_single_run_range_reports_each_partitions_rows(tmp_path: Path, instance: DagsterInstance) -> None:
+    client = local_client(tmp_path)
+    days = ["2024-01-06", "2024-01-07", "2024-01-08"]
+    for day in days:
+        assert materialize([raw_events], resources={"runner": client}, instance=instance, partition_key=day).success
+    tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+    result = materialize([clean_events, user_metrics], resources={"runner": client}, instance=instance, tags=tags)
+    assert result.success
+    own = {}
+    for day in days:
+        own[day] = parquet_rows(tmp_path / "user_daily" / f"day={day}")
+        latest = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("user_daily_metrics"), asset_partitions=[day]), limit=1
+        ).records[0]
+        assert latest.asset_materialization.metadata["dagster/row_count"].value == own[day], day
+    assert len(set(own.values())) > 1, "the partitions differ, so a shared count could not pass"
+
+
+def test_failing_job_fails_the_step_with_the_runners_error(tmp_path: Path, instance: DagsterInstance) -> None:
+    # No raw data for this day: the runner refuses to run, and says why.
+    result = materialize(
+        [clean_events],
+        resources={"runner": local_client(tmp_path)},
+        instance=instance,
+        partition_key="2024-02-10",
+        raise_on_error=False,
+    )
+    assert not result.success
+    errors = [
+        e.dagster_event.engine_event_data.error
+        for e in instance.all_logs(result.run_id)
+        if e.dagster_event is not None
+        and e.dagster_event.event_type == DagsterEventType.ENGINE_EVENT
+        and e.dagster_event.engine_event_data.error is not None
+    ]
+    assert any("no files match" in (err.message or "") for err in errors), errors
+
+
+def test_a_runner_that_never_closes_fails_the_step(tmp_path: Path, instance: DagsterInstance) -> None:
+    # A real Pipes process (the Python reference) that exits 0 without `closed`.
+    script = tmp_path / "no_closed.py"
+    script.write_text(
+        "from dagster_pipes import open_dagster_pipes\n"
+        "pipes = open_dagster_pipes()\n"
+        "pipes.log.info('working')\n"
+        "import os; os._exit(0)\n"
+    )
+    wrapper = tmp_path / "fake_runner"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
+    wrapper.chmod(0o755)
+    client = RunnerPipesClient(runner_bin=str(wrapper), data_root=str(tmp_path))
+    result = materialize(
+        [clean_events],
+        resources={"runner": client},
+        instance=instance,
+        partition_key="2024-01-02",
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    error, chain = failure.event_specific_data.error, []
+    while error is not None:
+        chain.append(error.message)
+        error = error.cause
+    assert any("never closed" in m for m in chain), chain
+
+
+@pytest.fixture
+def aws(aws_env, tmp_path: Path) -> Iterator[dict]:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="lake")
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.2.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+        for i, az in enumerate(["us-east-1a", "us-east-1b"])
+    ]
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    config = tmp_path / "runner.toml"
+    config.write_text(
+        f"""
+backend = "aws"
+state = "s3://lake/state"
+visibility_secs = 5
+heartbeat_secs = 1
+idle_shutdown_secs = 4
+[ec2]
+subnets = {json.dumps(subnets)}
+amis = {{ x86_64 = "{ami}", arm64 = "{ami}" }}
+worker_binaries = {{ x86_64 = "s3://lake/bin/runner-x86_64", arm64 = "s3://lake/bin/runner-aarch64" }}
+subnet_overrides = "separate"
+"""
+    )
+    env = {"RUNNER_CONFIG": str(config), "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"}
+    yield {"s3": s3, "env": env, "config": config}
+    boto3.client("s3")  # keep the session alive until teardown
+
+
+def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instance: DagsterInstance) -> None:
+    client = RunnerPipesClient(
+        runner_bin=str(RUNNER),
+        data_root="s3://lake/data",
+        mode="aws",
+        pipes_bucket="lake",
+        s3_client=aws["s3"],
+        env=aws["env"],
+    )
+    with FleetStandIn(tmp_path, aws["env"]) as fleet:
+        one = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key="2024-01-02")
+        assert one.success
+        for day in ["2024-01-03", "2024-01-04"]:
+            assert materialize([raw_events], resources={"runner": client}, instance=instance, partition_key=day).success
+        tags = {"dagster/asset_partition_range_start": "2024-01-03", "dagster/asset_partition_range_end": "2024-01-04"}
+        ranged = materialize([clean_events, user_metrics], resources={"runner": client}, instance=instance, tags=tags)
+        assert ranged.success
+        assert fleet.booted, "fleets were created on EC2"
+        assert fleet.max_running_instances > 0
+        assert fleet.running_instances() == 0, "no instance is left running"
+        assert fleet.live_fleets() == 0, "every fleet was deleted"
+    (metrics,) = materializations(one, "user_daily_metrics")
+    assert metrics.metadata["dagster/row_count"].value > 0
+    assert str(metrics.metadata["path"].value).startswith("s3://lake/data/user_daily/day=2024-01-02")
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix="data/user_daily/")["Contents"]]
+    assert {k.split("/")[2] for k in keys} == {"day=2024-01-02", "day=2024-01-03", "day=2024-01-04"}
+    assert any(
+        k.startswith("pipes/messages/")
+        for k in (o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix="pipes/")["Contents"])
+    )
+    assert os.environ.get("AWS_ENDPOINT_URL"), "the runner reached moto through the standard endpoint variable"
