@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Everything they need is
-# installed from here (the Python venv with Dagster and moto) or fetched by cargo.
+# installed from here: Rust crates by cargo, a Python venv (Dagster, moto, DuckDB) by pip and
+# uv, and Chromium (for the UI screenshot test) from Debian's packages.
 
 SHELL := /bin/bash
 VENV ?= .venv
@@ -7,47 +8,54 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 PYTHON ?= python3
 
-# CI builds everything exactly once: incremental artifacts would only cost time and disk.
+# CI builds everything once: incremental artifacts would only cost time and disk.
 ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: all demo test test-rust test-python build venv bench lint fmt clean
+.PHONY: all demo test build venv browser bench lint fmt clean
 
 all: build
 
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt dagster_project/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.txt
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.txt -e dagster_project
 	touch $@
 
 venv: $(VENV)/.installed
 
-# One profile (the tuned dev profile) for every binary the tests run.
+# Headless Chromium takes the asset-page screenshot in the webserver test.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# One profile (the tuned dev profile) builds every binary the tests and the demo run.
 build:
 	$(CARGO) build --workspace --all-features --bins --examples
 
-test: venv build
+test: venv browser build
 	$(CARGO) test --workspace --all-features
 	$(PY) -m pytest tests
 
 demo: venv build
-	$(PY) tests/demo_pipes.py
+	$(PY) -m spotlake.demo
 
 bench: venv
 	$(CARGO) build --release -p pipes-rs --all-features --examples --bins
+	$(CARGO) build --release -p runner
 	$(PY) bench/pipes_throughput.py
+	$(PY) bench/runner_vs_peers.py
+	$(PY) bench/orchestration.py
 
 lint: venv
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
-	$(VENV)/bin/ruff check tests bench
-	$(VENV)/bin/ruff format --check tests bench
+	$(VENV)/bin/ruff check tests bench dagster_project
+	$(VENV)/bin/ruff format --check tests bench dagster_project
 
 fmt: venv
 	$(CARGO) fmt --all
-	$(VENV)/bin/ruff format tests bench
+	$(VENV)/bin/ruff format tests bench dagster_project
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target .demo
