@@ -41,8 +41,9 @@ demo: venv build
 	$(PY) -m spotlake.demo
 
 bench: venv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r bench/requirements.txt
 	$(CARGO) build --release -p pipes-rs --all-features --examples --bins
-	$(CARGO) build --release -p runner
+	$(CARGO) build --release -p runner --bins --examples
 	$(PY) bench/pipes_throughput.py
 	$(PY) bench/runner_vs_peers.py
 	$(PY) bench/orchestration.py

@@ -1,0 +1,129 @@
+"""Orchestration overhead per item (10,000 no-op items through the local queue and through SQS
+on moto), the full per-item cost of a tiny real item (child process included), and the time
+from a worker's death to its item's completion elsewhere."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+RUNNER = RELEASE / "runner"
+OVERHEAD = RELEASE / "examples" / "orchestration_overhead"
+MAP_JOB = """
+name = "recovery"
+[[step]]
+name = "map"
+split = "file"
+[step.inputs.web]
+path = "raw/*/web-*.csv.gz"
+format = "csv"
+header = false
+columns = [["event_id", "str"], ["user_id", "str"], ["ts", "datetime"], ["event_type", "str"], ["amount", "f64"], ["country", "str"], ["device", "str"]]
+[step.outputs.out]
+path = "out"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def overhead(kind: str, items: int, env: dict) -> dict:
+    out = subprocess.run([str(OVERHEAD), kind, str(items), "4"], check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tiny_items(n: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        subprocess.run([str(RUNNER), "example", "generate", "--out", str(root), "--days", "1", "--events-per-day",
+                        str(n * 10), "--csv-files", str(n)], check=True, capture_output=True)
+        job = root / "job.toml"
+        job.write_text(MAP_JOB)
+        start = time.perf_counter()
+        subprocess.run([str(RUNNER), "run", str(job), "--root", str(root), "--workers", "2"], check=True, capture_output=True)
+        return (time.perf_counter() - start) * 1000 / n
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def recovery(visibility: int) -> float:
+    """Seconds from killing a worker mid-item to that item's commit by another worker."""
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        subprocess.run([str(RUNNER), "example", "generate", "--out", str(root), "--days", "1", "--events-per-day",
+                        "4000", "--csv-files", "4"], check=True, capture_output=True)
+        (root / "job.toml").write_text(MAP_JOB)
+        (root / "runner.toml").write_text(f"visibility_secs = {visibility}\nheartbeat_secs = {max(1, visibility // 3)}\nidle_shutdown_secs = 30\n")
+        env = {**os.environ, "RUNNER_CONFIG": str(root / "runner.toml"), "RUNNER_TEST_ITEM_SLEEP_MS": "1000"}
+        run = subprocess.Popen([str(RUNNER), "run", str(root / "job.toml"), "--root", str(root), "--workers", "2"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        fleets = root / "_runner" / "fleets"
+        while True:
+            pids = [p for f in fleets.glob("*.json") for p in json.loads(f.read_text() or "{}").get("pids", [])]
+            busy = [(p, c) for p in pids for c in children(p)]
+            if busy:
+                break
+            time.sleep(0.02)
+        worker, item_process = busy[0]
+        item_file = Path(Path(f"/proc/{item_process}/cmdline").read_bytes().split(b"\0")[3].decode())
+        item_id = json.loads(item_file.read_text())["id"]
+        os.kill(worker, signal.SIGKILL)
+        killed = time.perf_counter()
+        manifest = next((root / "_runner" / "items" / "recovery" / "map").glob("*"), None)
+        while True:
+            found = list((root / "_runner" / "items" / "recovery" / "map").rglob(f"{item_id}.json"))
+            if found:
+                break
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - killed
+        run.wait()
+        del manifest
+        return elapsed
+
+
+def main() -> None:
+    env = dict(os.environ)
+    print("10,000 no-op items through each queue backend (4 worker tasks):")
+    local = overhead("local", 10_000, env)
+    print(f"  local (SQLite): {local['ms_per_item']:.3f} ms/item ({local['total_seconds']:.1f} s)")
+    port = free_port()
+    moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        aws = {**env, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "us-east-1"}
+        sqs = overhead("sqs", 10_000, aws)
+        print(f"  SQS on moto:    {sqs['ms_per_item']:.3f} ms/item ({sqs['total_seconds']:.1f} s)")
+    finally:
+        os.killpg(moto.pid, signal.SIGTERM)
+        moto.wait()
+    print(f"\nfull cost of a tiny real item (own process, Polars, publish, commit), 2 workers: {tiny_items(200):.1f} ms/item")
+    print("\nworker killed mid-item → its item committed elsewhere:")
+    for visibility in (5, 30):
+        print(f"  visibility timeout {visibility:>2} s: {recovery(visibility):.1f} s (item takes ~1 s)")
+
+
+if __name__ == "__main__":
+    main()

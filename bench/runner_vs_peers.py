@@ -1,0 +1,168 @@
+"""The runner against Python Polars, DuckDB and PySpark (local mode) doing the same work on the
+same data in the same run: step 1 (headerless CSV → clean → hive Parquet) and step 3 (per-user
+aggregates). Then the runner's peak item RSS at 1×, 4× and 16× the input. Prints ratios."""
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNNER = ROOT / "target" / "release" / "runner"
+JOBS = Path(__file__).resolve().parent / "jobs"
+DAY = "2024-01-01"
+EVENTS = int(os.environ.get("BENCH_EVENTS", "7000000"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "2"))
+COLUMNS = ["event_id", "user_id", "ts", "event_type", "amount", "country", "device"]
+
+
+def generate(root: Path, events: int, files: int) -> None:
+    subprocess.run(
+        [str(RUNNER), "example", "generate", "--out", str(root), "--start", DAY, "--days", "1",
+         "--events-per-day", str(events), "--csv-files", str(files), "--bad-fraction", "0"],
+        check=True, capture_output=True,
+    )
+    # Step 1 reads the CSV side only.
+    (root / "raw" / DAY / "app.ndjson.gz").unlink()
+
+
+def runner(job: str, root: Path) -> dict:
+    summary = root / f"{job}.summary.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
+    subprocess.run(
+        [str(RUNNER), "run", str(JOBS / job), "--root", str(root), "--partition", DAY, "--workers", "1",
+         "--force", "--summary-json", str(summary)],
+        check=True, capture_output=True, env=env,
+    )
+    return json.loads(summary.read_text())
+
+
+PY_POLARS_STEP1 = """
+import polars as pl, sys
+root = sys.argv[1]
+schema = {"event_id": pl.String, "user_id": pl.String, "ts": pl.Datetime("us"), "event_type": pl.String,
+          "amount": pl.Float64, "country": pl.String, "device": pl.String}
+lf = pl.scan_csv(f"{root}/raw/2024-01-01/web-*.csv.gz", has_header=False, schema=schema)
+lf = lf.filter(pl.col("user_id").is_not_null()).with_columns(pl.col("ts").dt.date().alias("day"))
+lf.sink_parquet(pl.PartitionByKey(f"{root}/py_polars_clean", by="day", include_key=False), mkdir=True)
+"""
+
+PY_POLARS_STEP3 = """
+import polars as pl, sys
+root = sys.argv[1]
+lf = pl.scan_parquet(f"{root}/clean/**/*.parquet", hive_partitioning=True)
+out = lf.group_by("user_id").agg(
+    pl.len().alias("events"),
+    (pl.col("event_type") == "purchase").sum().alias("purchases"),
+    pl.col("amount").sum().alias("revenue"),
+    pl.col("ts").min().alias("first_seen"),
+    pl.col("ts").max().alias("last_seen"),
+)
+out.sink_parquet(f"{root}/py_polars_user_daily.parquet")
+"""
+
+DUCKDB_STEP1 = """
+import duckdb, sys
+root = sys.argv[1]
+duckdb.execute(f'''COPY (SELECT *, CAST(ts AS DATE) AS day FROM read_csv('{root}/raw/2024-01-01/web-*.csv.gz',
+    header=false, columns={{'event_id':'VARCHAR','user_id':'VARCHAR','ts':'TIMESTAMP','event_type':'VARCHAR',
+    'amount':'DOUBLE','country':'VARCHAR','device':'VARCHAR'}}) WHERE user_id IS NOT NULL)
+    TO '{root}/duckdb_clean' (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd, OVERWRITE_OR_IGNORE)''')
+"""
+
+DUCKDB_STEP3 = """
+import duckdb, sys
+root = sys.argv[1]
+duckdb.execute(f'''COPY (SELECT user_id, COUNT(*) AS events, SUM(CASE WHEN event_type='purchase' THEN 1 ELSE 0 END) AS purchases,
+    COALESCE(SUM(amount), 0.0) AS revenue, MIN(ts) AS first_seen, MAX(ts) AS last_seen
+    FROM read_parquet('{root}/clean/**/*.parquet', hive_partitioning=true) GROUP BY user_id)
+    TO '{root}/duckdb_user_daily.parquet' (FORMAT parquet, COMPRESSION zstd)''')
+"""
+
+SPARK_PRELUDE = """
+import sys
+from pyspark.sql import SparkSession, functions as F, types as T
+root = sys.argv[1]
+spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+         .config("spark.sql.shuffle.partitions", "4").config("spark.driver.memory", "6g").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+"""
+
+SPARK_STEP1 = SPARK_PRELUDE + """
+schema = T.StructType([T.StructField(n, t) for n, t in [("event_id", T.StringType()), ("user_id", T.StringType()),
+    ("ts", T.TimestampType()), ("event_type", T.StringType()), ("amount", T.DoubleType()),
+    ("country", T.StringType()), ("device", T.StringType())]])
+df = spark.read.csv(f"{root}/raw/2024-01-01/web-*.csv.gz", schema=schema, header=False,
+                    timestampFormat="yyyy-MM-dd HH:mm:ss")
+df = df.where(F.col("user_id").isNotNull()).withColumn("day", F.to_date("ts"))
+df.write.mode("overwrite").partitionBy("day").option("compression", "zstd").parquet(f"{root}/spark_clean")
+"""
+
+SPARK_STEP3 = SPARK_PRELUDE + """
+df = spark.read.parquet(f"{root}/clean")
+out = df.groupBy("user_id").agg(F.count("*").alias("events"),
+    F.sum(F.when(F.col("event_type") == "purchase", 1).otherwise(0)).alias("purchases"),
+    F.coalesce(F.sum("amount"), F.lit(0.0)).alias("revenue"), F.min("ts").alias("first_seen"),
+    F.max("ts").alias("last_seen"))
+out.write.mode("overwrite").option("compression", "zstd").parquet(f"{root}/spark_user_daily")
+"""
+
+
+def timed(fn) -> float:
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def python(code: str, root: Path) -> None:
+    subprocess.run([sys.executable, "-c", code, str(root)], check=True, capture_output=True)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        root = Path(tmp)
+        print(f"generating {EVENTS:,} events (web CSV: {int(EVENTS * 0.7):,} rows)...", flush=True)
+        generate(root, EVENTS, files=8)
+        size = sum(p.stat().st_size for p in (root / "raw").rglob("*.gz"))
+        have_spark = shutil.which("java") is not None
+        results = {}
+        for step, job, peers in [
+            ("step 1 (CSV → hive Parquet)", "step1_csv.toml", {"python polars": PY_POLARS_STEP1, "duckdb": DUCKDB_STEP1, "pyspark local[2]": SPARK_STEP1}),
+            ("step 3 (aggregate)", "step3_aggregate.toml", {"python polars": PY_POLARS_STEP3, "duckdb": DUCKDB_STEP3, "pyspark local[2]": SPARK_STEP3}),
+        ]:
+            times = {"runner": timed(lambda job=job: runner(job, root))}
+            for name, code in peers.items():
+                if name.startswith("pyspark") and not have_spark:
+                    continue
+                times[name] = timed(lambda code=code: python(code, root))
+            results[step] = times
+        print(f"\ninput: {size / 1e6:.0f} MB of gzipped CSV, {int(EVENTS * 0.7):,} rows; best of {REPEATS}; 2 cores\n")
+        print(f"{'work':<30}{'engine':<20}{'seconds':>10}{'peer / runner':>16}")
+        for step, times in results.items():
+            for name, t in times.items():
+                ratio = "" if name == "runner" else f"{t / times['runner']:.2f}x"
+                print(f"{step:<30}{name:<20}{t:>10.2f}{ratio:>16}")
+
+        print("\nrunner peak item RSS as the input grows (step 1):")
+        base = max(EVENTS // 16, 100_000)
+        for factor in (1, 4, 16):
+            with tempfile.TemporaryDirectory(prefix="rss-") as d:
+                r = Path(d)
+                generate(r, base * factor, files=4 * factor)
+                s = runner("step1_csv.toml", r)
+                peak = s["steps"][0]["peak_rss_bytes"] / 2**20
+                print(f"  {factor:>2}x  {base * factor:>12,} events  peak item RSS {peak:8.0f} MiB")
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        print(f"\n(largest child process of the whole benchmark: {usage.ru_maxrss / 1024:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
