@@ -34,7 +34,7 @@ impl Default for TerminalObserver {
 
 fn bar(done: usize, total: usize) -> String {
     let width = 30;
-    let filled = if total == 0 { width } else { done * width / total };
+    let filled = (done * width).checked_div(total).unwrap_or(width);
     format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
 }
 

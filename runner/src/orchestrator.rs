@@ -386,17 +386,15 @@ async fn run_step(
     let mut items: Vec<WorkItem> = Vec::new();
     let mut committed_before: BTreeSet<String> = BTreeSet::new();
     for partition in partitions_of(opts) {
-        let planned = plan::plan_step(
-            &*ctx.backends.stores,
-            &opts.run_id,
-            ctx.spec,
-            ctx.spec_uri,
-            &opts.root,
-            &opts.state,
-            step,
-            partition.as_ref(),
-        )
-        .await?;
+        let plan_ctx = plan::PlanContext {
+            stores: &*ctx.backends.stores,
+            run_id: &opts.run_id,
+            job: ctx.spec,
+            spec_uri: ctx.spec_uri,
+            root: &opts.root,
+            state: &opts.state,
+        };
+        let planned = plan::plan_step(&plan_ctx, step, partition.as_ref()).await?;
         committed_before.extend(committed_ids(ctx, step, &partition).await?);
         items.extend(planned);
     }

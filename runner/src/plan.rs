@@ -30,7 +30,7 @@ pub enum PlanError {
         /// Where.
         location: String,
         /// The storage error.
-        source: crate::storage::StorageError,
+        source: Box<crate::storage::StorageError>,
     },
     /// A required input has no files.
     #[error("step {step:?}, input {input:?}: no files match {location}{partition}")]
@@ -103,7 +103,7 @@ async fn list_input(
         step: step.name.clone(),
         input: name.to_string(),
         location: location.to_string(),
-        source,
+        source: Box::new(source),
     })?;
     let glob = GlobMatcher::new(location.key()).map_err(|detail| PlanError::Glob {
         step: step.name.clone(),
@@ -114,7 +114,7 @@ async fn list_input(
         step: step.name.clone(),
         input: name.to_string(),
         location: location.to_string(),
-        source,
+        source: Box::new(source),
     })?;
     let mut filters = BTreeMap::new();
     for (k, v) in &input.hive_filter {
@@ -138,17 +138,29 @@ fn uri_of(location: &Location) -> String {
     location.to_string()
 }
 
+/// What planning needs to know about the run.
+pub struct PlanContext<'a> {
+    /// Where inputs are listed.
+    pub stores: &'a dyn Stores,
+    /// The run.
+    pub run_id: &'a RunId,
+    /// The job.
+    pub job: &'a JobSpec,
+    /// Where the run's copy of the spec is.
+    pub spec_uri: &'a str,
+    /// Where relative paths resolve.
+    pub root: &'a Location,
+    /// Where run state lives.
+    pub state: &'a Location,
+}
+
 /// Plans one step for one partition.
 pub async fn plan_step(
-    stores: &dyn Stores,
-    run_id: &RunId,
-    job: &JobSpec,
-    spec_uri: &str,
-    root: &Location,
-    state: &Location,
+    ctx: &PlanContext<'_>,
     step: &StepSpec,
     partition: Option<&Partition>,
 ) -> Result<Vec<WorkItem>, PlanError> {
+    let PlanContext { stores, run_id, job, spec_uri, root, state } = *ctx;
     let paths = step_paths(root, step, partition)?;
     let mut listed: BTreeMap<String, Vec<(Location, ObjectMeta)>> = BTreeMap::new();
     for (name, input) in &step.inputs {

@@ -226,7 +226,8 @@ fn read_parquet(name: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<Rea
         }
         if let (Some(columns), Some((_, have))) = (&spec.columns, &reference) {
             for c in columns {
-                if !have.contains_key(c.name()) && !(spec.hive && f.source.contains(&format!("/{}=", c.name()))) {
+                let from_path = spec.hive && f.source.contains(&format!("/{}=", c.name()));
+                if !(have.contains_key(c.name()) || from_path) {
                     return Err(EngineError::SchemaMismatch {
                         input: name.to_string(),
                         file: f.source.clone(),

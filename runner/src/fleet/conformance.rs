@@ -37,11 +37,7 @@ pub async fn run_all(fleet: &dyn Fleet, request: &FleetRequest) -> Result<(), St
     let orphan = fleet.launch(&orphan_request).await.map_err(|e| format!("launch: {e}"))?;
     let live = request.run_id.clone();
     let deleted = fleet.gc(&|run: &RunId| *run == live).await.map_err(|e| format!("gc: {e}"))?;
-    ensure!(
-        deleted.iter().any(|d| *d == orphan.id),
-        "gc deletes the fleet of a finished run: {deleted:?} vs {}",
-        orphan.id
-    );
+    ensure!(deleted.contains(&orphan.id), "gc deletes the fleet of a finished run: {deleted:?} vs {}", orphan.id);
     let after = fleet.instances(&orphan).await.unwrap_or_default();
     ensure!(after.iter().all(|i| i.state != "running"), "gc leaves nothing running: {after:?}");
     Ok(())
