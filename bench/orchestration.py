@@ -26,7 +26,8 @@ split = "file"
 path = "raw/*/web-*.csv.gz"
 format = "csv"
 header = false
-columns = [["event_id", "str"], ["user_id", "str"], ["ts", "datetime"], ["event_type", "str"], ["amount", "f64"], ["country", "str"], ["device", "str"]]
+columns = [["event_id", "str"], ["user_id", "str"], ["ts", "datetime"], ["event_type", "str"],
+           ["amount", "f64"], ["country", "str"], ["device", "str"]]
 [step.outputs.out]
 path = "out"
 """
@@ -46,12 +47,28 @@ def overhead(kind: str, items: int, env: dict) -> dict:
 def tiny_items(n: int) -> float:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        subprocess.run([str(RUNNER), "example", "generate", "--out", str(root), "--days", "1", "--events-per-day",
-                        str(n * 10), "--csv-files", str(n)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(RUNNER),
+                "example",
+                "generate",
+                "--out",
+                str(root),
+                "--days",
+                "1",
+                "--events-per-day",
+                str(n * 10),
+                "--csv-files",
+                str(n),
+            ],
+            check=True,
+            capture_output=True,
+        )
         job = root / "job.toml"
         job.write_text(MAP_JOB)
         start = time.perf_counter()
-        subprocess.run([str(RUNNER), "run", str(job), "--root", str(root), "--workers", "2"], check=True, capture_output=True)
+        command = [str(RUNNER), "run", str(job), "--root", str(root), "--workers", "2"]
+        subprocess.run(command, check=True, capture_output=True)
         return (time.perf_counter() - start) * 1000 / n
 
 
@@ -66,13 +83,35 @@ def recovery(visibility: int) -> float:
     """Seconds from killing a worker mid-item to that item's commit by another worker."""
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        subprocess.run([str(RUNNER), "example", "generate", "--out", str(root), "--days", "1", "--events-per-day",
-                        "4000", "--csv-files", "4"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(RUNNER),
+                "example",
+                "generate",
+                "--out",
+                str(root),
+                "--days",
+                "1",
+                "--events-per-day",
+                "4000",
+                "--csv-files",
+                "4",
+            ],
+            check=True,
+            capture_output=True,
+        )
         (root / "job.toml").write_text(MAP_JOB)
-        (root / "runner.toml").write_text(f"visibility_secs = {visibility}\nheartbeat_secs = {max(1, visibility // 3)}\nidle_shutdown_secs = 30\n")
+        heartbeat = max(1, visibility // 3)
+        (root / "runner.toml").write_text(
+            f"visibility_secs = {visibility}\nheartbeat_secs = {heartbeat}\nidle_shutdown_secs = 30\n"
+        )
         env = {**os.environ, "RUNNER_CONFIG": str(root / "runner.toml"), "RUNNER_TEST_ITEM_SLEEP_MS": "1000"}
-        run = subprocess.Popen([str(RUNNER), "run", str(root / "job.toml"), "--root", str(root), "--workers", "2"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run = subprocess.Popen(
+            [str(RUNNER), "run", str(root / "job.toml"), "--root", str(root), "--workers", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         fleets = root / "_runner" / "fleets"
         while True:
             pids = [p for f in fleets.glob("*.json") for p in json.loads(f.read_text() or "{}").get("pids", [])]
@@ -103,8 +142,12 @@ def main() -> None:
     local = overhead("local", 10_000, env)
     print(f"  local (SQLite): {local['ms_per_item']:.3f} ms/item ({local['total_seconds']:.1f} s)")
     port = free_port()
-    moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    moto = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         endpoint = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -113,13 +156,15 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        aws = {**env, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "us-east-1"}
+        aws = {**env, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+        aws["AWS_REGION"] = "us-east-1"
         sqs = overhead("sqs", 10_000, aws)
         print(f"  SQS on moto:    {sqs['ms_per_item']:.3f} ms/item ({sqs['total_seconds']:.1f} s)")
     finally:
         os.killpg(moto.pid, signal.SIGTERM)
         moto.wait()
-    print(f"\nfull cost of a tiny real item (own process, Polars, publish, commit), 2 workers: {tiny_items(200):.1f} ms/item")
+    per_item = tiny_items(200)
+    print(f"\nfull cost of a tiny real item (own process, Polars, publish, commit), 2 workers: {per_item:.1f} ms/item")
     print("\nworker killed mid-item → its item committed elsewhere:")
     for visibility in (5, 30):
         print(f"  visibility timeout {visibility:>2} s: {recovery(visibility):.1f} s (item takes ~1 s)")

@@ -1,6 +1,6 @@
 """The runner against Python Polars, DuckDB and PySpark (local mode) doing the same work on the
 same data in the same run: step 1 (headerless CSV → clean → hive Parquet) and step 3 (per-user
-aggregates). Then the runner's peak item RSS at 1×, 4× and 16× the input. Prints ratios."""
+aggregates). Then the runner's peak item RSS at 1x, 4x and 16x the input. Prints ratios."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,9 +24,25 @@ COLUMNS = ["event_id", "user_id", "ts", "event_type", "amount", "country", "devi
 
 def generate(root: Path, events: int, files: int) -> None:
     subprocess.run(
-        [str(RUNNER), "example", "generate", "--out", str(root), "--start", DAY, "--days", "1",
-         "--events-per-day", str(events), "--csv-files", str(files), "--bad-fraction", "0"],
-        check=True, capture_output=True,
+        [
+            str(RUNNER),
+            "example",
+            "generate",
+            "--out",
+            str(root),
+            "--start",
+            DAY,
+            "--days",
+            "1",
+            "--events-per-day",
+            str(events),
+            "--csv-files",
+            str(files),
+            "--bad-fraction",
+            "0",
+        ],
+        check=True,
+        capture_output=True,
     )
     # Step 1 reads the CSV side only.
     (root / "raw" / DAY / "app.ndjson.gz").unlink()
@@ -35,9 +52,23 @@ def runner(job: str, root: Path) -> dict:
     summary = root / f"{job}.summary.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
     subprocess.run(
-        [str(RUNNER), "run", str(JOBS / job), "--root", str(root), "--partition", DAY, "--workers", "1",
-         "--force", "--summary-json", str(summary)],
-        check=True, capture_output=True, env=env,
+        [
+            str(RUNNER),
+            "run",
+            str(JOBS / job),
+            "--root",
+            str(root),
+            "--partition",
+            DAY,
+            "--workers",
+            "1",
+            "--force",
+            "--summary-json",
+            str(summary),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
     )
     return json.loads(summary.read_text())
 
@@ -78,7 +109,8 @@ duckdb.execute(f'''COPY (SELECT *, CAST(ts AS DATE) AS day FROM read_csv('{root}
 DUCKDB_STEP3 = """
 import duckdb, sys
 root = sys.argv[1]
-duckdb.execute(f'''COPY (SELECT user_id, COUNT(*) AS events, SUM(CASE WHEN event_type='purchase' THEN 1 ELSE 0 END) AS purchases,
+duckdb.execute(f'''COPY (SELECT user_id, COUNT(*) AS events,
+    SUM(CASE WHEN event_type='purchase' THEN 1 ELSE 0 END) AS purchases,
     COALESCE(SUM(amount), 0.0) AS revenue, MIN(ts) AS first_seen, MAX(ts) AS last_seen
     FROM read_parquet('{root}/clean/**/*.parquet', hive_partitioning=true) GROUP BY user_id)
     TO '{root}/duckdb_user_daily.parquet' (FORMAT parquet, COMPRESSION zstd)''')
@@ -93,7 +125,9 @@ spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "fal
 spark.sparkContext.setLogLevel("ERROR")
 """
 
-SPARK_STEP1 = SPARK_PRELUDE + """
+SPARK_STEP1 = (
+    SPARK_PRELUDE
+    + """
 schema = T.StructType([T.StructField(n, t) for n, t in [("event_id", T.StringType()), ("user_id", T.StringType()),
     ("ts", T.TimestampType()), ("event_type", T.StringType()), ("amount", T.DoubleType()),
     ("country", T.StringType()), ("device", T.StringType())]])
@@ -102,8 +136,11 @@ df = spark.read.csv(f"{root}/raw/2024-01-01/web-*.csv.gz", schema=schema, header
 df = df.where(F.col("user_id").isNotNull()).withColumn("day", F.to_date("ts"))
 df.write.mode("overwrite").partitionBy("day").option("compression", "zstd").parquet(f"{root}/spark_clean")
 """
+)
 
-SPARK_STEP3 = SPARK_PRELUDE + """
+SPARK_STEP3 = (
+    SPARK_PRELUDE
+    + """
 df = spark.read.parquet(f"{root}/clean")
 out = df.groupBy("user_id").agg(F.count("*").alias("events"),
     F.sum(F.when(F.col("event_type") == "purchase", 1).otherwise(0)).alias("purchases"),
@@ -111,9 +148,10 @@ out = df.groupBy("user_id").agg(F.count("*").alias("events"),
     F.max("ts").alias("last_seen"))
 out.write.mode("overwrite").option("compression", "zstd").parquet(f"{root}/spark_user_daily")
 """
+)
 
 
-def timed(fn) -> float:
+def timed(fn: Callable[[], object]) -> float:
     best = float("inf")
     for _ in range(REPEATS):
         start = time.perf_counter()
@@ -134,9 +172,11 @@ def main() -> None:
         size = sum(p.stat().st_size for p in (root / "raw").rglob("*.gz"))
         have_spark = shutil.which("java") is not None
         results = {}
+        step1 = {"python polars": PY_POLARS_STEP1, "duckdb": DUCKDB_STEP1, "pyspark local[2]": SPARK_STEP1}
+        step3 = {"python polars": PY_POLARS_STEP3, "duckdb": DUCKDB_STEP3, "pyspark local[2]": SPARK_STEP3}
         for step, job, peers in [
-            ("step 1 (CSV → hive Parquet)", "step1_csv.toml", {"python polars": PY_POLARS_STEP1, "duckdb": DUCKDB_STEP1, "pyspark local[2]": SPARK_STEP1}),
-            ("step 3 (aggregate)", "step3_aggregate.toml", {"python polars": PY_POLARS_STEP3, "duckdb": DUCKDB_STEP3, "pyspark local[2]": SPARK_STEP3}),
+            ("step 1 (CSV → hive Parquet)", "step1_csv.toml", step1),
+            ("step 3 (aggregate)", "step3_aggregate.toml", step3),
         ]:
             times = {"runner": timed(lambda job=job: runner(job, root))}
             for name, code in peers.items():
