@@ -42,8 +42,8 @@ demo: venv build
 
 bench: venv
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -r bench/requirements.txt
-	$(CARGO) build --release -p pipes-rs --all-features --examples --bins
-	$(CARGO) build --release -p runner --bins --examples
+	RUSTFLAGS="-C target-cpu=native" $(CARGO) build --release -p pipes-rs --all-features --examples --bins
+	RUSTFLAGS="-C target-cpu=native" $(CARGO) build --release -p runner --bins --examples
 	$(PY) bench/pipes_throughput.py
 	$(PY) bench/runner_vs_peers.py
 	$(PY) bench/orchestration.py

@@ -40,34 +40,13 @@ fn files_of(summary: &RunSummary, output: &str) -> Vec<String> {
         .collect()
 }
 
-fn data_files(dir: &std::path::Path, out: &mut Vec<PlRefPath>) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // Quarantined rows and temporary files are not the output's data.
-        if name.starts_with('_') || name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            data_files(&path, out)?;
-        } else if name.ends_with(".parquet") {
-            out.push(PlRefPath::new(path.to_string_lossy().as_ref()));
-        }
-    }
-    Ok(())
-}
-
 fn scan(dirs: &[String], local: &dyn Fn(&str) -> Option<std::path::PathBuf>) -> PolarsResult<LazyFrame> {
     let mut files = Vec::new();
     for d in dirs {
         let path = local(d).ok_or_else(|| polars_err!(ComputeError: "cannot read {d} locally"))?;
-        data_files(&path, &mut files)?;
+        for rel in crate::files::parquet_files(&path, true)? {
+            files.push(PlRefPath::new(path.join(rel).to_string_lossy().as_ref()));
+        }
     }
     if files.is_empty() {
         return Ok(DataFrame::empty().lazy());

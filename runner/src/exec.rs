@@ -4,7 +4,7 @@
 //! names, so it replaces its own output and never duplicates it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::engine::{self, EngineError, ItemRun, ItemStats, LocalFile};
 use crate::item::{Manifest, WorkItem};
@@ -132,24 +132,6 @@ async fn stage_inputs(
     Ok(out)
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            walk(root, &path, out)?;
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
-        }
-    }
-    Ok(())
-}
-
 /// The final name of a written file: the directories stay (hive partitions), the file name
 /// gets the item id, so items never collide and a redo overwrites its own files.
 fn final_key(base: &Location, rel: &Path, tag: &str) -> String {
@@ -176,9 +158,7 @@ async fn publish(
         let base = parse(uri)?;
         let store = stores.store(&base).await?;
         let dir = engine::output_dir(out_dir, name);
-        let mut files = Vec::new();
-        walk(&dir, &dir, &mut files).map_err(scratch_err(&dir))?;
-        files.sort();
+        let files = crate::files::parquet_files(&dir, false).map_err(scratch_err(&dir))?;
         let mut uris = Vec::new();
         for rel in files {
             let key = final_key(&base, &rel, tag);
@@ -194,8 +174,7 @@ async fn publish(
     {
         let base = parse(uri)?.join("_quarantine");
         let store = stores.store(&base).await?;
-        let mut files = Vec::new();
-        walk(&quarantine, &quarantine, &mut files).map_err(scratch_err(&quarantine))?;
+        let files = crate::files::parquet_files(&quarantine, false).map_err(scratch_err(&quarantine))?;
         let mut uris = Vec::new();
         for rel in files {
             let key = final_key(&base, &rel, tag);

@@ -56,10 +56,8 @@ pub(super) fn output_stats(dir: &Path, schema: &Schema) -> PolarsResult<OutputSt
         schema: schema.iter().map(|(n, d)| (n.to_string(), d.to_string())).collect(),
         ..Default::default()
     };
-    let mut files = Vec::new();
-    collect_files(dir, dir, &mut files)?;
-    files.sort();
-    for rel in files {
+    for rel in crate::files::parquet_files(dir, false)? {
+        let rel = rel.to_string_lossy().into_owned();
         let path = dir.join(&rel);
         let mut file = std::fs::File::open(&path)?;
         let rows = ParquetReader::new(&mut file).num_rows()? as u64;
@@ -71,22 +69,4 @@ pub(super) fn output_stats(dir: &Path, schema: &Schema) -> PolarsResult<OutputSt
         out.files.push((rel, rows));
     }
     Ok(out)
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> PolarsResult<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            collect_files(root, &path, out)?;
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned());
-        }
-    }
-    Ok(())
 }
