@@ -432,7 +432,9 @@ impl Inner {
             detail: e.to_string(),
         })?;
         let was = IN_PIPES.with(|f| f.replace(true));
-        let result = sink.send(line).map_err(PipesError::Write);
+        let is_log = matches!(message, Message::Log { .. } | Message::LogExternalStream { .. });
+        let result =
+            sink.send(line).and_then(|()| if is_log { Ok(()) } else { sink.flush() }).map_err(PipesError::Write);
         IN_PIPES.with(|f| f.set(was));
         result
     }

@@ -24,8 +24,15 @@ use crate::message::Stream;
 
 /// A destination for serialized messages.
 pub trait MessageSink: Send {
-    /// Writes one message. `line` is a complete JSON document followed by `\n`.
+    /// Writes one message. `line` is a complete JSON document followed by `\n`. A sink may
+    /// hold it briefly (logs); see [`MessageSink::flush`].
     fn send(&mut self, line: &[u8]) -> io::Result<()>;
+
+    /// Writes anything held back. Called after every message that is not a log, so only logs
+    /// ever wait.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// Flushes and releases the channel. Called once, after `closed` was sent.
     fn finish(&mut self) -> Result<()>;
