@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "target" / "release"
+RELEASE = ROOT / "target" / os.environ.get("BENCH_PROFILE", "release")
 RUNNER = RELEASE / "runner"
 OVERHEAD = RELEASE / "examples" / "orchestration_overhead"
 MAP_JOB = """

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNNER = ROOT / "target" / "release" / "runner"
+RUNNER = Path(os.environ.get("BENCH_RUNNER", ROOT / "target" / "release" / "runner"))
 JOBS = Path(__file__).resolve().parent / "jobs"
 DAY = "2024-01-01"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "7000000"))
@@ -80,7 +80,7 @@ schema = {"event_id": pl.String, "user_id": pl.String, "ts": pl.Datetime("us"), 
           "amount": pl.Float64, "country": pl.String, "device": pl.String}
 lf = pl.scan_csv(f"{root}/raw/2024-01-01/web-*.csv.gz", has_header=False, schema=schema)
 lf = lf.filter(pl.col("user_id").is_not_null()).with_columns(pl.col("ts").dt.date().alias("day"))
-lf.sink_parquet(pl.PartitionByKey(f"{root}/py_polars_clean", by="day", include_key=False), mkdir=True)
+lf.sink_parquet(pl.PartitionBy(f"{root}/py_polars_clean", key="day", include_key=False), mkdir=True)
 """
 
 PY_POLARS_STEP3 = """
