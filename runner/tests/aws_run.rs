@@ -286,3 +286,49 @@ async fn unreachable_endpoint_and_missing_bucket_fail_before_launch() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("preflight"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_instance_requirements_fail_before_launch() {
+    let env = setup().await;
+    let job = support::workspace().join("runner/examples/events/job.toml");
+    let bad = std::fs::read_to_string(&env.config).unwrap().replace("[ec2]\n", "[ec2]\nvcpus = [8, 2]\n");
+    std::fs::write(&env.config, bad).unwrap();
+    let out = env.runner(&["run", &job.to_string_lossy(), "--partition", "2024-01-01"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ec2.vcpus [8, 2]"), "{err}");
+    assert_eq!(env.live_fleets().await, 0, "nothing was launched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_gc_deletes_fleets_of_runs_that_are_over() {
+    let env = setup().await;
+    // A fleet whose orchestrator died: its run has no live record.
+    let config: runner::config::Config = toml::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap();
+    let fleet = runner::fleet::ec2::Ec2Fleet::new(env.aws.ec2().await, config.ec2.unwrap(), Duration::from_secs(3600));
+    let request = runner::fleet::FleetRequest {
+        run_id: runner::item::RunId("orphaned-run".into()),
+        step: "clean".into(),
+        dagster_run_id: None,
+        capacity: 1,
+        worker: runner::fleet::WorkerConfig {
+            queue_backend: "sqs".into(),
+            work_queue: "https://example/work".into(),
+            callback_queue: "https://example/cb".into(),
+            visibility_secs: 30,
+            heartbeat_secs: 10,
+            idle_shutdown_secs: 30,
+            poll_imds: true,
+            scratch_dir: None,
+        },
+    };
+    use runner::fleet::Fleet;
+    fleet.launch(&request).await.unwrap();
+    assert_eq!(env.live_fleets().await, 1);
+    assert!(env.running_instances().await > 0);
+    let out = env.runner(&["fleet", "gc"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deleted"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(env.live_fleets().await, 0, "the orphaned fleet is gone");
+    assert_eq!(env.running_instances().await, 0, "and its instances");
+}
