@@ -129,6 +129,17 @@ impl Storage for LocalStorage {
         let dst = self.path(key)?;
         let src = src.to_path_buf();
         blocking(move || {
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            // On the same file system, link the finished file in under a hidden name and
+            // rename it into place: as atomic as a copy, without copying the bytes.
+            let tmp = Self::temp_for(&dst);
+            if std::fs::hard_link(&src, &tmp).is_ok() {
+                return std::fs::rename(&tmp, &dst).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&tmp);
+                });
+            }
             Self::publish(&dst, |f| {
                 let mut input = std::fs::File::open(&src)?;
                 std::io::copy(&mut input, f).map(|_| ())
