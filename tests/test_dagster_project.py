@@ -214,6 +214,8 @@ def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instan
         assert fleet.live_fleets() == 0, "every fleet was deleted"
     (metrics,) = materializations(one, "user_daily_metrics")
     assert metrics.metadata["dagster/row_count"].value > 0
+    evaluations = one.get_asset_check_evaluations()
+    assert len(evaluations) == 3 and all(e.passed for e in evaluations), evaluations
     assert str(metrics.metadata["path"].value).startswith("s3://lake/data/user_daily/day=2024-01-02")
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix="data/user_daily/")["Contents"]]
     assert {k.split("/")[2] for k in keys} == {"day=2024-01-02", "day=2024-01-03", "day=2024-01-04"}

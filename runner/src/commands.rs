@@ -288,8 +288,10 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
     print_summary(&summary);
     let item_seconds: f64 = summary.steps.iter().map(|s| s.item_seconds).sum();
     let cost = config.pricing.unwrap_or_default().estimate(item_seconds);
-    let checks =
-        crate::checks::evaluate(&spec, &summary, &|uri| Location::parse_absolute(uri).and_then(|l| local_dir(&l)));
+    let check_data = fetch_check_data(&spec, &summary, &backends.stores).await?;
+    let checks = crate::checks::evaluate(&spec, &summary, &|uri| {
+        check_data.local.get(uri).cloned().or_else(|| Location::parse_absolute(uri).and_then(|l| local_dir(&l)))
+    });
     for c in &checks {
         let verdict = if c.passed { "passed" } else { "FAILED" };
         info!("check {} on {}: {verdict} ({})", c.name, c.output, c.description);
@@ -302,6 +304,46 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
         crate::dagster::report(pipes, &spec, &summary, &checks, &cost)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Outputs that checks read, made local: S3 outputs are downloaded to a temporary directory
+/// (checks run in the orchestrator; outputs in a directory are read in place).
+struct CheckData {
+    local: std::collections::HashMap<String, PathBuf>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn fetch_check_data(spec: &JobSpec, summary: &RunSummary, stores: &StoreCache) -> anyhow::Result<CheckData> {
+    use crate::plan::Stores;
+    let mut local = std::collections::HashMap::new();
+    let mut dir = None;
+    let checked: std::collections::BTreeSet<&str> = spec.checks.iter().map(|c| c.output()).collect();
+    for step in &summary.steps {
+        for (name, out) in &step.outputs {
+            if !checked.contains(format!("{}.{name}", step.name).as_str()) {
+                continue;
+            }
+            for uri in out.locations.values() {
+                let Some(loc @ Location::S3 { .. }) = Location::parse_absolute(uri) else { continue };
+                if local.contains_key(uri) {
+                    continue;
+                }
+                let tmp = match &dir {
+                    Some(d) => d,
+                    None => dir.insert(tempfile::tempdir().context("a directory for check data")?),
+                };
+                let target = tmp.path().join(format!("{}", local.len()));
+                let store = stores.store(&loc).await?;
+                let prefix = format!("{}/", loc.key());
+                for object in store.list(&prefix).await? {
+                    let rel = object.key.strip_prefix(&prefix).unwrap_or(&object.key);
+                    store.get_to_file(&object.key, &target.join(rel)).await?;
+                }
+                local.insert(uri.clone(), target);
+            }
+        }
+    }
+    Ok(CheckData { local, _dir: dir })
 }
 
 async fn worker(args: crate::cli::WorkerArgs) -> anyhow::Result<ExitCode> {

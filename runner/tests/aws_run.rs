@@ -197,6 +197,8 @@ async fn the_example_runs_on_a_spot_fleet_over_s3_and_sqs() {
         let _ = w.wait();
     }
     assert!(status.success(), "{err}");
+    assert!(err.contains("check one_row_per_user on user_daily.user_daily: passed"), "checks read S3 outputs: {err}");
+    assert!(err.contains("check user_id_present on clean.clean: passed"), "{err}");
     assert_eq!(booted.len(), 3, "one fleet per step: {booted:?}");
     assert!(saw_instances > 0, "the fleets had instances while they ran");
     assert_eq!(env.running_instances().await, 0, "no instance is left running");
