@@ -44,21 +44,7 @@ async fn setup() -> Aws {
             .unwrap();
     }
     let ec2 = aws.ec2().await;
-    let vpc = ec2.create_vpc().cidr_block("10.1.0.0/16").send().await.unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    let mut subnets = Vec::new();
-    for (i, az) in ["us-east-1a", "us-east-1b"].iter().enumerate() {
-        let s = ec2
-            .create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(format!("10.1.{i}.0/24"))
-            .availability_zone(*az)
-            .send()
-            .await
-            .unwrap();
-        subnets.push(s.subnet().unwrap().subnet_id().unwrap().to_string());
-    }
-    let ami = ec2.describe_images().send().await.unwrap().images()[0].image_id().unwrap().to_string();
+    let (subnets, ami) = support::ec2_network(&ec2, 1, &["us-east-1a", "us-east-1b"]).await;
     let config = dir.path().join("runner.toml");
     std::fs::write(
         &config,
@@ -138,23 +124,7 @@ impl Aws {
     }
 
     async fn running_instances(&self) -> usize {
-        let out = self
-            .aws
-            .ec2()
-            .await
-            .describe_instances()
-            .filters(aws_sdk_ec2::types::Filter::builder().name("tag:spotlake:tool").values("runner").build())
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("instance-state-name")
-                    .values("running")
-                    .values("pending")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        out.reservations().iter().map(|r| r.instances().len()).sum()
+        support::running_instances(&self.aws.ec2().await).await
     }
 
     async fn live_fleets(&self) -> usize {

@@ -104,22 +104,7 @@ async fn fleet_ec2_on_moto() {
     let moto = support::Moto::start();
     let aws = AwsClients::for_endpoint(&moto.endpoint, "us-east-1").await;
     let ec2 = aws.ec2().await;
-    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    let mut subnets = Vec::new();
-    for (i, az) in ["us-east-1a", "us-east-1b", "us-east-1c"].iter().enumerate() {
-        let s = ec2
-            .create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(format!("10.0.{i}.0/24"))
-            .availability_zone(*az)
-            .send()
-            .await
-            .unwrap();
-        subnets.push(s.subnet().unwrap().subnet_id().unwrap().to_string());
-    }
-    let images = ec2.describe_images().send().await.unwrap();
-    let ami = images.images()[0].image_id().unwrap().to_string();
+    let (subnets, ami) = support::ec2_network(&ec2, 0, &["us-east-1a", "us-east-1b", "us-east-1c"]).await;
     let config: runner::fleet::ec2::Ec2Config = toml::from_str(&format!(
         r#"
 subnets = {subnets:?}
@@ -135,19 +120,5 @@ subnet_overrides = "separate"
     let request = fleet_request("https://sqs/work".into(), "https://sqs/cb".into(), "sqs");
     runner::fleet::conformance::run_all(&fleet, &request).await.unwrap();
     // Nothing tagged with this tool is left running.
-    let running = ec2
-        .describe_instances()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("tag:spotlake:tool").values("runner").build())
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-state-name")
-                .values("running")
-                .values("pending")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let n: usize = running.reservations().iter().map(|r| r.instances().len()).sum();
-    assert_eq!(n, 0, "instances left running: {running:?}");
+    assert_eq!(support::running_instances(&ec2).await, 0, "instances left running");
 }

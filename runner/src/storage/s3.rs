@@ -78,6 +78,21 @@ impl S3Storage {
         StorageError::Backend { store: self.describe(), operation, key: key.to_string(), detail: e.to_string() }
     }
 
+    /// One `PutObject`; with `if_absent`, only when no object exists (`If-None-Match: *`).
+    async fn put(&self, key: &str, full: &str, body: ByteStream, if_absent: bool) -> Result<()> {
+        let mut request = self.client.put_object().bucket(&self.bucket).key(full).body(body);
+        if if_absent {
+            request = request.if_none_match("*");
+        }
+        let operation = if if_absent { "put_if_absent" } else { "put" };
+        request.send().await.map_err(|e| self.fail(operation, key, e)).map(|_| ())
+    }
+
+    async fn get(&self, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+        let full = self.full_key(key)?;
+        self.client.get_object().bucket(&self.bucket).key(&full).send().await.map_err(|e| self.fail("get", key, e))
+    }
+
     async fn multipart(&self, key: &str, full: &str, src: &Path, size: u64) -> Result<()> {
         let upload = self
             .client
@@ -158,68 +173,27 @@ impl Storage for S3Storage {
             return self.multipart(key, &full, src, size).await;
         }
         let body = ByteStream::from_path(src).await.map_err(|e| self.io("put", key, e))?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.fail("put", key, e))
-            .map(|_| ())
+        self.put(key, &full, body, false).await
     }
 
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         let full = self.full_key(key)?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| self.fail("put", key, e))
-            .map(|_| ())
+        self.put(key, &full, ByteStream::from(bytes), false).await
     }
 
     async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         let full = self.full_key(key)?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .if_none_match("*")
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| self.fail("put_if_absent", key, e))
-            .map(|_| ())
+        self.put(key, &full, ByteStream::from(bytes), true).await
     }
 
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
-        let full = self.full_key(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-            .map_err(|e| self.fail("get", key, e))?;
+        let out = self.get(key).await?;
         let data = out.body.collect().await.map_err(|e| self.io("get", key, e))?;
         Ok(data.into_bytes().to_vec())
     }
 
     async fn get_to_file(&self, key: &str, dst: &Path) -> Result<()> {
-        let full = self.full_key(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-            .map_err(|e| self.fail("get", key, e))?;
+        let out = self.get(key).await?;
         if let Some(parent) = dst.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| self.io("get", key, e))?;
         }

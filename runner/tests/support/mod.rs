@@ -70,3 +70,41 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// A VPC with one subnet per availability zone, and an AMI moto knows: what an EC2 fleet needs.
+pub async fn ec2_network(ec2: &aws_sdk_ec2::Client, second_octet: u8, zones: &[&str]) -> (Vec<String>, String) {
+    let vpc = ec2.create_vpc().cidr_block(format!("10.{second_octet}.0.0/16")).send().await.unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let mut subnets = Vec::new();
+    for (i, az) in zones.iter().enumerate() {
+        let s = ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block(format!("10.{second_octet}.{i}.0/24"))
+            .availability_zone(*az)
+            .send()
+            .await
+            .unwrap();
+        subnets.push(s.subnet().unwrap().subnet_id().unwrap().to_string());
+    }
+    let ami = ec2.describe_images().send().await.unwrap().images()[0].image_id().unwrap().to_string();
+    (subnets, ami)
+}
+
+/// Instances tagged by this tool that are pending or running.
+pub async fn running_instances(ec2: &aws_sdk_ec2::Client) -> usize {
+    let out = ec2
+        .describe_instances()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("tag:spotlake:tool").values("runner").build())
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .values("pending")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.reservations().iter().map(|r| r.instances().len()).sum()
+}
