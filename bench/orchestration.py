@@ -5,13 +5,12 @@ from a worker's death to its item's completion elsewhere."""
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from moto_local import moto_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / os.environ.get("BENCH_PROFILE", "release")
@@ -31,12 +30,6 @@ columns = [["event_id", "str"], ["user_id", "str"], ["ts", "datetime"], ["event_
 [step.outputs.out]
 path = "out"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def overhead(kind: str, items: int, env: dict) -> dict:
@@ -149,23 +142,8 @@ def main() -> None:
     local = overhead("local", 10_000, env)
     print(f"  local (SQLite): {local['ms_per_item']:.3f} ms/item ({local['total_seconds']:.1f} s)")
     sqs_items = int(os.environ.get("BENCH_SQS_ITEMS", "2000"))
-    port = free_port()
-    moto = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        aws = {**env, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
-        aws["AWS_REGION"] = "us-east-1"
+    with moto_env() as moto:
+        aws = {**env, **moto}
         # moto keeps a queue in memory and scans it on every receive, so it slows down as the
         # queue deepens: measure SQS with fewer items in flight.
         if sqs_items:
@@ -173,9 +151,6 @@ def main() -> None:
             print(
                 f"  SQS on moto ({sqs_items:,} items): {sqs['ms_per_item']:.3f} ms/item ({sqs['total_seconds']:.1f} s)"
             )
-    finally:
-        os.killpg(moto.pid, signal.SIGTERM)
-        moto.wait()
     per_item = tiny_items(200)
     print(f"\nfull cost of a tiny real item (own process, Polars, publish, commit), 2 workers: {per_item:.1f} ms/item")
     print("\nworker killed mid-item → its item committed elsewhere:")

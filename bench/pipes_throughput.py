@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 from dagster_pipes import encode_env_var
+from moto_local import moto_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RUST = ROOT / "target" / "release" / "examples" / "log_throughput"
@@ -67,12 +65,6 @@ def best(cmd: list[str], n: int, messages_for: Callable[[Path, int], dict], extr
     return min(results, key=lambda r: r["loop_seconds"])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     n_rust = 1_000_000
     n_py = 100_000
@@ -85,28 +77,7 @@ def main() -> None:
     py = best(PY, n_py, file_messages, {})
     rows.append(("file", rust, py))
 
-    port = free_port()
-    moto = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        aws = {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
+    with moto_env() as aws:
         os.environ.update(aws)
         boto3.client("s3").create_bucket(Bucket="bench")
 
@@ -116,9 +87,6 @@ def main() -> None:
         rust_s3 = best([str(RUST)], n_rust, s3_messages, aws)
         py_s3 = best(PY, n_py, s3_messages, aws)
         rows.append(("s3", rust_s3, py_s3))
-    finally:
-        os.kill(moto.pid, signal.SIGTERM)
-        moto.wait(timeout=10)
 
     print()
     print(f"Pipes log throughput (messages/s in the logging loop; best of {REPEATS})")
