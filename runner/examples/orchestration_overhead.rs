@@ -1,14 +1,18 @@
-//! Benchmark: orchestration overhead per work item. 10,000 no-op items go through a queue
-//! backend exactly as the orchestrator and workers move them (enqueue in batches; workers
-//! receive, send a callback and delete; the orchestrator receives, deduplicates and deletes
-//! callbacks). Prints milliseconds per item as JSON. The queue backend is the first argument:
-//! `local` (SQLite in a temp dir) or `sqs` (uses the standard AWS chain, e.g. moto through
-//! `AWS_ENDPOINT_URL`).
+//! Benchmark: orchestration overhead per work item. No-op items go through a queue backend
+//! exactly as the orchestrator and workers move them: the orchestrator feeds the work queue
+//! through the same `Feeder` and window as `runner run`; workers receive, send a callback and
+//! delete; the orchestrator receives, deduplicates and deletes callbacks, topping the work
+//! queue up as items finish. Prints milliseconds per item as JSON.
+//!
+//! Arguments: the backend (`local`, SQLite in a temp dir, or `sqs`, through the standard AWS
+//! chain, e.g. moto via `AWS_ENDPOINT_URL`), the item count, the worker tasks, and the window
+//! (default: the orchestrator's default for that many workers; 0 enqueues everything at once).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use runner::feed::Feeder;
 use runner::queue::{LocalQueues, QueueBackend, QueueOptions, SqsQueues};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -17,6 +21,11 @@ async fn main() -> anyhow::Result<()> {
     let kind = args.next().unwrap_or_else(|| "local".into());
     let items: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let workers: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let window = match args.next().and_then(|s| s.parse::<usize>().ok()) {
+        None => runner::feed::default_window(workers),
+        Some(0) => items,
+        Some(w) => w,
+    };
     let dir = tempfile::tempdir()?;
     let backend: Arc<dyn QueueBackend> = match kind.as_str() {
         "local" => Arc::new(LocalQueues::new(dir.path().join("q.sqlite"))),
@@ -28,9 +37,8 @@ async fn main() -> anyhow::Result<()> {
     let callbacks = backend.create(&format!("bench-cb-{suffix}"), &QueueOptions::default()).await?;
     let started = Instant::now();
     let bodies: Vec<String> = (0..items).map(|i| format!(r#"{{"item":"{i:08}","payload":"no-op"}}"#)).collect();
-    for chunk in bodies.chunks(500) {
-        work.send(chunk).await?;
-    }
+    let mut feeder = Feeder::new(bodies, window);
+    feeder.top_up(&*work, 0).await?;
     let enqueued = started.elapsed();
     let mut handles = Vec::new();
     for _ in 0..workers {
@@ -59,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
             done.insert(m.body.clone());
             callbacks.delete(&m.receipt).await?;
         }
+        feeder.top_up(&*work, done.len()).await?;
     }
     let total = started.elapsed();
     for h in handles {
@@ -67,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = backend.delete(work.name()).await;
     let _ = backend.delete(callbacks.name()).await;
     println!(
-        r#"{{"backend": "{kind}", "items": {items}, "workers": {workers}, "total_seconds": {:.3}, "enqueue_seconds": {:.3}, "ms_per_item": {:.3}}}"#,
+        r#"{{"backend": "{kind}", "items": {items}, "workers": {workers}, "window": {window}, "total_seconds": {:.3}, "enqueue_seconds": {:.3}, "ms_per_item": {:.3}}}"#,
         total.as_secs_f64(),
         enqueued.as_secs_f64(),
         total.as_secs_f64() * 1000.0 / items as f64

@@ -181,6 +181,7 @@ async fn prepare(
         poll_imds: config.poll_imds.unwrap_or(config.backend == Backend::Aws),
         scratch_dir: config.scratch_dir.clone(),
         only_steps: args.steps.clone(),
+        enqueue_window: config.enqueue_window.unwrap_or_else(|| crate::feed::default_window(capacity)),
     };
     Ok(Prepared { backends: Backends { stores, queues, queue_kind: queue_kind.to_string(), fleet }, options, config })
 }

@@ -62,6 +62,9 @@ pub struct Config {
     /// dead-letter queue.
     #[serde(default)]
     pub interruption_allowance: Option<u32>,
+    /// Work items kept in a step's queue at a time (default: 4 per fleet slot, at least 256).
+    #[serde(default)]
+    pub enqueue_window: Option<usize>,
     /// EC2 fleet settings (AWS backend).
     #[serde(default)]
     pub ec2: Option<Ec2Config>,

@@ -86,6 +86,7 @@ pub async fn execute(item: &WorkItem, stores: &StoreCache, scratch: &Path) -> Re
     }
     let manifest = Manifest {
         item: item.id.clone(),
+        run_id: Some(item.run_id.clone()),
         step: item.step.clone(),
         partition: item.partition.as_ref().map(|p| p.key.clone()),
         files,

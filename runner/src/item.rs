@@ -131,6 +131,9 @@ pub struct Callback {
 pub struct Manifest {
     /// The item.
     pub item: WorkItemId,
+    /// The run that committed it.
+    #[serde(default)]
+    pub run_id: Option<RunId>,
     /// The step.
     pub step: String,
     /// The partition key.

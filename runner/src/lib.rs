@@ -20,6 +20,7 @@ pub mod dagster;
 pub mod engine;
 pub mod example_data;
 pub mod exec;
+pub mod feed;
 pub mod files;
 pub mod fleet;
 pub mod imds;

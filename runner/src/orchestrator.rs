@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::feed::Feeder;
 use crate::fleet::{Fleet, FleetHandle, FleetRequest, WorkerConfig};
 use crate::item::{Callback, Manifest, Outcome, RunId, WorkItem, WorkItemId};
 use crate::observer::Observer;
@@ -101,6 +102,8 @@ pub struct RunOptions {
     pub scratch_dir: Option<String>,
     /// Run only these steps (all when empty).
     pub only_steps: Vec<String>,
+    /// Work items kept in a step's queue at a time (see `feed`).
+    pub enqueue_window: usize,
 }
 
 /// Fleets that are up, so they can be deleted whatever ends the run.
@@ -406,7 +409,8 @@ async fn run_step(
 
     if !todo.is_empty() {
         let bodies: Vec<String> = todo.iter().map(|i| serde_json::to_string(i).unwrap_or_default()).collect();
-        work.send(&bodies).await.map_err(infra)?;
+        let mut feeder = Feeder::new(bodies, opts.enqueue_window);
+        feeder.top_up(&**work, 0).await.map_err(infra)?;
         let request = FleetRequest {
             run_id: opts.run_id.clone(),
             step: step.name.clone(),
@@ -426,8 +430,10 @@ async fn run_step(
         let fleet = ctx.backends.fleet.launch(&request).await.map_err(infra)?;
         ctx.live.add(fleet.clone());
         info!(fleet = %fleet.id, kind = ctx.backends.fleet.kind(), "fleet launched for step {}", step.name);
+        let queues = StepQueues { work: &**work, callbacks, dlq };
         let waited =
-            wait_for_items(ctx, step, attempts, &todo, callbacks, dlq, &fleet, &request, &mut summary, record).await;
+            wait_for_items(ctx, step, attempts, &todo, &queues, &mut feeder, &fleet, &request, &mut summary, record)
+                .await;
         // The fleet goes whatever happened.
         if let Err(e) = ctx.backends.fleet.delete(&fleet).await {
             warn!(fleet = %fleet.id, "deleting the fleet failed: {e}");
@@ -443,14 +449,22 @@ async fn run_step(
     Ok(summary)
 }
 
+/// The queues a step talks to.
+#[derive(Clone, Copy)]
+struct StepQueues<'a> {
+    work: &'a dyn Queue,
+    callbacks: &'a dyn Queue,
+    dlq: &'a dyn Queue,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn wait_for_items(
     ctx: &StepContext<'_>,
     step: &StepSpec,
     attempts: u32,
     todo: &[&WorkItem],
-    callbacks: &dyn Queue,
-    dlq: &dyn Queue,
+    queues: &StepQueues<'_>,
+    feeder: &mut Feeder,
     fleet: &FleetHandle,
     request: &FleetRequest,
     summary: &mut StepSummary,
@@ -462,6 +476,7 @@ async fn wait_for_items(
     let mut last_maintain = Instant::now();
     let mut last_manifest_check = Instant::now();
     let mut last_heartbeat = Instant::now();
+    let StepQueues { work, callbacks, dlq } = *queues;
     ctx.observer.progress(&step.name, ctx.index, ctx.steps, 0, todo.len());
     while done.len() < todo.len() {
         if let Some(deadline) = ctx.deadline
@@ -516,6 +531,7 @@ async fn wait_for_items(
                 }
             }
         }
+        feeder.top_up(work, done.len()).await.map_err(infra)?;
         if last_maintain.elapsed() >= Duration::from_secs(2) {
             last_maintain = Instant::now();
             ctx.backends.fleet.maintain(fleet, request).await.map_err(infra)?;
@@ -537,12 +553,17 @@ async fn wait_for_items(
         if last_manifest_check.elapsed() >= Duration::from_secs(15) {
             // A callback can be lost for good; the manifest is the source of truth.
             last_manifest_check = Instant::now();
-            let pending: Vec<&WorkItem> = todo.iter().filter(|i| !done.contains(&i.id)).copied().collect();
+            // Only sent items can have finished; a forced run must not mistake an earlier
+            // run's manifest for this one's.
+            let sent = &todo[..feeder.sent()];
+            let pending: Vec<&WorkItem> = sent.iter().filter(|i| !done.contains(&i.id)).copied().collect();
             for item in pending {
-                if ctx.backends.stores.read(&item.manifest_uri).await.is_ok() {
+                let Some(manifest) = read_manifest(&ctx.backends.stores, &item.manifest_uri).await else { continue };
+                if !ctx.options.force || manifest.run_id.as_ref() == Some(&ctx.options.run_id) {
                     done.insert(item.id.clone());
                 }
             }
+            feeder.top_up(work, done.len()).await.map_err(infra)?;
             ctx.observer.progress(&step.name, ctx.index, ctx.steps, done.len(), todo.len());
         }
         if last_heartbeat.elapsed() >= Duration::from_secs(30) {

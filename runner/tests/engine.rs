@@ -303,3 +303,85 @@ partition_by = ["nope"]
     let err = run(&job, &[("x", vec![f])], &dir.path().join("out"), None).unwrap_err().to_string();
     assert!(err.contains("nope") && err.contains("partition_by"), "{err}");
 }
+
+const DATES_JOB: &str = r#"
+name = "t"
+[[step]]
+name = "s"
+[step.inputs.d]
+path = "d.csv"
+format = "csv"
+header = false
+columns = [["id", "i64"], TS, DAY]
+bad_rows = "POLICY"
+[step.outputs.o]
+path = "o"
+sql = "SELECT id, ts, day FROM d ORDER BY id"
+"#;
+
+fn dates_job(ts: &str, day: &str, policy: &str) -> JobSpec {
+    spec(&DATES_JOB.replace("TS", ts).replace("DAY", day).replace("POLICY", policy))
+}
+
+fn micros(df: &DataFrame, column: &str) -> Vec<Option<i64>> {
+    df.column(column).unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().collect()
+}
+
+#[test]
+fn dates_in_a_declared_format_parse_and_a_misfit_row_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "d.csv", "1,31/12/2023 23:59,05.01.2024\n2,01/02/2024 00:30,\n");
+    let job = dates_job(
+        r#"{ name = "ts", dtype = "datetime", format = "%d/%m/%Y %H:%M" }"#,
+        r#"{ name = "day", dtype = "date", format = "%d.%m.%Y" }"#,
+        "fail",
+    );
+    let out = dir.path().join("out");
+    run(&job, &[("d", vec![f])], &out, None).unwrap();
+    let df = read_dir_parquet(&out.join("o"));
+    // 2023-12-31T23:59 and 2024-02-01T00:30 in microseconds since the epoch.
+    assert_eq!(micros(&df, "ts"), [Some(1_704_067_140_000_000), Some(1_706_747_400_000_000)]);
+    assert_eq!(micros(&df, "day"), [Some(19_727), None]);
+
+    // Day and month swapped: the 13th month does not exist, and the error says where.
+    let bad = write(dir.path(), "d.csv", "1,31/12/2023 23:59,05.01.2024\n2,12/13/2024 00:30,\n");
+    let err = run(&job, &[("d", vec![bad])], &dir.path().join("out2"), None).unwrap_err();
+    match err {
+        EngineError::BadRow { row, column, detail, .. } => {
+            assert_eq!((row, column.as_str()), (2, "ts"), "{detail}");
+            assert!(detail.contains("12/13/2024"), "{detail}");
+        }
+        other => panic!("expected a bad-row error, got {other}"),
+    }
+}
+
+#[test]
+fn sniffed_formats_cover_iso_variants_and_agree_with_the_bad_row_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    // ISO with a `T`, fractions on some rows only, a `Z`-less timestamp, and compact dates.
+    let text = "1,2024-03-01T08:00:00,20240301\n2,2024-03-01T08:00:00.250,20240302\n3,,20240303\n";
+    let f = write_gz(dir.path(), "d.csv.gz", text);
+    let job = dates_job(r#"["ts", "datetime"]"#, r#"["day", "date"]"#, "fail");
+    let out = dir.path().join("out");
+    run(&job, &[("d", vec![f])], &out, None).unwrap();
+    let df = read_dir_parquet(&out.join("o"));
+    let base = 1_709_280_000_000_000;
+    assert_eq!(micros(&df, "ts"), [Some(base), Some(base + 250_000), None]);
+    assert_eq!(micros(&df, "day"), [Some(19_783), Some(19_784), Some(19_785)]);
+
+    // A row past the sample that the sniffed format does not fit: `skip` drops exactly it.
+    let mut text = String::new();
+    for i in 0..3_000 {
+        text.push_str(&format!("{i},2024-03-01 08:00:{:02},2024-03-01\n", i % 60));
+    }
+    text.push_str("3000,01.03.2024 08:00:00,2024-03-01\n");
+    let f = write(dir.path(), "d.csv", &text);
+    let job = dates_job(r#"["ts", "datetime"]"#, r#"["day", "date"]"#, "skip");
+    let stats = run(&job, &[("d", vec![f.clone()])], &dir.path().join("out2"), None).unwrap();
+    assert_eq!((stats.rows_in["d"], stats.rows_dropped["d"]), (3_001, 1), "{stats:?}");
+    let job = dates_job(r#"["ts", "datetime"]"#, r#"["day", "date"]"#, "fail");
+    match run(&job, &[("d", vec![f])], &dir.path().join("out3"), None).unwrap_err() {
+        EngineError::BadRow { row, column, .. } => assert_eq!((row, column.as_str()), (3_001, "ts")),
+        other => panic!("expected a bad-row error, got {other}"),
+    }
+}

@@ -191,8 +191,8 @@ fn kill(pid: u32, sig: i32) {
 fn example_pipeline_runs_and_reruns_idempotently() {
     let job = std::fs::read_to_string(support::workspace().join("runner/examples/events/job.toml")).unwrap();
     let f = fixture(&job, "", 2);
-    let out = f.run(&["--partition", "2024-01-01", "--summary-json"], &[]);
-    let _ = out;
+    let out = f.run(&["--partition", "2024-01-01"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = f.run(
         &["--partition", "2024-01-01", "--force", "--summary-json", &f.root.join("first.json").to_string_lossy()],
         &[],
@@ -281,6 +281,16 @@ fn a_worker_killed_mid_item_loses_nothing() {
     let mut err = String::new();
     std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{err}");
+    assert_same_rows(&rows(&f.root.join("out")), &reference);
+}
+
+#[test]
+fn a_window_of_one_feeds_items_one_at_a_time_and_loses_none() {
+    let reference = reference_rows(MAP_JOB);
+    let f = fixture(MAP_JOB, "enqueue_window = 1\n", 6);
+    let out = f.run(&["--workers", "2", "--summary-json", &f.root.join("s.json").to_string_lossy()], &[]);
+    let summary = f.summary(&out, "s");
+    assert_eq!(summary["steps"][0]["items"], 6, "{summary}");
     assert_same_rows(&rows(&f.root.join("out")), &reference);
 }
 

@@ -65,6 +65,22 @@ fn bad_dtype_names_step_input_and_column() {
 }
 
 #[test]
+fn time_formats_are_checked() {
+    let with = |column: &str| GOOD.replace(r#"["ts", "datetime"]"#, column);
+    let e = err(&with(r#"{ name = "ts", dtype = "i64", format = "%Y" }"#));
+    assert!(e.contains("columns[1]") && e.contains("date and datetime"), "{e}");
+    let e = err(&with(r#"{ name = "ts", dtype = "datetime", format = "%Y-%m-%d %Q" }"#));
+    assert!(e.contains("not a valid strftime"), "{e}");
+    let e = err(&with(r#"{ name = "ts", dtype = "datetime", format = "%Y-%m-%d" }"#));
+    assert!(e.contains("needs an hour"), "{e}");
+    let e = err(&with(r#"{ name = "ts", dtype = "datetime", format = "%H:%M %d" }"#));
+    assert!(e.contains("year, month and day"), "{e}");
+    let e = err(&with(r#"{ name = "ts", dtype = "datetime", format = "%F %T%z" }"#));
+    assert!(e.contains("time-zone offset"), "{e}");
+    JobSpec::parse(&with(r#"{ name = "ts", dtype = "datetime", format = "%F %T" }"#), "job.toml").unwrap();
+}
+
+#[test]
 fn sql_reading_an_unknown_table_is_refused() {
     let e = err(&GOOD.replace("FROM clean GROUP BY day", "FROM cleaned GROUP BY day"));
     assert!(e.contains(r#"step "daily" › output "daily" › sql"#), "{e}");

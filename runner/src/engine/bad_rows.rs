@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
+use super::temporal::Formats;
 use super::{EngineError, LocalFile};
 use crate::spec::{ColumnSpec, DType, InputSpec};
 
@@ -23,9 +24,8 @@ fn raw(name: &str) -> String {
 }
 
 /// The typed value of a column read as text; null when it does not parse.
-fn typed(name: &str, dtype: DType) -> Expr {
+fn typed(name: &str, dtype: DType, format: Option<&str>) -> Expr {
     let text = col(raw(name));
-    let lenient = StrptimeOptions { strict: false, ..Default::default() };
     match dtype {
         DType::Str => text,
         DType::Bool => {
@@ -35,23 +35,32 @@ fn typed(name: &str, dtype: DType) -> Expr {
                 .then(lit(false))
                 .otherwise(lit(NULL).cast(DataType::Boolean))
         }
-        DType::Date => text.str().to_date(lenient),
-        DType::Datetime => text.str().to_datetime(Some(TimeUnit::Microseconds), None, lenient, lit("raise")),
+        DType::Date | DType::Datetime => super::temporal::parse(text, dtype, format, false),
         numeric => text.str().strip_chars(lit(NULL)).cast(numeric.polars()),
     }
 }
 
 /// Reads the files as text with the checks attached: raw columns, the typed values, the row
 /// number and file, and `__reason` / `__bad_column` for bad rows.
-pub(super) fn csv_checked(spec: &InputSpec, columns: &[ColumnSpec], files: &[LocalFile]) -> PolarsResult<LazyFrame> {
-    let frames = files.iter().map(|f| csv_checked_file(spec, columns, f)).collect::<PolarsResult<Vec<_>>>()?;
+pub(super) fn csv_checked(
+    spec: &InputSpec,
+    columns: &[ColumnSpec],
+    formats: &Formats,
+    files: &[LocalFile],
+) -> PolarsResult<LazyFrame> {
+    let frames = files.iter().map(|f| csv_checked_file(spec, columns, formats, f)).collect::<PolarsResult<Vec<_>>>()?;
     concat(frames, UnionArgs { rechunk: false, parallel: true, ..Default::default() })
 }
 
-fn csv_checked_file(spec: &InputSpec, columns: &[ColumnSpec], file: &LocalFile) -> PolarsResult<LazyFrame> {
+fn csv_checked_file(
+    spec: &InputSpec,
+    columns: &[ColumnSpec],
+    formats: &Formats,
+    file: &LocalFile,
+) -> PolarsResult<LazyFrame> {
     let mut schema: Schema = columns.iter().map(|c| Field::new(raw(c.name()).into(), DataType::String)).collect();
     schema.with_column(EXTRA.into(), DataType::String);
-    let mut reader = super::read::csv_reader(spec, vec![PlRefPath::new(file.path.to_string_lossy().as_ref())])
+    let mut reader = super::read::csv_reader(spec, super::read::sources(std::slice::from_ref(file)))
         .with_truncate_ragged_lines(true)
         .with_missing_is_null(true)
         .with_row_index(Some(RowIndex { name: ROW.into(), offset: 1 }));
@@ -62,8 +71,13 @@ fn csv_checked_file(spec: &InputSpec, columns: &[ColumnSpec], file: &LocalFile) 
         reader.with_schema(Some(Arc::new(schema)))
     };
     let frame = reader.finish()?.with_column(lit(file.source.clone()).alias(FILE));
-    let mut typed_cols: Vec<Expr> =
-        columns.iter().map(|c| typed(c.name(), c.dtype().unwrap_or(DType::Str)).alias(c.name())).collect();
+    let mut typed_cols: Vec<Expr> = columns
+        .iter()
+        .map(|c| {
+            let format = formats.get(c.name()).map(String::as_str);
+            typed(c.name(), c.dtype().unwrap_or(DType::Str), format).alias(c.name())
+        })
+        .collect();
     typed_cols.push(col(EXTRA));
     let with_typed = frame.with_columns(typed_cols);
     // Checks in column order, so the first failing column is the one reported.
@@ -113,8 +127,10 @@ pub(super) fn quarantine_columns(columns: &[ColumnSpec]) -> Vec<Expr> {
 /// The first row of any file that does not fit, as an error.
 pub(super) fn first_bad_csv_row(input: &str, spec: &InputSpec, files: &[LocalFile]) -> Option<EngineError> {
     let columns = spec.columns.as_deref()?;
+    // The same formats as the failed read, so both judge a row alike.
+    let formats = super::temporal::csv_formats(input, spec, files).ok()?;
     for f in files {
-        let checked = csv_checked_file(spec, columns, f).ok()?;
+        let checked = csv_checked_file(spec, columns, &formats, f).ok()?;
         let first = checked
             .filter(col(REASON).is_not_null())
             .select([col(ROW).cast(DataType::UInt64), col(BAD_COLUMN), col(REASON)])

@@ -10,6 +10,7 @@ mod ops;
 mod read;
 mod sql;
 mod stats;
+mod temporal;
 mod write;
 
 use std::collections::BTreeMap;
@@ -160,10 +161,9 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
     let mut plans: Vec<DslPlan> = Vec::new();
     // What each extra plan (after the output sinks) counts.
     enum Counted {
-        InputRows(String),
+        Input(String),
         Dropped(String),
         Quarantined(String),
-        Violations(String),
     }
     let mut counted: Vec<Counted> = Vec::new();
 
@@ -176,13 +176,10 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
         let frame = ops::apply(name, &spec.ops, read.frame)?;
         if let Some(rows) = read.known_rows {
             *stats.rows_in.entry(name.clone()).or_default() += rows;
-        } else {
-            plans.push(read.counter.logical_plan.clone());
-            counted.push(Counted::InputRows(name.clone()));
         }
-        if let Some(v) = read.violations {
-            plans.push(v.logical_plan);
-            counted.push(Counted::Violations(name.clone()));
+        if let Some(counter) = read.counter {
+            plans.push(counter.logical_plan);
+            counted.push(Counted::Input(name.clone()));
         }
         if let Some(bad) = read.bad {
             plans.push(bad.count.logical_plan.clone());
@@ -231,21 +228,25 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
     let results = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default())
         .map_err(|e| read::explain_failure(step, &run.inputs, e))?;
     for (what, df) in counted.iter().zip(results.iter().skip(sink_count).filter(|d| d.width() > 0)) {
-        let n = stats::single_count(df);
         match what {
-            Counted::InputRows(name) => *stats.rows_in.entry(name.clone()).or_default() += n,
-            Counted::Dropped(name) => *stats.rows_dropped.entry(name.clone()).or_default() += n,
-            Counted::Quarantined(name) => *stats.rows_quarantined.entry(name.clone()).or_default() += n,
-            Counted::Violations(name) if n > 0 => {
-                return Err(read::explain_failure(
-                    step,
-                    &run.inputs,
-                    PolarsError::ComputeError(
-                        format!("input {name:?}: {n} rows have a null in a required column").into(),
-                    ),
-                ));
+            Counted::Input(name) => {
+                *stats.rows_in.entry(name.clone()).or_default() += stats::count_in(df, read::ROWS);
+                let n = stats::count_in(df, read::VIOLATIONS);
+                if n > 0 {
+                    return Err(read::explain_failure(
+                        step,
+                        &run.inputs,
+                        PolarsError::ComputeError(
+                            format!("input {name:?}: {n} rows have a null in a required column or too many fields")
+                                .into(),
+                        ),
+                    ));
+                }
             }
-            Counted::Violations(_) => {}
+            Counted::Dropped(name) => *stats.rows_dropped.entry(name.clone()).or_default() += stats::single_count(df),
+            Counted::Quarantined(name) => {
+                *stats.rows_quarantined.entry(name.clone()).or_default() += stats::single_count(df)
+            }
         }
     }
     // Rows that were set aside never reached the outputs but were read.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 use serde_json::Value;
 
-use super::read::{BadSide, ReadInput, required_violations, schema_of};
+use super::read::{BadSide, ReadInput, counter, schema_of, violation};
 use super::{EngineError, LocalFile};
 use crate::spec::{BadRows, ColumnSpec, DType, InputSpec};
 
@@ -133,8 +133,7 @@ pub(super) fn read(
         let paths = files.iter().map(|f| PlRefPath::new(f.path.to_string_lossy().as_ref())).collect();
         let frame = reader(spec, paths).finish().map_err(read_err)?;
         return Ok(ReadInput {
-            counter: frame.clone().select([len()]),
-            violations: required_violations(&frame, spec),
+            counter: Some(counter(&frame, violation(spec, None))),
             frame,
             known_rows: None,
             bad: None,
@@ -166,13 +165,7 @@ pub(super) fn read(
         None
     };
     let count = df!("len" => [bad_count as u32]).map_err(read_err)?.lazy();
-    Ok(ReadInput {
-        counter: frame.clone().select([len()]),
-        frame,
-        known_rows: Some(good),
-        bad: Some(BadSide { count, quarantine_sink }),
-        violations: None,
-    })
+    Ok(ReadInput { counter: None, frame, known_rows: Some(good), bad: Some(BadSide { count, quarantine_sink }) })
 }
 
 /// The first bad line of any file, as an error.

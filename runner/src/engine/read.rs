@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use super::{EngineError, LocalFile, bad_rows, ndjson};
+use super::{EngineError, LocalFile, bad_rows, ndjson, temporal};
 use crate::spec::{BadRows, ColumnSpec, Format, InputCompression, InputSpec, StepSpec};
 
 /// The sentinel column that catches CSV rows with more fields than declared.
@@ -18,14 +18,26 @@ const RAGGED: &str = "__extra_fields";
 pub(super) struct ReadInput {
     /// The rows that fit the schema.
     pub frame: LazyFrame,
-    /// Counts every row read (when not known up front).
-    pub counter: LazyFrame,
+    /// One pass that counts every row read (`ROWS`) and, on the `fail` path, the rows that
+    /// break a `required` column or have too many fields (`VIOLATIONS`, which must be 0).
+    /// Absent when neither is needed. Separate counting plans each re-read the input.
+    pub counter: Option<LazyFrame>,
     /// The row count, when known without reading the data (Parquet metadata).
     pub known_rows: Option<u64>,
     /// What was set aside, for `skip` and `quarantine`.
     pub bad: Option<BadSide>,
-    /// Counts rows breaking a `required` column, on the `fail` path (must be 0).
-    pub violations: Option<LazyFrame>,
+}
+
+/// The counter's row count column.
+pub(super) const ROWS: &str = "rows";
+/// The counter's violation count column.
+pub(super) const VIOLATIONS: &str = "violations";
+
+/// The counting pass over `frame`: its rows, and the rows matching `violation`.
+pub(super) fn counter(frame: &LazyFrame, violation: Option<Expr>) -> LazyFrame {
+    let mut columns = vec![len().cast(DataType::UInt64).alias(ROWS)];
+    columns.extend(violation.map(|v| v.sum().cast(DataType::UInt64).alias(VIOLATIONS)));
+    frame.clone().select(columns)
 }
 
 /// The rows set aside.
@@ -47,8 +59,35 @@ fn paths(files: &[LocalFile]) -> Vec<PlRefPath> {
     files.iter().map(|f| PlRefPath::new(f.path.to_string_lossy().as_ref())).collect()
 }
 
-pub(super) fn csv_reader(spec: &InputSpec, paths: Vec<PlRefPath>) -> LazyCsvReader {
-    let mut reader = LazyCsvReader::new_paths(paths.into()).with_has_header(spec.header);
+pub(super) fn sources(files: &[LocalFile]) -> ScanSources {
+    ScanSources::Paths(paths(files).into())
+}
+
+/// The schema the CSV reader is given: columns with a known text format are read as text and
+/// parsed afterwards (see `temporal`).
+fn csv_schema(columns: &[ColumnSpec], formats: &temporal::Formats) -> Schema {
+    let mut schema = schema_of(columns);
+    for name in formats.keys() {
+        schema.with_column(name.as_str().into(), DataType::String);
+    }
+    schema
+}
+
+/// Parses the columns read as text by `csv_schema`, strictly.
+fn parse_formatted(frame: LazyFrame, columns: &[ColumnSpec], formats: &temporal::Formats) -> LazyFrame {
+    let parsed: Vec<Expr> = columns
+        .iter()
+        .filter_map(|c| {
+            let format = formats.get(c.name())?;
+            let dtype = c.dtype().ok()?;
+            Some(temporal::parse(col(c.name()), dtype, Some(format), true).alias(c.name()))
+        })
+        .collect();
+    if parsed.is_empty() { frame } else { frame.with_columns(parsed) }
+}
+
+pub(super) fn csv_reader(spec: &InputSpec, sources: ScanSources) -> LazyCsvReader {
+    let mut reader = LazyCsvReader::new_with_sources(sources).with_has_header(spec.header);
     if let Some(sep) = spec.separator.as_deref().and_then(|s| s.bytes().next()) {
         reader = reader.with_separator(sep);
     }
@@ -107,14 +146,7 @@ pub(super) fn read_input(
         if spec.required {
             return Err(EngineError::NoFiles { input: name.to_string(), pattern: spec.path.clone() });
         }
-        let frame = empty_frame(spec);
-        return Ok(ReadInput {
-            counter: frame.clone().select([len()]),
-            frame,
-            known_rows: Some(0),
-            bad: None,
-            violations: None,
-        });
+        return Ok(ReadInput { frame: empty_frame(spec), counter: None, known_rows: Some(0), bad: None });
     }
     check_compression(name, spec, files)?;
     let err = |e: PolarsError| EngineError::Read {
@@ -124,10 +156,11 @@ pub(super) fn read_input(
     };
     match (spec.format, spec.bad_rows) {
         (Format::Csv, BadRows::Fail) => {
-            let mut reader = csv_reader(spec, paths(files));
+            let formats = temporal::csv_formats(name, spec, files)?;
+            let mut reader = csv_reader(spec, sources(files));
             let mut ragged = None;
             if let Some(columns) = &spec.columns {
-                let schema = schema_of(columns);
+                let schema = csv_schema(columns, &formats);
                 reader = if spec.header {
                     reader.with_dtype_overwrite(Some(Arc::new(schema)))
                 } else {
@@ -139,19 +172,23 @@ pub(super) fn read_input(
                     reader.with_schema(Some(Arc::new(with_sentinel))).with_truncate_ragged_lines(true)
                 };
             }
-            let scanned = reader.finish().map_err(err)?;
-            let violations = violations_with(&scanned, spec, ragged);
+            let mut scanned = reader.finish().map_err(err)?;
+            if let Some(columns) = &spec.columns {
+                scanned = parse_formatted(scanned, columns, &formats);
+            }
+            let counter = Some(counter(&scanned, violation(spec, ragged)));
             let frame = match &spec.columns {
                 Some(columns) if !spec.header => {
                     scanned.select(columns.iter().map(|c| col(c.name())).collect::<Vec<_>>())
                 }
                 _ => scanned,
             };
-            Ok(ReadInput { counter: frame.clone().select([len()]), violations, frame, known_rows: None, bad: None })
+            Ok(ReadInput { counter, frame, known_rows: None, bad: None })
         }
         (Format::Csv, policy) => {
             let columns = spec.columns.as_deref().unwrap_or_default();
-            let checked = bad_rows::csv_checked(spec, columns, files).map_err(err)?.cache();
+            let formats = temporal::csv_formats(name, spec, files)?;
+            let checked = bad_rows::csv_checked(spec, columns, &formats, files).map_err(err)?.cache();
             let good = checked.clone().filter(col(bad_rows::REASON).is_null()).select(bad_rows::typed_columns(columns));
             let bad = checked.clone().filter(col(bad_rows::REASON).is_not_null());
             let quarantine_sink = match policy {
@@ -165,11 +202,10 @@ pub(super) fn read_input(
                 _ => None,
             };
             Ok(ReadInput {
-                counter: good.clone().select([len()]),
+                counter: Some(counter(&good, None)),
                 frame: good,
                 known_rows: None,
                 bad: Some(BadSide { count: bad.select([len()]), quarantine_sink }),
-                violations: None,
             })
         }
         (Format::Ndjson, policy) => ndjson::read(name, spec, files, policy, out_dir, file_tag),
@@ -177,22 +213,15 @@ pub(super) fn read_input(
     }
 }
 
-/// Counts rows with a null in a `required` column.
-pub(super) fn required_violations(frame: &LazyFrame, spec: &InputSpec) -> Option<LazyFrame> {
-    violations_with(frame, spec, None)
-}
-
-/// Counts rows breaking a `required` column or the extra predicate.
-fn violations_with(frame: &LazyFrame, spec: &InputSpec, extra: Option<Expr>) -> Option<LazyFrame> {
-    let predicate = spec
-        .columns
+/// Matches rows breaking a `required` column or the extra predicate.
+pub(super) fn violation(spec: &InputSpec, extra: Option<Expr>) -> Option<Expr> {
+    spec.columns
         .iter()
         .flatten()
         .filter(|c| c.required())
         .map(|c| col(c.name()).is_null())
         .chain(extra)
-        .reduce(|a, b| a.or(b))?;
-    Some(frame.clone().filter(predicate).select([len()]))
+        .reduce(|a, b| a.or(b))
 }
 
 fn arrow_schema_text(schema: &ArrowSchema) -> BTreeMap<String, String> {
@@ -253,7 +282,7 @@ fn read_parquet(name: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<Rea
             columns.iter().filter_map(|c| c.dtype().ok().map(|d| col(c.name()).strict_cast(d.polars()))).collect();
         frame = frame.with_columns(casts);
     }
-    Ok(ReadInput { counter: frame.clone().select([len()]), frame, known_rows: Some(rows), bad: None, violations: None })
+    Ok(ReadInput { counter: None, frame, known_rows: Some(rows), bad: None })
 }
 
 /// Turns a failed run into the most precise error available: for inputs on the `fail` policy,

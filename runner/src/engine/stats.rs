@@ -46,6 +46,11 @@ pub struct OutputStats {
     pub partitions: BTreeMap<String, u64>,
 }
 
+/// The value of a one-row count column; 0 when the column is absent.
+pub(super) fn count_in(df: &DataFrame, column: &str) -> u64 {
+    df.column(column).ok().and_then(|c| c.get(0).ok()).and_then(|v| v.extract::<u64>()).unwrap_or(0)
+}
+
 pub(super) fn single_count(df: &DataFrame) -> u64 {
     df.columns().first().and_then(|c| c.get(0).ok()).and_then(|v| v.extract::<u64>()).unwrap_or(0)
 }

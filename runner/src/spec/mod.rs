@@ -197,6 +197,10 @@ pub enum ColumnSpec {
         /// A row with this column missing or null is a bad row.
         #[serde(default)]
         required: bool,
+        /// `date` and `datetime` in CSV: the strftime format of the text (`%d/%m/%Y %H:%M`).
+        /// Without it, the format is sniffed from the first rows of the first file.
+        #[serde(default)]
+        format: Option<String>,
     },
 }
 
@@ -220,6 +224,13 @@ impl ColumnSpec {
     /// Whether nulls make the row bad.
     pub fn required(&self) -> bool {
         matches!(self, Self::Full { required: true, .. })
+    }
+    /// The declared text format of a date or datetime column.
+    pub fn format(&self) -> Option<&str> {
+        match self {
+            Self::Full { format: Some(f), .. } => Some(f),
+            _ => None,
+        }
     }
 }
 

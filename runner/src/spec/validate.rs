@@ -96,7 +96,49 @@ fn validate_columns(columns: &[super::ColumnSpec], loc: &str) -> Result<(), Fail
         if !seen.insert(c.name()) {
             return Err(at(&cloc, format!("column {:?} is declared twice", c.name())));
         }
-        DType::parse(c.dtype_text()).map_err(|m| at(&cloc, m))?;
+        let dtype = DType::parse(c.dtype_text()).map_err(|m| at(&cloc, m))?;
+        if let Some(format) = c.format() {
+            if !matches!(dtype, DType::Date | DType::Datetime) {
+                return Err(at(
+                    &cloc,
+                    format!("`format` applies to date and datetime columns, not {:?}", c.dtype_text()),
+                ));
+            }
+            validate_time_format(format, dtype).map_err(|m| at(&cloc, m))?;
+        }
+    }
+    Ok(())
+}
+
+/// A format must be valid strftime and name the parts its type needs: without them a
+/// value could never parse, and every row would be bad.
+fn validate_time_format(format: &str, dtype: DType) -> Result<(), String> {
+    use chrono::format::{Fixed, Item, Numeric, StrftimeItems};
+    let mut has = BTreeSet::new();
+    for item in StrftimeItems::new(format) {
+        match item {
+            Item::Error => return Err(format!("format {format:?} is not a valid strftime format")),
+            Item::Fixed(Fixed::TimezoneOffset | Fixed::TimezoneOffsetColon | Fixed::TimezoneOffsetZ) => {
+                return Err(format!(
+                    "format {format:?} has a time-zone offset, but datetime columns have no time zone; \
+                     match a literal suffix instead (for example `Z`)"
+                ));
+            }
+            Item::Numeric(n, _) => {
+                has.insert(format!("{n:?}"));
+            }
+            _ => {}
+        }
+    }
+    let date_parts = [Numeric::Year, Numeric::Month, Numeric::Day];
+    let missing: Vec<String> = date_parts.iter().map(|n| format!("{n:?}")).filter(|n| !has.contains(n)).collect();
+    // %F and %D expand to numeric items, so checking numerics covers the shorthands too.
+    let by_ordinal = has.contains("Ordinal") && has.contains("Year");
+    if !missing.is_empty() && !by_ordinal {
+        return Err(format!("format {format:?} needs a year, month and day (%Y, %m, %d)"));
+    }
+    if dtype == DType::Datetime && !has.contains("Hour") && !has.contains("Hour12") {
+        return Err(format!("format {format:?} of a datetime column needs an hour (%H)"));
     }
     Ok(())
 }
