@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from example_data import generate_day
 from moto_local import moto_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,25 +41,7 @@ def overhead(kind: str, items: int, env: dict) -> dict:
 def tiny_items(n: int) -> float:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        subprocess.run(
-            [
-                str(RUNNER),
-                "example",
-                "generate",
-                "--out",
-                str(root),
-                "--days",
-                "1",
-                "--events-per-day",
-                str(n * 10),
-                "--csv-files",
-                str(n),
-                "--bad-fraction",
-                "0",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        generate_day(RUNNER, root, events=n * 10, files=n)
         job = root / "job.toml"
         job.write_text(MAP_JOB)
         start = time.perf_counter()
@@ -78,25 +61,7 @@ def recovery(visibility: int) -> float:
     """Seconds from killing a worker mid-item to that item's commit by another worker."""
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        subprocess.run(
-            [
-                str(RUNNER),
-                "example",
-                "generate",
-                "--out",
-                str(root),
-                "--days",
-                "1",
-                "--events-per-day",
-                "4000",
-                "--csv-files",
-                "4",
-                "--bad-fraction",
-                "0",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        generate_day(RUNNER, root, events=4000, files=4)
         (root / "job.toml").write_text(MAP_JOB)
         heartbeat = max(1, visibility // 3)
         (root / "runner.toml").write_text(

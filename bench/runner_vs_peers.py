@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from example_data import generate_day
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = Path(os.environ.get("BENCH_RUNNER", ROOT / "target" / "release" / "runner"))
 JOBS = Path(__file__).resolve().parent / "jobs"
@@ -24,27 +26,7 @@ COLUMNS = ["event_id", "user_id", "ts", "event_type", "amount", "country", "devi
 
 
 def generate(root: Path, events: int, files: int) -> None:
-    subprocess.run(
-        [
-            str(RUNNER),
-            "example",
-            "generate",
-            "--out",
-            str(root),
-            "--start",
-            DAY,
-            "--days",
-            "1",
-            "--events-per-day",
-            str(events),
-            "--csv-files",
-            str(files),
-            "--bad-fraction",
-            "0",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    generate_day(RUNNER, root, events, files, DAY)
     # Step 1 reads the CSV side only.
     (root / "raw" / DAY / "app.ndjson.gz").unlink()
 

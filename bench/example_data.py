@@ -1,0 +1,12 @@
+"""The example generator, as the benchmarks call it: one day of clean events (no bad rows)."""
+
+import subprocess
+from pathlib import Path
+
+
+def generate_day(runner: Path, root: Path, events: int, files: int, day: str = "2024-01-01") -> None:
+    """Writes `raw/{day}/web-*.csv.gz` (70 % of the events, over `files` files) and the day's
+    `app.ndjson.gz` under `root`."""
+    command = [str(runner), "example", "generate", "--out", str(root), "--start", day, "--days", "1"]
+    command += ["--events-per-day", str(events), "--csv-files", str(files), "--bad-fraction", "0"]
+    subprocess.run(command, check=True, capture_output=True)
