@@ -369,6 +369,14 @@ fn sniffed_formats_cover_iso_variants_and_agree_with_the_bad_row_policies() {
     assert_eq!(micros(&df, "ts"), [Some(base), Some(base + 250_000), None]);
     assert_eq!(micros(&df, "day"), [Some(19_783), Some(19_784), Some(19_785)]);
 
+    // zstd-compressed input, sniffed the same way.
+    let zst = dir.path().join("d.csv.zst");
+    std::fs::write(&zst, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+    let out = dir.path().join("out-zstd");
+    run(&job, &[("d", vec![zst])], &out, None).unwrap();
+    let df = read_dir_parquet(&out.join("o"));
+    assert_eq!(micros(&df, "ts"), [Some(base), Some(base + 250_000), None]);
+
     // A row past the sample that the sniffed format does not fit: `skip` drops exactly it.
     let mut text = String::new();
     for i in 0..3_000 {

@@ -5,7 +5,7 @@
 //! 7.6 s inferred against 1.1 s with the format given).
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 
 use polars::prelude::*;
@@ -121,15 +121,12 @@ fn sample_rows(spec: &InputSpec, columns: &[ColumnSpec], file: &LocalFile) -> Re
 
 /// The start of a file, decompressed, cut after its last complete line.
 fn head_text(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
-    let mut magic = [0u8; 4];
-    let n = file.read(&mut magic)?;
-    drop(file);
-    let file = std::fs::File::open(path)?;
-    let mut reader: Box<dyn Read> = if magic[..n].starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else if magic[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::new(file)?)
+    let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let head = file.fill_buf()?;
+    let mut reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(file))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(file)?)
     } else {
         Box::new(file)
     };
