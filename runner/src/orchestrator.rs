@@ -563,7 +563,6 @@ async fn wait_for_items(
                     done.insert(item.id.clone());
                 }
             }
-            feeder.top_up(work, done.len()).await.map_err(infra)?;
             ctx.observer.progress(&step.name, ctx.index, ctx.steps, done.len(), todo.len());
         }
         if last_heartbeat.elapsed() >= Duration::from_secs(30) {
