@@ -1,6 +1,8 @@
 """The runner against Python Polars, DuckDB and PySpark (local mode) doing the same work on the
-same data in the same run: step 1 (headerless CSV → clean → hive Parquet) and step 3 (per-user
-aggregates). Then the runner's peak item RSS at 1x, 4x and 16x the input. Prints ratios."""
+same data in the same run: step 1 (headerless CSV → clean → hive Parquet) and the example
+pipeline's step 3 (per-user daily aggregates, one work item per user bucket of the shuffled data),
+at a realistic and at a low number of users. Then the runner's peak item RSS at 1x, 4x and 16x
+the input. Prints ratios."""
 
 import json
 import os
@@ -18,42 +20,49 @@ from example_data import generate_day
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = Path(os.environ.get("BENCH_RUNNER", ROOT / "target" / "release" / "runner"))
 JOBS = Path(__file__).resolve().parent / "jobs"
+EXAMPLE_JOB = ROOT / "runner" / "examples" / "events" / "job.toml"
 DAY = "2024-01-01"
 # 56 M events (39 M CSV rows, about 2.5 GB of text) make step 1 take the runner over 10 s here.
 EVENTS = int(os.environ.get("BENCH_EVENTS", "56000000"))
+# Step 3 aggregates a bigger day, so that it too takes the runner over 10 s: 256 M events, 180 M
+# after cleaning, with about 100 events per user (2.56 M users).
+STEP3_EVENTS = int(os.environ.get("BENCH_STEP3_EVENTS", "256000000"))
+STEP3_USERS = max(STEP3_EVENTS // 100, 1)
 REPEATS = int(os.environ.get("BENCH_REPEATS", "2"))
 COLUMNS = ["event_id", "user_id", "ts", "event_type", "amount", "country", "device"]
 
 
-def generate(root: Path, events: int, files: int) -> None:
-    generate_day(RUNNER, root, events, files, DAY)
+def generate(root: Path, events: int, files: int, users: int | None = None) -> None:
+    generate_day(RUNNER, root, events, files, DAY, users)
     # Step 1 reads the CSV side only.
     (root / "raw" / DAY / "app.ndjson.gz").unlink()
 
 
-def runner(job: str, root: Path) -> dict:
-    summary = root / f"{job}.summary.json"
+def runner(job: Path, root: Path, *extra: str) -> dict:
+    summary = root / f"{job.stem}.summary.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
+    command = [str(RUNNER), "run", str(job), "--root", str(root), "--partition", DAY, "--force"]
     subprocess.run(
-        [
-            str(RUNNER),
-            "run",
-            str(JOBS / job),
-            "--root",
-            str(root),
-            "--partition",
-            DAY,
-            "--workers",
-            "1",
-            "--force",
-            "--summary-json",
-            str(summary),
-        ],
+        [*command, "--summary-json", str(summary), *extra],
         check=True,
         capture_output=True,
         env=env,
     )
     return json.loads(summary.read_text())
+
+
+def step1(root: Path) -> dict:
+    return runner(JOBS / "step1_csv.toml", root, "--workers", "1")
+
+
+def shuffle(root: Path) -> None:
+    """The example's step 2 over `clean/`: the input of its step 3."""
+    runner(EXAMPLE_JOB, root, "--step", "shuffle")
+
+
+def step3(root: Path) -> dict:
+    """The example's step 3 as `runner run` does it by default: one item per user bucket."""
+    return runner(EXAMPLE_JOB, root, "--step", "user_daily")
 
 
 PY_POLARS_STEP1 = """
@@ -66,10 +75,11 @@ lf = lf.filter(pl.col("user_id").is_not_null()).with_columns(pl.col("ts").dt.dat
 lf.sink_parquet(pl.PartitionBy(f"{root}/py_polars_clean", key="day", include_key=False), mkdir=True)
 """
 
+# Step 3's peers read what the runner's step 3 reads: the shuffled day, hive-partitioned by bucket.
 PY_POLARS_STEP3 = """
 import polars as pl, sys
 root = sys.argv[1]
-lf = pl.scan_parquet(f"{root}/clean/**/*.parquet", hive_partitioning=True)
+lf = pl.scan_parquet(f"{root}/by_user/day=2024-01-01/**/*.parquet", hive_partitioning=True)
 out = lf.group_by("user_id").agg(
     pl.len().alias("events"),
     (pl.col("event_type") == "purchase").sum().alias("purchases"),
@@ -78,6 +88,25 @@ out = lf.group_by("user_id").agg(
     pl.col("ts").max().alias("last_seen"),
 )
 out.sink_parquet(f"{root}/py_polars_user_daily.parquet")
+"""
+
+# The runner's own shape, one bucket at a time, in one warm process: what the runner would cost
+# without a fresh process per item.
+PY_POLARS_STEP3_BUCKETS = """
+import polars as pl, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+out = root / "py_polars_buckets"
+out.mkdir(exist_ok=True)
+for bucket in sorted((root / "by_user" / "day=2024-01-01").glob("user_bucket=*")):
+    lf = pl.scan_parquet(f"{bucket}/*.parquet")
+    lf.group_by("user_id").agg(
+        pl.len().alias("events"),
+        (pl.col("event_type") == "purchase").sum().alias("purchases"),
+        pl.col("amount").sum().alias("revenue"),
+        pl.col("ts").min().alias("first_seen"),
+        pl.col("ts").max().alias("last_seen"),
+    ).sink_parquet(out / f"{bucket.name}.parquet")
 """
 
 # The same, hand-tuned the way the runner reads it: timestamps read as text and parsed with a
@@ -102,14 +131,27 @@ duckdb.execute(f'''COPY (SELECT *, CAST(ts AS DATE) AS day FROM read_csv('{root}
     TO '{root}/duckdb_clean' (FORMAT parquet, PARTITION_BY (day), COMPRESSION zstd, OVERWRITE_OR_IGNORE)''')
 """
 
-DUCKDB_STEP3 = """
-import duckdb, sys
-root = sys.argv[1]
-duckdb.execute(f'''COPY (SELECT user_id, COUNT(*) AS events,
+DUCKDB_USER_DAILY = """SELECT user_id, COUNT(*) AS events,
     SUM(CASE WHEN event_type='purchase' THEN 1 ELSE 0 END) AS purchases,
     COALESCE(SUM(amount), 0.0) AS revenue, MIN(ts) AS first_seen, MAX(ts) AS last_seen
-    FROM read_parquet('{root}/clean/**/*.parquet', hive_partitioning=true) GROUP BY user_id)
-    TO '{root}/duckdb_user_daily.parquet' (FORMAT parquet, COMPRESSION zstd)''')
+    FROM read_parquet('{src}', hive_partitioning=true) GROUP BY user_id"""
+
+DUCKDB_STEP3 = f"""
+import duckdb, sys
+root = sys.argv[1]
+query = {DUCKDB_USER_DAILY!r}.format(src=f"{{root}}/by_user/day=2024-01-01/**/*.parquet")
+duckdb.execute(f"COPY ({{query}}) TO '{{root}}/duckdb_user_daily.parquet' (FORMAT parquet, COMPRESSION zstd)")
+"""
+
+DUCKDB_STEP3_BUCKETS = f"""
+import duckdb, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+(root / "duckdb_buckets").mkdir(exist_ok=True)
+for bucket in sorted((root / "by_user" / "day=2024-01-01").glob("user_bucket=*")):
+    query = {DUCKDB_USER_DAILY!r}.format(src=f"{{bucket}}/*.parquet")
+    out = root / "duckdb_buckets" / f"{{bucket.name}}.parquet"
+    duckdb.execute(f"COPY ({{query}}) TO '{{out}}' (FORMAT parquet, COMPRESSION zstd)")
 """
 
 SPARK_PRELUDE = """
@@ -137,7 +179,7 @@ df.write.mode("overwrite").partitionBy("day").option("compression", "zstd").parq
 SPARK_STEP3 = (
     SPARK_PRELUDE
     + """
-df = spark.read.parquet(f"{root}/clean")
+df = spark.read.parquet(f"{root}/by_user")
 out = df.groupBy("user_id").agg(F.count("*").alias("events"),
     F.sum(F.when(F.col("event_type") == "purchase", 1).otherwise(0)).alias("purchases"),
     F.coalesce(F.sum("amount"), F.lit(0.0)).alias("revenue"), F.min("ts").alias("first_seen"),
@@ -160,52 +202,81 @@ def python(code: str, root: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(root)], check=True, capture_output=True)
 
 
+def compare(runner_run: Callable[[], object], peers: dict[str, str], root: Path) -> dict[str, float]:
+    times = {"runner": timed(runner_run)}
+    for name, code in peers.items():
+        if name.startswith("pyspark") and shutil.which("java") is None:
+            continue
+        times[name] = timed(lambda code=code: python(code, root))
+    return times
+
+
+STEP1_PEERS = {
+    "python polars": PY_POLARS_STEP1,
+    "python polars, tuned": PY_POLARS_TUNED_STEP1,
+    "duckdb": DUCKDB_STEP1,
+    "pyspark local[2]": SPARK_STEP1,
+}
+STEP3_PEERS = {
+    "python polars": PY_POLARS_STEP3,
+    "python polars, per bucket": PY_POLARS_STEP3_BUCKETS,
+    "duckdb": DUCKDB_STEP3,
+    "duckdb, per bucket": DUCKDB_STEP3_BUCKETS,
+    "pyspark local[2]": SPARK_STEP3,
+}
+
+
 def main() -> None:
+    results: dict[str, dict[str, float]] = {}
+    inputs: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         root = Path(tmp)
-        print(f"generating {EVENTS:,} events (web CSV: {int(EVENTS * 0.7):,} rows)...", flush=True)
+        print(f"generating {EVENTS:,} events (web CSV: {int(EVENTS * 0.7):,} rows, 5,000 users)...", flush=True)
         generate(root, EVENTS, files=8)
         size = sum(p.stat().st_size for p in (root / "raw").rglob("*.gz"))
-        have_spark = shutil.which("java") is not None
-        results = {}
-        step1 = {
-            "python polars": PY_POLARS_STEP1,
-            "python polars, tuned": PY_POLARS_TUNED_STEP1,
-            "duckdb": DUCKDB_STEP1,
-            "pyspark local[2]": SPARK_STEP1,
-        }
-        step3 = {"python polars": PY_POLARS_STEP3, "duckdb": DUCKDB_STEP3, "pyspark local[2]": SPARK_STEP3}
-        for step, job, peers in [
-            ("step 1 (CSV → hive Parquet)", "step1_csv.toml", step1),
-            ("step 3 (aggregate)", "step3_aggregate.toml", step3),
-        ]:
-            times = {"runner": timed(lambda job=job: runner(job, root))}
-            for name, code in peers.items():
-                if name.startswith("pyspark") and not have_spark:
-                    continue
-                times[name] = timed(lambda code=code: python(code, root))
-            results[step] = times
-        print(f"\ninput: {size / 1e6:.0f} MB of gzipped CSV, {int(EVENTS * 0.7):,} rows; best of {REPEATS}; 2 cores\n")
-        print(f"{'work':<30}{'engine':<24}{'seconds':>10}{'peer / runner':>16}")
-        for step, times in results.items():
-            for name, t in times.items():
-                ratio = "" if name == "runner" else f"{t / times['runner']:.2f}x"
-                print(f"{step:<30}{name:<24}{t:>10.2f}{ratio:>16}")
+        inputs.append(f"step 1: {size / 1e6:.0f} MB of gzipped CSV, {int(EVENTS * 0.7):,} rows")
+        results["step 1 (CSV → hive Parquet)"] = compare(lambda: step1(root), STEP1_PEERS, root)
+        # The runner's last step-1 run left `clean/`; shuffle it for the low-cardinality step 3.
+        shuffle(root)
+        rows = int(EVENTS * 0.7)
+        results["step 3, 5,000 users"] = compare(lambda: step3(root), STEP3_PEERS, root)
+        inputs.append(f"step 3, 5,000 users: step 1's output, {rows:,} rows, shuffled into 16 buckets")
 
-        print("\nrunner peak item RSS as the input grows (step 1):")
-        base = max(EVENTS // 16, 100_000)
-        for factor in (1, 4, 16):
-            # The input grows the way a lake does, by more files of the same size. Memory
-            # follows the size of single gzip files, not their number (one 14 M-event file
-            # peaked at 323 MiB, the same events in 8 files at 194 MiB).
-            with tempfile.TemporaryDirectory(prefix="rss-") as d:
-                r = Path(d)
-                generate(r, base * factor, files=2 * factor)
-                s = runner("step1_csv.toml", r)
-            peak = s["steps"][0]["peak_rss_bytes"] / 2**20
-            print(f"  {factor:>2}x  {base * factor:>12,} events, {2 * factor:>2} files: peak item RSS {peak:6.0f} MiB")
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        print(f"\n(largest child process of the whole benchmark: {usage.ru_maxrss / 1024:.0f} MiB)")
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        root = Path(tmp)
+        rows = int(STEP3_EVENTS * 0.7)
+        print(f"generating {STEP3_EVENTS:,} events ({rows:,} rows, {STEP3_USERS:,} users) for step 3...", flush=True)
+        generate(root, STEP3_EVENTS, files=32, users=STEP3_USERS)
+        step1(root)
+        shutil.rmtree(root / "raw")
+        shuffle(root)
+        label = f"step 3, {STEP3_USERS / 1e6:.2f} M users"
+        results[label] = compare(lambda: step3(root), STEP3_PEERS, root)
+        inputs.append(f"{label}: {rows:,} rows, shuffled into 16 buckets")
+
+    print(f"\nbest of {REPEATS}; 2 cores")
+    for line in inputs:
+        print(f"  {line}")
+    print(f"\n{'work':<30}{'engine':<28}{'seconds':>10}{'peer / runner':>16}")
+    for step, times in results.items():
+        for name, t in times.items():
+            ratio = "" if name == "runner" else f"{t / times['runner']:.2f}x"
+            print(f"{step:<30}{name:<28}{t:>10.2f}{ratio:>16}")
+
+    print("\nrunner peak item RSS as the input grows (step 1):")
+    base = max(EVENTS // 16, 100_000)
+    for factor in (1, 4, 16):
+        # The input grows the way a lake does, by more files of the same size. Memory
+        # follows the size of single gzip files, not their number (one 14 M-event file
+        # peaked at 323 MiB, the same events in 8 files at 194 MiB).
+        with tempfile.TemporaryDirectory(prefix="rss-") as d:
+            r = Path(d)
+            generate(r, base * factor, files=2 * factor)
+            s = step1(r)
+        peak = s["steps"][0]["peak_rss_bytes"] / 2**20
+        print(f"  {factor:>2}x  {base * factor:>12,} events, {2 * factor:>2} files: peak item RSS {peak:6.0f} MiB")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"\n(largest child process of the whole benchmark: {usage.ru_maxrss / 1024:.0f} MiB)")
 
 
 if __name__ == "__main__":

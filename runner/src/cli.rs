@@ -157,6 +157,9 @@ pub enum ExampleCommand {
         /// Fraction of malformed rows.
         #[arg(long, default_value_t = 0.002)]
         bad_fraction: f64,
+        /// Distinct users the events are spread over (at most 10,000,000: ids are `u` and 7 digits).
+        #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        users: u64,
         /// Random seed.
         #[arg(long, default_value_t = 7)]
         seed: u64,

@@ -156,3 +156,48 @@ pub fn generate(root: &Path, g: &Generate) -> std::io::Result<usize> {
     }
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::io::Read;
+
+    use super::{Generate, generate};
+
+    fn users_in(root: &std::path::Path) -> BTreeSet<String> {
+        let mut users = BTreeSet::new();
+        for entry in std::fs::read_dir(root.join("raw").join("2024-01-01")).into_iter().flatten().flatten() {
+            let mut text = String::new();
+            let file = std::fs::File::open(entry.path()).map(flate2::read::GzDecoder::new);
+            file.and_then(|mut f| f.read_to_string(&mut text)).unwrap_or_else(|e| panic!("{e}"));
+            for line in text.lines() {
+                // CSV: the second field; NDJSON: the nested user id.
+                let user = match line.split_once("\"user\": {\"id\": \"") {
+                    Some((_, rest)) => rest.split('"').next(),
+                    None => line.split(',').nth(1),
+                };
+                users.extend(user.map(str::to_owned));
+            }
+        }
+        users
+    }
+
+    #[test]
+    fn events_spread_over_the_requested_users_and_repeat_per_seed() {
+        let (a, b) = (
+            tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+        );
+        let g = Generate { days: 1, events_per_day: 5_000, users: 40, bad_fraction: 0.0, ..Generate::default() };
+        for root in [a.path(), b.path()] {
+            generate(root, &g).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let users = users_in(a.path());
+        assert_eq!(users.len(), 40, "5,000 events over 40 users reach every user: {users:?}");
+        assert!(users.iter().all(|u| u.len() == 8 && u.starts_with('u') && u[1..] < *"0000040"));
+        assert_eq!(users, users_in(b.path()));
+        let wide = Generate { users: 1_000_000, ..g };
+        generate(b.path(), &wide).unwrap_or_else(|e| panic!("{e}"));
+        assert!(users_in(b.path()).len() > 4_900, "5,000 events over a million users rarely repeat one");
+    }
+}
