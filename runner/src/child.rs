@@ -32,22 +32,6 @@ pub enum ChildOutcome {
     Killed(String),
 }
 
-/// Polars settings for item processes, where the user has not set them.
-///
-/// `POLARS_HOT_TABLE_SIZE` (a power of two; Polars' default 4,096) is how many groups each thread
-/// of a streaming group-by keeps hot before it evicts them to be merged at the end. The example's
-/// reduce has 160,000 users per item, and with 4,096 slots nearly every row was evicted and kept:
-/// the item peaked at 624 MiB. With 262,144 slots it peaked at 235 MiB, in the same time, and
-/// low-cardinality items were unchanged. The table costs a few MiB per thread.
-fn polars_item_env() -> Vec<(&'static str, String)> {
-    const HOT_TABLE_SIZE: &str = "POLARS_HOT_TABLE_SIZE";
-    let mut env = Vec::new();
-    if std::env::var_os(HOT_TABLE_SIZE).is_none() {
-        env.push((HOT_TABLE_SIZE, (1u32 << 18).to_string()));
-    }
-    env
-}
-
 fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -76,7 +60,6 @@ pub async fn run_item_process(
             Ok(())
         });
     }
-    cmd.envs(polars_item_env());
     let child = cmd
         .arg("exec-item")
         .arg("--item")
@@ -160,23 +143,4 @@ fn wait(pid: u32) -> std::io::Result<(i32, u64)> {
     }
     let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
     Ok((code, usage.ru_maxrss as u64 * 1024))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::polars_item_env;
-
-    #[test]
-    fn items_get_a_hot_table_polars_accepts_unless_the_user_set_one() {
-        let env = polars_item_env();
-        let hot = env.iter().find(|(k, _)| *k == "POLARS_HOT_TABLE_SIZE");
-        match std::env::var("POLARS_HOT_TABLE_SIZE") {
-            Ok(_) => assert!(hot.is_none(), "the user's setting wins"),
-            Err(_) => {
-                let size: usize = hot.map(|(_, v)| v.parse().unwrap_or(0)).unwrap_or(0);
-                // Polars asserts a power of two; below its default would only add evictions.
-                assert!(size.is_power_of_two() && size > 4096, "{size}");
-            }
-        }
-    }
 }
