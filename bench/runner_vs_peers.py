@@ -75,39 +75,47 @@ lf = lf.filter(pl.col("user_id").is_not_null()).with_columns(pl.col("ts").dt.dat
 lf.sink_parquet(pl.PartitionBy(f"{root}/py_polars_clean", key="day", include_key=False), mkdir=True)
 """
 
-# Step 3's peers read what the runner's step 3 reads: the shuffled day, hive-partitioned by bucket.
-PY_POLARS_STEP3 = """
-import polars as pl, sys
-root = sys.argv[1]
-lf = pl.scan_parquet(f"{root}/by_user/day=2024-01-01/**/*.parquet", hive_partitioning=True)
-out = lf.group_by("user_id").agg(
-    pl.len().alias("events"),
-    (pl.col("event_type") == "purchase").sum().alias("purchases"),
-    pl.col("amount").sum().alias("revenue"),
-    pl.col("ts").min().alias("first_seen"),
-    pl.col("ts").max().alias("last_seen"),
-)
-out.sink_parquet(f"{root}/py_polars_user_daily.parquet")
-"""
-
-# The runner's own shape, one bucket at a time, in one warm process: what the runner would cost
-# without a fresh process per item.
-PY_POLARS_STEP3_BUCKETS = """
-import polars as pl, sys
-from pathlib import Path
-root = Path(sys.argv[1])
-out = root / "py_polars_buckets"
-out.mkdir(exist_ok=True)
-for bucket in sorted((root / "by_user" / "day=2024-01-01").glob("user_bucket=*")):
-    lf = pl.scan_parquet(f"{bucket}/*.parquet")
-    lf.group_by("user_id").agg(
+# The per-user daily aggregates, as Python Polars writes them; both step-3 scripts define `user_daily`.
+POLARS_USER_DAILY = """
+def user_daily(lf):
+    return lf.group_by("user_id").agg(
         pl.len().alias("events"),
         (pl.col("event_type") == "purchase").sum().alias("purchases"),
         pl.col("amount").sum().alias("revenue"),
         pl.col("ts").min().alias("first_seen"),
         pl.col("ts").max().alias("last_seen"),
-    ).sink_parquet(out / f"{bucket.name}.parquet")
+    )
 """
+
+# Step 3's peers read what the runner's step 3 reads: the shuffled day, hive-partitioned by bucket.
+PY_POLARS_STEP3 = (
+    """
+import polars as pl, sys
+root = sys.argv[1]
+"""
+    + POLARS_USER_DAILY
+    + """
+lf = pl.scan_parquet(f"{root}/by_user/day=2024-01-01/**/*.parquet", hive_partitioning=True)
+user_daily(lf).sink_parquet(f"{root}/py_polars_user_daily.parquet")
+"""
+)
+
+# The runner's own shape, one bucket at a time, in one warm process: what the runner would cost
+# without a fresh process per item.
+PY_POLARS_STEP3_BUCKETS = (
+    """
+import polars as pl, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+"""
+    + POLARS_USER_DAILY
+    + """
+out = root / "py_polars_buckets"
+out.mkdir(exist_ok=True)
+for bucket in sorted((root / "by_user" / "day=2024-01-01").glob("user_bucket=*")):
+    user_daily(pl.scan_parquet(f"{bucket}/*.parquet")).sink_parquet(out / f"{bucket.name}.parquet")
+"""
+)
 
 # The same, hand-tuned the way the runner reads it: timestamps read as text and parsed with a
 # known format (Polars' own datetime inference in the CSV reader is its slow path).
