@@ -4,18 +4,14 @@ standing in for S3/SQS/EC2 (started here, stopped by PID)."""
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from moto_server import MotoProcess, moto
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
@@ -50,58 +46,14 @@ def binaries() -> Binaries:
     return b
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Moto:
-    endpoint: str
-    pid: int
-
-    def reset(self) -> None:
-        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
-        urllib.request.urlopen(req, timeout=10).read()
-
-
 @pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    port = _free_port()
-    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).read()
-            break
-        except OSError as err:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"moto_server did not start; see {log}:\n{log.read_text()}") from err
-            time.sleep(0.2)
-    try:
-        yield Moto(endpoint=endpoint, pid=proc.pid)
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoProcess]:
+    with moto(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
 
 
 @pytest.fixture
-def aws_env(moto_server: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
+def aws_env(moto_server: MotoProcess, monkeypatch: pytest.MonkeyPatch) -> MotoProcess:
     """Points this process and its children at moto through the standard AWS variables."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -114,7 +66,7 @@ def aws_env(moto_server: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
 
 
 @pytest.fixture
-def s3_bucket(aws_env: Moto) -> str:
+def s3_bucket(aws_env: MotoProcess) -> str:
     import boto3
 
     name = f"pipes-{time.monotonic_ns()}"

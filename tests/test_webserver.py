@@ -27,6 +27,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds the socket listening on `port`. A port picked as free can be
+    taken by another process before our server binds it; the server then fails, and a wait loop
+    that only connects would talk to the other process."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(f"socket:[{fields[9]}]")
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fd) in inodes for fd in fds.iterdir() if fd.is_symlink())
+
+
 @contextmanager
 def webserver(tmp_path: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
     home = tmp_path / "dagster_home"
@@ -44,26 +59,25 @@ def webserver(tmp_path: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
         "RUNNER_WORKERS": "2",
         **env_extra,
     }
-    port = free_port()
     log = open(tmp_path / "webserver.log", "wb")
-    proc = subprocess.Popen(
-        [str(WEBSERVER), "-m", "spotlake.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    # A port picked as free may be taken before the webserver binds it: then the webserver
+    # exits, and we start it again on another port.
+    for _attempt in range(3):
+        port = free_port()
+        proc = subprocess.Popen(
+            [str(WEBSERVER), "-m", "spotlake.definitions", "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        if _wait_until_serving(proc, url, port):
+            break
+        log.write(b"\n(the webserver exited; starting it again on another port)\n")
+    else:
+        raise AssertionError((tmp_path / "webserver.log").read_text())
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/server_info", timeout=2).read()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "webserver.log").read_text()
-                assert time.monotonic() < deadline, "the webserver did not come up"
-                time.sleep(0.5)
         yield url, data
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -73,6 +87,21 @@ def webserver(tmp_path: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, port: int) -> bool:
+    """True once our webserver answers on `port`; False if it exited first."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None:
+        try:
+            urllib.request.urlopen(f"{url}/server_info", timeout=2).read()
+            if listens_on(proc.pid, port):
+                return True
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the webserver did not come up"
+        time.sleep(0.5)
+    return False
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:

@@ -1,10 +1,9 @@
 //! Test support: moto's server on 127.0.0.1 (started here, stopped by PID), and paths.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -16,37 +15,36 @@ pub fn runner_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_runner"))
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// moto's server, stopped (by PID) on drop.
 pub struct Moto {
     pub endpoint: String,
     child: Child,
+    // Held open: the server exits when it closes, so it dies with a test process that is killed.
+    _lifeline: ChildStdin,
 }
 
 impl Moto {
-    /// Starts moto_server from the project's venv (`make venv` installs it).
+    /// Starts moto's server through `tests/moto_server.py` with the project's venv (`make venv`
+    /// installs moto). The server binds a port of its own and prints its endpoint, so the
+    /// endpoint belongs to this test's child and no other.
     pub fn start() -> Moto {
-        let exe = std::env::var_os("MOTO_SERVER")
+        let python = std::env::var_os("MOTO_PYTHON")
             .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join(".venv/bin/moto_server"));
-        assert!(exe.exists(), "moto_server not found at {}: run `make venv` (or set MOTO_SERVER)", exe.display());
-        let port = free_port();
-        let child = Command::new(&exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+        assert!(python.exists(), "{} not found: run `make venv` (or set MOTO_PYTHON)", python.display());
+        let mut child = Command::new(&python)
+            .arg(workspace().join("tests/moto_server.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
             .spawn()
-            .expect("moto_server starts");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { endpoint, child }
+            .expect("moto's server starts");
+        let lifeline = child.stdin.take().expect("piped stdin");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("reading moto's endpoint");
+        let endpoint = line.trim().to_string();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "moto's server did not start: {line:?}");
+        Moto { endpoint, child, _lifeline: lifeline }
     }
 
     /// Env for child processes that should talk to moto.
