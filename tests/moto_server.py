@@ -64,7 +64,12 @@ def moto(log: Path | None = None) -> Iterator[MotoProcess]:
 
 
 def _serve() -> None:
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    # One line per request on stderr drowns the test output; errors still show.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -146,6 +146,32 @@ impl Deref for PipesContext {
     }
 }
 
+/// The builder methods a materialization and a check share: which asset, and metadata.
+macro_rules! asset_and_metadata {
+    () => {
+        /// Names the asset (escaped `/`-joined key). Needed when the step has several assets.
+        #[must_use]
+        pub fn asset_key(mut self, key: impl Into<String>) -> Self {
+            self.asset_key = Some(key.into());
+            self
+        }
+
+        /// Sets all metadata at once.
+        #[must_use]
+        pub fn metadata(mut self, metadata: Metadata) -> Self {
+            self.metadata = Some(metadata);
+            self
+        }
+
+        /// Adds one metadata entry.
+        #[must_use]
+        pub fn with(mut self, key: impl Into<String>, value: impl Into<crate::MetadataValue>) -> Self {
+            self.metadata.get_or_insert_with(Metadata::new).insert(key, value);
+            self
+        }
+    };
+}
+
 /// A materialization to report. Unset fields are sent as `null`.
 #[derive(Debug, Clone, Default)]
 pub struct AssetMaterialization {
@@ -160,31 +186,12 @@ impl AssetMaterialization {
         Self::default()
     }
 
-    /// Names the asset (escaped `/`-joined key). Needed when the step has several assets.
-    #[must_use]
-    pub fn asset_key(mut self, key: impl Into<String>) -> Self {
-        self.asset_key = Some(key.into());
-        self
-    }
+    asset_and_metadata!();
 
     /// Sets the data version.
     #[must_use]
     pub fn data_version(mut self, version: impl Into<String>) -> Self {
         self.data_version = Some(version.into());
-        self
-    }
-
-    /// Sets all metadata at once.
-    #[must_use]
-    pub fn metadata(mut self, metadata: Metadata) -> Self {
-        self.metadata = Some(metadata);
-        self
-    }
-
-    /// Adds one metadata entry.
-    #[must_use]
-    pub fn with(mut self, key: impl Into<String>, value: impl Into<crate::MetadataValue>) -> Self {
-        self.metadata.get_or_insert_with(Metadata::new).insert(key, value);
         self
     }
 }
@@ -205,31 +212,12 @@ impl AssetCheck {
         Self { check_name: check_name.into(), passed, asset_key: None, severity: Severity::Error, metadata: None }
     }
 
-    /// Names the asset the check is on.
-    #[must_use]
-    pub fn asset_key(mut self, key: impl Into<String>) -> Self {
-        self.asset_key = Some(key.into());
-        self
-    }
+    asset_and_metadata!();
 
     /// Sets the severity.
     #[must_use]
     pub fn severity(mut self, severity: Severity) -> Self {
         self.severity = severity;
-        self
-    }
-
-    /// Sets all metadata at once.
-    #[must_use]
-    pub fn metadata(mut self, metadata: Metadata) -> Self {
-        self.metadata = Some(metadata);
-        self
-    }
-
-    /// Adds one metadata entry.
-    #[must_use]
-    pub fn with(mut self, key: impl Into<String>, value: impl Into<crate::MetadataValue>) -> Self {
-        self.metadata.get_or_insert_with(Metadata::new).insert(key, value);
         self
     }
 }

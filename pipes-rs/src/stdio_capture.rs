@@ -79,13 +79,45 @@ impl Drop for StdioCapture {
     }
 }
 
-fn redirect(fd: RawFd, stream: Stream, forward: Forward, stopping: Arc<AtomicBool>) -> io::Result<Captured> {
+/// A pipe whose ends close on exec. Linux creates it so atomically (`pipe2`); elsewhere
+/// (macOS has no `pipe2`) the flag is set right after creation.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn pipe_cloexec() -> io::Result<[libc::c_int; 2]> {
     let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` is a valid two-element array; every returned descriptor is owned below.
+    // SAFETY: `fds` is a valid two-element array; the caller owns both descriptors.
     unsafe {
         cvt(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
     }
-    let [read_end, write_end] = fds;
+    Ok(fds)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn pipe_cloexec() -> io::Result<[libc::c_int; 2]> {
+    pipe_then_cloexec()
+}
+
+/// The portable way: `pipe`, then `FD_CLOEXEC` on each end. Compiled everywhere so that it is
+/// built and tested on Linux too.
+#[cfg_attr(any(target_os = "linux", target_os = "android", target_os = "freebsd"), allow(dead_code))]
+fn pipe_then_cloexec() -> io::Result<[libc::c_int; 2]> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid two-element array; both descriptors are closed on failure and
+    // owned by the caller on success.
+    unsafe {
+        cvt(libc::pipe(fds.as_mut_ptr()))?;
+        for fd in fds {
+            if let Err(e) = cvt(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC)) {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                return Err(e);
+            }
+        }
+    }
+    Ok(fds)
+}
+
+fn redirect(fd: RawFd, stream: Stream, forward: Forward, stopping: Arc<AtomicBool>) -> io::Result<Captured> {
+    let [read_end, write_end] = pipe_cloexec()?;
     // SAFETY: duplicating a standard descriptor; the copy is owned by `Captured`.
     let saved = match unsafe { cvt(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3)) } {
         Ok(s) => s,
@@ -200,5 +232,25 @@ mod tests {
         assert_eq!(super::utf8_boundary(&s[..2], false), 1);
         assert_eq!(super::utf8_boundary(&s[..2], true), 2);
         assert_eq!(super::utf8_boundary(s, false), 3);
+    }
+
+    #[test]
+    fn the_portable_pipe_closes_on_exec_and_carries_bytes() {
+        for fds in [super::pipe_cloexec().unwrap(), super::pipe_then_cloexec().unwrap()] {
+            for fd in fds {
+                // SAFETY: reading the flags of a descriptor this test owns.
+                let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+                assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC, "fd {fd} closes on exec");
+            }
+            let mut got = [0u8; 2];
+            // SAFETY: writing to and reading from the pipe's own ends, then closing them.
+            unsafe {
+                assert_eq!(libc::write(fds[1], b"ok".as_ptr().cast(), 2), 2);
+                assert_eq!(libc::read(fds[0], got.as_mut_ptr().cast(), 2), 2);
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+            assert_eq!(&got, b"ok");
+        }
     }
 }

@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runner::feed::Feeder;
-use runner::queue::{LocalQueues, QueueBackend, QueueOptions, SqsQueues};
+use runner_backends::queue::{LocalQueues, QueueBackend, QueueOptions, SqsQueues};
+use runner_core::feed::{self, Feeder};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -22,14 +22,14 @@ async fn main() -> anyhow::Result<()> {
     let items: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let workers: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(4);
     let window = match args.next().and_then(|s| s.parse::<usize>().ok()) {
-        None => runner::feed::default_window(workers),
+        None => feed::default_window(workers),
         Some(0) => items,
         Some(w) => w,
     };
     let dir = tempfile::tempdir()?;
     let backend: Arc<dyn QueueBackend> = match kind.as_str() {
         "local" => Arc::new(LocalQueues::new(dir.path().join("q.sqlite"))),
-        "sqs" => Arc::new(SqsQueues::new(runner::aws::AwsClients::new().sqs().await)),
+        "sqs" => Arc::new(SqsQueues::new(runner_backends::aws::AwsClients::new().sqs().await)),
         other => anyhow::bail!("unknown backend {other}"),
     };
     let suffix = std::process::id();

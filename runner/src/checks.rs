@@ -1,141 +1,83 @@
-//! Asset checks declared in the job spec, evaluated on an output's data for the run's
-//! partitions: row count bounds, no nulls in a column, a unique key.
+//! The job's asset checks after a run: which directories hold each checked output's data for
+//! the run (S3 outputs are downloaded to a temporary directory first, since checks run on the
+//! Dagster host), measured by the engine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 
-use polars::prelude::*;
+use anyhow::Context;
+use runner_backends::storage::{Location, StoreCache, Stores};
+use runner_core::summary::RunSummary;
+use runner_engine::checks::{self, CheckResult};
+use runner_spec::JobSpec;
+use runner_types::OutputRef;
 
-use crate::orchestrator::RunSummary;
-use crate::spec::{CheckSpec, JobSpec};
-
-/// One evaluated check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckResult {
-    /// The check's name.
-    pub name: String,
-    /// The `step.output` it checked.
-    pub output: String,
-    /// Whether it passed.
-    pub passed: bool,
-    /// `WARN` or `ERROR`.
-    pub severity: String,
-    /// What was measured.
-    pub observed: BTreeMap<String, f64>,
-    /// A sentence for people.
-    pub description: String,
+/// Evaluates every check of the job on the outputs of a run. A check on a step this run did
+/// not execute is not this run's to report.
+pub async fn run_checks(spec: &JobSpec, summary: &RunSummary, stores: &StoreCache) -> anyhow::Result<Vec<CheckResult>> {
+    let data = CheckData::fetch(spec, summary, stores).await?;
+    let ran: BTreeSet<&str> = summary.steps.iter().map(|s| s.name.as_str()).collect();
+    Ok(spec
+        .checks
+        .iter()
+        .filter(|check| ran.contains(check.output().step.as_str()))
+        .map(|check| checks::evaluate(check, data.dirs(summary, check.output())))
+        .collect())
 }
 
-fn files_of(summary: &RunSummary, output: &str) -> Vec<String> {
-    let Some((step, out)) = output.split_once('.') else {
-        return Vec::new();
-    };
+/// The run's directories of one output.
+fn locations<'a>(summary: &'a RunSummary, output: &OutputRef) -> BTreeSet<&'a Location> {
     summary
         .steps
         .iter()
-        .filter(|s| s.name == step)
-        .flat_map(|s| s.outputs.get(out))
-        .flat_map(|o| o.locations.values().cloned())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
+        .filter(|s| s.name == output.step)
+        .flat_map(|s| s.outputs.get(&output.output))
+        .flat_map(|o| o.locations.values())
         .collect()
 }
 
-fn scan(dirs: &[String], local: &dyn Fn(&str) -> Option<std::path::PathBuf>) -> PolarsResult<LazyFrame> {
-    let mut files = Vec::new();
-    for d in dirs {
-        let path = local(d).ok_or_else(|| polars_err!(ComputeError: "cannot read {d} locally"))?;
-        for rel in crate::files::parquet_files(&path, true)? {
-            files.push(PlRefPath::new(path.join(rel).to_string_lossy().as_ref()));
-        }
-    }
-    if files.is_empty() {
-        return Ok(DataFrame::empty().lazy());
-    }
-    LazyFrame::scan_parquet_files(
-        files.into(),
-        ScanArgsParquet { hive_options: HiveOptions::new_enabled(), ..Default::default() },
-    )
+/// Checked outputs, made local: S3 outputs downloaded to a temporary directory; outputs in a
+/// directory are read in place.
+struct CheckData {
+    local: HashMap<Location, PathBuf>,
+    _dir: Option<tempfile::TempDir>,
 }
 
-/// Evaluates every check of the job against the outputs of a run. `local` maps an output URI
-/// to a local directory (S3 outputs are downloaded by the caller).
-pub fn evaluate(
-    job: &JobSpec,
-    summary: &RunSummary,
-    local: &dyn Fn(&str) -> Option<std::path::PathBuf>,
-) -> Vec<CheckResult> {
-    let ran: std::collections::BTreeSet<&str> = summary.steps.iter().map(|s| s.name.as_str()).collect();
-    job.checks
-        .iter()
-        // A check on a step this run did not execute is not this run's to report.
-        .filter(|check| check.output().split_once('.').is_some_and(|(step, _)| ran.contains(step)))
-        .map(|check| {
-            let severity = check.severity().unwrap_or("ERROR").to_string();
-            let dirs = files_of(summary, check.output());
-            let result = scan(&dirs, local).and_then(|frame| measure(check, frame));
-            match result {
-                Ok((passed, observed, description)) => CheckResult {
-                    name: check.name().to_string(),
-                    output: check.output().to_string(),
-                    passed,
-                    severity,
-                    observed,
-                    description,
-                },
-                Err(e) => CheckResult {
-                    name: check.name().to_string(),
-                    output: check.output().to_string(),
-                    passed: false,
-                    severity,
-                    observed: BTreeMap::new(),
-                    description: format!("the check could not be evaluated: {e}"),
-                },
+impl CheckData {
+    async fn fetch(spec: &JobSpec, summary: &RunSummary, stores: &StoreCache) -> anyhow::Result<Self> {
+        let mut local = HashMap::new();
+        let mut dir = None;
+        for check in &spec.checks {
+            for loc in locations(summary, check.output()) {
+                if !loc.is_s3() || local.contains_key(loc) {
+                    continue;
+                }
+                let tmp = match &dir {
+                    Some(d) => d,
+                    None => dir.insert(tempfile::tempdir().context("a directory for check data")?),
+                };
+                let target = tmp.path().join(format!("{}", local.len()));
+                let store = stores.store(loc).await?;
+                let prefix = format!("{}/", loc.key());
+                for object in store.list(&prefix).await? {
+                    let rel = object.key.strip_prefix(&prefix).unwrap_or(&object.key);
+                    store.get_to_file(&object.key, &target.join(rel)).await?;
+                }
+                local.insert(loc.clone(), target);
             }
-        })
-        .collect()
-}
+        }
+        Ok(Self { local, _dir: dir })
+    }
 
-fn count(df: &DataFrame) -> f64 {
-    df.columns()
-        .first()
-        .and_then(|c| c.cast(&DataType::Float64).ok())
-        .and_then(|c| c.f64().ok().and_then(|v| v.get(0)))
-        .unwrap_or(0.0)
-}
-
-fn measure(check: &CheckSpec, frame: LazyFrame) -> PolarsResult<(bool, BTreeMap<String, f64>, String)> {
-    let rows = count(&frame.clone().select([len()]).collect()?);
-    let mut observed = BTreeMap::from([("rows".to_string(), rows)]);
-    Ok(match check {
-        CheckSpec::RowCount { min, max, .. } => {
-            let ok = min.is_none_or(|m| rows >= m as f64) && max.is_none_or(|m| rows <= m as f64);
-            (
-                ok,
-                observed,
-                format!(
-                    "{rows} rows; expected between {} and {}",
-                    min.map_or("-".into(), |v| v.to_string()),
-                    max.map_or("-".into(), |v| v.to_string())
-                ),
-            )
-        }
-        CheckSpec::NoNulls { column, .. } => {
-            let nulls =
-                if rows == 0.0 { 0.0 } else { count(&frame.select([col(column.as_str()).null_count()]).collect()?) };
-            observed.insert("nulls".into(), nulls);
-            (nulls == 0.0, observed, format!("{nulls} nulls in {column:?} over {rows} rows"))
-        }
-        CheckSpec::Unique { columns, .. } => {
-            let dupes = if rows == 0.0 {
-                0.0
-            } else {
-                let keys: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
-                let distinct =
-                    count(&frame.select(keys).unique(None, UniqueKeepStrategy::Any).select([len()]).collect()?);
-                rows - distinct
-            };
-            observed.insert("duplicates".into(), dupes);
-            (dupes == 0.0, observed, format!("{dupes} duplicate keys {columns:?} over {rows} rows"))
-        }
-    })
+    /// The local directories of an output's data for the run.
+    fn dirs(&self, summary: &RunSummary, output: &OutputRef) -> Result<Vec<PathBuf>, String> {
+        locations(summary, output)
+            .into_iter()
+            .map(|loc| match (self.local.get(loc), loc) {
+                (Some(path), _) => Ok(path.clone()),
+                (None, Location::Local { root, key }) => Ok(root.join(key)),
+                (None, other) => Err(format!("cannot read {other} locally")),
+            })
+            .collect()
+    }
 }

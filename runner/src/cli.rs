@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Backend;
+use runner_types::BackendKind;
 
 /// Runs declarative Polars jobs on local workers or an EC2 spot fleet, and reports to Dagster.
 #[derive(Debug, Parser)]
@@ -67,8 +67,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub state: Option<String>,
     /// Backend (default from the config; `local` when there is none).
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
+    #[arg(long)]
+    pub backend: Option<BackendKind>,
     /// Local worker processes (default: the number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -129,8 +129,8 @@ pub enum FleetCommand {
         #[arg(long)]
         state: Option<String>,
         /// Backend.
-        #[arg(long, value_enum)]
-        backend: Option<Backend>,
+        #[arg(long)]
+        backend: Option<BackendKind>,
     },
 }
 

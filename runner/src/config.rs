@@ -8,18 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::fleet::ec2::Ec2Config;
-
-/// Where work runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// Local worker processes, a SQLite queue, the local file system or S3 for data.
-    #[default]
-    Local,
-    /// An EC2 spot fleet, SQS, and S3.
-    Aws,
-}
+use runner_backends::fleet::ec2::Ec2Config;
+use runner_types::BackendKind;
 
 /// The configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -27,7 +17,7 @@ pub enum Backend {
 pub struct Config {
     /// Backend.
     #[serde(default)]
-    pub backend: Backend,
+    pub backend: BackendKind,
     /// Where relative job paths resolve (a directory or `s3://bucket/prefix`).
     #[serde(default)]
     pub data_root: Option<String>,
@@ -102,11 +92,7 @@ impl Config {
             None => Config::default(),
         };
         if let Ok(b) = std::env::var("RUNNER_BACKEND") {
-            config.backend = match b.as_str() {
-                "local" => Backend::Local,
-                "aws" => Backend::Aws,
-                other => bail!("RUNNER_BACKEND={other:?}: expected local or aws"),
-            };
+            config.backend = b.parse().map_err(|e| anyhow::anyhow!("RUNNER_BACKEND: {e}"))?;
         }
         if let Ok(r) = std::env::var("RUNNER_DATA_ROOT") {
             config.data_root = Some(r);
@@ -120,7 +106,7 @@ impl Config {
         if let Some(rt) = &config.max_runtime {
             parse_duration(rt).context("max_runtime")?;
         }
-        if config.backend == Backend::Aws && config.ec2.is_none() {
+        if config.backend == BackendKind::Aws && config.ec2.is_none() {
             bail!("the aws backend needs an [ec2] table in the runner config (subnets, amis, worker_binaries)");
         }
         Ok(config)

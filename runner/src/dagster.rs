@@ -13,11 +13,12 @@ use dagster_pipes::{
 };
 use serde::Deserialize;
 
-use crate::checks::CheckResult;
+use runner_core::summary::{RunSummary, StepSummary};
+use runner_engine::checks::CheckResult;
+use runner_spec::JobSpec;
+use runner_types::{OutputRef, Partition};
+
 use crate::cost::Estimate;
-use crate::orchestrator::{RunSummary, StepSummary};
-use crate::partition::Partition;
-use crate::spec::JobSpec;
 
 /// One partition as the Dagster client passes it in extras.
 #[derive(Debug, Deserialize)]
@@ -41,8 +42,8 @@ pub fn partitions(ctx: &PipesContext) -> anyhow::Result<Vec<Partition>> {
     if let Ok(key) = ctx.partition_key() {
         let window = ctx.partition_time_window().ok().flatten();
         return Ok(vec![match window {
-            Some(w) => Partition::with_window(key, w.start.naive_utc(), w.end.naive_utc()),
-            None => Partition::from_key(key),
+            Some(w) => Partition::with_window(key, w.start.naive_utc(), w.end.naive_utc())?,
+            None => Partition::from_key(key)?,
         }]);
     }
     if let Ok(list) = ctx.get_extra_as::<Vec<ExtraPartition>>("partitions") {
@@ -50,27 +51,19 @@ pub fn partitions(ctx: &PipesContext) -> anyhow::Result<Vec<Partition>> {
             .into_iter()
             .map(|p| {
                 Ok(match (p.start, p.end) {
-                    (Some(s), Some(e)) => Partition::with_window(&p.key, parse_ts(&s)?, parse_ts(&e)?),
-                    _ => Partition::from_key(&p.key),
+                    (Some(s), Some(e)) => Partition::with_window(&p.key, parse_ts(&s)?, parse_ts(&e)?)?,
+                    _ => Partition::from_key(&p.key)?,
                 })
             })
             .collect();
     }
     if let Ok(keys) = ctx.get_extra_as::<Vec<String>>("partition_keys") {
-        return Ok(keys.iter().map(|k| Partition::from_key(k)).collect());
+        return Ok(keys.iter().map(|k| Partition::from_key(k)).collect::<Result<_, _>>()?);
     }
     if ctx.get_extra("partition_key_range").is_ok() {
         bail!("the extras carry a partition_key_range but no partition list: pass `partitions` or `partition_keys`");
     }
     Ok(Vec::new())
-}
-
-/// The asset key each output materializes.
-pub fn asset_of(job: &JobSpec, step: &str, output: &str) -> String {
-    job.step(step)
-        .and_then(|s| s.outputs.get(output))
-        .and_then(|o| o.asset.clone())
-        .unwrap_or_else(|| output.to_string())
 }
 
 fn schema_of(step: &StepSummary, output: &str) -> TableSchema {
@@ -108,18 +101,18 @@ pub fn report(
         });
     for step in &summary.steps {
         for (output, o) in &step.outputs {
-            let asset = asset_of(job, &step.name, output);
-            if targeted.as_ref().is_some_and(|t| !t.contains(&asset)) {
+            let asset = job.asset_of(&OutputRef::new(step.name.clone(), output.as_str()));
+            if targeted.as_ref().is_some_and(|t| !t.iter().any(|k| asset == k.as_str())) {
                 continue;
             }
-            let locations: Vec<&String> = o.locations.values().collect();
+            let locations: Vec<String> = o.locations.values().map(ToString::to_string).collect();
             let mut m = Metadata::new()
                 .with("dagster/row_count", o.rows)
                 .with("dagster/column_schema", schema_of(step, output))
                 .with(
                     "path",
                     match locations.as_slice() {
-                        [one] => MetadataValue::Path((*one).clone()),
+                        [one] => MetadataValue::Path(one.clone()),
                         many => MetadataValue::Json(serde_json::json!(many)),
                     },
                 )
@@ -162,16 +155,18 @@ pub fn report(
         }
     }
     for check in checks {
-        let (step, output) = check.output.split_once('.').unwrap_or_default();
-        let asset = asset_of(job, step, output);
-        if targeted.as_ref().is_some_and(|t| !t.contains(&asset)) {
+        let asset = job.asset_of(&check.output);
+        if targeted.as_ref().is_some_and(|t| !t.iter().any(|k| asset == k.as_str())) {
             continue;
         }
         let mut m = Metadata::new().with("description", check.description.as_str());
         for (k, v) in &check.observed {
             m.insert(k.as_str(), *v);
         }
-        let severity = if check.severity == "WARN" { Severity::Warn } else { Severity::Error };
+        let severity = match check.severity {
+            runner_types::Severity::Warn => Severity::Warn,
+            runner_types::Severity::Error => Severity::Error,
+        };
         ctx.report_asset_check(
             AssetCheck::new(&check.name, check.passed).asset_key(asset.as_str()).severity(severity).metadata(m),
         )?;

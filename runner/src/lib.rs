@@ -1,36 +1,29 @@
-//! # runner — declarative Polars jobs on local workers or an EC2 spot fleet
+//! # runner — the command line over the runner's crates, and its Dagster side
 //!
-//! A job spec (TOML) describes steps with named inputs and outputs. The orchestrator turns each
-//! step into work items, puts them on a queue, runs workers (local processes, or EC2 spot
-//! instances) that execute items with Polars and publish outputs atomically to storage (a local
-//! directory or S3), and collects their callbacks. Launched by Dagster, it reports over Pipes.
+//! The `runner` binary: declarative Polars jobs on local workers or an EC2 spot fleet,
+//! reporting to Dagster over Pipes. This crate is thin: it parses the command line ([`cli`])
+//! and the configuration ([`config`]), wires backends and options for each command
+//! ([`commands`]), and reports to Dagster ([`dagster`]): partitions in, materializations,
+//! checks ([`checks`]) and cost ([`cost`]) out. The work is done by the library crates, in the
+//! order data flows through them:
 //!
-//! Data flows one way: [`spec`] → [`plan`] (work items) → [`queue`] → [`worker`] →
-//! [`child`]/[`exec`] → [`engine`] (Polars) → [`storage`] → callback → [`orchestrator`] →
-//! [`dagster`] (Pipes messages).
+//! | crate | owns |
+//! |---|---|
+//! | `runner-types` | the shared identities: partition keys, step and asset names, locations |
+//! | `runner-spec` | the job spec: format, validation, placeholders |
+//! | `runner-core` | planning, the orchestrator loop, run state, the worker loop |
+//! | `runner-engine` | one item with Polars (the only crate that compiles Polars) |
+//! | `runner-backends` | storage, queues and fleets: local, and S3/SQS/EC2 |
+//!
+//! Data flows one way: spec → plan → queue → worker → engine → storage → callback →
+//! orchestrator → Pipes.
 
-pub mod aws;
 pub mod checks;
-pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod cost;
 pub mod dagster;
-pub mod engine;
 pub mod example_data;
-pub mod exec;
-pub mod feed;
-pub mod files;
-pub mod fleet;
-pub mod imds;
-pub mod item;
-pub mod observer;
-pub mod orchestrator;
-pub mod partition;
-pub mod plan;
-pub mod queue;
-pub mod spec;
-pub mod storage;
-pub mod stores;
-pub mod worker;
+pub mod logging;
+pub mod progress;

@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use runner::aws::AwsClients;
+use runner_backends::aws::AwsClients;
+use runner_types::BackendKind;
 
 struct Aws {
     moto: support::Moto,
@@ -277,24 +278,13 @@ async fn fleet_gc_deletes_fleets_of_runs_that_are_over() {
     let env = setup().await;
     // A fleet whose orchestrator died: its run has no live record.
     let config: runner::config::Config = toml::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap();
-    let fleet = runner::fleet::ec2::Ec2Fleet::new(env.aws.ec2().await, config.ec2.unwrap(), Duration::from_secs(3600));
-    let request = runner::fleet::FleetRequest {
-        run_id: runner::item::RunId("orphaned-run".into()),
-        step: "clean".into(),
-        dagster_run_id: None,
-        capacity: 1,
-        worker: runner::fleet::WorkerConfig {
-            queue_backend: "sqs".into(),
-            work_queue: "https://example/work".into(),
-            callback_queue: "https://example/cb".into(),
-            visibility_secs: 30,
-            heartbeat_secs: 10,
-            idle_shutdown_secs: 30,
-            poll_imds: true,
-            scratch_dir: None,
-        },
-    };
-    use runner::fleet::Fleet;
+    let fleet =
+        runner_backends::fleet::ec2::Ec2Fleet::new(env.aws.ec2().await, config.ec2.unwrap(), Duration::from_secs(3600));
+    let mut request =
+        support::fleet_request("orphaned-run", BackendKind::Aws, "https://example/work", "https://example/cb");
+    request.dagster_run_id = None;
+    request.capacity = 1;
+    use runner_backends::fleet::Fleet;
     fleet.launch(&request).await.unwrap();
     assert_eq!(env.live_fleets().await, 1);
     assert!(env.running_instances().await > 0);

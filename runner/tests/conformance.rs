@@ -1,15 +1,22 @@
-//! One conformance suite per backend trait, run against every implementation: the local ones
-//! in-process, the AWS ones over the wire against moto's server.
+//! The backend conformance suites (`runner-backends`, feature `conformance`), one test per
+//! behaviour and backend, so a failure names both: the local backends in-process, the AWS ones
+//! over the wire against moto's server. Storage and queue tests share one server per test
+//! process (each works under names of its own); each EC2 fleet test has its own, since `gc`
+//! sees every fleet on the server.
 
 mod support;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use runner::aws::AwsClients;
-use runner::fleet::{FleetRequest, WorkerConfig};
-use runner::item::RunId;
-use runner::queue::{LocalQueues, QueueBackend, QueueOptions, SqsQueues};
-use runner::storage::{LocalStorage, S3Storage, Storage};
+use runner_backends::aws::AwsClients;
+use runner_backends::fleet::conformance as fleet_suite;
+use runner_backends::fleet::ec2::{Ec2Config, Ec2Fleet};
+use runner_backends::fleet::local::LocalFleet;
+use runner_backends::queue::conformance as queue_suite;
+use runner_backends::queue::{LocalQueues, QueueBackend, QueueOptions, SqsQueues};
+use runner_backends::storage::conformance as storage_suite;
+use runner_backends::storage::{LocalStorage, S3Storage, Storage};
+use runner_types::BackendKind;
 
 fn unique(prefix: &str) -> String {
     format!(
@@ -18,41 +25,96 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storage_local() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path().to_path_buf()).unwrap());
-    runner::storage::conformance::run_all(store, "suite").await.unwrap();
+/// moto's server for this test process's storage and queue tests.
+fn shared_moto() -> &'static support::Moto {
+    static MOTO: OnceLock<support::Moto> = OnceLock::new();
+    MOTO.get_or_init(support::Moto::start_for_process)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storage_s3_on_moto() {
-    let moto = support::Moto::start();
-    let aws = AwsClients::for_endpoint(&moto.endpoint, "us-east-1").await;
+async fn s3_store(bucket: &str) -> Arc<dyn Storage> {
+    let aws = AwsClients::for_endpoint(&shared_moto().endpoint, "us-east-1").await;
     let client = aws.s3().await;
-    client.create_bucket().bucket("conformance").send().await.unwrap();
+    client.create_bucket().bucket(bucket).send().await.unwrap();
     // A small multipart threshold exercises the multipart path with a modest file.
-    let store: Arc<dyn Storage> = Arc::new(
-        S3Storage::new(client, "conformance".into(), "prefix/inside".into())
-            .with_multipart(6 * 1024 * 1024, 5 * 1024 * 1024),
-    );
-    runner::storage::conformance::run_all(store, "suite").await.unwrap();
+    Arc::new(
+        S3Storage::new(client, bucket.into(), "prefix/inside".into()).with_multipart(6 * 1024 * 1024, 5 * 1024 * 1024),
+    )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_local() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = LocalQueues::new(dir.path().join("q.sqlite"));
-    runner::queue::conformance::run_all(&backend, "t").await.unwrap();
+macro_rules! storage_tests {
+    ($($behaviour:ident),* $(,)?) => {
+        mod storage_local {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path().to_path_buf()).unwrap());
+                    storage_suite::$behaviour(&store, "suite").await.unwrap();
+                }
+            )*
+        }
+        mod storage_s3_on_moto {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let store = s3_store(&unique("conformance-")).await;
+                    storage_suite::$behaviour(&store, "suite").await.unwrap();
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_sqs_on_moto() {
-    let moto = support::Moto::start();
-    let aws = AwsClients::for_endpoint(&moto.endpoint, "us-east-1").await;
-    let backend = SqsQueues::new(aws.sqs().await);
-    runner::queue::conformance::run_all(&backend, &unique("t")).await.unwrap();
+storage_tests!(
+    put_get_overwrite,
+    not_found,
+    list_by_prefix,
+    unicode_and_odd_keys,
+    delete_is_idempotent,
+    invalid_keys,
+    put_if_absent_has_one_winner,
+    files_round_trip,
+    readers_never_see_partial_objects,
+);
+
+macro_rules! queue_tests {
+    ($($behaviour:ident),* $(,)?) => {
+        mod queue_local {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let backend = LocalQueues::new(dir.path().join("q.sqlite"));
+                    queue_suite::$behaviour(&backend, "t").await.unwrap();
+                }
+            )*
+        }
+        mod queue_sqs_on_moto {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let aws = AwsClients::for_endpoint(&shared_moto().endpoint, "us-east-1").await;
+                    let backend = SqsQueues::new(aws.sqs().await);
+                    queue_suite::$behaviour(&backend, &unique("t")).await.unwrap();
+                }
+            )*
+        }
+    };
 }
+
+queue_tests!(
+    send_receive_delete,
+    visibility_hides_and_returns,
+    heartbeat_and_release,
+    dead_letter_after_max_receives,
+    long_poll_waits_for_a_message,
+    many_messages_each_delivered_once,
+    size_limit,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_queue_survives_a_reopen() {
@@ -69,43 +131,50 @@ async fn local_queue_survives_a_reopen() {
     assert_eq!(got[0].body, "kept");
 }
 
-fn fleet_request(work: String, callbacks: String, backend: &str) -> FleetRequest {
-    FleetRequest {
-        run_id: RunId(unique("run-")),
-        step: "clean".into(),
-        dagster_run_id: Some("dagster-run-1".into()),
-        capacity: 2,
-        worker: WorkerConfig {
-            queue_backend: backend.into(),
-            work_queue: work,
-            callback_queue: callbacks,
-            visibility_secs: 30,
-            heartbeat_secs: 10,
-            idle_shutdown_secs: 120,
-            poll_imds: false,
-            scratch_dir: None,
-        },
-    }
+macro_rules! fleet_tests {
+    ($($behaviour:ident),* $(,)?) => {
+        mod fleet_local {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let queues = LocalQueues::new(dir.path().join("q.sqlite"));
+                    let work = queues.create("work", &QueueOptions::default()).await.unwrap();
+                    let cb = queues.create("callbacks", &QueueOptions::default()).await.unwrap();
+                    // Local workers are `runner worker` processes: point the fleet at the built binary.
+                    let fleet = LocalFleet::new(dir.path().to_path_buf()).with_executable(support::runner_bin());
+                    let request =
+                        support::fleet_request(&unique("run-"), BackendKind::Local, &work.address(), &cb.address());
+                    fleet_suite::$behaviour(&fleet, &request).await.unwrap();
+                }
+            )*
+        }
+        mod fleet_ec2_on_moto {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let moto = support::Moto::start();
+                    let aws = AwsClients::for_endpoint(&moto.endpoint, "us-east-1").await;
+                    let ec2 = aws.ec2().await;
+                    let fleet = Ec2Fleet::new(ec2.clone(), ec2_config(&ec2).await, std::time::Duration::from_secs(3600));
+                    let request =
+                        support::fleet_request(&unique("run-"), BackendKind::Aws, "https://sqs/work", "https://sqs/cb");
+                    fleet_suite::$behaviour(&fleet, &request).await.unwrap();
+                    // Nothing tagged with this tool is left running.
+                    assert_eq!(support::running_instances(&ec2).await, 0, "instances left running");
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fleet_local() {
-    let dir = tempfile::tempdir().unwrap();
-    let queues = LocalQueues::new(dir.path().join("q.sqlite"));
-    let work = queues.create("work", &QueueOptions::default()).await.unwrap();
-    let cb = queues.create("callbacks", &QueueOptions::default()).await.unwrap();
-    // Local workers are `runner worker` processes: point the fleet at the built binary.
-    let fleet = runner::fleet::local::LocalFleet::new(dir.path().to_path_buf()).with_executable(support::runner_bin());
-    runner::fleet::conformance::run_all(&fleet, &fleet_request(work.address(), cb.address(), "local")).await.unwrap();
-}
+fleet_tests!(launch_then_delete, delete_is_idempotent, gc_deletes_only_fleets_of_runs_that_are_over);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fleet_ec2_on_moto() {
-    let moto = support::Moto::start();
-    let aws = AwsClients::for_endpoint(&moto.endpoint, "us-east-1").await;
-    let ec2 = aws.ec2().await;
-    let (subnets, ami) = support::ec2_network(&ec2, 0, &["us-east-1a", "us-east-1b", "us-east-1c"]).await;
-    let config: runner::fleet::ec2::Ec2Config = toml::from_str(&format!(
+async fn ec2_config(ec2: &aws_sdk_ec2::Client) -> Ec2Config {
+    let (subnets, ami) = support::ec2_network(ec2, 0, &["us-east-1a", "us-east-1b", "us-east-1c"]).await;
+    toml::from_str(&format!(
         r#"
 subnets = {subnets:?}
 amis = {{ x86_64 = "{ami}", arm64 = "{ami}" }}
@@ -115,10 +184,5 @@ memory_mib = [4096, 32768]
 subnet_overrides = "separate"
 "#
     ))
-    .unwrap();
-    let fleet = runner::fleet::ec2::Ec2Fleet::new(ec2.clone(), config, std::time::Duration::from_secs(3600));
-    let request = fleet_request("https://sqs/work".into(), "https://sqs/cb".into(), "sqs");
-    runner::fleet::conformance::run_all(&fleet, &request).await.unwrap();
-    // Nothing tagged with this tool is left running.
-    assert_eq!(support::running_instances(&ec2).await, 0, "instances left running");
+    .unwrap()
 }

@@ -2,8 +2,13 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+
+use runner_backends::fleet::FleetRequest;
+use runner_core::worker::WorkerConfig;
+use runner_types::{BackendKind, RunId};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -28,9 +33,8 @@ impl Moto {
     /// installs moto). The server binds a port of its own and prints its endpoint, so the
     /// endpoint belongs to this test's child and no other.
     pub fn start() -> Moto {
-        let python = std::env::var_os("MOTO_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+        let python =
+            std::env::var_os("MOTO_PYTHON").map(PathBuf::from).unwrap_or_else(|| workspace().join(".venv/bin/python"));
         assert!(python.exists(), "{} not found: run `make venv` (or set MOTO_PYTHON)", python.display());
         let mut child = Command::new(&python)
             .arg(workspace().join("tests/moto_server.py"))
@@ -41,10 +45,34 @@ impl Moto {
             .expect("moto's server starts");
         let lifeline = child.stdin.take().expect("piped stdin");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("reading moto's endpoint");
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("reading moto's endpoint");
         let endpoint = line.trim().to_string();
         assert!(endpoint.starts_with("http://127.0.0.1:"), "moto's server did not start: {line:?}");
         Moto { endpoint, child, _lifeline: lifeline }
+    }
+
+    /// A server for the whole test process (kept in a `static`, which is never dropped): it is
+    /// stopped by PID when the process exits, and by its lifeline if the process is killed.
+    pub fn start_for_process() -> Moto {
+        static PID: AtomicI32 = AtomicI32::new(0);
+        extern "C" fn stop() {
+            let pid = PID.load(Ordering::SeqCst);
+            if pid > 0 {
+                // SAFETY: signalling the server this process started.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+        let moto = Moto::start();
+        PID.store(moto.child.id() as i32, Ordering::SeqCst);
+        // SAFETY: registering a plain function that only sends a signal.
+        unsafe {
+            libc::atexit(stop);
+        }
+        moto
     }
 
     /// Env for child processes that should talk to moto.
@@ -105,4 +133,25 @@ pub async fn running_instances(ec2: &aws_sdk_ec2::Client) -> usize {
         .await
         .unwrap();
     out.reservations().iter().map(|r| r.instances().len()).sum()
+}
+
+/// A launchable fleet request for tests: two workers of step `clean`, for a Dagster run.
+pub fn fleet_request(run: &str, backend: BackendKind, work: &str, callbacks: &str) -> FleetRequest {
+    let worker = WorkerConfig {
+        backend,
+        work_queue: work.into(),
+        callback_queue: callbacks.into(),
+        visibility_secs: 30,
+        heartbeat_secs: 10,
+        idle_shutdown_secs: 120,
+        poll_imds: false,
+        scratch_dir: None,
+    };
+    FleetRequest {
+        run_id: RunId::from(run),
+        step: "clean".into(),
+        dagster_run_id: Some("dagster-run-1".into()),
+        capacity: 2,
+        worker_config: serde_json::to_string(&worker).unwrap(),
+    }
 }

@@ -1,0 +1,73 @@
+//! The behaviour every fleet must have: one public function per behaviour, each run against
+//! local processes and against EC2 on moto as a test of its own. `request` must be launchable.
+
+use std::time::Duration;
+
+use runner_types::RunId;
+
+use super::{Fleet, FleetHandle, FleetRequest, Instance};
+
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)*) => {
+        if !$cond {
+            return Err(format!($($msg)*));
+        }
+    };
+}
+
+/// The fleet's instances once it has any (a fleet may take a moment to list them).
+async fn wait_for_instances(fleet: &dyn Fleet, handle: &FleetHandle) -> Result<Vec<Instance>, String> {
+    for _ in 0..50 {
+        let instances = fleet.instances(handle).await.map_err(|e| format!("instances: {e}"))?;
+        if !instances.is_empty() {
+            return Ok(instances);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("a launched fleet has instances".into())
+}
+
+async fn nothing_runs(fleet: &dyn Fleet, handle: &FleetHandle, after: &str) -> Result<(), String> {
+    let left = fleet.instances(handle).await.unwrap_or_default();
+    ensure!(left.iter().all(|i| i.state != "running"), "no instance runs after {after}: {left:?}");
+    Ok(())
+}
+
+/// A preflight passes, a launch names its run and step and has instances, and a delete stops
+/// every instance.
+pub async fn launch_then_delete(fleet: &dyn Fleet, request: &FleetRequest) -> Result<(), String> {
+    fleet.preflight().await.map_err(|e| format!("preflight: {e}"))?;
+    let handle = fleet.launch(request).await.map_err(|e| format!("launch: {e}"))?;
+    ensure!(handle.run_id == request.run_id && handle.step == request.step, "the handle names the run and step");
+    wait_for_instances(fleet, &handle).await?;
+    fleet.delete(&handle).await.map_err(|e| format!("delete: {e}"))?;
+    nothing_runs(fleet, &handle, "delete").await
+}
+
+/// Deleting a fleet twice succeeds.
+pub async fn delete_is_idempotent(fleet: &dyn Fleet, request: &FleetRequest) -> Result<(), String> {
+    let handle = fleet.launch(request).await.map_err(|e| format!("launch: {e}"))?;
+    fleet.delete(&handle).await.map_err(|e| format!("delete: {e}"))?;
+    fleet.delete(&handle).await.map_err(|e| format!("deleting twice is fine: {e}"))?;
+    nothing_runs(fleet, &handle, "two deletes").await
+}
+
+/// `gc` deletes the fleet of a run that is over, and leaves a live run's fleet alone.
+pub async fn gc_deletes_only_fleets_of_runs_that_are_over(
+    fleet: &dyn Fleet,
+    request: &FleetRequest,
+) -> Result<(), String> {
+    let live = fleet.launch(request).await.map_err(|e| format!("launch: {e}"))?;
+    let mut over = request.clone();
+    over.run_id = RunId::from(format!("{}-over", request.run_id));
+    let orphan = fleet.launch(&over).await.map_err(|e| format!("launch: {e}"))?;
+    let live_run = request.run_id.clone();
+    let deleted = fleet.gc(&|run: &RunId| *run == live_run).await.map_err(|e| format!("gc: {e}"))?;
+    ensure!(deleted.contains(&orphan.id), "gc deletes the fleet of a finished run: {deleted:?} vs {}", orphan.id);
+    ensure!(!deleted.contains(&live.id), "gc leaves the live run's fleet: {deleted:?}");
+    nothing_runs(fleet, &orphan, "gc").await?;
+    let still = wait_for_instances(fleet, &live).await?;
+    ensure!(still.iter().any(|i| i.state == "running" || i.state == "pending"), "the live fleet runs: {still:?}");
+    fleet.delete(&live).await.map_err(|e| format!("delete: {e}"))?;
+    Ok(())
+}

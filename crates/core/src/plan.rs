@@ -1,0 +1,237 @@
+//! Planning: turns a step and its partitions into work items by listing the inputs in storage
+//! and splitting them (per file, per hive partition value, by size, or as one item).
+
+use std::collections::BTreeMap;
+
+use runner_backends::storage::{GlobMatcher, Location, ObjectMeta, StorageError, Stores};
+use runner_spec::{InputSpec, JobSpec, SimpleSplit, Split, StepSpec, template};
+use runner_types::{Partition, RunId, StepName, WorkItemId};
+
+use crate::run_state::manifest_location;
+use crate::wire::{InputObject, WorkItem, stable_hash};
+
+/// Planning errors.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A template could not be filled.
+    #[error("step {step:?}: {detail}")]
+    Template {
+        /// The step.
+        step: StepName,
+        /// Why.
+        detail: String,
+    },
+    /// Listing failed.
+    #[error("step {step:?}, input {input:?}: listing {location}: {source}")]
+    List {
+        /// The step.
+        step: StepName,
+        /// The input.
+        input: String,
+        /// Where.
+        location: String,
+        /// The storage error.
+        source: Box<StorageError>,
+    },
+    /// A required input has no files.
+    #[error("step {step:?}, input {input:?}: no files match {location}{partition}")]
+    NoFiles {
+        /// The step.
+        step: StepName,
+        /// The input.
+        input: String,
+        /// The pattern.
+        location: String,
+        /// For which partition.
+        partition: String,
+    },
+    /// A glob is malformed.
+    #[error("step {step:?}, input {input:?}: {detail}")]
+    Glob {
+        /// The step.
+        step: StepName,
+        /// The input.
+        input: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// The rendered locations of one step for one partition.
+pub struct StepPaths {
+    /// Input patterns by name.
+    pub inputs: BTreeMap<String, Location>,
+    /// Output directories by name.
+    pub outputs: BTreeMap<String, Location>,
+}
+
+/// Renders a step's paths for a partition.
+pub fn step_paths(root: &Location, step: &StepSpec, partition: Option<&Partition>) -> Result<StepPaths, PlanError> {
+    let render = |text: &str| {
+        template::render(text, partition).map_err(|detail| PlanError::Template { step: step.name.clone(), detail })
+    };
+    let mut inputs = BTreeMap::new();
+    for (name, input) in &step.inputs {
+        inputs.insert(name.clone(), Location::resolve(root, &render(&input.path)?));
+    }
+    let mut outputs = BTreeMap::new();
+    for (name, output) in &step.outputs {
+        outputs.insert(name.clone(), Location::resolve(root, &render(&output.path)?));
+    }
+    Ok(StepPaths { inputs, outputs })
+}
+
+fn hive_values(key: &str) -> BTreeMap<&str, &str> {
+    key.split('/').filter_map(|c| c.split_once('=')).collect()
+}
+
+async fn list_input(
+    stores: &dyn Stores,
+    step: &StepSpec,
+    name: &str,
+    input: &InputSpec,
+    location: &Location,
+    partition: Option<&Partition>,
+) -> Result<Vec<(Location, ObjectMeta)>, PlanError> {
+    let store = stores.store(location).await.map_err(|source| PlanError::List {
+        step: step.name.clone(),
+        input: name.to_string(),
+        location: location.to_string(),
+        source: Box::new(source),
+    })?;
+    let glob = GlobMatcher::new(location.key()).map_err(|detail| PlanError::Glob {
+        step: step.name.clone(),
+        input: name.to_string(),
+        detail,
+    })?;
+    let listed = store.list(glob.list_prefix()).await.map_err(|source| PlanError::List {
+        step: step.name.clone(),
+        input: name.to_string(),
+        location: location.to_string(),
+        source: Box::new(source),
+    })?;
+    let mut filters = BTreeMap::new();
+    for (k, v) in &input.hive_filter {
+        let v =
+            template::render(v, partition).map_err(|detail| PlanError::Template { step: step.name.clone(), detail })?;
+        filters.insert(k.clone(), v);
+    }
+    Ok(listed
+        .into_iter()
+        .filter(|m| glob.matches(&m.key))
+        .filter(|m| {
+            // Hive partition pruning at listing time: other partitions' files are never read.
+            let values = hive_values(&m.key);
+            filters.iter().all(|(k, v)| values.get(k.as_str()).is_some_and(|x| x == v))
+        })
+        .map(|m| (location.with_key(m.key.clone()), m))
+        .collect())
+}
+
+/// What planning needs to know about the run.
+pub struct PlanContext<'a> {
+    /// Where inputs are listed.
+    pub stores: &'a dyn Stores,
+    /// The run.
+    pub run_id: &'a RunId,
+    /// The job.
+    pub job: &'a JobSpec,
+    /// Where the run's copy of the spec is.
+    pub spec_uri: &'a Location,
+    /// Where relative paths resolve.
+    pub root: &'a Location,
+    /// Where run state lives.
+    pub state: &'a Location,
+}
+
+/// Plans one step for one partition.
+pub async fn plan_step(
+    ctx: &PlanContext<'_>,
+    step: &StepSpec,
+    partition: Option<&Partition>,
+) -> Result<Vec<WorkItem>, PlanError> {
+    let PlanContext { stores, run_id, job, spec_uri, root, state } = *ctx;
+    let paths = step_paths(root, step, partition)?;
+    let mut listed: BTreeMap<String, Vec<(Location, ObjectMeta)>> = BTreeMap::new();
+    for (name, input) in &step.inputs {
+        let files = list_input(stores, step, name, input, &paths.inputs[name], partition).await?;
+        if files.is_empty() && input.required {
+            return Err(PlanError::NoFiles {
+                step: step.name.clone(),
+                input: name.clone(),
+                location: paths.inputs[name].to_string(),
+                partition: partition.map(|p| format!(" (partition {})", p.key)).unwrap_or_default(),
+            });
+        }
+        listed.insert(name.clone(), files);
+    }
+    let split_input = step.split_input_name().to_string();
+    let to_objects = |files: &[(Location, ObjectMeta)]| -> Vec<InputObject> {
+        files.iter().map(|(l, m)| InputObject { uri: l.clone(), size: m.size, version: m.version.clone() }).collect()
+    };
+    let shared: BTreeMap<String, Vec<InputObject>> =
+        listed.iter().filter(|(n, _)| **n != split_input).map(|(n, f)| (n.clone(), to_objects(f))).collect();
+    let split_files = listed.get(&split_input).cloned().unwrap_or_default();
+    let groups: Vec<(String, Vec<(Location, ObjectMeta)>)> = match &step.split {
+        Split::Simple(SimpleSplit::Single) => vec![("all".to_string(), split_files)],
+        Split::Simple(SimpleSplit::File) => split_files
+            .into_iter()
+            .map(|f| (f.1.key.rsplit('/').next().unwrap_or_default().to_string(), vec![f]))
+            .collect(),
+        Split::Partition { partition: key } => {
+            let mut by: BTreeMap<String, Vec<(Location, ObjectMeta)>> = BTreeMap::new();
+            for f in split_files {
+                let value = hive_values(&f.1.key).get(key.as_str()).map(|v| v.to_string()).unwrap_or_default();
+                by.entry(format!("{key}={value}")).or_default().push(f);
+            }
+            by.into_iter().collect()
+        }
+        Split::Size { size_mb } => {
+            let target = size_mb * 1024 * 1024;
+            let mut groups = Vec::new();
+            let mut current: Vec<(Location, ObjectMeta)> = Vec::new();
+            let mut size = 0;
+            for f in split_files {
+                if !current.is_empty() && size + f.1.size > target {
+                    groups.push((format!("group{}", groups.len()), std::mem::take(&mut current)));
+                    size = 0;
+                }
+                size += f.1.size;
+                current.push(f);
+            }
+            if !current.is_empty() {
+                groups.push((format!("group{}", groups.len()), current));
+            }
+            groups
+        }
+    };
+    let definition = format!("{step:?}");
+    let mut items = Vec::new();
+    for (unit, files) in groups {
+        let mut inputs = shared.clone();
+        inputs.insert(split_input.clone(), to_objects(&files));
+        let mut parts: Vec<String> =
+            vec![job.name.clone(), definition.clone(), partition.map(|p| p.key.to_string()).unwrap_or_default()];
+        for (name, objects) in &inputs {
+            for o in objects {
+                parts.push(format!("{name}\u{1}{}\u{1}{}", o.uri, o.version));
+            }
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let id = WorkItemId::from(stable_hash(&refs));
+        items.push(WorkItem {
+            run_id: run_id.clone(),
+            job: job.name.clone(),
+            spec_uri: spec_uri.clone(),
+            step: step.name.clone(),
+            label: format!("{}[{}] {unit}", step.name, partition.map(|p| p.key.as_str()).unwrap_or("-")),
+            inputs,
+            outputs: paths.outputs.clone(),
+            manifest_uri: manifest_location(state, &job.name, &step.name, partition, &id),
+            partition: partition.cloned(),
+            memory_limit_mb: step.memory_limit_mb,
+            id,
+        });
+    }
+    Ok(items)
+}

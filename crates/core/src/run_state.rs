@@ -1,0 +1,193 @@
+//! Run state: what the orchestrator keeps under the state location, and the only module that
+//! knows its layout.
+//!
+//! ```text
+//! {state}/runs/{run}/job.toml                      the run's copy of the job spec
+//! {state}/runs/{run}/run.json                      the run record (status, heartbeat)
+//! {state}/items/{job}/{step}/{partition}/{item}.json   an item's commit manifest
+//! ```
+//!
+//! It reads and writes run records, finds the items already committed, and prunes what
+//! superseded items wrote.
+
+use std::collections::BTreeSet;
+
+use runner_backends::storage::{Location, StorageError, Stores};
+use runner_types::{Partition, RunId, StepName, WorkItemId};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::wire::Manifest;
+
+/// Where the run's copy of the job spec goes (workers read the spec from there).
+pub fn spec_location(state: &Location, run_id: &RunId) -> Location {
+    state.join(&format!("runs/{run_id}/job.toml"))
+}
+
+/// Where a run's record lives.
+pub fn run_record_location(state: &Location, run_id: &RunId) -> Location {
+    state.join(&format!("runs/{run_id}/run.json"))
+}
+
+/// The folder of a partition's manifests: the key made safe for object names, `_` for an
+/// unpartitioned run.
+fn partition_folder(partition: Option<&Partition>) -> String {
+    partition.map(Partition::slug).unwrap_or_else(|| "_".to_string())
+}
+
+/// The prefix holding a step's manifests for one partition.
+pub fn manifest_prefix(state: &Location, job: &str, step: &StepName, partition: Option<&Partition>) -> Location {
+    state.join(&format!("items/{job}/{step}/{}", partition_folder(partition)))
+}
+
+/// Where an item's manifest lives.
+pub fn manifest_location(
+    state: &Location,
+    job: &str,
+    step: &StepName,
+    partition: Option<&Partition>,
+    id: &WorkItemId,
+) -> Location {
+    manifest_prefix(state, job, step, partition).join(&format!("{id}.json"))
+}
+
+/// How a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Under way (while its heartbeat is recent).
+    Running,
+    /// Finished, every step done.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+}
+
+/// The run record, for `fleet gc` and for people.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run.
+    pub run_id: RunId,
+    /// The job.
+    pub job: String,
+    /// How it stands.
+    pub status: RunStatus,
+    /// Unix seconds of the last heartbeat.
+    pub heartbeat: u64,
+    /// The error, when failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A record older than this without a heartbeat belongs to a dead orchestrator.
+const LIVE_HEARTBEAT_SECS: u64 = 600;
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl RunRecord {
+    /// A record for a run starting now.
+    pub fn started(run_id: RunId, job: &str) -> Self {
+        Self { run_id, job: job.to_string(), status: RunStatus::Running, heartbeat: unix_now(), error: None }
+    }
+
+    /// Writes the record.
+    pub async fn write(&self, stores: &dyn Stores, state: &Location) -> Result<(), StorageError> {
+        let body = serde_json::to_vec_pretty(self).unwrap_or_default();
+        stores.write(&run_record_location(state, &self.run_id), body).await
+    }
+}
+
+/// A run is live while its record says `running` and its heartbeat is recent.
+pub async fn is_run_live(stores: &dyn Stores, state: &Location, run_id: &RunId) -> bool {
+    let record = stores
+        .read(&run_record_location(state, run_id))
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<RunRecord>(&b).ok());
+    match record {
+        Some(r) => r.status == RunStatus::Running && unix_now().saturating_sub(r.heartbeat) < LIVE_HEARTBEAT_SECS,
+        None => false,
+    }
+}
+
+/// The run ids that have a record under the state location.
+pub async fn recorded_runs(stores: &dyn Stores, state: &Location) -> Result<Vec<RunId>, StorageError> {
+    let prefix = state.join("runs");
+    let store = stores.store(&prefix).await?;
+    Ok(store
+        .list(&format!("{}/", prefix.key()))
+        .await?
+        .into_iter()
+        .filter_map(|m| m.key.strip_suffix("/run.json").and_then(|k| k.rsplit('/').next()).map(RunId::from))
+        .collect())
+}
+
+/// Reads an item's manifest; `None` when it is missing or unreadable.
+pub async fn read_manifest(stores: &dyn Stores, location: &Location) -> Option<Manifest> {
+    stores.read(location).await.ok().and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// The ids of a step's items committed for one partition (by any run).
+pub async fn committed_ids(
+    stores: &dyn Stores,
+    state: &Location,
+    job: &str,
+    step: &StepName,
+    partition: Option<&Partition>,
+) -> Result<BTreeSet<WorkItemId>, StorageError> {
+    Ok(manifests(stores, state, job, step, partition).await?.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Every manifest of a step for one partition: the item id and where its manifest is.
+async fn manifests(
+    stores: &dyn Stores,
+    state: &Location,
+    job: &str,
+    step: &StepName,
+    partition: Option<&Partition>,
+) -> Result<Vec<(WorkItemId, Location)>, StorageError> {
+    let prefix = manifest_prefix(state, job, step, partition);
+    let store = stores.store(&prefix).await?;
+    Ok(store
+        .list(&format!("{}/", prefix.key()))
+        .await?
+        .into_iter()
+        .filter_map(|m| {
+            let id = m.key.rsplit('/').next().and_then(|n| n.strip_suffix(".json")).map(WorkItemId::from)?;
+            Some((id, prefix.with_key(m.key)))
+        })
+        .collect())
+}
+
+/// Deletes what earlier versions of a step's items wrote for these partitions: items whose
+/// inputs or definition changed have new ids, and their old files must not linger. `current`
+/// holds the ids of the step's items now.
+pub async fn prune(
+    stores: &dyn Stores,
+    state: &Location,
+    job: &str,
+    step: &StepName,
+    partitions: &[Option<Partition>],
+    current: &BTreeSet<&WorkItemId>,
+) -> Result<(), StorageError> {
+    for partition in partitions {
+        for (id, manifest_at) in manifests(stores, state, job, step, partition.as_ref()).await? {
+            if current.contains(&id) {
+                continue;
+            }
+            if let Some(old) = read_manifest(stores, &manifest_at).await {
+                for file in old.files.values().flatten() {
+                    if let Ok(store) = stores.store(file).await {
+                        store.delete(file.key()).await?;
+                    }
+                }
+            }
+            stores.store(&manifest_at).await?.delete(manifest_at.key()).await?;
+            info!(step = %step, "pruned outputs of superseded item {id}");
+        }
+    }
+    Ok(())
+}

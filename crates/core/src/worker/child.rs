@@ -1,0 +1,152 @@
+//! Runs each work item in a child process (`runner exec-item`), so all of the item's memory
+//! goes back to the OS when it ends. The parent watches the child's resident size, stops it
+//! above the item's limit, and reads its peak from `wait4`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use runner_types::ItemStats;
+
+use crate::wire::WorkItem;
+
+/// What the child writes to its result file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildResult {
+    /// Committed.
+    Ok(ItemStats),
+    /// Failed, with the error chain.
+    Error(String),
+}
+
+/// How a child ended, from the parent's side.
+#[derive(Debug)]
+pub enum ChildOutcome {
+    /// Committed.
+    Succeeded(ItemStats),
+    /// The job failed.
+    Failed(String),
+    /// The child was stopped from outside (by us on a spot notice, or by a signal).
+    Killed(String),
+}
+
+/// The child's resident size, from `/proc` (Linux). Elsewhere there is none, and the memory
+/// limit is not enforced while the item runs.
+#[cfg(target_os = "linux")]
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rss_bytes(_pid: u32) -> Option<u64> {
+    None
+}
+
+/// Runs the item in a child process. `cancel` resolving stops it (SIGKILL) and reports Killed.
+pub async fn run_item_process(
+    item: &WorkItem,
+    scratch: &Path,
+    cancel: impl std::future::Future<Output = String>,
+) -> std::io::Result<ChildOutcome> {
+    std::fs::create_dir_all(scratch)?;
+    let item_path = scratch.join("item.json");
+    let result_path = scratch.join("result.json");
+    std::fs::write(&item_path, serde_json::to_vec(item).unwrap_or_default())?;
+    let _ = std::fs::remove_file(&result_path);
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    // The item dies with its worker, so a worker killed mid-item leaves no process still
+    // writing that item's outputs.
+    runner_backends::process::die_with_parent(&mut cmd, libc::SIGKILL);
+    let child = cmd
+        .arg("exec-item")
+        .arg("--item")
+        .arg(&item_path)
+        .arg("--result")
+        .arg(&result_path)
+        .arg("--scratch")
+        .arg(scratch.join("work"))
+        .stdin(Stdio::null())
+        .spawn()?;
+    let pid = child.id();
+    let limit = item.memory_limit_mb.map(|mb| mb * 1024 * 1024);
+    // The child is reaped by `wait4` below, not through `Child`.
+    std::mem::forget(child);
+    let waiter = tokio::task::spawn_blocking(move || wait(pid));
+    tokio::pin!(waiter);
+    tokio::pin!(cancel);
+    let mut over_limit: Option<u64> = None;
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    let (status, peak) = loop {
+        tokio::select! {
+            done = &mut waiter => break done.map_err(std::io::Error::other)??,
+            reason = &mut cancel => {
+                kill(pid);
+                let _ = (&mut waiter).await;
+                return Ok(ChildOutcome::Killed(reason));
+            }
+            _ = ticker.tick() => {
+                if let (Some(limit), Some(rss)) = (limit, rss_bytes(pid))
+                    && rss > limit
+                    && over_limit.is_none()
+                {
+                    over_limit = Some(rss);
+                    kill(pid);
+                }
+            }
+        }
+    };
+    if let Some(rss) = over_limit {
+        return Ok(ChildOutcome::Failed(format!(
+            "item {} went over its memory limit of {} MiB (resident {} MiB) and was stopped",
+            item.label,
+            item.memory_limit_mb.unwrap_or(0),
+            rss / (1024 * 1024)
+        )));
+    }
+    let result = std::fs::read(&result_path).ok().and_then(|b| serde_json::from_slice::<ChildResult>(&b).ok());
+    Ok(match (result, status) {
+        (Some(ChildResult::Ok(mut stats)), 0) => {
+            stats.peak_rss_bytes = Some(peak);
+            ChildOutcome::Succeeded(stats)
+        }
+        (Some(ChildResult::Error(e)), _) => ChildOutcome::Failed(e),
+        (_, code) if code >= 128 => ChildOutcome::Killed(format!("item process killed by signal {}", code - 128)),
+        (_, code) => ChildOutcome::Failed(format!("item process exited with status {code} without a result")),
+    })
+}
+
+fn kill(pid: u32) {
+    // SAFETY: sending a signal to our own child.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Waits for the child; returns its exit status (128+signal when killed) and peak RSS in bytes.
+fn wait(pid: u32) -> std::io::Result<(i32, u64)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data, filled by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: waiting on our own child with valid out-pointers.
+        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+        if r >= 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+    // `ru_maxrss` is in KiB on Linux and in bytes on macOS.
+    let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
+    Ok((code, usage.ru_maxrss as u64 * unit))
+}

@@ -1,0 +1,181 @@
+//! Executes one work item inside the item's own process: stage the inputs (in place when local,
+//! downloaded from S3), run the engine, publish each output file atomically under a name derived
+//! from the item id, then commit by writing the item's manifest. A redone item writes the same
+//! names, so it replaces its own output and never duplicates it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use runner_backends::storage::{Location, StorageError, Stores};
+use runner_engine::{self as engine, EngineError, ItemRun, ItemStats, LocalFile};
+use runner_spec::JobSpec;
+
+use crate::wire::{Manifest, WorkItem};
+
+/// Why an item failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Reading inputs or publishing outputs failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The job spec of the run could not be read.
+    #[error("job spec {uri}: {detail}")]
+    Spec {
+        /// Where it was.
+        uri: Location,
+        /// Why.
+        detail: String,
+    },
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Scratch space trouble.
+    #[error("scratch directory {path}: {source}")]
+    Scratch {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn scratch_err(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
+    move |source| ExecError::Scratch { path: path.display().to_string(), source }
+}
+
+/// Runs the item and commits it. Returns its stats.
+pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Result<ItemStats, ExecError> {
+    let spec_text = stores.read(&item.spec_uri).await?;
+    let spec_text = String::from_utf8(spec_text)
+        .map_err(|e| ExecError::Spec { uri: item.spec_uri.clone(), detail: e.to_string() })?;
+    let job = JobSpec::parse(&spec_text, &item.spec_uri.to_string())
+        .map_err(|e| ExecError::Spec { uri: item.spec_uri.clone(), detail: e.to_string() })?;
+    let step = job
+        .step(&item.step)
+        .ok_or_else(|| ExecError::Spec { uri: item.spec_uri.clone(), detail: format!("no step {:?}", item.step) })?
+        .clone();
+
+    let inputs = stage_inputs(item, stores, &scratch.join("in")).await?;
+    let out_dir = scratch.join("out");
+    std::fs::create_dir_all(&out_dir).map_err(scratch_err(&out_dir))?;
+    let tag = item.id.to_string();
+    let partition = item.partition.clone();
+    let engine_out = out_dir.clone();
+    let mut stats = tokio::task::spawn_blocking(move || {
+        engine::run_item(ItemRun {
+            step: &step,
+            partition: partition.as_ref(),
+            inputs,
+            out_dir: &engine_out,
+            file_tag: &tag,
+        })
+    })
+    .await
+    .map_err(|e| {
+        ExecError::Engine(EngineError::Execute { step: item.step.clone(), detail: format!("engine thread: {e}") })
+    })??;
+
+    failpoint_sleep().await;
+    let files = publish(item, stores, &out_dir).await?;
+    // Keys are relative to the output directory in the stats; report what was published.
+    for (name, published) in &files {
+        if let Some(o) = stats.outputs.get_mut(name) {
+            o.files = o.files.iter().zip(published.iter()).map(|((_, rows), uri)| (uri.to_string(), *rows)).collect();
+        }
+    }
+    let manifest = Manifest {
+        item: item.id.clone(),
+        run_id: Some(item.run_id.clone()),
+        step: item.step.clone(),
+        partition: item.partition.as_ref().map(|p| p.key.clone()),
+        files,
+        stats: stats.clone(),
+    };
+    let body = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    stores.write(&item.manifest_uri, body).await?;
+    stats.wall_seconds = stats.wall_seconds.max(0.0);
+    Ok(stats)
+}
+
+/// Test-only failpoint: `RUNNER_TEST_ITEM_SLEEP_MS` holds every item this long before it
+/// publishes, so fault tests can kill or interrupt a worker mid-item.
+async fn failpoint_sleep() {
+    if let Some(ms) = std::env::var("RUNNER_TEST_ITEM_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
+async fn stage_inputs(
+    item: &WorkItem,
+    stores: &dyn Stores,
+    dir: &Path,
+) -> Result<BTreeMap<String, Vec<LocalFile>>, ExecError> {
+    let mut out = BTreeMap::new();
+    for (name, objects) in &item.inputs {
+        let mut files = Vec::with_capacity(objects.len());
+        for o in objects {
+            let loc = &o.uri;
+            let store = stores.store(loc).await?;
+            let path = match store.local_path(loc.key()) {
+                Some(p) => p,
+                None => {
+                    // Keep the key's directories: hive columns are read from them.
+                    let p = dir.join(name).join(loc.key());
+                    store.get_to_file(loc.key(), &p).await?;
+                    p
+                }
+            };
+            files.push(LocalFile { path, source: o.uri.to_string(), size: o.size });
+        }
+        out.insert(name.clone(), files);
+    }
+    Ok(out)
+}
+
+/// The final name of a written file: the directories stay (hive partitions), the file name
+/// gets the item id, so items never collide and a redo overwrites its own files.
+fn final_key(base: &Location, rel: &Path, tag: &str) -> String {
+    let dir = rel.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = rel.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = if stem == tag { format!("part-{tag}.parquet") } else { format!("part-{tag}-{stem}.parquet") };
+    let mut parts = vec![base.key().to_string()];
+    if !dir.is_empty() {
+        parts.push(dir);
+    }
+    parts.push(name);
+    parts.retain(|p| !p.is_empty());
+    parts.join("/")
+}
+
+async fn publish(
+    item: &WorkItem,
+    stores: &dyn Stores,
+    out_dir: &Path,
+) -> Result<BTreeMap<String, Vec<Location>>, ExecError> {
+    let mut published = BTreeMap::new();
+    for (name, base) in &item.outputs {
+        let files = publish_dir(stores, base, &engine::output_dir(out_dir, name), item.id.as_str()).await?;
+        published.insert(name.clone(), files);
+    }
+    // Quarantined rows go beside the first output, under `_quarantine/` (never read as input).
+    let quarantine = out_dir.join("_quarantine");
+    if quarantine.exists()
+        && let Some((_, base)) = item.outputs.iter().next()
+    {
+        let files = publish_dir(stores, &base.join("_quarantine"), &quarantine, item.id.as_str()).await?;
+        published.insert("_quarantine".to_string(), files);
+    }
+    Ok(published)
+}
+
+/// Publishes every Parquet file under a scratch directory below `base`, each atomically.
+async fn publish_dir(stores: &dyn Stores, base: &Location, dir: &Path, tag: &str) -> Result<Vec<Location>, ExecError> {
+    let store = stores.store(base).await?;
+    let mut published = Vec::new();
+    for rel in engine::files::parquet_files(dir, false).map_err(scratch_err(dir))? {
+        let key = final_key(base, &rel, tag);
+        store.put_file(&key, &dir.join(&rel)).await?;
+        published.push(base.with_key(key));
+    }
+    Ok(published)
+}

@@ -1,0 +1,287 @@
+//! # runner-engine — one work item, executed with Polars
+//!
+//! Runs one work item of a step on local files ([`run_item`]): inputs are read lazily (CSV,
+//! NDJSON, Parquet with hive partitions), bad rows are handled by the input's policy, the
+//! outputs' SQL runs over the inputs by name, and outputs are written as Parquet
+//! (hive-partitioned when asked) into a scratch directory that the caller publishes. It also
+//! measures the job's asset checks on local Parquet files ([`checks`]).
+//!
+//! This is the only crate of the runner that compiles Polars. It knows nothing of storage,
+//! queues, fleets or Dagster: the worker (`runner-core`) stages inputs, calls it, and publishes
+//! what it wrote.
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use runner_engine::{ItemRun, LocalFile, run_item};
+//!
+//! let job = runner_spec::JobSpec::load("job.toml".as_ref())?;
+//! let step = job.step("clean").expect("the step exists");
+//! let files = vec![LocalFile { path: "raw/a.csv".into(), source: "raw/a.csv".into(), size: 10 }];
+//! let stats = run_item(ItemRun {
+//!     step,
+//!     partition: None,
+//!     inputs: BTreeMap::from([("raw".to_string(), files)]),
+//!     out_dir: "out".as_ref(),
+//!     file_tag: "item1",
+//! })?;
+//! println!("{} rows written", stats.outputs.values().map(|o| o.rows).sum::<u64>());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod bad_rows;
+pub mod checks;
+mod dtype;
+pub mod files;
+mod ndjson;
+mod ops;
+mod read;
+mod stats;
+mod temporal;
+mod write;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use polars::prelude::*;
+
+use runner_spec::StepSpec;
+pub use runner_types::{ItemStats, OutputStats};
+use runner_types::{Partition, StepName};
+
+/// Engine errors. Each names the input or output, and where it can, the file, row and column.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A row did not fit the declared schema (policy `fail`).
+    #[error("input {input:?}: {file}: row {row}, column {column:?}: {detail}")]
+    BadRow {
+        /// The input.
+        input: String,
+        /// The file.
+        file: String,
+        /// 1-based data row (lines after the header).
+        row: u64,
+        /// The column (or `*` for the whole row).
+        column: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Files of one input disagree on their schema.
+    #[error("input {input:?}: schema mismatch: {file} has {found}, but {reference} has {expected}")]
+    SchemaMismatch {
+        /// The input.
+        input: String,
+        /// The disagreeing file.
+        file: String,
+        /// What it has.
+        found: String,
+        /// The file its schema was compared with.
+        reference: String,
+        /// What that one has.
+        expected: String,
+    },
+    /// An input matched no files and is required.
+    #[error("input {input:?}: no files match {pattern}")]
+    NoFiles {
+        /// The input.
+        input: String,
+        /// The pattern.
+        pattern: String,
+    },
+    /// Reading an input failed.
+    #[error("input {input:?}: reading {file}: {detail}")]
+    Read {
+        /// The input.
+        input: String,
+        /// The file (or files).
+        file: String,
+        /// Polars' explanation.
+        detail: String,
+    },
+    /// An input operation failed.
+    #[error("input {input:?}: op {op}: {detail}")]
+    Op {
+        /// The input.
+        input: String,
+        /// The operation.
+        op: String,
+        /// Why.
+        detail: String,
+    },
+    /// An output's SQL failed.
+    #[error("output {output:?}: SQL: {detail}")]
+    Sql {
+        /// The output.
+        output: String,
+        /// Polars' explanation.
+        detail: String,
+    },
+    /// Computing or writing outputs failed.
+    #[error("step {step:?}: {detail}")]
+    Execute {
+        /// The step.
+        step: StepName,
+        /// Polars' explanation.
+        detail: String,
+    },
+    /// Local file system trouble in the scratch directory.
+    #[error("scratch {path}: {detail}")]
+    Scratch {
+        /// The path.
+        path: String,
+        /// The error.
+        detail: String,
+    },
+    /// A template could not be rendered.
+    #[error("{0}")]
+    Template(String),
+}
+
+/// One input file as the engine sees it: a local path and where it came from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LocalFile {
+    /// The local path to read.
+    pub path: PathBuf,
+    /// The original URI (for messages).
+    pub source: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Everything one item needs.
+#[derive(Debug)]
+pub struct ItemRun<'a> {
+    /// The step.
+    pub step: &'a StepSpec,
+    /// The partition, for templates.
+    pub partition: Option<&'a Partition>,
+    /// Local files per input name.
+    pub inputs: BTreeMap<String, Vec<LocalFile>>,
+    /// Scratch directory: outputs are written to `{out_dir}/{output}/...`.
+    pub out_dir: &'a Path,
+    /// Prefix of written file names (unique per item, so items never collide).
+    pub file_tag: &'a str,
+}
+
+/// Where an output's files are written.
+pub fn output_dir(out_dir: &Path, output: &str) -> PathBuf {
+    out_dir.join(output)
+}
+
+/// Where quarantined rows of an input are written.
+pub fn quarantine_dir(out_dir: &Path, input: &str) -> PathBuf {
+    out_dir.join("_quarantine").join(input)
+}
+
+fn polars_err(step: &StepName) -> impl Fn(PolarsError) -> EngineError + '_ {
+    move |e| EngineError::Execute { step: step.clone(), detail: e.to_string() }
+}
+
+/// Runs one work item.
+pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
+    let started = Instant::now();
+    let step = run.step;
+    let mut stats = ItemStats::default();
+    let mut plans: Vec<DslPlan> = Vec::new();
+    // What each extra plan (after the output sinks) counts.
+    enum Counted {
+        Input(String),
+        Dropped(String),
+        Quarantined(String),
+    }
+    let mut counted: Vec<Counted> = Vec::new();
+
+    let mut ctx = polars::sql::SQLContext::new();
+    for (name, spec) in &step.inputs {
+        let files = run.inputs.get(name).cloned().unwrap_or_default();
+        stats.bytes_in += files.iter().map(|f| f.size).sum::<u64>();
+        *stats.files_in.entry(name.clone()).or_default() += files.len() as u64;
+        let read = read::read_input(name, spec, &files, run.out_dir, run.file_tag)?;
+        let frame = ops::apply(name, &spec.ops, read.frame)?;
+        if let Some(rows) = read.known_rows {
+            *stats.rows_in.entry(name.clone()).or_default() += rows;
+        }
+        if let Some(counter) = read.counter {
+            plans.push(counter.logical_plan);
+            counted.push(Counted::Input(name.clone()));
+        }
+        if let Some(bad) = read.bad {
+            plans.push(bad.count.logical_plan.clone());
+            counted.push(match bad.quarantine_sink {
+                Some(_) => Counted::Quarantined(name.clone()),
+                None => Counted::Dropped(name.clone()),
+            });
+            if let Some(sink) = bad.quarantine_sink {
+                plans.push(sink.logical_plan);
+            }
+        }
+        ctx.register(name, frame);
+    }
+
+    let mut output_schemas = BTreeMap::new();
+    let mut sink_count = 0;
+    for (name, output) in &step.outputs {
+        let sql =
+            runner_spec::template::render(&step.output_sql(output), run.partition).map_err(EngineError::Template)?;
+        // Planning reads input schemas, so a malformed input can fail here: prefer the error
+        // that names the bad row over a generic SQL one.
+        let sql_error = |e: PolarsError| match read::explain_failure(step, &run.inputs, e.clone()) {
+            bad @ EngineError::BadRow { .. } => bad,
+            _ => EngineError::Sql { output: name.clone(), detail: e.to_string() },
+        };
+        let frame = ctx.execute(&sql).map_err(sql_error)?;
+        let schema = frame.clone().collect_schema().map_err(sql_error)?;
+        for key in &output.partition_by {
+            if schema.get(key).is_none() {
+                return Err(EngineError::Sql {
+                    output: name.clone(),
+                    detail: format!(
+                        "partition_by column {key:?} is not in the output; its columns are {:?}",
+                        schema.iter_names().collect::<Vec<_>>()
+                    ),
+                });
+            }
+        }
+        output_schemas.insert(name.clone(), schema);
+        let sink = write::sink(frame, output, &output_dir(run.out_dir, name), run.file_tag)
+            .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
+        plans.insert(sink_count, sink.logical_plan);
+        sink_count += 1;
+    }
+
+    let results = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default())
+        .map_err(|e| read::explain_failure(step, &run.inputs, e))?;
+    for (what, df) in counted.iter().zip(results.iter().skip(sink_count).filter(|d| d.width() > 0)) {
+        match what {
+            Counted::Input(name) => {
+                *stats.rows_in.entry(name.clone()).or_default() += stats::count_in(df, read::ROWS);
+                let n = stats::count_in(df, read::VIOLATIONS);
+                if n > 0 {
+                    return Err(read::explain_failure(
+                        step,
+                        &run.inputs,
+                        PolarsError::ComputeError(
+                            format!("input {name:?}: {n} rows have a null in a required column or too many fields")
+                                .into(),
+                        ),
+                    ));
+                }
+            }
+            Counted::Dropped(name) => *stats.rows_dropped.entry(name.clone()).or_default() += stats::single_count(df),
+            Counted::Quarantined(name) => {
+                *stats.rows_quarantined.entry(name.clone()).or_default() += stats::single_count(df)
+            }
+        }
+    }
+    // Rows that were set aside never reached the outputs but were read.
+    for (name, n) in stats.rows_dropped.clone().into_iter().chain(stats.rows_quarantined.clone()) {
+        *stats.rows_in.entry(name).or_default() += n;
+    }
+    for (name, schema) in output_schemas {
+        let out = stats::output_stats(&output_dir(run.out_dir, &name), &schema).map_err(polars_err(&step.name))?;
+        stats.bytes_out += out.bytes;
+        stats.outputs.insert(name, out);
+    }
+    stats.wall_seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}

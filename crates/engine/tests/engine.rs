@@ -1,0 +1,395 @@
+//! The engine on small hand-made files: every input format and option, the bad-row policies,
+//! hive output, templated SQL, and the errors that name file, row and column.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use runner_engine::{EngineError, ItemRun, LocalFile, run_item};
+use runner_spec::JobSpec;
+use runner_types::Partition;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn write_gz(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&p).unwrap(), flate2::Compression::fast());
+    e.write_all(text.as_bytes()).unwrap();
+    e.finish().unwrap();
+    p
+}
+
+fn local(path: &Path) -> LocalFile {
+    LocalFile {
+        path: path.to_path_buf(),
+        source: path.display().to_string(),
+        size: std::fs::metadata(path).unwrap().len(),
+    }
+}
+
+fn spec(toml: &str) -> JobSpec {
+    JobSpec::parse(toml, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(
+    job: &JobSpec,
+    inputs: &[(&str, Vec<PathBuf>)],
+    out: &Path,
+    partition: Option<&Partition>,
+) -> Result<runner_engine::ItemStats, EngineError> {
+    let inputs: BTreeMap<String, Vec<LocalFile>> =
+        inputs.iter().map(|(n, fs)| (n.to_string(), fs.iter().map(|f| local(f)).collect())).collect();
+    run_item(ItemRun { step: &job.steps[0], partition, inputs, out_dir: out, file_tag: "item0" })
+}
+
+fn read_dir_parquet(dir: &Path) -> DataFrame {
+    LazyFrame::scan_parquet(
+        PlRefPath::new(dir.to_string_lossy().as_ref()),
+        ScanArgsParquet { hive_options: HiveOptions::new_enabled(), ..Default::default() },
+    )
+    .unwrap()
+    .collect()
+    .unwrap()
+}
+
+const CSV_JOB: &str = r#"
+name = "t"
+[[step]]
+name = "clean"
+[step.inputs.raw]
+path = "raw/*.csv.gz"
+format = "csv"
+header = false
+compression = "gzip"
+columns = [["id", "i64"], ["user_id", "str"], { name = "ts", dtype = "datetime", required = true }, ["amount", "f64"], ["ok", "bool"]]
+bad_rows = "POLICY"
+[step.outputs.clean]
+path = "clean"
+partition_by = ["day"]
+row_group_size = 1000
+compression = "zstd"
+compression_level = 3
+sql = "SELECT id, user_id, ts, amount, ok, CAST(ts AS DATE) AS day FROM raw"
+"#;
+
+const CSV_DATA: &str = "1,u1,2024-01-01 10:00:00,1.5,true
+2,u2,2024-01-01 11:00:00,2.5,false
+3,u3,2024-01-02 09:00:00,notanumber,true
+4,u4,2024-01-02 10:00:00,4.5,true,extra
+5,u5,,5.5,false
+6,u6,2024-01-02 12:00:00,6.5,1
+";
+
+#[test]
+fn csv_fail_names_file_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_gz(dir.path(), "a.csv.gz", CSV_DATA);
+    let job = spec(&CSV_JOB.replace("POLICY", "fail"));
+    let err = run(&job, &[("raw", vec![f.clone()])], &dir.path().join("out"), None).unwrap_err();
+    match err {
+        EngineError::BadRow { row, column, file, detail, .. } => {
+            assert_eq!(row, 3);
+            assert_eq!(column, "amount");
+            assert!(file.ends_with("a.csv.gz"));
+            assert!(detail.contains("notanumber"), "{detail}");
+        }
+        other => panic!("expected a bad-row error, got {other}"),
+    }
+}
+
+#[test]
+fn csv_skip_counts_and_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_gz(dir.path(), "a.csv.gz", CSV_DATA);
+    let job = spec(&CSV_JOB.replace("POLICY", "skip"));
+    let out = dir.path().join("out");
+    let stats = run(&job, &[("raw", vec![f])], &out, None).unwrap();
+    assert_eq!(stats.rows_dropped["raw"], 3, "{stats:?}");
+    assert_eq!(stats.rows_in["raw"], 6);
+    let o = &stats.outputs["clean"];
+    assert_eq!(o.rows, 3);
+    assert_eq!(o.partitions.get("day=2024-01-01"), Some(&2));
+    assert_eq!(o.partitions.get("day=2024-01-02"), Some(&1));
+    assert!(o.schema.iter().any(|(n, t)| n == "amount" && t == "f64"), "{:?}", o.schema);
+    let df = read_dir_parquet(&out.join("clean"));
+    assert_eq!(df.height(), 3);
+    let mut ids: Vec<i64> = df.column("id").unwrap().i64().unwrap().into_no_null_iter().collect();
+    ids.sort();
+    assert_eq!(ids, [1, 2, 6]);
+    assert!(!out.join("_quarantine").exists(), "skip writes nothing aside");
+}
+
+#[test]
+fn csv_quarantine_writes_bad_rows_aside_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_gz(dir.path(), "a.csv.gz", CSV_DATA);
+    let job = spec(&CSV_JOB.replace("POLICY", "quarantine"));
+    let out = dir.path().join("out");
+    let stats = run(&job, &[("raw", vec![f])], &out, None).unwrap();
+    assert_eq!(stats.rows_quarantined["raw"], 3);
+    let q = LazyFrame::scan_parquet(
+        PlRefPath::new(out.join("_quarantine/raw/item0.parquet").to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .unwrap()
+    .sort(["row"], Default::default())
+    .collect()
+    .unwrap();
+    let rows: Vec<u64> = q.column("row").unwrap().u64().unwrap().into_no_null_iter().collect();
+    assert_eq!(rows, [3, 4, 5]);
+    let reasons: Vec<String> = q.column("reason").unwrap().str().unwrap().iter().flatten().map(String::from).collect();
+    assert!(reasons[0].contains("notanumber"));
+    assert!(reasons[1].contains("more fields"));
+    assert!(reasons[2].contains("required"));
+    assert_eq!(q.column("amount").unwrap().str().unwrap().get(0), Some("notanumber"), "raw text is kept");
+}
+
+#[test]
+fn csv_with_header_separator_quote_and_nulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "h.csv", "id;name;score\n1;'a;b';NA\n2;'c';3.5\n");
+    let job = spec(
+        r#"
+name = "t"
+[[step]]
+name = "s"
+[step.inputs.h]
+path = "h.csv"
+format = "csv"
+separator = ";"
+quote = "'"
+null_values = ["NA"]
+columns = [["id", "u32"], ["name", "str"], ["score", "f64"]]
+[step.outputs.o]
+path = "o"
+"#,
+    );
+    let out = dir.path().join("out");
+    let stats = run(&job, &[("h", vec![f])], &out, None).unwrap();
+    assert_eq!(stats.outputs["o"].rows, 2);
+    let df = read_dir_parquet(&out.join("o"));
+    assert_eq!(df.column("name").unwrap().str().unwrap().get(0), Some("a;b"));
+    assert_eq!(df.column("score").unwrap().null_count(), 1);
+    assert_eq!(df.column("id").unwrap().dtype(), &DataType::UInt32);
+}
+
+#[test]
+fn ndjson_flatten_parse_json_and_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        r#"{"id": 1, "device": {"os": "ios", "hw": {"model": "x"}}, "tags": ["a", "b"], "payload": "{\"k\": 7}"}"#,
+        r#"{"id": 2, "device": {"os": "android", "hw": {"model": "y"}}, "tags": [], "payload": "{\"k\": 8}"}"#,
+        r#"{"id": "three", "device": null, "tags": null, "payload": null}"#,
+        r#"not json at all"#,
+    ];
+    let f = write(dir.path(), "e.ndjson", &(lines.join("\n") + "\n"));
+    let toml = |policy: &str| {
+        format!(
+            r#"
+name = "t"
+[[step]]
+name = "s"
+[step.inputs.e]
+path = "e.ndjson"
+format = "ndjson"
+bad_rows = "{policy}"
+columns = [{{ name = "id", dtype = "i64", required = true }}, ["payload", "str"]]
+[step.outputs.o]
+path = "o"
+"#
+        )
+    };
+    // With declared columns the kinds are checked: line 3 has a string id, line 4 is not JSON.
+    let out = dir.path().join("q");
+    let stats = run(&spec(&toml("quarantine")), &[("e", vec![f.clone()])], &out, None).unwrap();
+    assert_eq!(stats.rows_quarantined["e"], 2);
+    assert_eq!(stats.rows_in["e"], 4);
+    let err = run(&spec(&toml("fail")), &[("e", vec![f.clone()])], &dir.path().join("f"), None).unwrap_err();
+    assert!(matches!(err, EngineError::BadRow { row: 3, ref column, .. } if column == "id"), "{err}");
+
+    // Without declared columns, nested records flatten like Glue's Relationalize.
+    let good = write(dir.path(), "g.ndjson", &(lines[..2].join("\n") + "\n"));
+    let job = spec(
+        r#"
+name = "t"
+[[step]]
+name = "s"
+[step.inputs.e]
+path = "g.ndjson"
+format = "ndjson"
+ops = [{ op = "flatten", explode = ["tags"] }, { op = "parse_json", column = "payload", fields = [["k", "i64"]] }]
+[step.outputs.o]
+path = "o"
+sql = "SELECT id, device_os, device_hw_model, tags, payload_k FROM e ORDER BY id"
+"#,
+    );
+    let out = dir.path().join("flat");
+    let stats = run(&job, &[("e", vec![good])], &out, None).unwrap();
+    assert_eq!(stats.outputs["o"].rows, 3, "two tags explode into two rows, an empty list into one");
+    let df = read_dir_parquet(&out.join("o"));
+    assert_eq!(df.column("device_hw_model").unwrap().str().unwrap().get(0), Some("x"));
+    assert_eq!(df.column("payload_k").unwrap().i64().unwrap().get(2), Some(8));
+}
+
+fn write_parquet(path: &Path, mut df: DataFrame) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut df).unwrap();
+}
+
+#[test]
+fn parquet_hive_input_templated_sql_and_schema_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("in/day=2024-01-01/a.parquet");
+    let b = dir.path().join("in/day=2024-01-02/b.parquet");
+    write_parquet(&a, df!("user_id" => ["u1", "u2"], "n" => [1i64, 2]).unwrap());
+    write_parquet(&b, df!("user_id" => ["u1", "u3"], "n" => [10i64, 20]).unwrap());
+    let job = spec(
+        r#"
+name = "t"
+[[step]]
+name = "s"
+split = "single"
+[step.inputs.p]
+path = "in/**/*.parquet"
+format = "parquet"
+hive = true
+[step.outputs.o]
+path = "o"
+sql = "SELECT user_id, SUM(n) AS n FROM p WHERE CAST(day AS VARCHAR) = '{partition_key}' GROUP BY user_id ORDER BY user_id"
+"#,
+    );
+    let out = dir.path().join("out");
+    let p = Partition::from_key("2024-01-02").unwrap();
+    let stats = run(&job, &[("p", vec![a.clone(), b.clone()])], &out, Some(&p)).unwrap();
+    assert_eq!(stats.rows_in["p"], 4, "parquet row counts come from metadata");
+    let df = read_dir_parquet(&out.join("o"));
+    assert_eq!(df.column("n").unwrap().i64().unwrap().into_no_null_iter().collect::<Vec<_>>(), [10, 20]);
+
+    let c = dir.path().join("in/day=2024-01-03/c.parquet");
+    write_parquet(&c, df!("user_id" => ["u9"], "n" => ["not an int"]).unwrap());
+    let err = run(&job, &[("p", vec![a, c])], &dir.path().join("out2"), Some(&p)).unwrap_err();
+    match err {
+        EngineError::SchemaMismatch { file, found, .. } => {
+            assert!(file.ends_with("c.parquet"));
+            assert!(found.contains('n'), "{found}");
+        }
+        other => panic!("expected a schema mismatch, got {other}"),
+    }
+}
+
+#[test]
+fn partition_by_a_missing_column_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "x.csv", "a\n1\n");
+    let job = spec(
+        r#"
+name = "t"
+[[step]]
+name = "s"
+[step.inputs.x]
+path = "x.csv"
+format = "csv"
+[step.outputs.o]
+path = "o"
+partition_by = ["nope"]
+"#,
+    );
+    let err = run(&job, &[("x", vec![f])], &dir.path().join("out"), None).unwrap_err().to_string();
+    assert!(err.contains("nope") && err.contains("partition_by"), "{err}");
+}
+
+const DATES_JOB: &str = r#"
+name = "t"
+[[step]]
+name = "s"
+[step.inputs.d]
+path = "d.csv"
+format = "csv"
+header = false
+columns = [["id", "i64"], TS, DAY]
+bad_rows = "POLICY"
+[step.outputs.o]
+path = "o"
+sql = "SELECT id, ts, day FROM d ORDER BY id"
+"#;
+
+fn dates_job(ts: &str, day: &str, policy: &str) -> JobSpec {
+    spec(&DATES_JOB.replace("TS", ts).replace("DAY", day).replace("POLICY", policy))
+}
+
+fn micros(df: &DataFrame, column: &str) -> Vec<Option<i64>> {
+    df.column(column).unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().collect()
+}
+
+#[test]
+fn dates_in_a_declared_format_parse_and_a_misfit_row_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "d.csv", "1,31/12/2023 23:59,05.01.2024\n2,01/02/2024 00:30,\n");
+    let job = dates_job(
+        r#"{ name = "ts", dtype = "datetime", format = "%d/%m/%Y %H:%M" }"#,
+        r#"{ name = "day", dtype = "date", format = "%d.%m.%Y" }"#,
+        "fail",
+    );
+    let out = dir.path().join("out");
+    run(&job, &[("d", vec![f])], &out, None).unwrap();
+    let df = read_dir_parquet(&out.join("o"));
+    // 2023-12-31T23:59 and 2024-02-01T00:30 in microseconds since the epoch.
+    assert_eq!(micros(&df, "ts"), [Some(1_704_067_140_000_000), Some(1_706_747_400_000_000)]);
+    assert_eq!(micros(&df, "day"), [Some(19_727), None]);
+
+    // Day and month swapped: the 13th month does not exist, and the error says where.
+    let bad = write(dir.path(), "d.csv", "1,31/12/2023 23:59,05.01.2024\n2,12/13/2024 00:30,\n");
+    let err = run(&job, &[("d", vec![bad])], &dir.path().join("out2"), None).unwrap_err();
+    match err {
+        EngineError::BadRow { row, column, detail, .. } => {
+            assert_eq!((row, column.as_str()), (2, "ts"), "{detail}");
+            assert!(detail.contains("12/13/2024"), "{detail}");
+        }
+        other => panic!("expected a bad-row error, got {other}"),
+    }
+}
+
+#[test]
+fn sniffed_formats_cover_iso_variants_and_agree_with_the_bad_row_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    // ISO with a `T`, fractions on some rows only, a `Z`-less timestamp, and compact dates.
+    let text = "1,2024-03-01T08:00:00,20240301\n2,2024-03-01T08:00:00.250,20240302\n3,,20240303\n";
+    let f = write_gz(dir.path(), "d.csv.gz", text);
+    let job = dates_job(r#"["ts", "datetime"]"#, r#"["day", "date"]"#, "fail");
+    let out = dir.path().join("out");
+    run(&job, &[("d", vec![f])], &out, None).unwrap();
+    let df = read_dir_parquet(&out.join("o"));
+    let base = 1_709_280_000_000_000;
+    assert_eq!(micros(&df, "ts"), [Some(base), Some(base + 250_000), None]);
+    assert_eq!(micros(&df, "day"), [Some(19_783), Some(19_784), Some(19_785)]);
+
+    // zstd-compressed input, sniffed the same way.
+    let zst = dir.path().join("d.csv.zst");
+    std::fs::write(&zst, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+    let out = dir.path().join("out-zstd");
+    run(&job, &[("d", vec![zst])], &out, None).unwrap();
+    let df = read_dir_parquet(&out.join("o"));
+    assert_eq!(micros(&df, "ts"), [Some(base), Some(base + 250_000), None]);
+
+    // A row past the sample that the sniffed format does not fit: `skip` drops exactly it.
+    let mut text = String::new();
+    for i in 0..3_000 {
+        text.push_str(&format!("{i},2024-03-01 08:00:{:02},2024-03-01\n", i % 60));
+    }
+    text.push_str("3000,01.03.2024 08:00:00,2024-03-01\n");
+    let f = write(dir.path(), "d.csv", &text);
+    let job = dates_job(r#"["ts", "datetime"]"#, r#"["day", "date"]"#, "skip");
+    let stats = run(&job, &[("d", vec![f.clone()])], &dir.path().join("out2"), None).unwrap();
+    assert_eq!((stats.rows_in["d"], stats.rows_dropped["d"]), (3_001, 1), "{stats:?}");
+    let job = dates_job(r#"["ts", "datetime"]"#, r#"["day", "date"]"#, "fail");
+    match run(&job, &[("d", vec![f])], &dir.path().join("out3"), None).unwrap_err() {
+        EngineError::BadRow { row, column, .. } => assert_eq!((row, column.as_str()), (3_001, "ts")),
+        other => panic!("expected a bad-row error, got {other}"),
+    }
+}

@@ -1,0 +1,338 @@
+//! Rules that span fields of a job spec. Each error carries its location, e.g.
+//! `step "clean" › input "raw" › columns[2]`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{BadRows, CheckSpec, DType, Format, InputSpec, JobSpec, OpSpec, OutputSpec, Split, StepSpec, template};
+
+type Failure = (String, String);
+
+fn at(location: impl Into<String>, message: impl Into<String>) -> Failure {
+    (location.into(), message.into())
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Checks the whole spec.
+pub fn validate(spec: &JobSpec) -> Result<(), Failure> {
+    if spec.name.is_empty() || !spec.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+        return Err(at("name", format!("job name {:?} must be letters, digits, `-` or `_`", spec.name)));
+    }
+    if spec.steps.is_empty() {
+        return Err(at("step", "the job has no steps; add a [[step]] table"));
+    }
+    let mut names = BTreeSet::new();
+    for step in &spec.steps {
+        let loc = format!("step {:?}", step.name);
+        if !is_identifier(&step.name) {
+            return Err(at(&loc, "a step name must be an identifier (letters, digits, `_`)"));
+        }
+        if !names.insert(step.name.as_str()) {
+            return Err(at(&loc, "two steps have this name"));
+        }
+        validate_step(step, &loc)?;
+    }
+    order(spec).map_err(|m| at("step", m))?;
+    for (i, check) in spec.checks.iter().enumerate() {
+        validate_check(spec, check, &format!("check[{i}] {:?}", check.name()))?;
+    }
+    Ok(())
+}
+
+fn validate_step(step: &StepSpec, loc: &str) -> Result<(), Failure> {
+    if step.inputs.is_empty() {
+        return Err(at(loc, "the step has no inputs"));
+    }
+    if step.outputs.is_empty() {
+        return Err(at(loc, "the step has no outputs"));
+    }
+    for (name, input) in &step.inputs {
+        let loc = format!("{loc} › input {name:?}");
+        if !is_identifier(name) {
+            return Err(at(&loc, "an input name is its SQL table name: it must be an identifier"));
+        }
+        validate_input(input, &loc)?;
+    }
+    let split_input = step.split_input_name();
+    let Some(split_spec) = step.inputs.get(split_input) else {
+        return Err(at(
+            format!("{loc} › split_input"),
+            format!("no input named {split_input:?}; inputs are {:?}", step.inputs.keys().collect::<Vec<_>>()),
+        ));
+    };
+    match &step.split {
+        Split::Partition { partition } if !(split_spec.format == Format::Parquet && split_spec.hive) => {
+            return Err(at(
+                format!("{loc} › split"),
+                format!("splitting by partition {partition:?} needs a hive-partitioned Parquet input (hive = true)"),
+            ));
+        }
+        Split::Size { size_mb: 0 } => {
+            return Err(at(format!("{loc} › split"), "size_mb must be positive"));
+        }
+        _ => {}
+    }
+    if step.max_attempts == Some(0) {
+        return Err(at(format!("{loc} › max_attempts"), "must be at least 1"));
+    }
+    for (name, output) in &step.outputs {
+        let loc = format!("{loc} › output {name:?}");
+        validate_output(step, output, &loc)?;
+    }
+    Ok(())
+}
+
+fn validate_columns(columns: &[super::ColumnSpec], loc: &str) -> Result<(), Failure> {
+    let mut seen = BTreeSet::new();
+    for (i, c) in columns.iter().enumerate() {
+        let cloc = format!("{loc}[{i}]");
+        if c.name().is_empty() {
+            return Err(at(&cloc, "a column needs a name"));
+        }
+        if !seen.insert(c.name()) {
+            return Err(at(&cloc, format!("column {:?} is declared twice", c.name())));
+        }
+        let dtype = DType::parse(c.dtype_text()).map_err(|m| at(&cloc, m))?;
+        if let Some(format) = c.format() {
+            if !matches!(dtype, DType::Date | DType::Datetime) {
+                return Err(at(
+                    &cloc,
+                    format!("`format` applies to date and datetime columns, not {:?}", c.dtype_text()),
+                ));
+            }
+            validate_time_format(format, dtype).map_err(|m| at(&cloc, m))?;
+        }
+    }
+    Ok(())
+}
+
+/// A format must be valid strftime and name the parts its type needs: without them a
+/// value could never parse, and every row would be bad.
+fn validate_time_format(format: &str, dtype: DType) -> Result<(), String> {
+    use chrono::format::{Fixed, Item, Numeric, StrftimeItems};
+    let mut has = BTreeSet::new();
+    for item in StrftimeItems::new(format) {
+        match item {
+            Item::Error => return Err(format!("format {format:?} is not a valid strftime format")),
+            Item::Fixed(Fixed::TimezoneOffset | Fixed::TimezoneOffsetColon | Fixed::TimezoneOffsetZ) => {
+                return Err(format!(
+                    "format {format:?} has a time-zone offset, but datetime columns have no time zone; \
+                     match a literal suffix instead (for example `Z`)"
+                ));
+            }
+            Item::Numeric(n, _) => {
+                has.insert(format!("{n:?}"));
+            }
+            _ => {}
+        }
+    }
+    let date_parts = [Numeric::Year, Numeric::Month, Numeric::Day];
+    let missing: Vec<String> = date_parts.iter().map(|n| format!("{n:?}")).filter(|n| !has.contains(n)).collect();
+    // %F and %D expand to numeric items, so checking numerics covers the shorthands too.
+    let by_ordinal = has.contains("Ordinal") && has.contains("Year");
+    if !missing.is_empty() && !by_ordinal {
+        return Err(format!("format {format:?} needs a year, month and day (%Y, %m, %d)"));
+    }
+    if dtype == DType::Datetime && !has.contains("Hour") && !has.contains("Hour12") {
+        return Err(format!("format {format:?} of a datetime column needs an hour (%H)"));
+    }
+    Ok(())
+}
+
+fn validate_input(input: &InputSpec, loc: &str) -> Result<(), Failure> {
+    template::placeholders(&input.path).map_err(|m| at(format!("{loc} › path"), m))?;
+    if let Some(columns) = &input.columns {
+        validate_columns(columns, &format!("{loc} › columns"))?;
+    }
+    match input.format {
+        Format::Csv => {
+            if !input.header && input.columns.is_none() {
+                return Err(at(
+                    format!("{loc} › columns"),
+                    "a CSV without a header needs `columns` (names and dtypes, in file order)",
+                ));
+            }
+            for (key, value) in [("separator", &input.separator), ("quote", &input.quote)] {
+                if let Some(v) = value
+                    && (v.len() > 1 || (key == "separator" && v.is_empty()))
+                {
+                    return Err(at(format!("{loc} › {key}"), format!("{key} must be a single byte, got {v:?}")));
+                }
+            }
+            if input.bad_rows != BadRows::Fail && input.columns.is_none() {
+                return Err(at(
+                    format!("{loc} › bad_rows"),
+                    "skipping or quarantining bad rows needs declared `columns` to judge rows against",
+                ));
+            }
+        }
+        Format::Ndjson | Format::Parquet => {
+            if input.separator.is_some() || input.quote.is_some() || !input.null_values.is_empty() || !input.header {
+                return Err(at(loc, "separator, quote, null_values and header apply to CSV inputs only"));
+            }
+        }
+    }
+    if input.format != Format::Parquet && (input.hive || !input.hive_filter.is_empty()) {
+        return Err(at(format!("{loc} › hive"), "hive partitioning applies to Parquet inputs only"));
+    }
+    if !input.hive_filter.is_empty() && !input.hive {
+        return Err(at(format!("{loc} › hive_filter"), "hive_filter needs hive = true"));
+    }
+    if input.format == Format::Parquet && input.bad_rows != BadRows::Fail {
+        return Err(at(format!("{loc} › bad_rows"), "Parquet is typed: bad_rows applies to CSV and NDJSON"));
+    }
+    for value in input.hive_filter.values() {
+        template::placeholders(value).map_err(|m| at(format!("{loc} › hive_filter"), m))?;
+    }
+    for (i, op) in input.ops.iter().enumerate() {
+        if let OpSpec::ParseJson { fields, .. } = op {
+            validate_columns(fields, &format!("{loc} › ops[{i}] › fields"))?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<(), Failure> {
+    template::placeholders(&output.path).map_err(|m| at(format!("{loc} › path"), m))?;
+    if output.path.contains('*') {
+        return Err(at(format!("{loc} › path"), "an output path is a directory, not a glob"));
+    }
+    if output.sql.is_none() && (step.inputs.len() > 1 || step.outputs.len() > 1) {
+        return Err(at(loc, "with several inputs or outputs, each output needs `sql` saying what it holds"));
+    }
+    if let Some(sql) = &output.sql {
+        template::placeholders(sql).map_err(|m| at(format!("{loc} › sql"), m))?;
+        for table in crate::sql::sql_tables(sql).map_err(|m| at(format!("{loc} › sql"), m))? {
+            if !step.inputs.contains_key(&table) {
+                return Err(at(
+                    format!("{loc} › sql"),
+                    format!(
+                        "the SQL reads table {table:?}, which is not an input of this step; inputs are {:?}",
+                        step.inputs.keys().collect::<Vec<_>>()
+                    ),
+                ));
+            }
+        }
+    }
+    for key in &output.partition_by {
+        if key.is_empty() || key.contains('/') || key.contains('=') {
+            return Err(at(format!("{loc} › partition_by"), format!("{key:?} is not a usable column name")));
+        }
+    }
+    if let Some(level) = output.compression_level {
+        let ok = match output.compression {
+            super::OutputCompression::Zstd => (1..=22).contains(&level),
+            super::OutputCompression::Gzip => (0..=9).contains(&level),
+            _ => false,
+        };
+        if !ok {
+            return Err(at(format!("{loc} › compression_level"), format!("level {level} does not fit the codec")));
+        }
+    }
+    if output.row_group_size == Some(0) {
+        return Err(at(format!("{loc} › row_group_size"), "must be positive"));
+    }
+    Ok(())
+}
+
+fn validate_check(spec: &JobSpec, check: &CheckSpec, loc: &str) -> Result<(), Failure> {
+    let output = check.output();
+    let exists = spec.step(output.step.as_str()).is_some_and(|s| s.outputs.contains_key(&output.output));
+    if !exists {
+        return Err(at(loc, format!("no output {:?} in the job", output.to_string())));
+    }
+    if let Some(sev) = check.severity_text()
+        && sev != "WARN"
+        && sev != "ERROR"
+    {
+        return Err(at(loc, format!("severity must be WARN or ERROR, got {sev:?}")));
+    }
+    if let CheckSpec::RowCount { min: Some(lo), max: Some(hi), .. } = check
+        && lo > hi
+    {
+        return Err(at(loc, format!("min {lo} is above max {hi}")));
+    }
+    Ok(())
+}
+
+/// The literal directory prefix of a path: everything before the first placeholder or glob.
+fn literal_prefix(path: &str) -> &str {
+    let cut = path.find(['{', '*', '?', '[']).unwrap_or(path.len());
+    path[..cut].trim_end_matches('/')
+}
+
+/// True when data read from `input` may be written by `output` (one is inside the other).
+fn overlaps(output: &str, input: &str) -> bool {
+    let (o, i) = (literal_prefix(output), literal_prefix(input));
+    let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+    !o.is_empty() && !i.is_empty() && (under(i, o) || under(o, i))
+}
+
+/// Steps in dependency order: a step runs after every step whose outputs its inputs read.
+pub fn order(spec: &JobSpec) -> Result<Vec<&StepSpec>, String> {
+    let mut deps: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for step in &spec.steps {
+        let entry = deps.entry(step.name.as_str()).or_default();
+        for other in &spec.steps {
+            if other.name == step.name {
+                continue;
+            }
+            let reads = step.inputs.values().any(|i| other.outputs.values().any(|o| overlaps(&o.path, &i.path)));
+            if reads {
+                entry.insert(other.name.as_str());
+            }
+        }
+        for input in step.inputs.values() {
+            if step.outputs.values().any(|o| overlaps(&o.path, &input.path)) {
+                return Err(format!("step {:?} reads its own output ({:?})", step.name, input.path));
+            }
+        }
+    }
+    let mut done: Vec<&StepSpec> = Vec::new();
+    while done.len() < spec.steps.len() {
+        let ready = spec.steps.iter().find(|s| {
+            !done.iter().any(|d| d.name == s.name)
+                && deps[s.name.as_str()].iter().all(|d| done.iter().any(|x| x.name == *d))
+        });
+        match ready {
+            Some(step) => done.push(step),
+            None => {
+                let stuck: Vec<_> = spec
+                    .steps
+                    .iter()
+                    .filter(|s| !done.iter().any(|d| d.name == s.name))
+                    .map(|s| s.name.as_str())
+                    .collect();
+                return Err(format!("steps {stuck:?} depend on each other in a cycle"));
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The steps `step` depends on.
+pub fn upstream<'a>(spec: &'a JobSpec, step: &StepSpec) -> Vec<&'a StepSpec> {
+    spec.steps
+        .iter()
+        .filter(|other| {
+            other.name != step.name
+                && step.inputs.values().any(|i| other.outputs.values().any(|o| overlaps(&o.path, &i.path)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_by_literal_prefix() {
+        assert!(overlaps("clean", "clean/day={partition_key}/*.parquet"));
+        assert!(overlaps("out/{partition_key}", "out/*/x.parquet"));
+        assert!(!overlaps("clean", "cleaner/*.parquet"));
+    }
+}

@@ -1,0 +1,120 @@
+//! Job spec errors say where: the file, the step, the input or output, the field.
+
+use runner_spec::{JobSpec, SpecError};
+
+const GOOD: &str = r#"
+name = "events"
+[[step]]
+name = "clean"
+[step.inputs.raw]
+path = "raw/{partition_key}/*.csv"
+format = "csv"
+header = false
+columns = [["id", "i64"], ["ts", "datetime"]]
+[step.outputs.clean]
+path = "clean"
+partition_by = ["day"]
+sql = "SELECT id, ts, CAST(ts AS DATE) AS day FROM raw"
+
+[[step]]
+name = "daily"
+split = "single"
+[step.inputs.clean]
+path = "clean/**/*.parquet"
+format = "parquet"
+hive = true
+[step.outputs.daily]
+path = "daily"
+sql = "SELECT day, COUNT(*) AS n FROM clean GROUP BY day"
+
+[[check]]
+kind = "row_count"
+name = "has_rows"
+output = "daily.daily"
+min = 1
+"#;
+
+fn err(text: &str) -> String {
+    match JobSpec::parse(text, "job.toml") {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_good_spec_parses_and_orders_steps() {
+    let spec = JobSpec::parse(GOOD, "job.toml").unwrap();
+    let order: Vec<_> = runner_spec::validate::order(&spec).unwrap().iter().map(|s| s.name.clone()).collect();
+    assert_eq!(order, ["clean", "daily"]);
+    let reversed = GOOD.replacen("[[step]]\nname = \"clean\"", "[[step]]\nname = \"clean0\"", 1);
+    assert!(JobSpec::parse(&reversed, "x").is_ok());
+}
+
+#[test]
+fn unknown_field_names_the_field_and_line() {
+    let e = err(&GOOD.replace("header = false", "header = false\nseperator = \";\""));
+    assert!(e.contains("job.toml") && e.contains("seperator"), "{e}");
+    assert!(e.contains("line"), "the parser gives the line: {e}");
+}
+
+#[test]
+fn bad_dtype_names_step_input_and_column() {
+    let e = err(&GOOD.replace(r#"["ts", "datetime"]"#, r#"["ts", "timestampz"]"#));
+    assert!(e.contains(r#"step "clean" › input "raw" › columns[1]"#), "{e}");
+    assert!(e.contains("timestampz") && e.contains("datetime"), "lists what is accepted: {e}");
+}
+
+#[test]
+fn time_formats_are_checked() {
+    let with = |column: &str| GOOD.replace(r#"["ts", "datetime"]"#, column);
+    let e = err(&with(r#"{ name = "ts", dtype = "i64", format = "%Y" }"#));
+    assert!(e.contains("columns[1]") && e.contains("date and datetime"), "{e}");
+    let e = err(&with(r#"{ name = "ts", dtype = "datetime", format = "%Y-%m-%d %Q" }"#));
+    assert!(e.contains("not a valid strftime"), "{e}");
+    let e = err(&with(r#"{ name = "ts", dtype = "datetime", format = "%Y-%m-%d" }"#));
+    assert!(e.contains("needs an hour"), "{e}");
+    let e = err(&with(r#"{ name = "ts", dtype = "datetime", format = "%H:%M %d" }"#));
+    assert!(e.contains("year, month and day"), "{e}");
+    let e = err(&with(r#"{ name = "ts", dtype = "datetime", format = "%F %T%z" }"#));
+    assert!(e.contains("time-zone offset"), "{e}");
+    JobSpec::parse(&with(r#"{ name = "ts", dtype = "datetime", format = "%F %T" }"#), "job.toml").unwrap();
+}
+
+#[test]
+fn sql_reading_an_unknown_table_is_refused() {
+    let e = err(&GOOD.replace("FROM clean GROUP BY day", "FROM cleaned GROUP BY day"));
+    assert!(e.contains(r#"step "daily" › output "daily" › sql"#), "{e}");
+    assert!(e.contains("cleaned") && e.contains("\"clean\""), "{e}");
+}
+
+#[test]
+fn missing_input_and_headerless_without_columns() {
+    let no_inputs =
+        GOOD.replace("[step.inputs.clean]\npath = \"clean/**/*.parquet\"\nformat = \"parquet\"\nhive = true\n", "");
+    let e = err(&no_inputs);
+    assert!(e.contains("inputs"), "{e}");
+    let e = err(&GOOD.replace("columns = [[\"id\", \"i64\"], [\"ts\", \"datetime\"]]\n", ""));
+    assert!(e.contains(r#"input "raw" › columns"#) && e.contains("header"), "{e}");
+    let e = err(&GOOD.replace("split = \"single\"", "split = \"single\"\nsplit_input = \"nope\""));
+    assert!(e.contains("split_input") && e.contains("nope"), "{e}");
+}
+
+#[test]
+fn unknown_placeholder_and_cycles_and_checks() {
+    let e = err(&GOOD.replace("{partition_key}", "{partition}"));
+    assert!(e.contains("unknown placeholder {partition}"), "{e}");
+    let cyc = GOOD.replace("path = \"raw/{partition_key}/*.csv\"", "path = \"daily/*.parquet\"");
+    assert!(err(&cyc).contains("cycle"));
+    let e = err(&GOOD.replace("output = \"daily.daily\"", "output = \"daily.nope\""));
+    assert!(e.contains("check[0]") && e.contains("daily.nope"), "{e}");
+    let e = err(&GOOD.replace("min = 1", "min = 1\nseverity = \"FATAL\""));
+    assert!(e.contains("WARN or ERROR"), "{e}");
+}
+
+#[test]
+fn unreadable_file_is_an_error_naming_it() {
+    match JobSpec::load(std::path::Path::new("/nonexistent/job.toml")) {
+        Err(SpecError::Read { path, .. }) => assert!(path.contains("/nonexistent/job.toml")),
+        other => panic!("{other:?}"),
+    }
+}

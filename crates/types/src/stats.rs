@@ -1,0 +1,46 @@
+//! What one work item did, as structured data: rows and bytes in and out, rows set aside, time,
+//! memory, and for each output its files, schema and per-hive-directory row counts. The engine
+//! fills it, the worker sends it back in its callback, and the manifest keeps it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What an item did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemStats {
+    /// Rows read per input (set-aside rows included).
+    pub rows_in: BTreeMap<String, u64>,
+    /// Files read per input.
+    pub files_in: BTreeMap<String, u64>,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Rows dropped per input (`skip`).
+    pub rows_dropped: BTreeMap<String, u64>,
+    /// Rows quarantined per input.
+    pub rows_quarantined: BTreeMap<String, u64>,
+    /// Per output.
+    pub outputs: BTreeMap<String, OutputStats>,
+    /// Engine time.
+    pub wall_seconds: f64,
+    /// Peak resident size of the item's process (filled by the worker).
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// What an item wrote to one output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutputStats {
+    /// Rows.
+    pub rows: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Files (relative path, or URI once published) and their rows.
+    pub files: Vec<(String, u64)>,
+    /// Columns and their types.
+    pub schema: Vec<(String, String)>,
+    /// Rows per hive directory (`day=2024-01-02`).
+    pub partitions: BTreeMap<String, u64>,
+}

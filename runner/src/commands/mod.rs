@@ -1,0 +1,43 @@
+//! Dispatch: one function per command, each in its own module. This module only starts the
+//! async runtime, routes the command, and turns an error into a message and a failing exit.
+
+mod example;
+mod fleet_gc;
+mod run;
+mod setup;
+mod validate;
+mod worker;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, FleetCommand};
+
+/// Runs the command line.
+pub fn main(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Worker(args) => worker::worker(args).await,
+            Command::ExecItem(args) => worker::exec_item(&args.item, &args.result, &args.scratch).await,
+            Command::Fleet { command: FleetCommand::Gc { config, state, backend } } => {
+                fleet_gc::gc(config.as_deref(), state, backend).await
+            }
+            Command::Validate { job } => validate::validate(&job),
+            Command::Example { command } => example::example(command),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! `runner run`: opens the Pipes session (when Dagster launched it), runs the orchestrator
+//! until the job ends or a signal cancels it, deletes every fleet still up, then evaluates the
+//! checks and reports to Dagster.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use runner_backends::aws::AwsClients;
+use runner_core::orchestrator::{self, LiveFleets};
+use runner_core::summary::RunSummary;
+use runner_spec::JobSpec;
+use runner_types::Partition;
+use tracing::{error, info};
+
+use super::setup::{Prepared, daily_range, prepare};
+use crate::cli::RunArgs;
+use crate::logging::init_logging;
+
+fn print_summary(summary: &RunSummary) {
+    eprintln!("\nrun {} finished in {:.1}s", summary.run_id, summary.seconds);
+    for s in &summary.steps {
+        eprintln!(
+            "  {:<20} items {:>5} (already done {:>4})  rows in {:>10}  quarantined {:>6}  retries {:>3}  {:>7.1}s",
+            s.name, s.items, s.already_done, s.rows_in, s.rows_quarantined, s.retries, s.seconds
+        );
+        for (name, o) in &s.outputs {
+            let loc = o.locations.values().next().map(ToString::to_string).unwrap_or_default();
+            eprintln!("      → {name}: {} rows in {} files at {loc}", o.rows, o.files);
+        }
+    }
+}
+
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Logs should reach Dagster within seconds even over S3; the Dagster client's reader drains
+    // every chunk available, so short intervals do not build a backlog.
+    let s3 = dagster_pipes::S3Options { upload_interval: Duration::from_secs(2), ..Default::default() };
+    let pipes = dagster_pipes::PipesBuilder::new()
+        .warn_when_unorchestrated(false)
+        .s3_options(s3)
+        .open()
+        .context("opening the Dagster Pipes session")?;
+    let orchestrated = pipes.is_orchestrated();
+    init_logging(orchestrated.then_some(&pipes));
+    let result = run_inner(&args, &pipes).await;
+    if orchestrated {
+        let closed = match &result {
+            Ok(_) => pipes.close(),
+            Err(e) => {
+                let chain: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+                let mut ex = dagster_pipes::ExceptionInfo::new("RunnerError", e.to_string());
+                if !chain.is_empty() {
+                    ex.cause = Some(Box::new(dagster_pipes::ExceptionInfo::new("Cause", chain.join(": "))));
+                }
+                pipes.close_with_exception(&ex)
+            }
+        };
+        if let Err(e) = closed {
+            eprintln!("error: closing the Dagster Pipes session: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    result
+}
+
+async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyhow::Result<ExitCode> {
+    let spec_text =
+        std::fs::read_to_string(&args.job).with_context(|| format!("reading job spec {}", args.job.display()))?;
+    let spec = JobSpec::parse(&spec_text, &args.job.display().to_string())?;
+    let mut partitions: Vec<Partition> =
+        args.partitions.iter().map(|k| Partition::from_key(k)).collect::<Result<_, _>>().context("--partition")?;
+    if let Some(r) = &args.partition_range {
+        partitions.extend(daily_range(r)?);
+    }
+    let dagster_run = pipes.is_orchestrated().then(|| pipes.run_id().to_string());
+    if pipes.is_orchestrated() && partitions.is_empty() {
+        partitions = crate::dagster::partitions(pipes)?;
+    }
+    let aws = Arc::new(AwsClients::new());
+    let prepared = prepare(args, &spec, partitions, dagster_run, aws).await?;
+    let Prepared { backends, options, config } = prepared;
+    info!(
+        run = %options.run_id,
+        root = %options.root,
+        backend = %backends.fleet.kind(),
+        partitions = options.partitions.len(),
+        "starting job {}",
+        spec.name
+    );
+    let live = LiveFleets::default();
+    let backends = Arc::new(backends);
+    let task = {
+        let (spec, spec_text, options, backends, live) =
+            (spec.clone(), spec_text.clone(), options.clone(), backends.clone(), live.clone());
+        tokio::spawn(async move {
+            let observer = crate::progress::TerminalObserver::default();
+            orchestrator::run_job(&spec, &spec_text, &options, &backends, &observer, &live).await
+        })
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let abort = task.abort_handle();
+    let outcome = tokio::select! {
+        joined = task => match joined {
+            Ok(r) => r.map_err(anyhow::Error::from),
+            Err(e) if e.is_panic() => Err(anyhow::anyhow!("the orchestrator panicked: {e}")),
+            Err(e) => Err(anyhow::anyhow!("the orchestrator stopped: {e}")),
+        },
+        _ = tokio::signal::ctrl_c() => { abort.abort(); Err(anyhow::anyhow!("cancelled by SIGINT")) }
+        _ = term.recv() => { abort.abort(); Err(anyhow::anyhow!("cancelled by SIGTERM")) }
+    };
+    // Whatever ended the run, no fleet outlives it.
+    for handle in live.take() {
+        match backends.fleet.delete(&handle).await {
+            Ok(()) => info!(fleet = %handle.id, "fleet deleted"),
+            Err(e) => {
+                error!(fleet = %handle.id, "could not delete fleet: {e}; run `runner fleet gc`")
+            }
+        }
+    }
+    let summary = outcome?;
+    print_summary(&summary);
+    let item_seconds: f64 = summary.steps.iter().map(|s| s.item_seconds).sum();
+    let cost = config.pricing.unwrap_or_default().estimate(item_seconds);
+    let checks = crate::checks::run_checks(&spec, &summary, &backends.stores).await?;
+    for c in &checks {
+        let verdict = if c.passed { "passed" } else { "FAILED" };
+        info!("check {} on {}: {verdict} ({})", c.name, c.output, c.description);
+    }
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if pipes.is_orchestrated() {
+        crate::dagster::report(pipes, &spec, &summary, &checks, &cost)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,132 @@
+//! What `runner run` and `runner fleet gc` need before they start: the partitions from the
+//! command line, the data root and state location resolved, the run's options, and the
+//! backends (local or AWS) constructed from the configuration.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use runner_backends::aws::AwsClients;
+use runner_backends::fleet::Fleet;
+use runner_backends::fleet::ec2::Ec2Fleet;
+use runner_backends::fleet::local::LocalFleet;
+use runner_backends::queue::{LocalQueues, QueueBackend, SqsQueues};
+use runner_backends::storage::{Location, StoreCache};
+use runner_core::feed;
+use runner_core::orchestrator::{Backends, RunOptions};
+use runner_spec::JobSpec;
+use runner_types::{BackendKind, Partition, RunId};
+
+use crate::cli::RunArgs;
+use crate::config::{Config, parse_duration};
+
+pub(super) fn daily_range(text: &str) -> anyhow::Result<Vec<Partition>> {
+    let (a, b) = text.split_once("..").context("--partition-range is START..END")?;
+    let start = chrono::NaiveDate::parse_from_str(a, "%Y-%m-%d").with_context(|| format!("range start {a:?}"))?;
+    let end = chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d").with_context(|| format!("range end {b:?}"))?;
+    if end < start {
+        bail!("--partition-range ends before it starts");
+    }
+    start
+        .iter_days()
+        .take_while(|d| *d <= end)
+        .map(|d| Ok(Partition::from_key(&d.format("%Y-%m-%d").to_string())?))
+        .collect()
+}
+
+pub(super) fn resolve_dir(base: &Path, text: &str) -> anyhow::Result<Location> {
+    if let Some(l) = Location::parse_absolute(text) {
+        return Ok(l);
+    }
+    let abs = if Path::new(text).is_absolute() { PathBuf::from(text) } else { base.join(text) };
+    let abs = std::path::absolute(&abs).with_context(|| format!("resolving {}", abs.display()))?;
+    Location::parse_absolute(&abs.to_string_lossy()).with_context(|| format!("{} is not a usable path", abs.display()))
+}
+
+pub(super) fn local_dir(loc: &Location) -> Option<PathBuf> {
+    match loc {
+        Location::Local { root, key } => Some(root.join(key)),
+        Location::S3 { .. } => None,
+    }
+}
+
+fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%S"), (now.timestamp_subsec_nanos() ^ std::process::id()) & 0xffff)
+}
+
+pub(super) struct Prepared {
+    pub backends: Backends,
+    pub options: RunOptions,
+    pub config: Config,
+}
+
+pub(super) async fn prepare(
+    args: &RunArgs,
+    spec: &JobSpec,
+    partitions: Vec<Partition>,
+    dagster_run: Option<String>,
+    aws: Arc<AwsClients>,
+) -> anyhow::Result<Prepared> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(b) = args.backend {
+        config.backend = b;
+    }
+    if config.backend == BackendKind::Aws && config.ec2.is_none() {
+        bail!("the aws backend needs an [ec2] table in the runner config");
+    }
+    let spec_dir = args.job.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let cwd = std::env::current_dir()?;
+    let root = match (&args.root, &config.data_root, &spec.root) {
+        (Some(r), _, _) | (None, Some(r), _) => resolve_dir(&cwd, r)?,
+        (None, None, Some(r)) => resolve_dir(&spec_dir, r)?,
+        (None, None, None) => resolve_dir(&spec_dir, ".")?,
+    };
+    let state = match (&args.state, &config.state) {
+        (Some(s), _) | (None, Some(s)) => resolve_dir(&cwd, s)?,
+        _ => root.join("_runner"),
+    };
+    let max_runtime = match args.max_runtime.as_ref().or(config.max_runtime.as_ref()) {
+        Some(t) => parse_duration(t)?,
+        None => Duration::from_secs(12 * 3600),
+    };
+    let stores = Arc::new(StoreCache::new(aws.clone()));
+    let (queues, fleet): (Arc<dyn QueueBackend>, Arc<dyn Fleet>) = match config.backend {
+        BackendKind::Local => {
+            let dir = local_dir(&state).unwrap_or_else(|| std::env::temp_dir().join("spotlake-runner"));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            (Arc::new(LocalQueues::new(dir.join("queues.sqlite"))), Arc::new(LocalFleet::new(dir)))
+        }
+        BackendKind::Aws => {
+            let ec2 = config.ec2.clone().context("[ec2] config")?;
+            ec2.validate()?;
+            let fleet = Ec2Fleet::new(aws.ec2().await, ec2, max_runtime + Duration::from_secs(600));
+            (Arc::new(SqsQueues::new(aws.sqs().await)), Arc::new(fleet))
+        }
+    };
+    let capacity = args
+        .workers
+        .or(config.workers)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(2));
+    let options = RunOptions {
+        run_id: RunId::from(args.run_id.clone().unwrap_or_else(new_run_id)),
+        root,
+        state,
+        partitions,
+        capacity,
+        max_runtime: Some(max_runtime),
+        force: args.force,
+        dagster_run_id: dagster_run,
+        visibility: Duration::from_secs(config.visibility_secs.unwrap_or(60)),
+        heartbeat: Duration::from_secs(config.heartbeat_secs.unwrap_or(15)),
+        idle_shutdown: Duration::from_secs(config.idle_shutdown_secs.unwrap_or(30)),
+        max_attempts: config.max_attempts.unwrap_or(3),
+        interruption_allowance: config.interruption_allowance.unwrap_or(10),
+        poll_imds: config.poll_imds.unwrap_or(config.backend == BackendKind::Aws),
+        scratch_dir: config.scratch_dir.clone(),
+        only_steps: args.steps.iter().map(|s| s.as_str().into()).collect(),
+        enqueue_window: config.enqueue_window.unwrap_or_else(|| feed::default_window(capacity)),
+    };
+    Ok(Prepared { backends: Backends { stores, queues, kind: config.backend, fleet }, options, config })
+}
