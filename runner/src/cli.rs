@@ -49,6 +49,12 @@ pub enum Command {
     },
 }
 
+/// Parses `--backend`, listing the choices in `--help` and in errors.
+fn backend_kind() -> impl clap::builder::TypedValueParser<Value = BackendKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["local", "aws"]).try_map(|s| s.parse::<BackendKind>())
+}
+
 /// `runner run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -67,7 +73,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub state: Option<String>,
     /// Backend (default from the config; `local` when there is none).
-    #[arg(long)]
+    #[arg(long, value_parser = backend_kind())]
     pub backend: Option<BackendKind>,
     /// Local worker processes (default: the number of cores).
     #[arg(long)]
@@ -129,7 +135,7 @@ pub enum FleetCommand {
         #[arg(long)]
         state: Option<String>,
         /// Backend.
-        #[arg(long)]
+        #[arg(long, value_parser = backend_kind())]
         backend: Option<BackendKind>,
     },
 }

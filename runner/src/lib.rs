@@ -17,6 +17,15 @@
 //!
 //! Data flows one way: spec → plan → queue → worker → engine → storage → callback →
 //! orchestrator → Pipes.
+//!
+//! ```text
+//! runner example generate --out /tmp/lake --days 1
+//! runner run runner/examples/events/job.toml --root /tmp/lake --partition 2024-01-01
+//! runner run job.toml --backend aws --config runner.toml --partition 2024-01-02
+//! runner fleet gc --config runner.toml
+//! ```
+//!
+//! It owns no planning, execution or backend logic of its own.
 
 pub mod checks;
 pub mod cli;
