@@ -44,8 +44,8 @@ from dagster._core.definitions.metadata import (
     TimestampMetadataValue,
     UrlMetadataValue,
 )
-from dagster._core.pipes.utils import PipesFileMessageReader
 from pipes_harness import make_injector, make_reader, run_external
+from spotlake.pipes import DrainingFileMessageReader
 
 GOLDEN = Path(__file__).resolve().parent.parent / "pipes-rs" / "tests" / "golden"
 EXTRAS_CASES: list[dict[str, Any]] = json.loads((GOLDEN / "extras_cases.json").read_text())
@@ -158,7 +158,7 @@ def test_error_reporting(binaries: Binaries, instance: DagsterInstance, tmp_path
     out = run_external(
         [str(binaries.pipes_tests), "--test-name", "test_error_reporting"],
         instance,
-        reader=PipesFileMessageReader(str(messages), cleanup_file=False),
+        reader=DrainingFileMessageReader(str(messages), cleanup_file=False),
     )
     assert not out.result.success
     lines = [json.loads(line) for line in messages.read_text().splitlines()]
@@ -344,7 +344,7 @@ def test_stdio_is_forwarded_when_asked(
 ) -> None:
     if reader_kind == "file":
         messages = tmp_path / "messages"
-        reader = PipesFileMessageReader(str(messages), include_stdio_in_messages=True, cleanup_file=False)
+        reader = DrainingFileMessageReader(str(messages), include_stdio_in_messages=True, cleanup_file=False)
     else:
         bucket = request.getfixturevalue("s3_bucket")
         reader = make_reader("s3", bucket, include_stdio=True)

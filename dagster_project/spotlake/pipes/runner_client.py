@@ -20,9 +20,10 @@ from dagster._annotations import public
 from dagster._core.definitions.resource_annotation import TreatAsResourceParam
 from dagster._core.errors import DagsterExecutionInterruptedError, DagsterPipesExecutionError
 from dagster._core.pipes.client import PipesContextInjector, PipesMessageReader
-from dagster._core.pipes.utils import PipesTempFileContextInjector, PipesTempFileMessageReader
+from dagster._core.pipes.utils import PipesTempFileContextInjector
 from dagster_aws.pipes import PipesS3ContextInjector
 
+from spotlake.pipes.file_reader import DrainingTempFileMessageReader
 from spotlake.pipes.partitions import partition_extras
 from spotlake.pipes.s3_reader import DrainingS3MessageReader
 
@@ -79,7 +80,7 @@ class RunnerPipesClient(PipesClient, TreatAsResourceParam):
 
     def _channel(self) -> tuple[PipesContextInjector, PipesMessageReader]:
         if self.mode == "local":
-            return PipesTempFileContextInjector(), PipesTempFileMessageReader()
+            return PipesTempFileContextInjector(), DrainingTempFileMessageReader()
         assert self.pipes_bucket is not None
         # A new reader every run: a reused one keeps its chunk counter and hears nothing.
         return (
