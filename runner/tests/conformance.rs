@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use runner_backends::aws::AwsClients;
@@ -18,11 +19,12 @@ use runner_backends::storage::conformance as storage_suite;
 use runner_backends::storage::{LocalStorage, S3Storage, Storage};
 use runner_types::BackendKind;
 
+/// A name no other test uses: the counter tells this process's parallel tests apart, the time
+/// tells processes apart.
 fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000
-    )
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
+    format!("{prefix}{nanos}-{}", NEXT.fetch_add(1, Ordering::SeqCst))
 }
 
 /// moto's server for this test process's storage and queue tests.
