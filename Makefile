@@ -13,7 +13,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: all demo test build venv browser bench lint fmt clean
+.PHONY: all demo test build venv browser bench dist lint fmt clean
 
 all: build
 
@@ -47,6 +47,20 @@ bench: venv
 	$(PY) bench/pipes_throughput.py
 	$(PY) bench/runner_vs_peers.py
 	$(PY) bench/orchestration.py
+
+# The worker binary for EC2 (x86_64), linked against glibc 2.34 so it loads on Amazon Linux
+# 2023 (a plain build on a newer glibc needs GLIBC_2.35 symbols and would not start there).
+# zig, from PyPI, is the linker; cargo-zigbuild drives it. Upload the result with
+# `runner dist upload target/dist/runner-x86_64 --to s3://BUCKET/bin` (see runner/AWS.md).
+DIST_GLIBC ?= 2.34
+dist: venv build
+	@command -v cargo-zigbuild >/dev/null || $(CARGO) install --locked cargo-zigbuild
+	$(VENV)/bin/uv pip install --quiet --python $(PY) ziglang
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release -p runner --bin runner \
+		--target x86_64-unknown-linux-gnu.$(DIST_GLIBC)
+	mkdir -p target/dist
+	cp target/x86_64-unknown-linux-gnu/release/runner target/dist/runner-x86_64
+	target/debug/runner dist check target/dist/runner-x86_64 --max-glibc $(DIST_GLIBC)
 
 lint: venv
 	$(CARGO) fmt --all --check

@@ -1,10 +1,18 @@
-"""Stands in for EC2 instances that moto cannot boot: watches the launch templates the runner
-creates, and for each one starts real `runner worker` processes with the configuration the
-template's user data would give an instance at boot."""
+"""Stands in for EC2 instances that moto records but never boots: for every pending or running
+instance of the runner, runs its launch template's real user data with bash in a sandbox
+directory, as cloud-init would. The boot script's commands are the real ones (the AWS CLI from
+the venv against moto, curl against a per-instance metadata stand-in, sha256sum, the runner it
+downloads); `shutdown` terminates the instance in moto, which is what powering off does to an
+instance whose shutdown behaviour is `terminate`. The same stand-in as the Rust tests'
+`support::instances`, for the Dagster-side tests."""
 
 import base64
+import hashlib
+import http.server
 import os
+import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -12,18 +20,70 @@ from types import TracebackType
 import boto3
 from runner_helpers import RUNNER
 
+VENV_BIN = Path(sys.executable).parent
+
+
+def upload_launcher(s3, bucket: str) -> str:  # type: ignore[no-untyped-def]
+    """Uploads a stand-in for the worker binary that starts the runner under test (the debug
+    binary is too big to send through moto for every instance); returns its config entry."""
+    body = f"#!/bin/sh\nexec '{RUNNER}' \"$@\"\n".encode()
+    sha = hashlib.sha256(body).hexdigest()
+    key = f"bin/{sha}/runner-x86_64"
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return f'worker_binaries.x86_64 = {{ uri = "s3://{bucket}/{key}", sha256 = "{sha}" }}'
+
+
+def _metadata_service(instance_id: str, instance_type: str, zone: str) -> tuple[http.server.HTTPServer, str]:
+    answers = {
+        "/latest/meta-data/instance-id": instance_id,
+        "/latest/meta-data/instance-type": instance_type,
+        "/latest/meta-data/placement/availability-zone": zone,
+        "/latest/meta-data/placement/region": zone[:-1],
+    }
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: str) -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-aws-ec2-metadata-token-ttl-seconds", "21600")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_PUT(self) -> None:
+            self._answer(200, "stand-in-token") if self.path == "/latest/api/token" else self._answer(404, "")
+
+        def do_GET(self) -> None:
+            body = answers.get(self.path)
+            self._answer(200, body) if body else self._answer(404, "")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
 
 class FleetStandIn:
-    def __init__(self, workdir: Path, env: dict[str, str], workers_per_template: int = 2) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
         self.env = env
-        self.per_template = workers_per_template
-        self.booted: set[str] = set()
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.booted: dict[str, subprocess.Popen[bytes]] = {}
+        self.ended: set[str] = set()
+        self.servers: list[http.server.HTTPServer] = []
         self.max_running_instances = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self.ec2 = boto3.client("ec2")
+        bin_dir = workdir / "standin-bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        shutdown = bin_dir / "shutdown"
+        shutdown.write_text(
+            '#!/bin/sh\naws ec2 terminate-instances --instance-ids "$STANDIN_INSTANCE_ID" > /dev/null\n'
+        )
+        shutdown.chmod(0o755)
+        self.path = f"{bin_dir}:{VENV_BIN}:{os.environ.get('PATH', '')}"
 
     def __enter__(self) -> "FleetStandIn":
         self._thread.start()
@@ -32,49 +92,101 @@ class FleetStandIn:
     def __exit__(self, *exc: object | TracebackType) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        for w in self.workers:
-            w.kill()
-            w.wait()
+        for instance_id in list(self.booted):
+            self._kill(instance_id, signal.SIGKILL)
+        for server in self.servers:
+            server.shutdown()
 
-    def running_instances(self) -> int:
+    def _instances(self, states: list[str]) -> list[dict]:
         out = self.ec2.describe_instances(
             Filters=[
                 {"Name": "tag:spotlake:tool", "Values": ["runner"]},
-                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                {"Name": "instance-state-name", "Values": states},
             ]
         )
-        return sum(len(r["Instances"]) for r in out["Reservations"])
+        return [i for r in out["Reservations"] for i in r["Instances"]]
+
+    def running_instances(self) -> int:
+        return len(self._instances(["pending", "running"]))
 
     def live_fleets(self) -> int:
         fleets = self.ec2.describe_fleets()["Fleets"]
         return sum(1 for f in fleets if not f["FleetState"].startswith("deleted"))
 
+    def _user_data(self, tags: dict[str, str]) -> str | None:
+        templates = self.ec2.describe_launch_templates(
+            Filters=[
+                {"Name": "tag:spotlake:run-id", "Values": [tags.get("spotlake:run-id", "")]},
+                {"Name": "tag:spotlake:step", "Values": [tags.get("spotlake:step", "")]},
+            ]
+        )["LaunchTemplates"]
+        if not templates:
+            return None
+        versions = self.ec2.describe_launch_template_versions(LaunchTemplateName=templates[0]["LaunchTemplateName"])
+        return base64.b64decode(versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]).decode()
+
+    def _kill(self, instance_id: str, sig: int) -> None:
+        proc = self.booted.get(instance_id)
+        if proc is None or instance_id in self.ended:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        self.ended.add(instance_id)
+
+    def _boot(self, instance: dict, script: str) -> None:
+        instance_id, instance_type = instance["InstanceId"], instance["InstanceType"]
+        zone = instance.get("Placement", {}).get("AvailabilityZone", "us-east-1a")
+        kind = self.ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"][0]
+        server, endpoint = _metadata_service(instance_id, instance_type, zone)
+        self.servers.append(server)
+        home = self.workdir / "instances" / instance_id
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "user-data.sh").write_text(script)
+        env = {
+            **os.environ,
+            **self.env,
+            "PATH": self.path,
+            "SPOTLAKE_HOME": str(home / "home"),
+            "STANDIN_INSTANCE_ID": instance_id,
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint,
+            "AWS_EC2_METADATA_DISABLED": "false",
+            "RUNNER_VCPUS": str(kind["VCpuInfo"]["DefaultVCpus"]),
+            "RUNNER_MEMORY_MIB": str(kind["MemoryInfo"]["SizeInMiB"]),
+        }
+        with open(home / "console.log", "wb") as log:
+            self.booted[instance_id] = subprocess.Popen(
+                ["bash", str(home / "user-data.sh")],
+                cwd=home,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
             try:
-                templates = self.ec2.describe_launch_templates()["LaunchTemplates"]
-                self.max_running_instances = max(self.max_running_instances, self.running_instances())
+                up = self._instances(["pending", "running"])
+                self.max_running_instances = max(self.max_running_instances, len(up))
+                up_ids = {i["InstanceId"] for i in up}
+                for instance_id in set(self.booted) - up_ids:
+                    # Terminated: the instance shuts down (SIGTERM, then what is left goes).
+                    self._kill(instance_id, signal.SIGTERM)
+                for instance in up:
+                    if instance["InstanceId"] in self.booted:
+                        continue
+                    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                    script = self._user_data(tags)
+                    if script:
+                        self._boot(instance, script)
             except Exception:  # moto restarting between tests, say
                 continue
-            for t in templates:
-                name = t["LaunchTemplateName"]
-                if not name.startswith("spotlake-") or not name.endswith("-x86_64") or name in self.booted:
-                    continue
-                version = self.ec2.describe_launch_template_versions(LaunchTemplateName=name)["LaunchTemplateVersions"][
-                    0
-                ]
-                script = base64.b64decode(version["LaunchTemplateData"]["UserData"]).decode()
-                config = script.split("<<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0]
-                path = self.workdir / f"{name}.json"
-                path.write_text(config)
-                env = {**os.environ, **self.env}
-                for _ in range(self.per_template):
-                    self.workers.append(
-                        subprocess.Popen(
-                            [str(RUNNER), "worker", "--config-file", str(path)],
-                            env=env,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                        )
-                    )
-                self.booted.add(name)

@@ -18,7 +18,7 @@ from dagster import (
     instance_for_test,
     materialize,
 )
-from fleet_standin import FleetStandIn
+from fleet_standin import FleetStandIn, upload_launcher
 from runner_helpers import RUNNER, expected_user_daily, parquet_rows
 from spotlake.assets.events import clean_events, raw_events, user_metrics
 from spotlake.pipes import RunnerPipesClient
@@ -170,7 +170,8 @@ def aws(aws_env, tmp_path: Path) -> Iterator[dict]:
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.2.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
         for i, az in enumerate(["us-east-1a", "us-east-1b"])
     ]
-    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    ami = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]["ImageId"]
+    binary = upload_launcher(s3, "lake")
     config = tmp_path / "runner.toml"
     config.write_text(
         f"""
@@ -181,9 +182,12 @@ heartbeat_secs = 1
 idle_shutdown_secs = 4
 [ec2]
 subnets = {json.dumps(subnets)}
-amis = {{ x86_64 = "{ami}", arm64 = "{ami}" }}
-worker_binaries = {{ x86_64 = "s3://lake/bin/runner-x86_64", arm64 = "s3://lake/bin/runner-aarch64" }}
+amis = {{ x86_64 = "{ami}" }}
+{binary}
 subnet_overrides = "separate"
+# moto launches an instance per unit of capacity: keep the stand-ins few.
+vcpus_per_item = 1
+max_vcpus = 2
 """
     )
     env = {"RUNNER_CONFIG": str(config), "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"}
@@ -217,6 +221,13 @@ def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instan
     evaluations = one.get_asset_check_evaluations()
     assert len(evaluations) == 3 and all(e.passed for e in evaluations), evaluations
     assert str(metrics.metadata["path"].value).startswith("s3://lake/data/user_daily/day=2024-01-02")
+    # The materialization links the workers' logs, which the boot script shipped there.
+    logs = str(metrics.metadata["worker_logs"].value)
+    assert logs.startswith("s3://lake/state/runs/") and logs.endswith("/workers/user_daily"), logs
+    prefix = logs.removeprefix("s3://lake/")
+    shipped = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix=prefix)["Contents"]]
+    assert any(k.endswith("/worker.log") for k in shipped), shipped
+    assert metrics.metadata["peak_items_per_worker"].value >= 1
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix="data/user_daily/")["Contents"]]
     assert {k.split("/")[2] for k in keys} == {"day=2024-01-02", "day=2024-01-03", "day=2024-01-04"}
     assert any(

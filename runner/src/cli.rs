@@ -36,6 +36,12 @@ pub enum Command {
         #[command(subcommand)]
         command: FleetCommand,
     },
+    /// Build artefacts for fleets: check and upload the worker binary.
+    Dist {
+        /// The dist command.
+        #[command(subcommand)]
+        command: DistCommand,
+    },
     /// Check a job spec and print its steps in order.
     Validate {
         /// The job spec (TOML).
@@ -126,7 +132,8 @@ pub struct ExecItemArgs {
 /// `runner fleet ...`.
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
-    /// Delete fleets and instances of this tool whose run is over.
+    /// Delete the fleets, instances, launch templates and queues of this deployment whose run is
+    /// over. Run it on a schedule: it is what cleans up after an orchestrator that was killed.
     Gc {
         /// The runner config file.
         #[arg(long)]
@@ -137,6 +144,31 @@ pub enum FleetCommand {
         /// Backend.
         #[arg(long, value_parser = backend_kind())]
         backend: Option<BackendKind>,
+    },
+}
+
+/// `runner dist ...`.
+#[derive(Debug, Subcommand)]
+pub enum DistCommand {
+    /// Print what a worker binary needs (architecture, glibc versions); fail if it needs a
+    /// newer glibc than `--max-glibc`.
+    Check {
+        /// The binary.
+        binary: PathBuf,
+        /// The newest glibc the AMIs have (Amazon Linux 2023: 2.34).
+        #[arg(long, default_value = "2.34")]
+        max_glibc: String,
+    },
+    /// Upload a worker binary under its sha256 and print the `ec2.worker_binaries` entry for it.
+    Upload {
+        /// The binary (`make dist` builds one).
+        binary: PathBuf,
+        /// Where binaries live, `s3://bucket/prefix`; the binary goes to `{to}/{sha256}/runner-{arch}`.
+        #[arg(long)]
+        to: String,
+        /// The newest glibc the AMIs have (Amazon Linux 2023: 2.34).
+        #[arg(long, default_value = "2.34")]
+        max_glibc: String,
     },
 }
 

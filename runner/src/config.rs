@@ -55,12 +55,30 @@ pub struct Config {
     /// Work items kept in a step's queue at a time (default: 4 per fleet slot, at least 256).
     #[serde(default)]
     pub enqueue_window: Option<usize>,
+    /// The deployment (`prod`, `staging`): in every queue name and resource tag, so `fleet gc`
+    /// for one never touches another's. Lowercase letters and digits; default `default`.
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// A step fails when no worker checks in this long after its first instance starts (or no
+    /// instance starts this long after the launch); default 300.
+    #[serde(default)]
+    pub boot_timeout_secs: Option<u64>,
+    /// A step fails when this many instances end without their worker checking in; default 3.
+    #[serde(default)]
+    pub crash_loop_after: Option<usize>,
     /// EC2 fleet settings (AWS backend).
     #[serde(default)]
     pub ec2: Option<Ec2Config>,
     /// Price assumptions for the cost estimate.
     #[serde(default)]
     pub pricing: Option<crate::cost::Pricing>,
+}
+
+impl Config {
+    /// The deployment name.
+    pub fn deployment(&self) -> &str {
+        self.deployment.as_deref().unwrap_or("default")
+    }
 }
 
 /// Parses `90s`, `30m`, `6h`, `1d`, or plain seconds.
@@ -103,6 +121,10 @@ impl Config {
         if let Ok(w) = std::env::var("RUNNER_WORKERS") {
             config.workers = Some(w.parse().with_context(|| format!("RUNNER_WORKERS={w:?}"))?);
         }
+        if let Ok(d) = std::env::var("RUNNER_DEPLOYMENT") {
+            config.deployment = Some(d);
+        }
+        runner_core::orchestrator::check_deployment(config.deployment()).map_err(anyhow::Error::msg)?;
         if let Some(rt) = &config.max_runtime {
             parse_duration(rt).context("max_runtime")?;
         }

@@ -141,6 +141,14 @@ pub fn report(
             if !instance_types.is_empty() {
                 m.insert("instance_types", MetadataValue::Json(serde_json::json!(instance_types)));
             }
+            if let Some(logs) = &step.worker_logs {
+                // One folder per worker: its check-in, its log, and why its boot failed if it did.
+                m.insert("worker_logs", MetadataValue::Path(logs.to_string()));
+            }
+            if step.workers > 0 {
+                m.insert("workers", MetadataValue::Int(step.workers as i64));
+                m.insert("peak_items_per_worker", MetadataValue::Int(step.peak_items_per_worker as i64));
+            }
             let version = format!("{}:{}", summary.run_id, o.rows);
             ctx.report_asset_materialization(
                 AssetMaterialization::new().asset_key(asset.as_str()).data_version(version).metadata(m),

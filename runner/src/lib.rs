@@ -33,6 +33,7 @@ pub mod commands;
 pub mod config;
 pub mod cost;
 pub mod dagster;
+pub mod dist;
 pub mod example_data;
 pub mod logging;
 pub mod progress;

@@ -1,17 +1,22 @@
-//! `runner run` in AWS mode against moto's server: data and state in S3, queues on SQS, a spot
-//! fleet created and deleted on EC2. moto cannot boot instances, so this test boots real
-//! worker processes from the user data of the fleet's launch templates, as an instance would.
+//! `runner run` in AWS mode against moto's server: data and state in S3, queues on SQS, spot
+//! fleets created and deleted on EC2. moto never boots an instance, so the stand-in
+//! (`support::instances`) runs each instance's real user data: the boot script downloads the
+//! worker with the real AWS CLI, checks its sha256, runs it, ships its log and powers off.
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use runner_backends::aws::AwsClients;
+use runner_backends::fleet::Fleet;
+use runner_backends::fleet::ec2::{Ec2Fleet, Ec2Settings};
 use runner_types::BackendKind;
+use support::instances::StandIns;
+
+/// At most two stand-in instances per step (moto launches one per unit of capacity).
+const SMALL: &str = "vcpus_per_item = 1\nmax_vcpus = 2";
 
 struct Aws {
     moto: support::Moto,
@@ -20,7 +25,9 @@ struct Aws {
     config: PathBuf,
 }
 
-async fn setup() -> Aws {
+/// The example's raw data for a day, in S3 under `data/`, and a config for a fleet whose
+/// workers are the runner under test.
+async fn setup(ec2_extra: &str) -> Aws {
     let moto = support::Moto::start();
     let aws = AwsClients::for_endpoint(&moto.endpoint, "us-east-1").await;
     let s3 = aws.s3().await;
@@ -36,14 +43,9 @@ async fn setup() -> Aws {
     assert!(status.success());
     for entry in walk(&local.join("raw")) {
         let key = format!("data/{}", entry.strip_prefix(&local).unwrap().display());
-        s3.put_object()
-            .bucket("lake")
-            .key(key)
-            .body(aws_sdk_s3::primitives::ByteStream::from_path(&entry).await.unwrap())
-            .send()
-            .await
-            .unwrap();
+        put(&s3, &key, std::fs::read(&entry).unwrap()).await;
     }
+    let binary = support::upload_worker(&s3, "lake", support::worker_launcher()).await;
     let ec2 = aws.ec2().await;
     let (subnets, ami) = support::ec2_network(&ec2, 1, &["us-east-1a", "us-east-1b"]).await;
     let config = dir.path().join("runner.toml");
@@ -52,21 +54,28 @@ async fn setup() -> Aws {
         format!(
             r#"
 backend = "aws"
+deployment = "test"
 data_root = "s3://lake/data"
 state = "s3://lake/state"
 visibility_secs = 5
 heartbeat_secs = 1
 idle_shutdown_secs = 4
+boot_timeout_secs = 60
 [ec2]
 subnets = {subnets:?}
-amis = {{ x86_64 = "{ami}", arm64 = "{ami}" }}
-worker_binaries = {{ x86_64 = "s3://lake/bin/runner-x86_64", arm64 = "s3://lake/bin/runner-aarch64" }}
+amis = {{ x86_64 = "{ami}" }}
+{binary}
 subnet_overrides = "separate"
+{ec2_extra}
 "#
         ),
     )
     .unwrap();
     Aws { moto, aws, dir, config }
+}
+
+async fn put(s3: &aws_sdk_s3::Client, key: &str, bytes: Vec<u8>) {
+    s3.put_object().bucket("lake").key(key).body(bytes.into()).send().await.unwrap();
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -82,9 +91,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 impl Aws {
+    /// The orchestrator's env: moto, and no metadata service (it does not run on EC2).
     fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = self.moto.env();
-        // No metadata service here: fail fast instead of waiting on timeouts.
         env.push(("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9".into()));
         env
     }
@@ -95,130 +104,327 @@ impl Aws {
         c
     }
 
-    /// Boots workers for every launch template the fleet created, from its user data.
-    async fn boot_workers(&self, booted: &mut BTreeSet<String>, workers: &mut Vec<Child>) {
+    /// Starts `runner` with its stderr in a file, so a test that times out can show it.
+    fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
+        let log = std::fs::File::create(self.dir.path().join("orchestrator.log")).unwrap();
+        self.runner(args).envs(env.iter().copied()).stderr(log).spawn().unwrap()
+    }
+
+    fn orchestrator_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("orchestrator.log")).unwrap_or_default()
+    }
+
+    fn stand_ins(&self) -> StandIns {
+        StandIns::new(&self.dir.path().join("instances"), self.moto.env())
+    }
+
+    fn job(&self) -> String {
+        support::workspace().join("runner/examples/events/job.toml").to_string_lossy().into_owned()
+    }
+
+    /// Runs the orchestrator to its end while the stand-in boots what the fleets launch.
+    async fn drive(&self, mut run: Child, stand_ins: &mut StandIns, limit: Duration) -> (ExitStatus, String) {
         let ec2 = self.aws.ec2().await;
-        let Ok(templates) = ec2.describe_launch_templates().send().await else { return };
-        for t in templates.launch_templates() {
-            let name = t.launch_template_name().unwrap_or_default().to_string();
-            if !name.starts_with("spotlake-") || !name.ends_with("-x86_64") || booted.contains(&name) {
-                continue;
-            }
-            let versions = ec2.describe_launch_template_versions().launch_template_name(&name).send().await.unwrap();
-            let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
-            let script =
-                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data.user_data().unwrap()).unwrap())
-                    .unwrap();
-            let json = script.split("<<'JSON'\n").nth(1).unwrap().split("\nJSON\n").next().unwrap();
-            let path = self.dir.path().join(format!("{name}.json"));
-            std::fs::write(&path, json).unwrap();
-            for _ in 0..2 {
-                workers.push(
-                    self.runner(&["worker", "--config-file", &path.to_string_lossy()])
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .unwrap(),
-                );
-            }
-            booted.insert(name);
+        let deadline = Instant::now() + limit;
+        while run.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the run did not finish\n{}\n{}",
+                self.orchestrator_log(),
+                stand_ins.consoles()
+            );
+            stand_ins.tick(&ec2).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let status = run.wait().unwrap();
+        stand_ins.tick(&ec2).await;
+        (status, self.orchestrator_log())
     }
 
     async fn running_instances(&self) -> usize {
         support::running_instances(&self.aws.ec2().await).await
     }
 
-    async fn live_fleets(&self) -> usize {
+    /// Fleets as moto reports them: (state, target capacity, items-wanted tag).
+    async fn fleets(&self) -> Vec<(String, i32, usize)> {
         let out = self.aws.ec2().await.describe_fleets().send().await.unwrap();
-        out.fleets().iter().filter(|f| !f.fleet_state().is_some_and(|s| s.as_str().starts_with("deleted"))).count()
+        out.fleets()
+            .iter()
+            .map(|f| {
+                let wanted = f.tags().iter().find(|t| t.key() == Some("spotlake:items-wanted")).and_then(|t| t.value());
+                (
+                    f.fleet_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    f.target_capacity_specification().and_then(|t| t.total_target_capacity()).unwrap_or(0),
+                    wanted.and_then(|w| w.parse().ok()).unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    async fn live_fleets(&self) -> usize {
+        self.fleets().await.iter().filter(|(state, _, _)| !state.starts_with("deleted")).count()
+    }
+
+    /// Launch templates and queues left on the server.
+    async fn leftovers(&self) -> (Vec<String>, Vec<String>) {
+        let templates = self.aws.ec2().await.describe_launch_templates().send().await.unwrap();
+        let queues = self.aws.sqs().await.list_queues().send().await.unwrap();
+        (
+            templates.launch_templates().iter().filter_map(|t| t.launch_template_name()).map(String::from).collect(),
+            queues.queue_urls().to_vec(),
+        )
+    }
+
+    async fn assert_nothing_left(&self) {
+        assert_eq!(self.running_instances().await, 0, "no instance is left running");
+        assert_eq!(self.live_fleets().await, 0, "every fleet was deleted");
+        assert_eq!(self.leftovers().await, (vec![], vec![]), "no launch template or queue is left");
+    }
+
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let out = self.aws.s3().await.list_objects_v2().bucket("lake").prefix(prefix).send().await.unwrap();
+        out.contents().iter().filter_map(|o| o.key()).map(String::from).collect()
     }
 }
 
+fn summary(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_example_runs_on_a_spot_fleet_over_s3_and_sqs() {
-    let env = setup().await;
-    let job = support::workspace().join("runner/examples/events/job.toml");
-    let summary = env.dir.path().join("summary.json");
-    let mut run = env
-        .runner(&[
+async fn the_example_runs_on_spot_instances_booted_from_their_user_data() {
+    let env = setup(SMALL).await;
+    let summary_path = env.dir.path().join("summary.json");
+    let run = env.spawn(
+        &["run", &env.job(), "--partition", "2024-01-01", "--summary-json", &summary_path.to_string_lossy()],
+        &[],
+    );
+    let mut stand_ins = env.stand_ins();
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(240)).await;
+    assert!(status.success(), "{err}\n{}", stand_ins.consoles());
+    assert!(err.contains("check one_row_per_user on user_daily.user_daily: passed"), "checks read S3 outputs: {err}");
+    assert!(!stand_ins.booted.is_empty(), "instances booted");
+    env.assert_nothing_left().await;
+
+    // Every instance shipped its log under the run, even one terminated while it booted; the
+    // workers of each step checked in next to their logs.
+    let s = summary(&summary_path);
+    let run_id = s["run_id"].as_str().unwrap();
+    let logs = env.keys(&format!("state/runs/{run_id}/workers/")).await;
+    for id in stand_ins.booted.keys() {
+        assert!(logs.iter().any(|k| k.ends_with(&format!("/{id}/worker.log"))), "{id} shipped its log: {logs:?}");
+    }
+    for step in ["clean", "shuffle", "user_daily"] {
+        let prefix = format!("state/runs/{run_id}/workers/{step}/");
+        assert!(logs.iter().any(|k| k.starts_with(&prefix) && k.ends_with("/checked-in.json")), "{step}: {logs:?}");
+    }
+    assert!(s["steps"][0]["worker_logs"].as_str().unwrap().ends_with(&format!("runs/{run_id}/workers/clean")));
+    // The worker saw its instance's identity through the metadata service.
+    assert!(s["steps"][0]["instance_types"]["m6i.large"].as_u64().unwrap() >= 1, "{s}");
+
+    // The same data run locally gives the same numbers.
+    let rows = |s: &serde_json::Value, step: usize, out: &str| s["steps"][step]["outputs"][out]["rows"].as_u64();
+    let local_summary = env.dir.path().join("local.json");
+    let out = Command::new(support::runner_bin())
+        .args(["run", &env.job(), "--partition", "2024-01-01", "--backend", "local", "--root"])
+        .arg(env.dir.path().join("gen"))
+        .args(["--summary-json", &local_summary.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let l = summary(&local_summary);
+    assert_eq!(rows(&s, 0, "clean"), rows(&l, 0, "clean"));
+    assert_eq!(rows(&s, 2, "user_daily"), rows(&l, 2, "user_daily"));
+    assert_eq!(env.keys("data/user_daily/day=2024-01-01/").await.len(), 16, "one file per user bucket in S3");
+}
+
+/// A step of `n` one-file items.
+async fn items(env: &Aws, n: usize) -> PathBuf {
+    let s3 = env.aws.s3().await;
+    for i in 0..n {
+        put(&s3, &format!("data/many/2024-01-01/part-{i}.csv"), format!("id,n\na{i},{i}\n").into_bytes()).await;
+    }
+    let job = env.dir.path().join("many.toml");
+    std::fs::write(
+        &job,
+        r#"
+name = "many"
+[[step]]
+name = "copy"
+split = "file"
+[step.inputs.part]
+path = "many/{partition_key}/part-*.csv"
+format = "csv"
+columns = [["id", "str"], ["n", "i64"]]
+[step.outputs.out]
+path = "many_out"
+sql = "SELECT * FROM part"
+"#,
+    )
+    .unwrap();
+    job
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_8_vcpu_instance_runs_8_items_at_once() {
+    // One instance (the fleet's cap is below one instance), of a type with 8 vCPUs, and items
+    // of one vCPU: its worker has 8 slots.
+    let env = setup("template_instance_types = { x86_64 = \"m6i.2xlarge\" }\nvcpus_per_item = 1\nmax_vcpus = 1").await;
+    let job = items(&env, 8).await;
+    let summary_path = env.dir.path().join("packed.json");
+    let run = env.spawn(
+        &[
             "run",
             &job.to_string_lossy(),
             "--partition",
             "2024-01-01",
             "--summary-json",
-            &summary.to_string_lossy(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mut booted, mut workers) = (BTreeSet::new(), Vec::new());
-    let mut saw_instances = 0;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while run.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the run did not finish");
-        env.boot_workers(&mut booted, &mut workers).await;
-        saw_instances = saw_instances.max(env.running_instances().await);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let status = run.wait().unwrap();
-    let mut err = String::new();
-    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
-    for mut w in workers {
-        let _ = w.kill();
-        let _ = w.wait();
-    }
-    assert!(status.success(), "{err}");
-    assert!(err.contains("check one_row_per_user on user_daily.user_daily: passed"), "checks read S3 outputs: {err}");
-    assert!(err.contains("check user_id_present on clean.clean: passed"), "{err}");
-    assert_eq!(booted.len(), 3, "one fleet per step: {booted:?}");
-    assert!(saw_instances > 0, "the fleets had instances while they ran");
-    assert_eq!(env.running_instances().await, 0, "no instance is left running");
-    assert_eq!(env.live_fleets().await, 0, "every fleet was deleted");
-
-    // The same data run locally gives the same numbers.
-    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    let rows =
-        |s: &serde_json::Value, step: usize, out: &str| s["steps"][step]["outputs"][out]["rows"].as_u64().unwrap();
-    let local_root = env.dir.path().join("gen");
-    let local_summary = env.dir.path().join("local.json");
-    let out = Command::new(support::runner_bin())
-        .args(["run", &job.to_string_lossy(), "--partition", "2024-01-01", "--backend", "local", "--root"])
-        .arg(&local_root)
-        .args(["--summary-json", &local_summary.to_string_lossy()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let l: serde_json::Value = serde_json::from_slice(&std::fs::read(&local_summary).unwrap()).unwrap();
-    assert_eq!(rows(&s, 0, "clean"), rows(&l, 0, "clean"));
-    assert_eq!(rows(&s, 2, "user_daily"), rows(&l, 2, "user_daily"));
-    let listed = env
-        .aws
-        .s3()
-        .await
-        .list_objects_v2()
-        .bucket("lake")
-        .prefix("data/user_daily/day=2024-01-01/")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed.contents().len(), 16, "one file per user bucket in S3");
+            &summary_path.to_string_lossy(),
+        ],
+        &[("RUNNER_TEST_ITEM_SLEEP_MS", "3000")],
+    );
+    let mut stand_ins = env.stand_ins().with_env("RUNNER_TEST_ITEM_SLEEP_MS", "3000");
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(180)).await;
+    assert!(status.success(), "{err}\n{}", stand_ins.consoles());
+    let s = summary(&summary_path);
+    assert_eq!(stand_ins.booted.len(), 1, "one instance: {s}");
+    assert_eq!(s["steps"][0]["workers"], 1, "{s}");
+    assert_eq!(s["steps"][0]["peak_items_per_worker"], 8, "its 8 slots ran at once: {s}");
+    let console = stand_ins.consoles();
+    assert!(console.contains("slots=8") && console.contains("threads_per_item=1"), "{console}");
+    env.assert_nothing_left().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_in_aws_mode_leaves_no_instance_running() {
-    let env = setup().await;
-    let job = support::workspace().join("runner/examples/events/job.toml");
-    let mut run = env
-        .runner(&["run", &job.to_string_lossy(), "--partition", "2024-01-01"])
-        .env("RUNNER_TEST_ITEM_SLEEP_MS", "30000")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mut booted, mut workers) = (BTreeSet::new(), Vec::new());
+async fn capacity_follows_the_remaining_work() {
+    // Items of 1 vCPU; the cap (16 vCPUs) is above the work (3 items). (moto launches an
+    // instance per unit of capacity, so the work is kept small.)
+    let env = setup("vcpus_per_item = 1\nmax_vcpus = 16").await;
+    let job = items(&env, 3).await;
+    let run = env
+        .spawn(&["run", &job.to_string_lossy(), "--partition", "2024-01-01"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "4000")]);
+    let ec2 = env.aws.ec2().await;
+    let mut stand_ins = env.stand_ins().with_env("RUNNER_TEST_ITEM_SLEEP_MS", "4000");
+    // Every instance is reclaimed once its worker has checked in, as a spot reclaim would.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while env.running_instances().await == 0 || booted.is_empty() {
+    loop {
+        assert!(Instant::now() < deadline, "no worker checked in\n{}", stand_ins.consoles());
+        stand_ins.tick(&ec2).await;
+        if env.keys("state/runs/").await.iter().any(|k| k.ends_with("checked-in.json")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = env.fleets().await;
+    let committed = env.keys("state/items/many/copy/").await.len();
+    for id in support::instance_ids(&ec2).await {
+        stand_ins.reclaim(&ec2, &id).await;
+    }
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(180)).await;
+    assert!(status.success(), "{err}\n{}", stand_ins.consoles());
+    // The first fleet asked for the work (3 items × 1 vCPU), not for this machine's cores.
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!((first[0].1, first[0].2), (3, 3), "{first:?}");
+    // After the reclaim, the orchestrator replaced what was lost, for the work left only; and
+    // nothing was launched for the tail.
+    let fleets = env.fleets().await;
+    assert!(fleets.len() >= 2, "the lost capacity was replaced: {fleets:?}\n{err}\n{}", stand_ins.consoles());
+    for (_, target, wanted) in &fleets[1..] {
+        assert!(*wanted <= 3 - committed && *target as usize <= *wanted, "{fleets:?} ({committed} committed)");
+    }
+    assert!(fleets.len() <= 3, "no churn at the tail: {fleets:?}");
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_at_boot_fails_the_run_with_its_reason_and_leaves_nothing() {
+    let env = setup(SMALL).await;
+    // A worker that can't start: it says why on stderr and exits 3.
+    let binary = support::upload_worker(
+        &env.aws.s3().await,
+        "lake",
+        b"#!/bin/sh\necho 'cannot open /dev/fuse: the AMI lacks it' >&2\nexit 3\n".to_vec(),
+    )
+    .await;
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let old = config.lines().find(|l| l.starts_with("worker_binaries.x86_64")).unwrap().to_string();
+    std::fs::write(&env.config, config.replace(&old, &binary)).unwrap();
+    let started = Instant::now();
+    let run = env.spawn(&["run", &env.job(), "--partition", "2024-01-01"], &[]);
+    let mut stand_ins = env.stand_ins();
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(120)).await;
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("a worker failed to boot"), "{err}");
+    assert!(err.contains("the worker exited with status 3") && err.contains("cannot open /dev/fuse"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60), "it failed within the boot bound");
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_boot_script_refuses_a_binary_whose_sha256_differs_and_one_that_is_missing() {
+    // The boot script's own checks, past the orchestrator's preflight: a fleet launched
+    // directly, whose binary is then replaced, and one whose binary is then deleted.
+    let env = setup("").await;
+    let config: runner::config::Config = toml::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap();
+    let ec2_config = config.ec2.unwrap();
+    let uri = ec2_config.worker_binaries["x86_64"].uri.clone();
+    let key = uri.trim_start_matches("s3://lake/").to_string();
+    let settings = Ec2Settings { lifetime: Duration::from_secs(600), deployment: "test".into() };
+    let fleet = Ec2Fleet::new(env.aws.ec2().await, env.aws.s3().await, ec2_config, settings);
+    fleet.preflight().await.unwrap();
+    let s3 = env.aws.s3().await;
+    let ec2 = env.aws.ec2().await;
+    for (case, tamper) in [("sha256", true), ("missing", false)] {
+        if tamper {
+            put(&s3, &key, b"#!/bin/sh\necho planted\n".to_vec()).await;
+        } else {
+            s3.delete_object().bucket("lake").key(&key).send().await.unwrap();
+        }
+        let prefix = runner_types::Location::parse_absolute(&format!("s3://lake/state/{case}/workers/clean")).unwrap();
+        let mut request = support::fleet_request(&format!("run-{case}"), BackendKind::Aws, "unused", "unused");
+        request.workers_prefix = prefix;
+        let handle = fleet.launch(&request, 1).await.unwrap();
+        let mut stand_ins = env.stand_ins();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let failed = loop {
+            assert!(Instant::now() < deadline, "no boot failure was reported\n{}", stand_ins.consoles());
+            stand_ins.tick(&ec2).await;
+            let keys = env.keys(&format!("state/{case}/workers/clean/")).await;
+            if let Some(k) = keys.iter().find(|k| k.ends_with("boot-failed.txt")) {
+                let got = s3.get_object().bucket("lake").key(k).send().await.unwrap();
+                break String::from_utf8(got.body.collect().await.unwrap().to_vec()).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if tamper {
+            assert!(failed.contains("has sha256") && failed.contains("but ec2.worker_binaries says"), "{failed}");
+        } else {
+            assert!(failed.contains("downloading the runner from s3://lake/"), "{failed}");
+        }
+        // The boot script powered the instance off: it is terminated, and ran no worker.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while support::running_instances(&ec2).await > 0 {
+            assert!(Instant::now() < deadline, "the instance powered off\n{}", stand_ins.consoles());
+            stand_ins.tick(&ec2).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(!stand_ins.consoles().contains("worker started"), "{}", stand_ins.consoles());
+        fleet.delete(&handle).await.unwrap();
+    }
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_in_aws_mode_leaves_no_instance_template_or_queue() {
+    let env = setup(SMALL).await;
+    let mut run =
+        env.spawn(&["run", &env.job(), "--partition", "2024-01-01"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "30000")]);
+    let ec2 = env.aws.ec2().await;
+    let mut stand_ins = env.stand_ins().with_env("RUNNER_TEST_ITEM_SLEEP_MS", "30000");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stand_ins.booted.is_empty() {
         assert!(Instant::now() < deadline, "the fleet never came up");
-        env.boot_workers(&mut booted, &mut workers).await;
+        stand_ins.tick(&ec2).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // SAFETY: signalling the orchestrator this test started.
@@ -226,71 +432,91 @@ async fn sigterm_in_aws_mode_leaves_no_instance_running() {
         libc::kill(run.id() as i32, libc::SIGTERM);
     }
     let status = run.wait().unwrap();
-    for mut w in workers {
-        let _ = w.kill();
-        let _ = w.wait();
-    }
-    let mut err = String::new();
-    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let err = env.orchestrator_log();
     assert!(!status.success(), "{err}");
-    assert!(err.contains("fleet deleted"), "{err}");
-    assert_eq!(env.running_instances().await, 0, "DescribeInstances shows nothing running");
-    assert_eq!(env.live_fleets().await, 0);
+    assert!(err.contains("fleet deleted") && err.contains("queue deleted"), "{err}");
+    env.assert_nothing_left().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_endpoint_and_missing_bucket_fail_before_launch() {
-    let env = setup().await;
-    let job = support::workspace().join("runner/examples/events/job.toml");
-    let bad = std::fs::read_to_string(&env.config).unwrap().replace("s3://lake/state", "s3://no-such-bucket/state");
-    std::fs::write(&env.config, bad).unwrap();
-    let out = env.runner(&["run", &job.to_string_lossy(), "--partition", "2024-01-01"]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no-such-bucket"), "{err}");
-    assert_eq!(env.live_fleets().await, 0, "nothing was launched");
-
+async fn preflight_names_the_setting_before_anything_is_launched() {
+    let env = setup("").await;
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let arm = support::ami(&env.aws.ec2().await, "arm64").await;
+    let x86 = support::ami(&env.aws.ec2().await, "x86_64").await;
+    let sha = config.split("sha256 = \"").nth(1).unwrap()[..64].to_string();
+    let cases: Vec<(String, String)> = vec![
+        (config.replace("s3://lake/state", "s3://no-such-bucket/state"), "no-such-bucket".into()),
+        (config.replace("[ec2]\n", "[ec2]\nvcpus = [8, 2]\n"), "ec2.vcpus [8, 2]".into()),
+        (config.replace(&x86, &arm), "ec2.amis.x86_64: AMI".into()),
+        (config.replace(&x86, "ami-00000000"), "ami-00000000 does not exist".into()),
+        (
+            config.replace(&format!("sha256 = \"{sha}\""), &format!("sha256 = \"{}\"", "0".repeat(64))),
+            format!(
+                "ec2.worker_binaries.x86_64: s3://lake/bin/{sha}/runner-x86_64 has sha256 {sha}, but the config says 0000"
+            ),
+        ),
+        (
+            config.replace("/runner-x86_64\"", "/gone\""),
+            "ec2.worker_binaries.x86_64: cannot read s3://lake/bin/".into(),
+        ),
+        (config.replace("[ec2]\n", "[ec2]\nsecurity_groups = [\"sg-12345678\"]\n"), "sg-12345678".into()),
+        (
+            config.replace(&format!("x86_64 = \"{x86}\""), &format!("x86_64 = \"{x86}\", arm64 = \"{arm}\"")),
+            "arm64".into(),
+        ),
+    ];
+    for (bad, expected) in cases {
+        std::fs::write(&env.config, bad).unwrap();
+        let out = env.runner(&["run", &env.job(), "--partition", "2024-01-01"]).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&expected), "expected {expected:?} in: {err}");
+        assert!(env.fleets().await.is_empty(), "nothing was launched for {expected:?}");
+        assert_eq!(env.leftovers().await, (vec![], vec![]), "{expected:?}");
+    }
+    std::fs::write(&env.config, config).unwrap();
     let out = env
-        .runner(&["run", &job.to_string_lossy(), "--partition", "2024-01-01"])
+        .runner(&["run", &env.job(), "--partition", "2024-01-01"])
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("preflight"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("preflight"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_instance_requirements_fail_before_launch() {
-    let env = setup().await;
-    let job = support::workspace().join("runner/examples/events/job.toml");
-    let bad = std::fs::read_to_string(&env.config).unwrap().replace("[ec2]\n", "[ec2]\nvcpus = [8, 2]\n");
-    std::fs::write(&env.config, bad).unwrap();
-    let out = env.runner(&["run", &job.to_string_lossy(), "--partition", "2024-01-01"]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ec2.vcpus [8, 2]"), "{err}");
-    assert_eq!(env.live_fleets().await, 0, "nothing was launched");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fleet_gc_deletes_fleets_of_runs_that_are_over() {
-    let env = setup().await;
-    // A fleet whose orchestrator died: its run has no live record.
+async fn gc_of_one_deployment_leaves_another_deployments_resources_alone() {
+    let env = setup("").await;
     let config: runner::config::Config = toml::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap();
-    let fleet =
-        runner_backends::fleet::ec2::Ec2Fleet::new(env.aws.ec2().await, config.ec2.unwrap(), Duration::from_secs(3600));
-    let mut request =
-        support::fleet_request("orphaned-run", BackendKind::Aws, "https://example/work", "https://example/cb");
-    request.dagster_run_id = None;
-    request.capacity = 1;
-    use runner_backends::fleet::Fleet;
-    fleet.launch(&request).await.unwrap();
-    assert_eq!(env.live_fleets().await, 1);
-    assert!(env.running_instances().await > 0);
-    let out = env.runner(&["fleet", "gc"]).output().unwrap();
+    let ec2_config = config.ec2.unwrap();
+    let fleet_of = |deployment: &str| {
+        let settings = Ec2Settings { lifetime: Duration::from_secs(3600), deployment: deployment.into() };
+        let aws = &env.aws;
+        let c = ec2_config.clone();
+        async move { Ec2Fleet::new(aws.ec2().await, aws.s3().await, c, settings) }
+    };
+    // Two orphaned runs (no live record), one per deployment, each with a fleet and a queue.
+    let (prod, staging) = (fleet_of("prod").await, fleet_of("staging").await);
+    prod.launch(&support::fleet_request("orphan-a", BackendKind::Aws, "w", "c"), 1).await.unwrap();
+    staging.launch(&support::fleet_request("orphan-b", BackendKind::Aws, "w", "c"), 1).await.unwrap();
+    let sqs = env.aws.sqs().await;
+    for name in ["spotlake-prod-job-orphan-a-callbacks", "spotlake-staging-job-orphan-b-callbacks"] {
+        sqs.create_queue().queue_name(name).send().await.unwrap();
+    }
+    assert_eq!(env.live_fleets().await, 2);
+
+    let out = env.runner(&["fleet", "gc"]).env("RUNNER_DEPLOYMENT", "staging").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("deleted"), "{}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(env.live_fleets().await, 0, "the orphaned fleet is gone");
-    assert_eq!(env.running_instances().await, 0, "and its instances");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("deployment staging") && said.contains("orphan-b"), "{said}");
+    assert!(!said.contains("orphan-a"), "staging's gc never touches prod: {said}");
+    assert_eq!(env.live_fleets().await, 1, "prod's fleet is still up");
+    let (templates, queues) = env.leftovers().await;
+    assert!(templates.iter().all(|t| t.starts_with("spotlake-prod-")) && !templates.is_empty(), "{templates:?}");
+    assert!(queues.len() == 1 && queues[0].ends_with("spotlake-prod-job-orphan-a-callbacks"), "{queues:?}");
+
+    let out = env.runner(&["fleet", "gc"]).env("RUNNER_DEPLOYMENT", "prod").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env.assert_nothing_left().await;
 }

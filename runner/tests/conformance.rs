@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use runner_backends::aws::AwsClients;
 use runner_backends::fleet::conformance as fleet_suite;
-use runner_backends::fleet::ec2::{Ec2Config, Ec2Fleet};
+use runner_backends::fleet::ec2::{Ec2Config, Ec2Fleet, Ec2Settings};
 use runner_backends::fleet::local::LocalFleet;
 use runner_backends::queue::conformance as queue_suite;
 use runner_backends::queue::{LocalQueues, QueueBackend, QueueOptions, SqsQueues};
@@ -116,6 +116,7 @@ queue_tests!(
     long_poll_waits_for_a_message,
     many_messages_each_delivered_once,
     size_limit,
+    list_finds_queues_by_prefix,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +146,7 @@ macro_rules! fleet_tests {
                     let work = queues.create("work", &QueueOptions::default()).await.unwrap();
                     let cb = queues.create("callbacks", &QueueOptions::default()).await.unwrap();
                     // Local workers are `runner worker` processes: point the fleet at the built binary.
-                    let fleet = LocalFleet::new(dir.path().to_path_buf()).with_executable(support::runner_bin());
+                    let fleet = LocalFleet::new(dir.path().to_path_buf(), 4).with_executable(support::runner_bin());
                     let request =
                         support::fleet_request(&unique("run-"), BackendKind::Local, &work.address(), &cb.address());
                     fleet_suite::$behaviour(&fleet, &request).await.unwrap();
@@ -160,7 +161,9 @@ macro_rules! fleet_tests {
                     let moto = support::Moto::start();
                     let aws = AwsClients::for_endpoint(&moto.endpoint, "us-east-1").await;
                     let ec2 = aws.ec2().await;
-                    let fleet = Ec2Fleet::new(ec2.clone(), ec2_config(&ec2).await, std::time::Duration::from_secs(3600));
+                    let s3 = aws.s3().await;
+                    let settings = Ec2Settings { lifetime: std::time::Duration::from_secs(3600), deployment: "suite".into() };
+                    let fleet = Ec2Fleet::new(ec2.clone(), s3.clone(), ec2_config(&ec2, &s3).await, settings);
                     let request =
                         support::fleet_request(&unique("run-"), BackendKind::Aws, "https://sqs/work", "https://sqs/cb");
                     fleet_suite::$behaviour(&fleet, &request).await.unwrap();
@@ -172,15 +175,22 @@ macro_rules! fleet_tests {
     };
 }
 
-fleet_tests!(launch_then_delete, delete_is_idempotent, gc_deletes_only_fleets_of_runs_that_are_over);
+fleet_tests!(
+    launch_then_delete,
+    delete_is_idempotent,
+    gc_deletes_only_fleets_of_runs_that_are_over,
+    maintain_adds_capacity_up_to_the_remaining_work,
+);
 
-async fn ec2_config(ec2: &aws_sdk_ec2::Client) -> Ec2Config {
+async fn ec2_config(ec2: &aws_sdk_ec2::Client, s3: &aws_sdk_s3::Client) -> Ec2Config {
     let (subnets, ami) = support::ec2_network(ec2, 0, &["us-east-1a", "us-east-1b", "us-east-1c"]).await;
+    s3.create_bucket().bucket("bin").send().await.unwrap();
+    let binary = support::upload_worker(s3, "bin", support::worker_launcher()).await;
     toml::from_str(&format!(
         r#"
 subnets = {subnets:?}
-amis = {{ x86_64 = "{ami}", arm64 = "{ami}" }}
-worker_binaries = {{ x86_64 = "s3://bin/runner-x86_64", arm64 = "s3://bin/runner-aarch64" }}
+amis = {{ x86_64 = "{ami}" }}
+{binary}
 vcpus = [2, 8]
 memory_mib = [4096, 32768]
 subnet_overrides = "separate"

@@ -5,8 +5,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -164,12 +162,15 @@ fn alive(pid: u32) -> bool {
         .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
 }
 
+/// A process's children: each thread lists the ones it started (a worker starts its items
+/// from its runtime's threads), so all threads are read.
 fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    out
 }
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -294,44 +295,8 @@ fn a_window_of_one_feeds_items_one_at_a_time_and_loses_none() {
     assert_same_rows(&rows(&f.root.join("out")), &reference);
 }
 
-/// A stand-in for the instance metadata service: IMDSv2 tokens, and one spot interruption
-/// notice once `armed` (served to the first worker that asks, as one instance is reclaimed).
 fn imds_stand_in(armed: Arc<AtomicBool>, served: Arc<AtomicBool>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            if reader.read_line(&mut request).is_err() {
-                continue;
-            }
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-            }
-            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-            let (status, body) = if request.starts_with("PUT") && path == "/latest/api/token" {
-                ("200 OK", "stand-in-token".to_string())
-            } else if path == "/latest/meta-data/spot/instance-action"
-                && armed.load(Ordering::SeqCst)
-                && !served.swap(true, Ordering::SeqCst)
-            {
-                ("200 OK", r#"{"action": "terminate", "time": "2030-01-01T00:00:00Z"}"#.to_string())
-            } else {
-                ("404 Not Found", String::new())
-            };
-            let mut s = stream;
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status}\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    addr
+    support::imds::serve(support::imds::Identity::default(), armed, served)
 }
 
 #[test]
@@ -482,4 +447,17 @@ fn bad_configuration_is_refused_before_anything_runs() {
     let out = f.run(&[], &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("runner.toml"), "the error names the file: {}", stderr(&out));
+}
+
+#[test]
+fn an_item_that_crashes_fails_with_the_end_of_its_stderr() {
+    let f = fixture(MAP_JOB, "max_attempts = 1\n", 1);
+    let out = f.run(&["--workers", "1"], &[("RUNNER_TEST_ITEM_ABORT", "native code said: buffer overrun in reader")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    // A crash is the item's own failure (not an interruption to retry for free), and its cause
+    // is only in its stderr: that travels in the callback to the orchestrator's log.
+    assert!(err.contains("item process crashed with signal 6"), "{err}");
+    assert!(err.contains("its stderr ends with:") && err.contains("buffer overrun in reader"), "{err}");
+    assert!(err.contains("failed after 1 attempt(s)"), "{err}");
 }

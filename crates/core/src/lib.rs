@@ -15,13 +15,13 @@
 //! `runner` binary does, and hands this crate a [`orchestrator::RunOptions`] and the backends.
 //!
 //! ```no_run
-//! use runner_core::orchestrator::{Backends, LiveFleets, RunOptions, run_job};
+//! use runner_core::orchestrator::{Backends, LiveResources, RunOptions, run_job};
 //! use runner_core::observer::Observer;
 //!
 //! # async fn demo(spec: &runner_spec::JobSpec, text: &str, options: &RunOptions, backends: &Backends) {
 //! struct Quiet;
 //! impl Observer for Quiet {}
-//! let summary = run_job(spec, text, options, backends, &Quiet, &LiveFleets::default()).await;
+//! let summary = run_job(spec, text, options, backends, &Quiet, &LiveResources::default()).await;
 //! # }
 //! ```
 

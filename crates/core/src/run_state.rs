@@ -24,6 +24,12 @@ pub fn spec_location(state: &Location, run_id: &RunId) -> Location {
     state.join(&format!("runs/{run_id}/job.toml"))
 }
 
+/// Where a step's workers check in, ship their logs and report failed boots, one folder per
+/// worker (instance id).
+pub fn workers_prefix(state: &Location, run_id: &RunId, step: &StepName) -> Location {
+    state.join(&format!("runs/{run_id}/workers/{step}"))
+}
+
 /// Where a run's record lives.
 pub fn run_record_location(state: &Location, run_id: &RunId) -> Location {
     state.join(&format!("runs/{run_id}/run.json"))

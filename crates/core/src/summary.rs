@@ -69,6 +69,18 @@ pub struct StepSummary {
     pub rows_quarantined: u64,
     /// Instance types that ran items (with items each).
     pub instance_types: BTreeMap<String, u64>,
+    /// Workers that committed items.
+    #[serde(default)]
+    pub workers: usize,
+    /// The most items one worker ran at once (its packing, as it happened).
+    #[serde(default)]
+    pub peak_items_per_worker: usize,
+    /// Capacity units the fleet requested over the step (vCPUs on EC2, processes locally).
+    #[serde(default)]
+    pub fleet_requested: usize,
+    /// Where the step's workers checked in and shipped their logs.
+    #[serde(default)]
+    pub worker_logs: Option<Location>,
     /// Per output.
     pub outputs: BTreeMap<String, OutputSummary>,
 }

@@ -83,6 +83,13 @@ pub struct WorkerInfo {
     pub availability_zone: Option<String>,
     /// CPU architecture.
     pub arch: String,
+    /// Items the worker runs at once.
+    #[serde(default = "one_slot")]
+    pub slots: usize,
+}
+
+fn one_slot() -> usize {
+    1
 }
 
 /// What a worker sends back after each attempt.
@@ -98,6 +105,12 @@ pub struct Callback {
     pub receive_count: u32,
     /// The worker.
     pub worker: WorkerInfo,
+    /// When the attempt started (Unix seconds, the worker's clock).
+    #[serde(default)]
+    pub started_at: f64,
+    /// When it ended.
+    #[serde(default)]
+    pub finished_at: f64,
     /// How it ended.
     #[serde(flatten)]
     pub outcome: Outcome,

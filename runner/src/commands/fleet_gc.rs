@@ -1,20 +1,20 @@
-//! `runner fleet gc`: deletes the fleets (and instances) of runs that are over.
+//! `runner fleet gc`: deletes what runs that are over left behind in this deployment: fleets,
+//! instances, launch templates (the fleet's `gc`) and queues. A run is over when its record
+//! says so or its heartbeat has stopped; another deployment's resources are never touched.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use runner_backends::aws::AwsClients;
-use runner_backends::fleet::Fleet;
-use runner_backends::fleet::ec2::Ec2Fleet;
-use runner_backends::fleet::local::LocalFleet;
 use runner_backends::storage::StoreCache;
+use runner_core::orchestrator::{queue_of_any_run, queue_prefix};
 use runner_core::run_state;
-use runner_types::BackendKind;
+use runner_types::{BackendKind, RunId};
 
-use super::setup::{local_dir, resolve_dir};
+use super::setup::{backends, resolve_dir};
 use crate::config::Config;
 use crate::logging::init_logging;
 
@@ -40,25 +40,23 @@ pub(super) async fn gc(
     };
     let aws = Arc::new(AwsClients::new());
     let stores = StoreCache::new(aws.clone());
-    let mut live = std::collections::BTreeSet::new();
+    let mut live: Vec<RunId> = Vec::new();
     for id in run_state::recorded_runs(&stores, &state).await? {
         if run_state::is_run_live(&stores, &state, &id).await {
-            live.insert(id);
+            live.push(id);
         }
     }
-    let fleet: Box<dyn Fleet> = match cfg.backend {
-        BackendKind::Local => {
-            Box::new(LocalFleet::new(local_dir(&state).context("a local backend needs local state")?))
+    let (queues, fleet) = backends(&cfg, &state, Some(1), Duration::from_secs(3600), &aws).await?;
+    let mut deleted = fleet.gc(&|run| live.contains(run)).await?;
+    for name in queues.list(&queue_prefix(cfg.deployment())).await? {
+        if !queue_of_any_run(&name, &live) {
+            queues.delete(&name).await?;
+            deleted.push(name);
         }
-        BackendKind::Aws => Box::new(Ec2Fleet::new(
-            aws.ec2().await,
-            cfg.ec2.clone().context("[ec2] config")?,
-            Duration::from_secs(3600),
-        )),
-    };
-    let deleted = fleet.gc(&|run| live.contains(run)).await?;
+    }
     println!(
-        "deleted {} fleet(s)/instance(s){}",
+        "deployment {}: deleted {} fleet(s)/instance(s)/template(s)/queue(s){}",
+        cfg.deployment(),
         deleted.len(),
         if deleted.is_empty() { String::new() } else { format!(": {}", deleted.join(", ")) }
     );

@@ -1,6 +1,7 @@
 //! Dispatch: one function per command, each in its own module. This module only starts the
 //! async runtime, routes the command, and turns an error into a message and a failing exit.
 
+mod dist;
 mod example;
 mod fleet_gc;
 mod run;
@@ -10,7 +11,7 @@ mod worker;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, FleetCommand};
+use crate::cli::{Cli, Command, DistCommand, FleetCommand};
 
 /// Runs the command line.
 pub fn main(cli: Cli) -> ExitCode {
@@ -28,6 +29,10 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::ExecItem(args) => worker::exec_item(&args.item, &args.result, &args.scratch).await,
             Command::Fleet { command: FleetCommand::Gc { config, state, backend } } => {
                 fleet_gc::gc(config.as_deref(), state, backend).await
+            }
+            Command::Dist { command: DistCommand::Check { binary, max_glibc } } => dist::check(&binary, &max_glibc),
+            Command::Dist { command: DistCommand::Upload { binary, to, max_glibc } } => {
+                dist::upload(&binary, &to, &max_glibc).await
             }
             Command::Validate { job } => validate::validate(&job),
             Command::Example { command } => example::example(command),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use runner_backends::aws::AwsClients;
-use runner_core::orchestrator::{self, LiveFleets};
+use runner_core::orchestrator::{self, LiveResources};
 use runner_core::summary::RunSummary;
 use runner_spec::JobSpec;
 use runner_types::Partition;
@@ -88,7 +88,7 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
         "starting job {}",
         spec.name
     );
-    let live = LiveFleets::default();
+    let live = LiveResources::default();
     let backends = Arc::new(backends);
     let task = {
         let (spec, spec_text, options, backends, live) =
@@ -110,12 +110,18 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
         _ = term.recv() => { abort.abort(); Err(anyhow::anyhow!("cancelled by SIGTERM")) }
     };
     // Whatever ended the run, no fleet outlives it.
-    for handle in live.take() {
+    for handle in live.take_fleets() {
         match backends.fleet.delete(&handle).await {
             Ok(()) => info!(fleet = %handle.id, "fleet deleted"),
             Err(e) => {
                 error!(fleet = %handle.id, "could not delete fleet: {e}; run `runner fleet gc`")
             }
+        }
+    }
+    for queue in live.take_queues() {
+        match backends.queues.delete(&queue).await {
+            Ok(()) => info!(queue, "queue deleted"),
+            Err(e) => error!(queue, "could not delete queue: {e}; run `runner fleet gc`"),
         }
     }
     let summary = outcome?;

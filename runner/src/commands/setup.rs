@@ -9,11 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use runner_backends::aws::AwsClients;
 use runner_backends::fleet::Fleet;
-use runner_backends::fleet::ec2::Ec2Fleet;
+use runner_backends::fleet::ec2::{Ec2Fleet, Ec2Settings};
 use runner_backends::fleet::local::LocalFleet;
 use runner_backends::queue::{LocalQueues, QueueBackend, SqsQueues};
 use runner_backends::storage::{Location, StoreCache};
-use runner_core::feed;
 use runner_core::orchestrator::{Backends, RunOptions};
 use runner_spec::JobSpec;
 use runner_types::{BackendKind, Partition, RunId};
@@ -49,6 +48,35 @@ pub(super) fn local_dir(loc: &Location) -> Option<PathBuf> {
         Location::Local { root, key } => Some(root.join(key)),
         Location::S3 { .. } => None,
     }
+}
+
+/// The queue backend and the fleet of the configured backend. Local workers default to one
+/// per core; an EC2 fleet is sized by the work (and `ec2.max_vcpus`), never by this machine.
+pub(super) async fn backends(
+    config: &Config,
+    state: &Location,
+    workers: Option<usize>,
+    max_runtime: Duration,
+    aws: &AwsClients,
+) -> anyhow::Result<(Arc<dyn QueueBackend>, Arc<dyn Fleet>)> {
+    Ok(match config.backend {
+        BackendKind::Local => {
+            let dir = local_dir(state).unwrap_or_else(|| std::env::temp_dir().join("spotlake-runner"));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(2));
+            (Arc::new(LocalQueues::new(dir.join("queues.sqlite"))), Arc::new(LocalFleet::new(dir, workers)))
+        }
+        BackendKind::Aws => {
+            let ec2 = config.ec2.clone().context("[ec2] config")?;
+            ec2.validate()?;
+            let settings = Ec2Settings {
+                lifetime: max_runtime + Duration::from_secs(600),
+                deployment: config.deployment().to_string(),
+            };
+            let fleet = Ec2Fleet::new(aws.ec2().await, aws.s3().await, ec2, settings);
+            (Arc::new(SqsQueues::new(aws.sqs().await)), Arc::new(fleet))
+        }
+    })
 }
 
 fn new_run_id() -> String {
@@ -92,29 +120,13 @@ pub(super) async fn prepare(
         None => Duration::from_secs(12 * 3600),
     };
     let stores = Arc::new(StoreCache::new(aws.clone()));
-    let (queues, fleet): (Arc<dyn QueueBackend>, Arc<dyn Fleet>) = match config.backend {
-        BackendKind::Local => {
-            let dir = local_dir(&state).unwrap_or_else(|| std::env::temp_dir().join("spotlake-runner"));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            (Arc::new(LocalQueues::new(dir.join("queues.sqlite"))), Arc::new(LocalFleet::new(dir)))
-        }
-        BackendKind::Aws => {
-            let ec2 = config.ec2.clone().context("[ec2] config")?;
-            ec2.validate()?;
-            let fleet = Ec2Fleet::new(aws.ec2().await, ec2, max_runtime + Duration::from_secs(600));
-            (Arc::new(SqsQueues::new(aws.sqs().await)), Arc::new(fleet))
-        }
-    };
-    let capacity = args
-        .workers
-        .or(config.workers)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(2));
+    let workers = args.workers.or(config.workers);
+    let (queues, fleet) = backends(&config, &state, workers, max_runtime, &aws).await?;
     let options = RunOptions {
         run_id: RunId::from(args.run_id.clone().unwrap_or_else(new_run_id)),
         root,
         state,
         partitions,
-        capacity,
         max_runtime: Some(max_runtime),
         force: args.force,
         dagster_run_id: dagster_run,
@@ -126,7 +138,10 @@ pub(super) async fn prepare(
         poll_imds: config.poll_imds.unwrap_or(config.backend == BackendKind::Aws),
         scratch_dir: config.scratch_dir.clone(),
         only_steps: args.steps.iter().map(|s| s.as_str().into()).collect(),
-        enqueue_window: config.enqueue_window.unwrap_or_else(|| feed::default_window(capacity)),
+        enqueue_window: config.enqueue_window,
+        boot_timeout: Duration::from_secs(config.boot_timeout_secs.unwrap_or(300)),
+        crash_loop_after: config.crash_loop_after.unwrap_or(3),
+        deployment: config.deployment().to_string(),
     };
     Ok(Prepared { backends: Backends { stores, queues, kind: config.backend, fleet }, options, config })
 }

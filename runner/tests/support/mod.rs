@@ -1,5 +1,9 @@
-//! Test support: moto's server on 127.0.0.1 (started here, stopped by PID), and paths.
+//! Test support: moto's server on 127.0.0.1 (started here, stopped by PID), stand-ins for
+//! the instance metadata service and for EC2 instances ([`instances`]), and paths.
 #![allow(dead_code)]
+
+pub mod imds;
+pub mod instances;
 
 use std::io::{BufRead, BufReader};
 
@@ -113,12 +117,44 @@ pub async fn ec2_network(ec2: &aws_sdk_ec2::Client, second_octet: u8, zones: &[&
             .unwrap();
         subnets.push(s.subnet().unwrap().subnet_id().unwrap().to_string());
     }
-    let ami = ec2.describe_images().send().await.unwrap().images()[0].image_id().unwrap().to_string();
-    (subnets, ami)
+    (subnets, ami(ec2, "x86_64").await)
+}
+
+/// An AMI moto knows for an architecture (`x86_64`, `arm64`).
+pub async fn ami(ec2: &aws_sdk_ec2::Client, arch: &str) -> String {
+    let images = ec2
+        .describe_images()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("architecture").values(arch).build())
+        .send()
+        .await
+        .unwrap();
+    images.images()[0].image_id().unwrap().to_string()
+}
+
+/// Uploads a worker "binary" to S3 under its sha256, as `runner dist upload` lays it out, and
+/// returns the `worker_binaries.x86_64` TOML entry.
+pub async fn upload_worker(s3: &aws_sdk_s3::Client, bucket: &str, bytes: Vec<u8>) -> String {
+    use sha2::Digest as _;
+    let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let key = format!("bin/{sha}/runner-x86_64");
+    s3.put_object().bucket(bucket).key(&key).body(bytes.into()).send().await.unwrap();
+    format!("worker_binaries.x86_64 = {{ uri = \"s3://{bucket}/{key}\", sha256 = \"{sha}\" }}")
+}
+
+/// A stand-in for the runner binary that starts the runner under test: the 190 MB debug
+/// binary need not travel through moto for every instance, and the boot script still
+/// downloads, verifies and runs what it was given.
+pub fn worker_launcher() -> Vec<u8> {
+    format!("#!/bin/sh\nexec '{}' \"$@\"\n", runner_bin().display()).into_bytes()
 }
 
 /// Instances tagged by this tool that are pending or running.
 pub async fn running_instances(ec2: &aws_sdk_ec2::Client) -> usize {
+    instance_ids(ec2).await.len()
+}
+
+/// The ids of the instances tagged by this tool that are pending or running.
+pub async fn instance_ids(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
     let out = ec2
         .describe_instances()
         .filters(aws_sdk_ec2::types::Filter::builder().name("tag:spotlake:tool").values("runner").build())
@@ -132,7 +168,7 @@ pub async fn running_instances(ec2: &aws_sdk_ec2::Client) -> usize {
         .send()
         .await
         .unwrap();
-    out.reservations().iter().map(|r| r.instances().len()).sum()
+    out.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| i.instance_id()).map(String::from).collect()
 }
 
 /// A launchable fleet request for tests: two workers of step `clean`, for a Dagster run.
@@ -146,12 +182,16 @@ pub fn fleet_request(run: &str, backend: BackendKind, work: &str, callbacks: &st
         idle_shutdown_secs: 120,
         poll_imds: false,
         scratch_dir: None,
+        vcpus_per_item: 1,
+        memory_mib_per_item: None,
+        slots: Some(1),
+        workers_prefix: None,
     };
     FleetRequest {
         run_id: RunId::from(run),
         step: "clean".into(),
         dagster_run_id: Some("dagster-run-1".into()),
-        capacity: 2,
         worker_config: serde_json::to_string(&worker).unwrap(),
+        workers_prefix: runner_types::Location::parse_absolute("s3://lake/state/runs/r/workers/clean").unwrap(),
     }
 }

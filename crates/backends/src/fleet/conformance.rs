@@ -37,7 +37,7 @@ async fn nothing_runs(fleet: &dyn Fleet, handle: &FleetHandle, after: &str) -> R
 /// every instance.
 pub async fn launch_then_delete(fleet: &dyn Fleet, request: &FleetRequest) -> Result<(), String> {
     fleet.preflight().await.map_err(|e| format!("preflight: {e}"))?;
-    let handle = fleet.launch(request).await.map_err(|e| format!("launch: {e}"))?;
+    let handle = fleet.launch(request, 2).await.map_err(|e| format!("launch: {e}"))?;
     ensure!(handle.run_id == request.run_id && handle.step == request.step, "the handle names the run and step");
     wait_for_instances(fleet, &handle).await?;
     fleet.delete(&handle).await.map_err(|e| format!("delete: {e}"))?;
@@ -46,7 +46,7 @@ pub async fn launch_then_delete(fleet: &dyn Fleet, request: &FleetRequest) -> Re
 
 /// Deleting a fleet twice succeeds.
 pub async fn delete_is_idempotent(fleet: &dyn Fleet, request: &FleetRequest) -> Result<(), String> {
-    let handle = fleet.launch(request).await.map_err(|e| format!("launch: {e}"))?;
+    let handle = fleet.launch(request, 2).await.map_err(|e| format!("launch: {e}"))?;
     fleet.delete(&handle).await.map_err(|e| format!("delete: {e}"))?;
     fleet.delete(&handle).await.map_err(|e| format!("deleting twice is fine: {e}"))?;
     nothing_runs(fleet, &handle, "two deletes").await
@@ -57,10 +57,10 @@ pub async fn gc_deletes_only_fleets_of_runs_that_are_over(
     fleet: &dyn Fleet,
     request: &FleetRequest,
 ) -> Result<(), String> {
-    let live = fleet.launch(request).await.map_err(|e| format!("launch: {e}"))?;
+    let live = fleet.launch(request, 2).await.map_err(|e| format!("launch: {e}"))?;
     let mut over = request.clone();
     over.run_id = RunId::from(format!("{}-over", request.run_id));
-    let orphan = fleet.launch(&over).await.map_err(|e| format!("launch: {e}"))?;
+    let orphan = fleet.launch(&over, 2).await.map_err(|e| format!("launch: {e}"))?;
     let live_run = request.run_id.clone();
     let deleted = fleet.gc(&|run: &RunId| *run == live_run).await.map_err(|e| format!("gc: {e}"))?;
     ensure!(deleted.contains(&orphan.id), "gc deletes the fleet of a finished run: {deleted:?} vs {}", orphan.id);
@@ -70,4 +70,33 @@ pub async fn gc_deletes_only_fleets_of_runs_that_are_over(
     ensure!(still.iter().any(|i| i.state == "running" || i.state == "pending"), "the live fleet runs: {still:?}");
     fleet.delete(&live).await.map_err(|e| format!("delete: {e}"))?;
     Ok(())
+}
+
+/// Capacity follows the remaining work: nothing is added without work, what is added for more
+/// work never exceeds it, and capacity already up is not requested twice.
+pub async fn maintain_adds_capacity_up_to_the_remaining_work(
+    fleet: &dyn Fleet,
+    request: &FleetRequest,
+) -> Result<(), String> {
+    let handle = fleet.launch(request, 1).await.map_err(|e| format!("launch: {e}"))?;
+    wait_for_instances(fleet, &handle).await?;
+    let first = fleet.maintain(&handle, request, 1).await.map_err(|e| format!("maintain: {e}"))?;
+    ensure!(first.requested > 0 && first.capacity_items >= 1, "a launched fleet has capacity: {first:?}");
+    let idle = fleet.maintain(&handle, request, 0).await.map_err(|e| format!("maintain: {e}"))?;
+    ensure!(idle.requested == first.requested, "no work, no new capacity: {idle:?} after {first:?}");
+    let more = fleet.maintain(&handle, request, 3).await.map_err(|e| format!("maintain: {e}"))?;
+    let per_item = fleet.vcpus_per_item().max(1);
+    ensure!(
+        more.requested - first.requested <= 3 * per_item,
+        "capacity added for 3 items is at most 3 items' worth: {more:?} after {first:?}"
+    );
+    wait_for_instances(fleet, &handle).await?;
+    let again = fleet.maintain(&handle, request, 3).await.map_err(|e| format!("maintain: {e}"))?;
+    ensure!(
+        again.capacity_items >= 3.min(fleet.max_items()) || again.requested == more.requested,
+        "the capacity for the same work is not requested twice: {again:?} after {more:?}"
+    );
+    ensure!(again.requested == more.requested, "nothing more is requested for the same work: {again:?} after {more:?}");
+    fleet.delete(&handle).await.map_err(|e| format!("delete: {e}"))?;
+    nothing_runs(fleet, &handle, "delete").await
 }

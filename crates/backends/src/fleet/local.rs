@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Fleet, FleetError, FleetHandle, FleetRequest, Instance, Result};
+use super::{Fleet, FleetError, FleetHandle, FleetRequest, FleetState, Instance, Result};
 use runner_types::{BackendKind, RunId, StepName};
 
 /// How many times one fleet may replace workers that died within seconds of starting.
@@ -28,6 +28,7 @@ struct Record {
 struct Live {
     children: Vec<(Child, Instant)>,
     early_deaths: usize,
+    spawned: usize,
 }
 
 /// Worker processes on this machine.
@@ -35,13 +36,26 @@ struct Live {
 pub struct LocalFleet {
     records: PathBuf,
     executable: Option<PathBuf>,
+    /// The most worker processes at once.
+    workers: usize,
     live: Mutex<HashMap<String, Live>>,
 }
 
+/// A local worker's id, which the worker itself reports (`runner worker` without an instance
+/// identity): the orchestrator matches check-ins to processes by it.
+pub fn worker_id(pid: u32) -> String {
+    format!("local-{pid}")
+}
+
 impl LocalFleet {
-    /// A fleet whose records live in `state_dir/fleets`; workers run this executable.
-    pub fn new(state_dir: PathBuf) -> Self {
-        Self { records: state_dir.join("fleets"), executable: None, live: Mutex::new(HashMap::new()) }
+    /// A fleet of at most `workers` processes whose records live in `state_dir/fleets`.
+    pub fn new(state_dir: PathBuf, workers: usize) -> Self {
+        Self {
+            records: state_dir.join("fleets"),
+            executable: None,
+            workers: workers.max(1),
+            live: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Runs workers from another `runner` executable (tests, where this process is not it).
@@ -59,7 +73,7 @@ impl LocalFleet {
         };
         let mut cmd = Command::new(exe);
         cmd.arg("worker").arg("--config-json").arg(config).stdin(Stdio::null());
-        if let Some(threads) = polars_threads_per_worker(request.capacity) {
+        if let Some(threads) = polars_threads_per_worker(self.workers) {
             cmd.env("POLARS_MAX_THREADS", threads.to_string());
         }
         // The worker ends with the orchestrator, so a killed orchestrator leaves no local
@@ -112,6 +126,15 @@ fn alive(pid: u32) -> bool {
     crate::process::exists(pid)
 }
 
+fn instance(pid: u32) -> Instance {
+    Instance {
+        id: worker_id(pid),
+        state: if alive(pid) { "running" } else { "terminated" }.to_string(),
+        instance_type: None,
+        availability_zone: None,
+    }
+}
+
 fn terminate(pids: &[u32]) {
     for pid in pids {
         // SAFETY: signalling processes this tool started.
@@ -137,13 +160,25 @@ impl Fleet for LocalFleet {
         BackendKind::Local
     }
 
+    fn max_items(&self) -> usize {
+        self.workers
+    }
+
+    fn vcpus_per_item(&self) -> usize {
+        1
+    }
+
+    fn slots_per_worker(&self) -> Option<usize> {
+        Some(1)
+    }
+
     async fn preflight(&self) -> Result<()> {
         std::env::current_exe()
             .map(|_| ())
             .map_err(|e| FleetError::Config(format!("cannot find the runner executable: {e}")))
     }
 
-    async fn launch(&self, request: &FleetRequest) -> Result<FleetHandle> {
+    async fn launch(&self, request: &FleetRequest, wanted_items: usize) -> Result<FleetHandle> {
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let handle = FleetHandle {
@@ -151,24 +186,16 @@ impl Fleet for LocalFleet {
             run_id: request.run_id.clone(),
             step: request.step.clone(),
         };
-        let mut live = Live::default();
-        for _ in 0..request.capacity.max(1) {
-            let child = self
-                .spawn(request)
-                .map_err(|e| FleetError::Provider { operation: "spawn worker", detail: e.to_string() })?;
-            live.children.push((child, Instant::now()));
-        }
-        let pids = live.children.iter().map(|(c, _)| c.id()).collect();
-        self.lock().insert(handle.id.clone(), live);
-        self.write_record(&handle, pids);
+        self.lock().insert(handle.id.clone(), Live::default());
+        self.maintain(&handle, request, wanted_items).await?;
         Ok(handle)
     }
 
-    async fn maintain(&self, handle: &FleetHandle, request: &FleetRequest) -> Result<()> {
-        let pids = {
+    async fn maintain(&self, handle: &FleetHandle, request: &FleetRequest, wanted_items: usize) -> Result<FleetState> {
+        let (pids, state) = {
             let mut map = self.lock();
             let Some(live) = map.get_mut(&handle.id) else {
-                return Ok(());
+                return Ok(FleetState::default());
             };
             let mut kept = Vec::new();
             for (mut child, started) in live.children.drain(..) {
@@ -186,33 +213,30 @@ impl Fleet for LocalFleet {
             if live.early_deaths > MAX_EARLY_DEATHS {
                 return Err(FleetError::CrashLoop(format!("{} early exits", live.early_deaths)));
             }
-            while live.children.len() < request.capacity.max(1) {
+            while live.children.len() < wanted_items.min(self.workers) {
                 let child = self
                     .spawn(request)
                     .map_err(|e| FleetError::Provider { operation: "spawn worker", detail: e.to_string() })?;
                 live.children.push((child, Instant::now()));
+                live.spawned += 1;
             }
-            live.children.iter().map(|(c, _)| c.id()).collect::<Vec<_>>()
+            let state = FleetState {
+                instances: live.children.iter().map(|(c, _)| instance(c.id())).collect(),
+                capacity_items: live.children.len(),
+                requested: live.spawned,
+                errors: Vec::new(),
+            };
+            (live.children.iter().map(|(c, _)| c.id()).collect::<Vec<_>>(), state)
         };
         self.write_record(handle, pids);
-        Ok(())
+        Ok(state)
     }
 
     async fn instances(&self, handle: &FleetHandle) -> Result<Vec<Instance>> {
         let map = self.lock();
         Ok(map
             .get(&handle.id)
-            .map(|live| {
-                live.children
-                    .iter()
-                    .map(|(c, _)| Instance {
-                        id: c.id().to_string(),
-                        state: if alive(c.id()) { "running" } else { "terminated" }.to_string(),
-                        instance_type: None,
-                        availability_zone: None,
-                    })
-                    .collect()
-            })
+            .map(|live| live.children.iter().map(|(c, _)| instance(c.id())).collect())
             .unwrap_or_default())
     }
 

@@ -1,7 +1,10 @@
-//! Where workers run, behind one trait: local worker processes, or an EC2 spot fleet. The
-//! orchestrator launches a fleet per step and deletes it when the step ends, whatever the
-//! ending. `conformance` holds the suite both implementations pass.
+//! Where workers run, behind one trait: local worker processes, or EC2 spot instances. The
+//! orchestrator launches a fleet per step, tells it every few seconds how many items still
+//! want a slot (the fleet adds capacity up to that and never beyond it; idle workers exit on
+//! their own), and deletes it when the step ends, whatever the ending. `conformance` holds the
+//! suite both implementations pass.
 
+pub mod boot;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod ec2;
@@ -10,7 +13,7 @@ pub mod local;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use runner_types::{BackendKind, RunId, StepName};
+use runner_types::{BackendKind, Location, RunId, StepName};
 
 /// The tag every resource of this tool carries.
 pub const TOOL_TAG: (&str, &str) = ("spotlake:tool", "runner");
@@ -18,6 +21,8 @@ pub const TOOL_TAG: (&str, &str) = ("spotlake:tool", "runner");
 pub const RUN_TAG: &str = "spotlake:run-id";
 /// The step tag.
 pub const STEP_TAG: &str = "spotlake:step";
+/// The deployment tag: `fleet gc` for one deployment never touches another's resources.
+pub const DEPLOYMENT_TAG: &str = "spotlake:deployment";
 /// The Dagster run tag.
 pub const DAGSTER_RUN_TAG: &str = "dagster:run-id";
 
@@ -52,12 +57,26 @@ pub struct FleetRequest {
     pub step: StepName,
     /// The Dagster run, when launched by Dagster.
     pub dagster_run_id: Option<String>,
-    /// How many workers (local) or vCPUs (EC2) to aim for.
-    pub capacity: usize,
     /// The workers' configuration (JSON), handed to each worker as it is: as `runner worker
     /// --config-json` locally, in the user data on EC2. The fleet does not read it; it must
     /// hold no secrets.
     pub worker_config: String,
+    /// Where the step's workers check in, ship their logs and report a failed boot.
+    pub workers_prefix: Location,
+}
+
+/// What a fleet has, as seen by [`Fleet::maintain`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetState {
+    /// Instances (or processes) up now: pending or running.
+    pub instances: Vec<Instance>,
+    /// Items the capacity up or on its way can run at once.
+    pub capacity_items: usize,
+    /// Capacity units requested so far, over every launch of this fleet (vCPUs on EC2,
+    /// processes locally).
+    pub requested: usize,
+    /// What the provider reported going wrong (launch errors), oldest first.
+    pub errors: Vec<String>,
 }
 
 /// A launched fleet.
@@ -76,7 +95,7 @@ pub struct FleetHandle {
 pub struct Instance {
     /// Instance id or process id.
     pub id: String,
-    /// `running`, `terminated`, ...
+    /// `running`, `pending`, `terminated`, ...
     pub state: String,
     /// EC2 instance type.
     pub instance_type: Option<String>,
@@ -90,22 +109,36 @@ pub trait Fleet: Send + Sync + std::fmt::Debug {
     /// Which backend this is.
     fn kind(&self) -> BackendKind;
 
-    /// Checks the configuration without launching anything.
+    /// The most items the fleet runs at once (its cap), so the orchestrator keeps that many
+    /// queued.
+    fn max_items(&self) -> usize;
+
+    /// vCPUs one item is given.
+    fn vcpus_per_item(&self) -> usize;
+
+    /// Items each worker runs at once when the fleet decides it (local workers are processes on
+    /// one machine: one each); `None` when each worker divides its own machine.
+    fn slots_per_worker(&self) -> Option<usize>;
+
+    /// Checks the configuration and everything a launch would need, without launching.
     async fn preflight(&self) -> Result<()>;
 
-    /// Launches workers.
-    async fn launch(&self, request: &FleetRequest) -> Result<FleetHandle>;
+    /// Launches capacity for `wanted_items` items at once (capped by the fleet's own limit).
+    async fn launch(&self, request: &FleetRequest, wanted_items: usize) -> Result<FleetHandle>;
 
-    /// Keeps capacity up while work remains (local: replace exited workers; EC2's maintain
-    /// fleets replace reclaimed instances themselves).
-    async fn maintain(&self, handle: &FleetHandle, request: &FleetRequest) -> Result<()>;
+    /// Called every few seconds while work remains, with the items not yet committed: adds
+    /// capacity when what is up (or coming) holds fewer, never more than that. Capacity
+    /// beyond it is not removed: idle workers exit by themselves.
+    async fn maintain(&self, handle: &FleetHandle, request: &FleetRequest, wanted_items: usize) -> Result<FleetState>;
 
     /// The fleet's instances.
     async fn instances(&self, handle: &FleetHandle) -> Result<Vec<Instance>>;
 
-    /// Deletes the fleet and terminates its instances. Idempotent.
+    /// Deletes the fleet, terminates its instances and removes what was made for it (launch
+    /// templates). Idempotent.
     async fn delete(&self, handle: &FleetHandle) -> Result<()>;
 
-    /// Deletes every fleet of this tool whose run is not live. Returns the deleted ids.
+    /// Deletes every fleet (and instance and launch template) of this tool and this
+    /// deployment whose run is not live. Returns what it deleted.
     async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> Result<Vec<String>>;
 }

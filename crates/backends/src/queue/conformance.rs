@@ -137,3 +137,18 @@ pub async fn size_limit(b: &dyn QueueBackend, prefix: &str) -> Result<(), String
         other => Err(format!("an oversized message is refused before sending: {other:?}")),
     }
 }
+
+/// `list` finds exactly the queues whose name starts with the prefix, and no deleted one.
+pub async fn list_finds_queues_by_prefix(b: &dyn QueueBackend, prefix: &str) -> Result<(), String> {
+    let mine = [format!("{prefix}-listed-a"), format!("{prefix}-listed-b")];
+    for name in &mine {
+        b.create(name, &QueueOptions::default()).await.map_err(e("create"))?;
+    }
+    b.create(&format!("{prefix}-other"), &QueueOptions::default()).await.map_err(e("create"))?;
+    let listed = b.list(&format!("{prefix}-listed-")).await.map_err(e("list"))?;
+    ensure!(listed == mine, "lists the two queues with the prefix, sorted: {listed:?}");
+    b.delete(&mine[0]).await.map_err(e("delete"))?;
+    let listed = b.list(&format!("{prefix}-listed-")).await.map_err(e("list"))?;
+    ensure!(listed == mine[1..], "a deleted queue is not listed: {listed:?}");
+    Ok(())
+}

@@ -117,6 +117,18 @@ impl QueueBackend for LocalQueues {
         conn.execute("DELETE FROM queues WHERE name = ?1", [name]).map_err(|e| self.backend_err(name, "delete", e))?;
         Ok(())
     }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let conn = self.connect(prefix)?;
+        let mut stmt = conn
+            .prepare("SELECT name FROM queues WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name")
+            .map_err(|e| self.backend_err(prefix, "list", e))?;
+        let names = stmt
+            .query_map([prefix], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| self.backend_err(prefix, "list", e))?;
+        Ok(names)
+    }
 }
 
 /// One queue in the SQLite file.

@@ -128,6 +128,9 @@ pub trait QueueBackend: Send + Sync + std::fmt::Debug {
 
     /// Deletes a queue and its messages.
     async fn delete(&self, name: &str) -> Result<()>;
+
+    /// The names of the queues whose name starts with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
 /// Checks a body against the size limit.

@@ -99,6 +99,17 @@ impl QueueBackend for SqsQueues {
         self.client.delete_queue().queue_url(url).send().await.map_err(|e| fail(name, "delete_queue", e))?;
         Ok(())
     }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut pages = self.client.list_queues().queue_name_prefix(prefix).into_paginator().send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| fail(prefix, "list_queues", e))?;
+            names.extend(page.queue_urls().iter().filter_map(|u| u.rsplit('/').next()).map(String::from));
+        }
+        names.sort();
+        Ok(names)
+    }
 }
 
 /// One SQS queue.

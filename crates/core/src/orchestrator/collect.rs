@@ -25,6 +25,10 @@ pub(crate) enum Event<'a> {
         instance_type: Option<String>,
         /// The peak resident size of its process.
         peak_rss_bytes: Option<u64>,
+        /// The worker that ran it.
+        worker: String,
+        /// When the attempt started and ended (Unix seconds, the worker's clock).
+        span: (f64, f64),
     },
     /// An attempt failed in the job itself.
     Failed {
@@ -88,6 +92,8 @@ impl<'a> Collector<'a> {
                     item,
                     instance_type: cb.worker.instance_type,
                     peak_rss_bytes: stats.peak_rss_bytes,
+                    worker: cb.worker.id,
+                    span: (cb.started_at, cb.finished_at),
                 },
                 Outcome::Failed { error } => Event::Failed { item, error },
                 Outcome::Interrupted { reason } => Event::Interrupted { item, reason },

@@ -5,6 +5,7 @@
 
 mod collect;
 mod step;
+mod watchdog;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,6 +44,14 @@ pub enum RunError {
         /// The last error.
         error: String,
     },
+    /// The step's workers could not start (the fleet watchdog).
+    #[error("step {step:?}: {error}")]
+    Boot {
+        /// The step.
+        step: StepName,
+        /// Why.
+        error: String,
+    },
     /// The run went over its maximum runtime.
     #[error("the run went over its maximum runtime of {0:?}")]
     MaxRuntime(Duration),
@@ -78,8 +87,6 @@ pub struct RunOptions {
     pub state: Location,
     /// The partitions (empty: an unpartitioned run).
     pub partitions: Vec<Partition>,
-    /// Fleet capacity: worker processes (local) or vCPUs (EC2).
-    pub capacity: usize,
     /// Give up after this long.
     pub max_runtime: Option<Duration>,
     /// Redo committed items.
@@ -102,24 +109,50 @@ pub struct RunOptions {
     pub scratch_dir: Option<String>,
     /// Run only these steps (all when empty).
     pub only_steps: Vec<StepName>,
-    /// Work items kept in a step's queue at a time (see `feed`).
-    pub enqueue_window: usize,
+    /// Work items kept in a step's queue at a time (see `feed`); by default 4 per item the
+    /// fleet runs at once.
+    pub enqueue_window: Option<usize>,
+    /// A step fails when no worker checks in this long after its first instance starts (or no
+    /// instance starts this long after the launch).
+    pub boot_timeout: Duration,
+    /// A step fails when this many instances end without their worker checking in.
+    pub crash_loop_after: usize,
+    /// The deployment (`prod`, `staging`) whose queues these are.
+    pub deployment: String,
 }
 
-/// Fleets that are up, so they can be deleted whatever ends the run.
+/// Fleets and queues that exist, so they can be deleted whatever ends the run (a signal that
+/// drops the orchestrator's future, a panic).
 #[derive(Debug, Clone, Default)]
-pub struct LiveFleets(Arc<Mutex<Vec<FleetHandle>>>);
+pub struct LiveResources {
+    fleets: Arc<Mutex<Vec<FleetHandle>>>,
+    queues: Arc<Mutex<Vec<String>>>,
+}
 
-impl LiveFleets {
-    fn add(&self, h: FleetHandle) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(h);
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LiveResources {
+    fn add_fleet(&self, h: FleetHandle) {
+        locked(&self.fleets).push(h);
     }
-    fn remove(&self, h: &FleetHandle) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|x| x != h);
+    fn remove_fleet(&self, h: &FleetHandle) {
+        locked(&self.fleets).retain(|x| x != h);
+    }
+    fn add_queue(&self, name: &str) {
+        locked(&self.queues).push(name.to_string());
+    }
+    fn remove_queue(&self, name: &str) {
+        locked(&self.queues).retain(|x| x != name);
     }
     /// Takes every fleet still up.
-    pub fn take(&self) -> Vec<FleetHandle> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    pub fn take_fleets(&self) -> Vec<FleetHandle> {
+        std::mem::take(&mut *locked(&self.fleets))
+    }
+    /// Takes every queue still there.
+    pub fn take_queues(&self) -> Vec<String> {
+        std::mem::take(&mut *locked(&self.queues))
     }
 }
 
@@ -131,7 +164,7 @@ pub async fn run_job(
     options: &RunOptions,
     backends: &Backends,
     observer: &dyn Observer,
-    live: &LiveFleets,
+    live: &LiveResources,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     backends.fleet.preflight().await.map_err(|e| RunError::Preflight(e.to_string()))?;
@@ -161,7 +194,7 @@ async fn run_steps(
     options: &RunOptions,
     backends: &Backends,
     observer: &dyn Observer,
-    live: &LiveFleets,
+    live: &LiveResources,
     record: &mut RunRecord,
 ) -> Result<Vec<StepSummary>, RunError> {
     let mut order = runner_spec::validate::order(spec).map_err(RunError::Preflight)?;
@@ -173,29 +206,28 @@ async fn run_steps(
         }
         order.retain(|s| options.only_steps.contains(&s.name));
     }
-    let dlq_name = queue_name(&spec.name, &options.run_id, "dlq");
-    let dlq = backends.queues.create(&dlq_name, &QueueOptions::default()).await.map_err(infra)?;
-    let callbacks = backends
-        .queues
-        .create(&queue_name(&spec.name, &options.run_id, "callbacks"), &QueueOptions::default())
-        .await
-        .map_err(infra)?;
+    let name = |suffix: &str| queue_name(&options.deployment, &spec.name, &options.run_id, suffix);
+    let dlq_name = name("dlq");
+    let create = |queue: String, opts: QueueOptions| async move {
+        // Recorded before it exists: a signal between the two must not leave it behind.
+        live.add_queue(&queue);
+        backends.queues.create(&queue, &opts).await.map_err(infra)
+    };
+    let dlq = create(dlq_name.clone(), QueueOptions::default()).await?;
+    let callbacks = create(name("callbacks"), QueueOptions::default()).await?;
     let mut summaries = Vec::new();
     let deadline = options.max_runtime.map(|d| Instant::now() + d);
     let mut outcome = Ok(());
     for (i, step) in order.iter().enumerate() {
         let attempts = step.max_attempts.unwrap_or(options.max_attempts);
-        let work = backends
-            .queues
-            .create(
-                &queue_name(&spec.name, &options.run_id, &format!("{}-work", step.name)),
-                &QueueOptions {
-                    visibility: options.visibility,
-                    dead_letter: Some((dlq_name.clone(), attempts + options.interruption_allowance)),
-                },
-            )
-            .await
-            .map_err(infra)?;
+        let work = create(
+            name(&format!("{}-work", step.name)),
+            QueueOptions {
+                visibility: options.visibility,
+                dead_letter: Some((dlq_name.clone(), attempts + options.interruption_allowance)),
+            },
+        )
+        .await?;
         let ctx = StepContext {
             spec,
             spec_uri,
@@ -209,7 +241,7 @@ async fn run_steps(
         };
         let queues = StepQueues { work: &work, callbacks: &*callbacks, dlq: &*dlq };
         let result = step::run_step(&ctx, step, attempts, &queues, record).await;
-        let _ = backends.queues.delete(work.name()).await;
+        delete_queue(backends, live, work.name()).await;
         match result {
             Ok(summary) => summaries.push(summary),
             Err(e) => {
@@ -218,17 +250,69 @@ async fn run_steps(
             }
         }
     }
-    let _ = backends.queues.delete(callbacks.name()).await;
-    let _ = backends.queues.delete(dlq.name()).await;
+    delete_queue(backends, live, callbacks.name()).await;
+    delete_queue(backends, live, dlq.name()).await;
     outcome.map(|()| summaries)
 }
 
-/// A queue's name: job and run, made safe for SQS (letters, digits, `-`, `_`; at most 80).
-fn queue_name(job: &str, run_id: &RunId, suffix: &str) -> String {
-    let base: String = format!("{job}-{run_id}")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
-        .collect();
-    let base: String = base.chars().take(70).collect();
-    format!("{base}-{suffix}")
+async fn delete_queue(backends: &Backends, live: &LiveResources, name: &str) {
+    match backends.queues.delete(name).await {
+        Ok(()) => live.remove_queue(name),
+        Err(e) => warn!("deleting queue {name} failed: {e}; `runner fleet gc` deletes it later"),
+    }
+}
+
+/// The prefix of every queue of a deployment, which `runner fleet gc` lists.
+pub fn queue_prefix(deployment: &str) -> String {
+    // Deployment names are letters and digits (see `check_deployment`), so no deployment's
+    // prefix is the start of another's.
+    format!("spotlake-{deployment}-")
+}
+
+/// Checks a deployment name: 1 to 16 lowercase letters and digits.
+pub fn check_deployment(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 16 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        return Err(format!("deployment {name:?} must be 1 to 16 lowercase letters and digits (like prod, staging2)"));
+    }
+    Ok(())
+}
+
+fn safe(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
+}
+
+/// A queue's name: deployment, job and run, made safe for SQS (letters, digits, `-`, `_`; at
+/// most 80). The run id is whole in it, so `gc` can tell whose it is.
+pub fn queue_name(deployment: &str, job: &str, run_id: &RunId, suffix: &str) -> String {
+    let job: String = safe(job).chars().take(16).collect();
+    let name = format!("{}{job}-{}-{suffix}", queue_prefix(deployment), safe(run_id.as_str()));
+    name.chars().take(80).collect()
+}
+
+/// Whether a queue of this deployment belongs to one of these runs (`gc` deletes the others).
+pub fn queue_of_any_run(name: &str, runs: &[RunId]) -> bool {
+    runs.iter().any(|r| name.contains(&format!("-{}-", safe(r.as_str()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_carry_the_deployment_and_the_whole_run_id() {
+        let run = RunId::from("20240101T000000-ab12");
+        let name = queue_name("prod", "a job/with spaces and a long name", &run, "callbacks");
+        assert!(name.starts_with(&queue_prefix("prod")), "{name}");
+        assert!(!name.starts_with(&queue_prefix("prod2")), "{name}");
+        assert!(name.len() <= 80 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(queue_of_any_run(&name, std::slice::from_ref(&run)));
+        assert!(!queue_of_any_run(&name, &[RunId::from("20240101T000000-ab1")]));
+    }
+
+    #[test]
+    fn deployment_names_are_checked() {
+        assert!(check_deployment("prod").is_ok());
+        assert!(check_deployment("prod-eu").unwrap_err().contains("prod-eu"));
+        assert!(check_deployment("").is_err());
+    }
 }

@@ -14,8 +14,9 @@ use runner_types::{Partition, WorkItemId};
 use tracing::{info, warn};
 
 use super::collect::{Collector, Event};
-use super::{Backends, LiveFleets, RunError, RunOptions, infra};
-use crate::feed::Feeder;
+use super::watchdog::Watchdog;
+use super::{Backends, LiveResources, RunError, RunOptions, infra};
+use crate::feed::{self, Feeder};
 use crate::observer::Observer;
 use crate::plan;
 use crate::run_state::{self, RunRecord, unix_now};
@@ -23,8 +24,8 @@ use crate::summary::StepSummary;
 use crate::wire::WorkItem;
 use crate::worker::WorkerConfig;
 
-/// How often the fleet is maintained and the dead-letter queue read.
-const MAINTAIN_EVERY: Duration = Duration::from_secs(2);
+/// How often the fleet is maintained and watched, and the dead-letter queue read.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(3);
 /// How often pending items' manifests are read (a callback can be lost for good).
 const MANIFEST_POLL_EVERY: Duration = Duration::from_secs(15);
 /// How often the run record's heartbeat is written.
@@ -37,7 +38,7 @@ pub(crate) struct StepContext<'a> {
     pub options: &'a RunOptions,
     pub backends: &'a Backends,
     pub observer: &'a dyn Observer,
-    pub live: &'a LiveFleets,
+    pub live: &'a LiveResources,
     /// 1-based position of the step in the run.
     pub index: usize,
     /// Steps in the run.
@@ -96,9 +97,12 @@ pub(crate) async fn run_step(
         StepSummary { name: step.name.clone(), items: items.len(), already_done: already, ..Default::default() };
 
     if !todo.is_empty() {
+        let fleet_api = &ctx.backends.fleet;
         let bodies: Vec<String> = todo.iter().map(|i| serde_json::to_string(i).unwrap_or_default()).collect();
-        let mut feeder = Feeder::new(bodies, opts.enqueue_window);
+        let window = opts.enqueue_window.unwrap_or_else(|| feed::default_window(fleet_api.max_items()));
+        let mut feeder = Feeder::new(bodies, window);
         feeder.top_up(&**queues.work, 0).await.map_err(infra)?;
+        let workers_prefix = run_state::workers_prefix(&opts.state, &opts.run_id, &step.name);
         let worker = WorkerConfig {
             backend: ctx.backends.kind,
             work_queue: queues.work.address(),
@@ -108,25 +112,45 @@ pub(crate) async fn run_step(
             idle_shutdown_secs: opts.idle_shutdown.as_secs().max(1),
             poll_imds: opts.poll_imds,
             scratch_dir: opts.scratch_dir.clone(),
+            vcpus_per_item: fleet_api.vcpus_per_item(),
+            memory_mib_per_item: step.memory_limit_mb,
+            slots: fleet_api.slots_per_worker(),
+            workers_prefix: Some(workers_prefix.clone()),
         };
         let request = FleetRequest {
             run_id: opts.run_id.clone(),
             step: step.name.clone(),
             dagster_run_id: opts.dagster_run_id.clone(),
-            capacity: opts.capacity.min(todo.len()).max(1),
             worker_config: serde_json::to_string(&worker).unwrap_or_default(),
+            workers_prefix: workers_prefix.clone(),
         };
-        let fleet = ctx.backends.fleet.launch(&request).await.map_err(infra)?;
-        ctx.live.add(fleet.clone());
-        info!(fleet = %fleet.id, kind = %ctx.backends.fleet.kind(), "fleet launched for step {}", step.name);
-        let mut wait = Wait { ctx, step, attempts, todo: &todo, feeder: &mut feeder, summary: &mut summary, record };
+        summary.worker_logs = Some(workers_prefix.clone());
+        let wanted = todo.len().min(fleet_api.max_items());
+        let fleet = fleet_api.launch(&request, wanted).await.map_err(infra)?;
+        ctx.live.add_fleet(fleet.clone());
+        info!(fleet = %fleet.id, kind = %fleet_api.kind(), wanted, "fleet launched for step {}", step.name);
+        let watchdog = Watchdog::new(workers_prefix, opts.boot_timeout, opts.crash_loop_after);
+        let mut wait = Wait {
+            ctx,
+            step,
+            attempts,
+            todo: &todo,
+            feeder: &mut feeder,
+            summary: &mut summary,
+            record,
+            watchdog,
+            spans: HashMap::new(),
+        };
         let waited = wait.until_committed(queues, &fleet, &request).await;
+        let spans = std::mem::take(&mut wait.spans);
         // The fleet goes whatever happened.
-        if let Err(e) = ctx.backends.fleet.delete(&fleet).await {
+        if let Err(e) = fleet_api.delete(&fleet).await {
             warn!(fleet = %fleet.id, "deleting the fleet failed: {e}");
         } else {
-            ctx.live.remove(&fleet);
+            ctx.live.remove_fleet(&fleet);
         }
+        summary.workers = spans.len();
+        summary.peak_items_per_worker = spans.values().map(|s| peak_overlap(s)).max().unwrap_or(0);
         waited?;
     }
     let current: BTreeSet<&WorkItemId> = items.iter().map(|i| &i.id).collect();
@@ -146,6 +170,22 @@ struct Wait<'a, 'b> {
     feeder: &'a mut Feeder,
     summary: &'a mut StepSummary,
     record: &'a mut RunRecord,
+    watchdog: Watchdog,
+    /// When each worker ran each committed attempt.
+    spans: HashMap<String, Vec<(f64, f64)>>,
+}
+
+/// The most intervals open at one instant.
+fn peak_overlap(spans: &[(f64, f64)]) -> usize {
+    // Ends sort before starts at the same instant: back-to-back items do not overlap.
+    let mut edges: Vec<(f64, i32)> = spans.iter().flat_map(|&(a, b)| [(a, 1), (b, -1)]).collect();
+    edges.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+    let (mut open, mut peak) = (0i32, 0i32);
+    for (_, d) in edges {
+        open += d;
+        peak = peak.max(open);
+    }
+    peak as usize
 }
 
 impl Wait<'_, '_> {
@@ -175,7 +215,16 @@ impl Wait<'_, '_> {
             self.feeder.top_up(&**queues.work, done.len()).await.map_err(infra)?;
             if last_maintain.elapsed() >= MAINTAIN_EVERY {
                 last_maintain = Instant::now();
-                ctx.backends.fleet.maintain(fleet, request).await.map_err(infra)?;
+                let wanted = (total - done.len()).min(ctx.backends.fleet.max_items());
+                let state = ctx.backends.fleet.maintain(fleet, request, wanted).await.map_err(infra)?;
+                for e in &state.errors {
+                    warn!(step = %self.step.name, "the fleet reports: {e}");
+                }
+                self.summary.fleet_requested = state.requested;
+                self.watchdog
+                    .check(&*ctx.backends.stores, &state)
+                    .await
+                    .map_err(|e| RunError::Boot { step: self.step.name.clone(), error: e.to_string() })?;
                 for event in collector.dead_letters().await.map_err(infra)? {
                     self.count(event, &mut done, &mut failures)?;
                 }
@@ -209,8 +258,9 @@ impl Wait<'_, '_> {
     ) -> Result<(), RunError> {
         let (ctx, step) = (self.ctx, &self.step.name);
         match event {
-            Event::Succeeded { item, instance_type, peak_rss_bytes } => {
+            Event::Succeeded { item, instance_type, peak_rss_bytes, worker, span } => {
                 if done.insert(item.id.clone()) {
+                    self.spans.entry(worker).or_default().push(span);
                     if let Some(t) = instance_type {
                         *self.summary.instance_types.entry(t).or_default() += 1;
                     }
@@ -258,5 +308,17 @@ impl Wait<'_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peak_overlap;
+
+    #[test]
+    fn overlap_counts_items_running_at_once() {
+        assert_eq!(peak_overlap(&[]), 0);
+        assert_eq!(peak_overlap(&[(0.0, 2.0), (1.0, 3.0), (1.5, 1.7)]), 3);
+        assert_eq!(peak_overlap(&[(0.0, 1.0), (1.0, 2.0)]), 1, "back to back is one at a time");
     }
 }

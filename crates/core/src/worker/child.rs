@@ -48,15 +48,18 @@ fn rss_bytes(_pid: u32) -> Option<u64> {
     None
 }
 
-/// Runs the item in a child process. `cancel` resolving stops it (SIGKILL) and reports Killed.
+/// Runs the item in a child process whose Polars pool has `threads` threads (its own default
+/// when `None`). `cancel` resolving stops it (SIGKILL) and reports Killed.
 pub async fn run_item_process(
     item: &WorkItem,
     scratch: &Path,
+    threads: Option<usize>,
     cancel: impl std::future::Future<Output = String>,
 ) -> std::io::Result<ChildOutcome> {
     std::fs::create_dir_all(scratch)?;
     let item_path = scratch.join("item.json");
     let result_path = scratch.join("result.json");
+    let stderr_path = scratch.join("stderr.log");
     std::fs::write(&item_path, serde_json::to_vec(item).unwrap_or_default())?;
     let _ = std::fs::remove_file(&result_path);
     let exe = std::env::current_exe()?;
@@ -64,6 +67,9 @@ pub async fn run_item_process(
     // The item dies with its worker, so a worker killed mid-item leaves no process still
     // writing that item's outputs.
     runner_backends::process::die_with_parent(&mut cmd, libc::SIGKILL);
+    if let Some(n) = threads {
+        cmd.env("POLARS_MAX_THREADS", n.to_string());
+    }
     let child = cmd
         .arg("exec-item")
         .arg("--item")
@@ -73,6 +79,7 @@ pub async fn run_item_process(
         .arg("--scratch")
         .arg(scratch.join("work"))
         .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path)?)
         .spawn()?;
     let pid = child.id();
     let limit = item.memory_limit_mb.map(|mb| mb * 1024 * 1024);
@@ -102,6 +109,7 @@ pub async fn run_item_process(
             }
         }
     };
+    let stderr = forward_stderr(&stderr_path);
     if let Some(rss) = over_limit {
         return Ok(ChildOutcome::Failed(format!(
             "item {} went over its memory limit of {} MiB (resident {} MiB) and was stopped",
@@ -117,9 +125,43 @@ pub async fn run_item_process(
             ChildOutcome::Succeeded(stats)
         }
         (Some(ChildResult::Error(e)), _) => ChildOutcome::Failed(e),
-        (_, code) if code >= 128 => ChildOutcome::Killed(format!("item process killed by signal {}", code - 128)),
-        (_, code) => ChildOutcome::Failed(format!("item process exited with status {code} without a result")),
+        // Killed or terminated from outside (a shutdown, the OOM killer): not the job's fault
+        // as far as we can tell. Any other signal is a crash of the item itself.
+        (_, code) if code == 128 + libc::SIGKILL || code == 128 + libc::SIGTERM => {
+            ChildOutcome::Killed(format!("item process killed by signal {}", code - 128))
+        }
+        (_, code) if code > 128 => {
+            ChildOutcome::Failed(with_stderr(format!("item process crashed with signal {}", code - 128), &stderr))
+        }
+        (_, code) => ChildOutcome::Failed(with_stderr(
+            format!("item process exited with status {code} without a result"),
+            &stderr,
+        )),
     })
+}
+
+/// How much of a failed item's stderr travels in its callback: the end is where the cause is.
+const STDERR_TAIL: usize = 4000;
+
+/// Copies the item's stderr into the worker's own (its log), and returns it.
+fn forward_stderr(path: &Path) -> String {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    if !text.is_empty() {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+    text
+}
+
+/// An error with the tail of the process's stderr (a panic or an abort says why only there).
+fn with_stderr(error: String, stderr: &str) -> String {
+    let stderr = stderr.trim_end();
+    if stderr.is_empty() {
+        return error;
+    }
+    let cut = stderr.len().saturating_sub(STDERR_TAIL);
+    let start = (cut..=stderr.len()).find(|i| stderr.is_char_boundary(*i)).unwrap_or(stderr.len());
+    format!("{error}; its stderr ends with:\n{}", &stderr[start..])
 }
 
 fn kill(pid: u32) {

@@ -97,9 +97,14 @@ pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Re
     Ok(stats)
 }
 
-/// Test-only failpoint: `RUNNER_TEST_ITEM_SLEEP_MS` holds every item this long before it
-/// publishes, so fault tests can kill or interrupt a worker mid-item.
+/// Test-only failpoints: `RUNNER_TEST_ITEM_SLEEP_MS` holds every item this long before it
+/// publishes, so fault tests can kill or interrupt a worker mid-item; `RUNNER_TEST_ITEM_ABORT`
+/// prints its value to stderr and aborts the item's process, as a crash in native code would.
 async fn failpoint_sleep() {
+    if let Ok(message) = std::env::var("RUNNER_TEST_ITEM_ABORT") {
+        eprintln!("{message}");
+        std::process::abort();
+    }
     if let Some(ms) = std::env::var("RUNNER_TEST_ITEM_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }

@@ -1,7 +1,9 @@
-//! The worker loop (`runner worker`): long-poll the work queue, run each item in a child
-//! process while heartbeating its visibility, send the callback, then delete the message (or
-//! release it for a retry). On a spot notice or SIGTERM it stops taking work, hands running
-//! items back at once, and says so in an `interrupted` callback. It exits when idle.
+//! The worker loop (`runner worker`): long-poll the work queue for as many items as the
+//! machine has free slots ([`capacity`]), run each in a child process while heartbeating its
+//! visibility, send the callback, then delete the message (or release it for a retry). On a
+//! spot notice or SIGTERM it stops taking work, hands running items back at once, and says so
+//! in `interrupted` callbacks; on a rebalance recommendation it finishes what runs and takes
+//! nothing new. It exits when idle.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,14 +12,18 @@ use anyhow::Context;
 use runner_backends::aws::AwsClients;
 use runner_backends::imds::{self, Notice};
 use runner_backends::queue::{LocalQueues, Queue, QueueBackend, Received, SqsQueues};
-use runner_types::BackendKind;
+use runner_backends::storage::{StoreCache, Stores};
+use runner_types::{BackendKind, Location};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::wire::{Callback, Outcome, WorkItem, WorkerInfo};
+use capacity::{ItemNeeds, Machine, Packing};
 use child::{ChildOutcome, run_item_process};
 
+pub mod capacity;
 pub mod child;
 pub mod exec;
 
@@ -42,6 +48,40 @@ pub struct WorkerConfig {
     /// Where items keep scratch files (default: the system temp dir).
     #[serde(default)]
     pub scratch_dir: Option<String>,
+    /// vCPUs one item needs: the worker runs its machine's vCPUs ÷ this many items at once.
+    #[serde(default = "one")]
+    pub vcpus_per_item: usize,
+    /// Memory one item needs in MiB (the step's memory limit), which also bounds the slots.
+    #[serde(default)]
+    pub memory_mib_per_item: Option<u64>,
+    /// Items at once, fixed (local workers, which are many processes on one machine, run one
+    /// each); unset, the worker divides its machine.
+    #[serde(default)]
+    pub slots: Option<usize>,
+    /// Where the worker checks in (`{prefix}/{worker id}/checked-in.json`) once its queues
+    /// answer, so the orchestrator knows instances boot.
+    #[serde(default)]
+    pub workers_prefix: Option<Location>,
+}
+
+/// The object a worker writes when it starts, under the workers prefix and its id.
+pub const CHECKED_IN: &str = "checked-in.json";
+
+fn one() -> usize {
+    1
+}
+
+impl WorkerConfig {
+    /// How this worker divides the machine it runs on.
+    pub fn packing(&self) -> Packing {
+        let machine = Machine::read();
+        match self.slots {
+            Some(slots) => Packing { slots: slots.max(1), threads_per_item: (machine.vcpus / slots.max(1)).max(1) },
+            None => {
+                capacity::pack(machine, ItemNeeds { vcpus: self.vcpus_per_item, memory_mib: self.memory_mib_per_item })
+            }
+        }
+    }
 }
 
 /// How often IMDS is polled for notices.
@@ -80,52 +120,127 @@ fn signals() -> watch::Receiver<Notice> {
     rx
 }
 
+/// What every item task of a worker shares.
+struct Shared {
+    cfg: WorkerConfig,
+    work: Arc<dyn Queue>,
+    callbacks: Arc<dyn Queue>,
+    me: WorkerInfo,
+    scratch_root: std::path::PathBuf,
+    /// Threads of each item's Polars pool, unless the user set `POLARS_MAX_THREADS`.
+    threads_per_item: Option<usize>,
+}
+
 /// Runs the worker until idle or interrupted.
 pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<WorkerExit> {
     let work = open_queue(&cfg, &cfg.work_queue, &aws).await?;
     let callbacks = open_queue(&cfg, &cfg.callback_queue, &aws).await?;
     let facts = if cfg.poll_imds { imds::facts().await } else { Default::default() };
+    let packing = cfg.packing();
     let me = WorkerInfo {
-        id: facts.instance_id.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id())),
+        id: facts.instance_id.clone().unwrap_or_else(|| local_worker_id(std::process::id())),
         instance_type: facts.instance_type.clone(),
         availability_zone: facts.availability_zone.clone(),
         arch: std::env::consts::ARCH.to_string(),
+        slots: packing.slots,
     };
     let mut spot = if cfg.poll_imds { Some(imds::watch_notices(NOTICE_POLL)) } else { None };
     let mut sig = signals();
     let visibility = Duration::from_secs(cfg.visibility_secs);
     let scratch_root = cfg.scratch_dir.clone().map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let threads_per_item = std::env::var_os("POLARS_MAX_THREADS").is_none().then_some(packing.threads_per_item);
+    let idle_after = Duration::from_secs(cfg.idle_shutdown_secs);
+    let shared = Arc::new(Shared { cfg, work, callbacks, me, scratch_root, threads_per_item });
+    let me = &shared.me;
+    if let Some(prefix) = &shared.cfg.workers_prefix {
+        let at = prefix.join(&format!("{}/{CHECKED_IN}", me.id));
+        let stores = StoreCache::new(aws.clone());
+        stores
+            .write(&at, serde_json::to_vec(me).unwrap_or_default())
+            .await
+            .with_context(|| format!("checking in at {at}"))?;
+    }
+    info!(
+        worker = %me.id,
+        queue = %shared.cfg.work_queue,
+        slots = packing.slots,
+        threads_per_item = packing.threads_per_item,
+        "worker started"
+    );
+    let mut running: JoinSet<anyhow::Result<Option<String>>> = JoinSet::new();
     let mut idle_since = Instant::now();
-    info!(worker = %me.id, queue = %cfg.work_queue, "worker started");
+    let mut stopping: Option<String> = None;
     loop {
-        let notice = current_notice(&spot, &sig);
-        match &notice {
-            Notice::Terminate(reason) | Notice::Rebalance(reason) => {
-                info!(worker = %me.id, "{reason}: taking no more work");
-                return Ok(WorkerExit::Interrupted(reason.clone()));
+        match current_notice(&spot, &sig) {
+            // Running items see the same notice and hand themselves back.
+            Notice::Terminate(reason) | Notice::Rebalance(reason) if stopping.is_none() => {
+                info!(worker = %me.id, running = running.len(), "{reason}: taking no more work");
+                stopping = Some(reason);
             }
-            Notice::None => {}
+            _ => {}
         }
-        let idle_left = Duration::from_secs(cfg.idle_shutdown_secs).saturating_sub(idle_since.elapsed());
-        if idle_left.is_zero() {
+        if let Some(reason) = &stopping {
+            while let Some(done) = running.join_next().await {
+                log_task_end(me, done);
+            }
+            return Ok(WorkerExit::Interrupted(reason.clone()));
+        }
+        if running.is_empty() && idle_since.elapsed() >= idle_after {
             info!(worker = %me.id, "idle, shutting down");
             return Ok(WorkerExit::Idle);
         }
-        let wait = idle_left.min(Duration::from_secs(5));
+        let free = packing.slots - running.len();
+        if free == 0 {
+            tokio::select! {
+                done = running.join_next() => if let Some(done) = done {
+                    if let Some(reason) = log_task_end(me, done) { stopping = Some(reason); }
+                    idle_since = Instant::now();
+                },
+                _ = wait_terminate(&mut spot, &mut sig) => {}
+            }
+            continue;
+        }
+        let wait =
+            idle_after.saturating_sub(idle_since.elapsed()).clamp(Duration::from_secs(1), Duration::from_secs(5));
+        // SQS hands out at most 10 messages per receive.
+        let want = free.min(10);
         let received = tokio::select! {
-            r = work.receive(1, wait, visibility) => r.context("receiving work")?,
+            r = shared.work.receive(want, wait, visibility) => r.context("receiving work")?,
+            done = running.join_next(), if !running.is_empty() => {
+                if let Some(done) = done
+                    && let Some(reason) = log_task_end(me, done)
+                {
+                    stopping = Some(reason);
+                }
+                idle_since = Instant::now();
+                continue;
+            }
             _ = wait_terminate(&mut spot, &mut sig) => continue,
         };
-        let Some(message) = received.into_iter().next() else {
-            continue;
-        };
-        let outcome = handle(&cfg, &work, &*callbacks, &me, &message, &scratch_root, &mut spot, &mut sig).await;
-        if let Err(e) = &outcome {
-            error!(worker = %me.id, "{e:#}");
+        if !received.is_empty() || !running.is_empty() {
+            idle_since = Instant::now();
         }
-        idle_since = Instant::now();
-        if let Ok(Some(reason)) = outcome {
-            return Ok(WorkerExit::Interrupted(reason));
+        for message in received {
+            let (shared, mut spot, mut sig) = (shared.clone(), spot.clone(), sig.clone());
+            running.spawn(async move { handle(&shared, &message, &mut spot, &mut sig).await });
+        }
+    }
+}
+
+/// Logs how an item task ended; returns the reason when the worker must stop.
+fn log_task_end(
+    me: &WorkerInfo,
+    done: Result<anyhow::Result<Option<String>>, tokio::task::JoinError>,
+) -> Option<String> {
+    match done {
+        Ok(Ok(stop)) => stop,
+        Ok(Err(e)) => {
+            error!(worker = %me.id, "{e:#}");
+            None
+        }
+        Err(e) => {
+            error!(worker = %me.id, "an item task ended abnormally: {e}");
+            None
         }
     }
 }
@@ -154,24 +269,23 @@ async fn wait_terminate(spot: &mut Option<watch::Receiver<Notice>>, sig: &mut wa
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+/// A worker's id off EC2: the one its local fleet knows it by.
+fn local_worker_id(pid: u32) -> String {
+    runner_backends::fleet::local::worker_id(pid)
+}
+
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Handles one message. Returns `Some(reason)` when the worker must stop.
-#[allow(clippy::too_many_arguments)]
 async fn handle(
-    cfg: &WorkerConfig,
-    work: &Arc<dyn Queue>,
-    callbacks: &dyn Queue,
-    me: &WorkerInfo,
+    shared: &Shared,
     message: &Received,
-    scratch_root: &std::path::Path,
     spot: &mut Option<watch::Receiver<Notice>>,
     sig: &mut watch::Receiver<Notice>,
 ) -> anyhow::Result<Option<String>> {
+    let Shared { cfg, work, callbacks, me, scratch_root, threads_per_item } = shared;
     let item: WorkItem = match serde_json::from_str(&message.body) {
         Ok(i) => i,
         Err(e) => {
@@ -182,6 +296,7 @@ async fn handle(
         }
     };
     info!(item = %item.label, attempt = message.receive_count, "running");
+    let started_at = unix_seconds();
     let scratch =
         tempfile::Builder::new().prefix("runner-item-").tempdir_in(scratch_root).context("creating scratch space")?;
     let heartbeat = {
@@ -201,7 +316,7 @@ async fn handle(
             }
         })
     };
-    let outcome = run_item_process(&item, scratch.path(), wait_terminate(spot, sig)).await;
+    let outcome = run_item_process(&item, scratch.path(), *threads_per_item, wait_terminate(spot, sig)).await;
     heartbeat.abort();
     let (outcome, stop) = match outcome.context("starting the item process")? {
         ChildOutcome::Succeeded(stats) => (Outcome::Succeeded { stats }, None),
@@ -227,6 +342,8 @@ async fn handle(
         item: item.id.clone(),
         receive_count: message.receive_count,
         worker: me.clone(),
+        started_at,
+        finished_at: unix_seconds(),
         outcome,
     };
     let sent = callbacks.send(&[serde_json::to_string(&callback).unwrap_or_default()]).await;

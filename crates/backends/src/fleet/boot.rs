@@ -1,0 +1,133 @@
+//! The boot script every worker instance runs as its user data. It fetches the runner binary
+//! for its architecture, checks its sha256, runs `runner worker`, ships the worker's log to the
+//! step's workers prefix as it goes and at exit, and powers off (the instance terminates). A
+//! boot that fails says why in a `boot-failed.txt` object next to the log before it powers off,
+//! so the orchestrator fails the run in seconds instead of the fleet boot-looping for hours.
+//!
+//! It relies on bash, coreutils (`sha256sum`), curl and the AWS CLI, which Amazon Linux 2023
+//! has. `SPOTLAKE_HOME` (default `/opt/spotlake`) and `AWS_EC2_METADATA_SERVICE_ENDPOINT`
+//! (the standard variable) let a test stand-in run the very same script in a sandbox.
+
+use std::collections::BTreeMap;
+
+use runner_types::Location;
+use serde::{Deserialize, Serialize};
+
+/// A worker binary: where it is and what its content must hash to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerBinary {
+    /// `s3://bucket/key` of the binary (as `runner dist upload` prints it).
+    pub uri: String,
+    /// Its sha256, lowercase hex.
+    pub sha256: String,
+}
+
+/// The object a failed boot leaves, per instance, under the step's workers prefix.
+pub const BOOT_FAILED: &str = "boot-failed.txt";
+/// The worker's log, per instance.
+pub const WORKER_LOG: &str = "worker.log";
+/// How often the boot script ships the log while the worker runs, in seconds.
+pub const SHIP_EVERY_SECS: u64 = 20;
+
+/// Single-quotes a value for bash.
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// The user data for one step's instances.
+pub fn script(worker_config: &str, workers_prefix: &Location, binaries: &BTreeMap<String, WorkerBinary>) -> String {
+    let bin = |arch: &str| binaries.get(arch).map(|b| (quote(&b.uri), quote(&b.sha256)));
+    let case_arm = |machine: &str, arch: &str| match bin(arch) {
+        Some((uri, sha)) => format!("  {machine}) BIN={uri}; SHA={sha} ;;\n"),
+        None => format!("  {machine}) fail \"no runner binary is configured for {arch} (ec2.worker_binaries)\" ;;\n"),
+    };
+    let prefix = quote(&workers_prefix.to_string());
+    format!(
+        r#"#!/bin/bash
+# spotlake worker boot: fetch and verify the runner, run the worker, ship its log, power off.
+set -uo pipefail
+HOME_DIR="${{SPOTLAKE_HOME:-/opt/spotlake}}"
+mkdir -p "$HOME_DIR" && cd "$HOME_DIR" || exit 1
+PREFIX={prefix}
+IMDS="${{AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}}"
+IMDS="${{IMDS%/}}"
+TOKEN=$(curl -sf -m 5 -X PUT "$IMDS/latest/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600')
+ID=$(curl -sf -m 5 -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/latest/meta-data/instance-id")
+[ -n "$ID" ] || ID="unknown-$(hostname)-$$"
+# The AWS CLI needs a region; the instance's own is the one its queues and buckets answer in.
+if [ -z "${{AWS_DEFAULT_REGION:-}}" ]; then
+  AWS_DEFAULT_REGION=$(curl -sf -m 5 -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/latest/meta-data/placement/region")
+  export AWS_DEFAULT_REGION
+fi
+touch {log}
+ship() {{ aws s3 cp {log} "$PREFIX/$ID/{log}" --only-show-errors || true; }}
+fail() {{
+  echo "instance $ID: $1" > {failed}
+  aws s3 cp {failed} "$PREFIX/$ID/{failed}" --only-show-errors
+  ship
+  shutdown -h now
+  exit 1
+}}
+cat > worker.json <<'SPOTLAKE_WORKER_JSON'
+{worker_config}
+SPOTLAKE_WORKER_JSON
+case "$(uname -m)" in
+{x86}{arm}  *) fail "unsupported machine $(uname -m)" ;;
+esac
+aws s3 cp "$BIN" runner --only-show-errors 2> download.err || fail "downloading the runner from $BIN failed: $(tail -c 1000 download.err)"
+GOT=$(sha256sum runner | cut -d' ' -f1)
+[ "$GOT" = "$SHA" ] || fail "the runner at $BIN has sha256 $GOT, but ec2.worker_binaries says $SHA"
+chmod +x runner
+(sleep 2; ship; while sleep {every}; do ship; done) &
+SHIPPER=$!
+# Terminating the instance (the fleet deleted, a spot reclaim) stops the worker with SIGTERM
+# first: its items go back to the queue, and its log is shipped before the power goes.
+trap 'kill -TERM "$WORKER" 2>/dev/null; wait "$WORKER"; kill "$SHIPPER" 2>/dev/null; ship; exit 0' TERM
+./runner worker --config-file worker.json >> {log} 2>&1 &
+WORKER=$!
+wait "$WORKER"
+STATUS=$?
+kill "$SHIPPER" 2>/dev/null
+[ "$STATUS" -eq 0 ] || fail "the worker exited with status $STATUS; its log ends with: $(tail -c 2000 {log})"
+ship
+shutdown -h now
+"#,
+        log = WORKER_LOG,
+        failed = BOOT_FAILED,
+        every = SHIP_EVERY_SECS,
+        x86 = case_arm("x86_64", "x86_64"),
+        arm = case_arm("aarch64", "arm64"),
+    )
+}
+
+/// The worker configuration a script carries (a test stand-in, or an operator reading a
+/// launch template, can get it back).
+pub fn worker_config_of(script: &str) -> Option<&str> {
+    script.split("<<'SPOTLAKE_WORKER_JSON'\n").nth(1)?.split("\nSPOTLAKE_WORKER_JSON\n").next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binaries() -> BTreeMap<String, WorkerBinary> {
+        [("x86_64".to_string(), WorkerBinary { uri: "s3://b/bin/x'y".into(), sha256: "ab12".into() })].into()
+    }
+
+    #[test]
+    fn the_script_carries_the_config_and_quotes_what_it_interpolates() {
+        let prefix = Location::parse_absolute("s3://lake/state/runs/r/workers/clean").unwrap();
+        let s = script(r#"{"a": 1}"#, &prefix, &binaries());
+        assert_eq!(worker_config_of(&s), Some(r#"{"a": 1}"#));
+        assert!(s.contains(r"BIN='s3://b/bin/x'\''y'; SHA='ab12'"), "{s}");
+        assert!(s.contains("PREFIX='s3://lake/state/runs/r/workers/clean'"), "{s}");
+    }
+
+    #[test]
+    fn an_architecture_without_a_binary_fails_loudly_at_boot() {
+        let prefix = Location::parse_absolute("s3://lake/w").unwrap();
+        let s = script("{}", &prefix, &binaries());
+        assert!(s.contains(r#"aarch64) fail "no runner binary is configured for arm64"#), "{s}");
+    }
+}
