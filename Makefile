@@ -47,6 +47,7 @@ bench: venv
 	$(PY) bench/pipes_throughput.py
 	$(PY) bench/runner_vs_peers.py
 	$(PY) bench/orchestration.py
+	$(PY) bench/fleet_packing.py
 
 # The worker binary for EC2 (x86_64), linked against glibc 2.34 so it loads on Amazon Linux
 # 2023 (a plain build on a newer glibc needs GLIBC_2.35 symbols and would not start there).

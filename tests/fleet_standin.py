@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -23,10 +24,10 @@ from runner_helpers import RUNNER
 VENV_BIN = Path(sys.executable).parent
 
 
-def upload_launcher(s3, bucket: str) -> str:  # type: ignore[no-untyped-def]
+def upload_launcher(s3, bucket: str, runner: Path = RUNNER) -> str:  # type: ignore[no-untyped-def]
     """Uploads a stand-in for the worker binary that starts the runner under test (the debug
     binary is too big to send through moto for every instance); returns its config entry."""
-    body = f"#!/bin/sh\nexec '{RUNNER}' \"$@\"\n".encode()
+    body = f"#!/bin/sh\nexec '{runner}' \"$@\"\n".encode()
     sha = hashlib.sha256(body).hexdigest()
     key = f"bin/{sha}/runner-x86_64"
     s3.put_object(Bucket=bucket, Key=key, Body=body)
@@ -66,9 +67,14 @@ def _metadata_service(instance_id: str, instance_type: str, zone: str) -> tuple[
 
 
 class FleetStandIn:
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], vcpus: int | None = None) -> None:
+        """`vcpus` overrides what each instance's worker sees of its machine (the benchmark's
+        "before packing": one item's worth, whatever the instance's size)."""
         self.workdir = workdir
         self.env = env
+        self.vcpus = vcpus
+        # Instance id → (booted, ended) on the monotonic clock: what the instance was billed for.
+        self.lifetimes: dict[str, list[float]] = {}
         self.booted: dict[str, subprocess.Popen[bytes]] = {}
         self.ended: set[str] = set()
         self.servers: list[http.server.HTTPServer] = []
@@ -140,6 +146,7 @@ class FleetStandIn:
             pass
         proc.wait()
         self.ended.add(instance_id)
+        self.lifetimes[instance_id][1] = time.monotonic()
 
     def _boot(self, instance: dict, script: str) -> None:
         instance_id, instance_type = instance["InstanceId"], instance["InstanceType"]
@@ -158,9 +165,10 @@ class FleetStandIn:
             "STANDIN_INSTANCE_ID": instance_id,
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint,
             "AWS_EC2_METADATA_DISABLED": "false",
-            "RUNNER_VCPUS": str(kind["VCpuInfo"]["DefaultVCpus"]),
+            "RUNNER_VCPUS": str(self.vcpus or kind["VCpuInfo"]["DefaultVCpus"]),
             "RUNNER_MEMORY_MIB": str(kind["MemoryInfo"]["SizeInMiB"]),
         }
+        self.lifetimes[instance_id] = [time.monotonic(), 0.0]
         with open(home / "console.log", "wb") as log:
             self.booted[instance_id] = subprocess.Popen(
                 ["bash", str(home / "user-data.sh")],

@@ -108,7 +108,8 @@ def run_external(
         outcome_messages.extend(invocation.get_custom_messages())
         yield from invocation.get_results()
 
-    client = PipesSubprocessClient(context_injector=injector, message_reader=reader)
+    # Not Dagster's default temp-file reader, which can lose every message of a fast process.
+    client = PipesSubprocessClient(context_injector=injector, message_reader=reader or make_reader("tempfile"))
     result = materialize(
         [the_asset],
         resources={"pipes": client},

@@ -329,7 +329,8 @@ def test_multi_asset_step(binaries: Binaries, instance: DagsterInstance) -> None
     def both(context: AssetExecutionContext, pipes: PipesSubprocessClient):  # type: ignore[no-untyped-def]
         yield from pipes.run(context=context, command=[str(binaries.protocol_tour), "multi-asset"]).get_results()
 
-    result = materialize([both], resources={"pipes": PipesSubprocessClient()}, instance=instance)
+    client = PipesSubprocessClient(message_reader=make_reader("tempfile"))
+    result = materialize([both], resources={"pipes": client}, instance=instance)
     assert result.success
     mats = {e.materialization.asset_key: e.materialization for e in result.get_asset_materialization_events()}
     assert mats[AssetKey("a1")].metadata["which"] == MetadataValue.text("a1")

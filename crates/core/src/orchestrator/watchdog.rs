@@ -134,3 +134,97 @@ impl Watchdog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use runner_backends::aws::AwsClients;
+    use runner_backends::fleet::Instance;
+    use runner_backends::storage::StoreCache;
+
+    use super::*;
+
+    fn fleet(ids: &[&str]) -> FleetState {
+        FleetState {
+            instances: ids
+                .iter()
+                .map(|id| Instance {
+                    id: id.to_string(),
+                    state: "running".into(),
+                    instance_type: None,
+                    availability_zone: None,
+                })
+                .collect(),
+            errors: vec![],
+            ..Default::default()
+        }
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        prefix: Location,
+        stores: StoreCache,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = Location::parse_absolute(&dir.path().join("workers/clean").to_string_lossy()).unwrap();
+        Setup { _dir: dir, prefix, stores: StoreCache::new(Arc::new(AwsClients::new())) }
+    }
+
+    impl Setup {
+        async fn put(&self, worker: &str, file: &str, text: &str) {
+            self.stores.write(&self.prefix.join(&format!("{worker}/{file}")), text.as_bytes().to_vec()).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_boot_failure_ends_the_step_with_what_the_boot_script_said() {
+        let s = setup();
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_secs(300), 3);
+        dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap();
+        s.put("i-1", BOOT_FAILED, "instance i-1: the runner at s3://b/r has sha256 ab, but ...").await;
+        let e = dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap_err();
+        assert!(matches!(&e, BootError::Failed(t) if t.contains("has sha256 ab")), "{e}");
+    }
+
+    #[tokio::test]
+    async fn instances_that_end_without_checking_in_are_a_crash_loop() {
+        let s = setup();
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_secs(300), 3);
+        let mut state = fleet(&["i-1", "i-2"]);
+        state.errors = vec!["fleet f: InsufficientInstanceCapacity: none left".into()];
+        dog.check(&s.stores, &state).await.unwrap();
+        // i-2 checked in and then exited idle: not a crash.
+        s.put("i-2", CHECKED_IN, "{}").await;
+        dog.check(&s.stores, &fleet(&["i-3"])).await.unwrap();
+        dog.check(&s.stores, &fleet(&["i-4"])).await.unwrap();
+        let e = dog.check(&s.stores, &fleet(&[])).await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, BootError::CrashLoop { count: 3, .. }), "{text}");
+        assert!(text.contains("i-1, i-3, i-4") && !text.contains("i-2"), "{text}");
+        assert!(text.contains("InsufficientInstanceCapacity"), "the fleet's errors are part of it: {text}");
+    }
+
+    #[tokio::test]
+    async fn no_check_in_within_the_bound_fails_and_a_check_in_clears_it() {
+        let s = setup();
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_millis(200), 3);
+        dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let e = dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap_err();
+        assert!(matches!(&e, BootError::NoCheckIn { instances, .. } if instances == "i-1"), "{e}");
+        s.put("i-1", CHECKED_IN, "{}").await;
+        dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_fleet_that_starts_no_instance_fails_after_the_bound() {
+        let s = setup();
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_millis(1), 3);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let e = dog.check(&s.stores, &fleet(&[])).await.unwrap_err();
+        assert!(matches!(e, BootError::NoInstance { .. }), "{e}");
+    }
+}
