@@ -28,19 +28,7 @@ RUNNER = ROOT / "target" / PROFILE / "runner"
 ITEMS = 32
 ITEM_MS = 1000
 TYPES = [("m6i.large", 2), ("m6i.2xlarge", 8), ("m6i.4xlarge", 16)]
-JOB = """
-name = "packing"
-[[step]]
-name = "copy"
-split = "file"
-[step.inputs.part]
-path = "many/{partition_key}/part-*.csv"
-format = "csv"
-columns = [["id", "str"], ["n", "i64"]]
-[step.outputs.out]
-path = "many_out"
-sql = "SELECT * FROM part"
-"""
+JOB = ROOT / "runner" / "tests" / "jobs" / "one_file_items.toml"
 
 
 def setup(env: dict[str, str], work: Path) -> tuple[str, str, str]:
@@ -52,7 +40,6 @@ def setup(env: dict[str, str], work: Path) -> tuple[str, str, str]:
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
     ami = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]["ImageId"]
-    (work / "job.toml").write_text(JOB)
     return subnet, ami, upload_launcher(s3, "lake", RUNNER)
 
 
@@ -83,13 +70,15 @@ max_vcpus = 1
         "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9",
     }
     instance_env = {**env, "RUNNER_TEST_ITEM_SLEEP_MS": str(ITEM_MS)}
-    with FleetStandIn(work / f"{itype}-{packed}", instance_env, vcpus=None if packed else 1) as fleet:
+    log = work / f"{itype}-{packed}.log"
+    stand_in = FleetStandIn(work / f"{itype}-{packed}", instance_env, vcpus=None if packed else 1)
+    with stand_in as fleet, open(log, "w") as err:
         subprocess.run(
-            [str(RUNNER), "run", str(work / "job.toml"), "--partition", "2024-01-01", "--force"],
+            [str(RUNNER), "run", str(JOB), "--partition", "2024-01-01", "--force"],
             env=run_env,
             check=True,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=err,
         )
     seconds = sum(end - start for start, end in fleet.lifetimes.values() if end > start)
     return seconds / ITEMS

@@ -244,33 +244,16 @@ async fn items(env: &Aws, n: usize) -> PathBuf {
     for i in 0..n {
         put(&s3, &format!("data/many/2024-01-01/part-{i}.csv"), format!("id,n\na{i},{i}\n").into_bytes()).await;
     }
-    let job = env.dir.path().join("many.toml");
-    std::fs::write(
-        &job,
-        r#"
-name = "many"
-[[step]]
-name = "copy"
-split = "file"
-[step.inputs.part]
-path = "many/{partition_key}/part-*.csv"
-format = "csv"
-columns = [["id", "str"], ["n", "i64"]]
-[step.outputs.out]
-path = "many_out"
-sql = "SELECT * FROM part"
-"#,
-    )
-    .unwrap();
-    job
+    support::workspace().join("runner/tests/jobs/one_file_items.toml")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_8_vcpu_instance_runs_8_items_at_once() {
+async fn one_8_vcpu_instance_runs_8_items_at_once_and_loses_no_delivery() {
     // One instance (the fleet's cap is below one instance), of a type with 8 vCPUs, and items
     // of one vCPU: its worker has 8 slots.
     let env = setup("template_instance_types = { x86_64 = \"m6i.2xlarge\" }\nvcpus_per_item = 1\nmax_vcpus = 1").await;
-    let job = items(&env, 8).await;
+    // Twice its slots: the second round is received while the first still runs.
+    let job = items(&env, 16).await;
     let summary_path = env.dir.path().join("packed.json");
     let run = env.spawn(
         &[
@@ -292,6 +275,9 @@ async fn one_8_vcpu_instance_runs_8_items_at_once() {
     assert_eq!(s["steps"][0]["peak_items_per_worker"], 8, "its 8 slots ran at once: {s}");
     let console = stand_ins.consoles();
     assert!(console.contains("slots=8") && console.contains("threads_per_item=1"), "{console}");
+    // Every item ran on its first delivery: no receive was dropped with messages in it.
+    assert_eq!(console.matches("attempt=1").count(), 16, "{console}");
+    assert!(!console.contains("attempt=2"), "{console}");
     env.assert_nothing_left().await;
 }
 
@@ -349,14 +335,12 @@ async fn a_worker_that_dies_at_boot_fails_the_run_with_its_reason_and_leaves_not
     let config = std::fs::read_to_string(&env.config).unwrap();
     let old = config.lines().find(|l| l.starts_with("worker_binaries.x86_64")).unwrap().to_string();
     std::fs::write(&env.config, config.replace(&old, &binary)).unwrap();
-    let started = Instant::now();
     let run = env.spawn(&["run", &env.job(), "--partition", "2024-01-01"], &[]);
     let mut stand_ins = env.stand_ins();
     let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(120)).await;
     assert!(!status.success(), "{err}");
     assert!(err.contains("a worker failed to boot"), "{err}");
     assert!(err.contains("the worker exited with status 3") && err.contains("cannot open /dev/fuse"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(60), "it failed within the boot bound");
     env.assert_nothing_left().await;
 }
 

@@ -210,9 +210,9 @@ mod tests {
     #[tokio::test]
     async fn no_check_in_within_the_bound_fails_and_a_check_in_clears_it() {
         let s = setup();
-        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_millis(200), 3);
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_secs(1), 3);
         dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let e = dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap_err();
         assert!(matches!(&e, BootError::NoCheckIn { instances, .. } if instances == "i-1"), "{e}");
         s.put("i-1", CHECKED_IN, "{}").await;

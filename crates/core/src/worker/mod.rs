@@ -200,23 +200,23 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
             }
             continue;
         }
-        let wait =
-            idle_after.saturating_sub(idle_since.elapsed()).clamp(Duration::from_secs(1), Duration::from_secs(5));
-        // SQS hands out at most 10 messages per receive.
-        let want = free.min(10);
-        let received = tokio::select! {
-            r = shared.work.receive(want, wait, visibility) => r.context("receiving work")?,
-            done = running.join_next(), if !running.is_empty() => {
-                if let Some(done) = done
-                    && let Some(reason) = log_task_end(me, done)
-                {
-                    stopping = Some(reason);
-                }
-                idle_since = Instant::now();
-                continue;
-            }
-            _ = wait_terminate(&mut spot, &mut sig) => continue,
+        // A receive is never cancelled: the queue may already have handed out messages that a
+        // dropped request would leave invisible, unrun, until their visibility timeout (this
+        // stalled packed workers for a whole timeout). So while items run it polls briefly,
+        // and finished items are reaped after it returns.
+        let wait = if running.is_empty() {
+            idle_after.saturating_sub(idle_since.elapsed()).clamp(Duration::from_secs(1), Duration::from_secs(5))
+        } else {
+            Duration::from_secs(1)
         };
+        // SQS hands out at most 10 messages per receive.
+        let received = shared.work.receive(free.min(10), wait, visibility).await.context("receiving work")?;
+        while let Some(done) = running.try_join_next() {
+            if let Some(reason) = log_task_end(me, done) {
+                stopping = Some(reason);
+            }
+            idle_since = Instant::now();
+        }
         if !received.is_empty() || !running.is_empty() {
             idle_since = Instant::now();
         }
