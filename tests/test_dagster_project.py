@@ -36,6 +36,13 @@ def local_client(root: Path, **env: str) -> RunnerPipesClient:
     return RunnerPipesClient(runner_bin=str(RUNNER), data_root=str(root), env={"RUNNER_WORKERS": "2", **env})
 
 
+def priced_client(root: Path) -> RunnerPipesClient:
+    """A local client whose cores cost $0.50 an hour, and $2.00 on EMR."""
+    config = root / "priced.toml"
+    config.write_text("[pricing]\nlocal_core_hour_usd = 0.5\nlocal_emr_core_hour_usd = 2.0\n")
+    return local_client(root, RUNNER_CONFIG=str(config))
+
+
 def materializations(result, key: str) -> list:
     return [
         e.materialization
@@ -49,9 +56,8 @@ def user_logs(instance: DagsterInstance, run_id: str) -> list[str]:
 
 
 def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> None:
-    result = materialize(
-        ASSETS, resources={"runner": local_client(tmp_path)}, instance=instance, partition_key="2024-01-02"
-    )
+    client = priced_client(tmp_path)
+    result = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key="2024-01-02")
     assert result.success
     (clean,) = materializations(result, "clean_events")
     assert clean.partition == "2024-01-02"
@@ -60,7 +66,15 @@ def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> Non
     columns = [c.name for c in clean.metadata["dagster/column_schema"].schema.columns]
     assert columns[:3] == ["event_id", "user_id", "ts"] and "day" in columns
     assert clean.metadata["rows_quarantined"].value > 0
-    assert clean.metadata["estimated_cost_usd"].value < clean.metadata["emr_on_demand_equivalent_usd"].value
+    # The bill: the local workers' core-hours at the configured prices.
+    cost = clean.metadata["cost_usd"].value
+    assert cost > 0 and clean.metadata["instance_hours"].value > 0
+    assert clean.metadata["saving_ratio"].value == pytest.approx(1 - 0.5 / 2.0)
+    assert clean.metadata["emr_equivalent_usd"].value == pytest.approx(cost * 4)
+    assert clean.metadata["cost_per_million_rows"].value == pytest.approx(cost / (rows / 1e6))
+    lines = clean.metadata["instances"].records
+    assert lines and all(line.data["market"] == "local" for line in lines), lines
+    assert sum(line.data["cost_usd"] for line in lines) == pytest.approx(cost)
     (metrics,) = materializations(result, "user_daily_metrics")
     con = expected_user_daily(tmp_path, "2024-01-02")
     assert metrics.metadata["dagster/row_count"].value == con.execute("SELECT COUNT(*) FROM expected").fetchone()[0]
@@ -75,6 +89,12 @@ def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> Non
     logs = user_logs(instance, result.run_id)
     assert any("step 1/2 shuffle" in line for line in logs), logs
     assert any("step 2/2: 16/16 items" in line for line in logs), logs
+    # A rerun finds every item committed: it starts no worker and costs nothing.
+    again = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key="2024-01-02")
+    assert again.success
+    (rerun,) = materializations(again, "clean_events")
+    assert rerun.metadata["items_already_committed"].value == rerun.metadata["items"].value
+    assert rerun.metadata["cost_usd"].value == 0 and rerun.metadata["instance_hours"].value == 0
 
 
 def test_backfill_as_separate_runs(tmp_path: Path, instance: DagsterInstance) -> None:
@@ -94,7 +114,7 @@ def test_backfill_as_separate_runs(tmp_path: Path, instance: DagsterInstance) ->
 
 
 def test_single_run_range_reports_each_partitions_rows(tmp_path: Path, instance: DagsterInstance) -> None:
-    client = local_client(tmp_path)
+    client = priced_client(tmp_path)
     days = ["2024-01-06", "2024-01-07", "2024-01-08"]
     for day in days:
         assert materialize([raw_events], resources={"runner": client}, instance=instance, partition_key=day).success
@@ -109,6 +129,15 @@ def test_single_run_range_reports_each_partitions_rows(tmp_path: Path, instance:
         ).records[0]
         assert latest.asset_materialization.metadata["dagster/row_count"].value == own[day], day
     assert len(set(own.values())) > 1, "the partitions differ, so a shared count could not pass"
+    # Each partition carries its share of the range's cost, split by its work; the shares add up.
+    mats = materializations(result, "user_daily_metrics")
+    parts = [m for m in mats if m.description and "own numbers" in m.description]
+    whole = [m for m in mats if m not in parts]
+    assert {m.partition for m in parts} == set(days)
+    total = whole[0].metadata["cost_usd"].value
+    assert total > 0
+    assert sum(m.metadata["cost_usd"].value for m in parts) == pytest.approx(total)
+    assert all(0 < m.metadata["cost_usd"].value < total for m in parts)
 
 
 def test_failing_job_fails_the_step_with_the_runners_error(tmp_path: Path, instance: DagsterInstance) -> None:
@@ -228,6 +257,14 @@ def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instan
     shipped = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix=prefix)["Contents"]]
     assert any(k.endswith("/worker.log") for k in shipped), shipped
     assert metrics.metadata["peak_items_per_worker"].value >= 1
+    # The bill from the instances moto launched: spot at moto's price history, the EMR
+    # equivalent from the shipped table (moto has no Price List).
+    lines = metrics.metadata["instances"].records
+    assert {(line.data["instance_type"], line.data["market"]) for line in lines} == {("m6i.large", "spot")}, lines
+    assert metrics.metadata["cost_usd"].value > 0
+    assert metrics.metadata["emr_equivalent_usd"].value > metrics.metadata["cost_usd"].value
+    assert 0 < metrics.metadata["saving_ratio"].value < 1
+    assert metrics.metadata["instance_hours"].value * 3600 >= 60, "a minute at least"
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix="data/user_daily/")["Contents"]]
     assert {k.split("/")[2] for k in keys} == {"day=2024-01-02", "day=2024-01-03", "day=2024-01-04"}
     assert any(

@@ -69,9 +69,9 @@ pub struct Config {
     /// EC2 fleet settings (AWS backend).
     #[serde(default)]
     pub ec2: Option<Ec2Config>,
-    /// Price assumptions for the cost estimate.
+    /// Prices that win over AWS's, and the price of a local core (`[pricing]`).
     #[serde(default)]
-    pub pricing: Option<crate::cost::Pricing>,
+    pub pricing: Option<crate::cost::PricingConfig>,
 }
 
 impl Config {
@@ -130,6 +130,9 @@ impl Config {
         }
         if config.backend == BackendKind::Aws && config.ec2.is_none() {
             bail!("the aws backend needs an [ec2] table in the runner config (subnets, amis, worker_binaries)");
+        }
+        if let Some(p) = &config.pricing {
+            p.validate()?;
         }
         Ok(config)
     }

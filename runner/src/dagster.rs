@@ -1,7 +1,7 @@
 //! The runner's Dagster side: when launched through Pipes, read the partitions from the
 //! context (or, in a ranged run where Dagster sends none, from the extras), and report what
 //! the run produced: one materialization per asset with its metadata, per-partition row
-//! counts, cost, and the job's asset checks.
+//! counts and cost, and the job's asset checks.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +18,7 @@ use runner_engine::checks::CheckResult;
 use runner_spec::JobSpec;
 use runner_types::{OutputRef, Partition};
 
-use crate::cost::Estimate;
+use crate::cost::Bill;
 
 /// One partition as the Dagster client passes it in extras.
 #[derive(Debug, Deserialize)]
@@ -83,14 +83,86 @@ fn rows_table(rows: &BTreeMap<String, u64>, key_name: &str) -> Table {
     t
 }
 
+/// The bill's fields for a materialization whose share of its step's bill is `bill`.
+fn cost_metadata(m: &mut Metadata, bill: Option<&Bill>, rows: u64) {
+    let Some(bill) = bill else {
+        m.insert("cost_unknown", "the fleet's usage could not be read; see the step's log");
+        return;
+    };
+    if let Some(c) = bill.cost_usd {
+        m.insert("cost_usd", c);
+        if rows > 0 {
+            m.insert("cost_per_million_rows", c / (rows as f64 / 1e6));
+        }
+    }
+    if let Some(e) = bill.emr_equivalent_usd {
+        m.insert("emr_equivalent_usd", e);
+    }
+    if let Some(r) = bill.saving_ratio() {
+        m.insert("saving_ratio", r);
+    }
+    m.insert("instance_hours", bill.instance_hours);
+    if !bill.unpriced.is_empty() {
+        m.insert(
+            "cost_unknown",
+            format!("no price for: {}", bill.unpriced.iter().cloned().collect::<Vec<_>>().join(", ")),
+        );
+    }
+    let mut t = Table::new(vec![
+        TableColumn::new("instance_type", "string"),
+        TableColumn::new("availability_zone", "string"),
+        TableColumn::new("market", "string"),
+        TableColumn::new("instances", "int"),
+        TableColumn::new("seconds", "float"),
+        TableColumn::new("usd_per_hour", "float"),
+        TableColumn::new("cost_usd", "float"),
+        TableColumn::new("price_source", "string"),
+    ]);
+    let opt = |v: Option<f64>| v.map_or(TableCell::Null, TableCell::from);
+    for l in &bill.lines {
+        t.push_row([
+            TableCell::from(l.instance_type.as_str()),
+            l.availability_zone.as_deref().map_or(TableCell::Null, TableCell::from),
+            TableCell::from(l.market.to_string()),
+            TableCell::from(l.instances),
+            TableCell::from(l.seconds),
+            opt(l.usd_per_hour()),
+            opt(l.cost_usd),
+            TableCell::from(l.price_source.as_str()),
+        ]);
+    }
+    m.insert("instances", t);
+}
+
+/// Each partition's share of a bill, by the seconds its attempts ran.
+fn bill_by_partition(step: &StepSummary, bill: &Bill) -> BTreeMap<String, serde_json::Value> {
+    let total: f64 = step.attempt_seconds_by_partition.values().sum();
+    if total <= 0.0 {
+        return BTreeMap::new();
+    }
+    step.attempt_seconds_by_partition
+        .iter()
+        .map(|(p, secs)| {
+            let part = bill.share(secs / total);
+            let v = serde_json::json!({
+                "cost_usd": part.cost_usd,
+                "emr_equivalent_usd": part.emr_equivalent_usd,
+                "instance_hours": part.instance_hours,
+            });
+            (p.clone(), v)
+        })
+        .collect()
+}
+
 /// Reports materializations and checks for every asset the step targets (or every output, for
-/// an op step).
+/// an op step). A step's bill is split evenly over its outputs (they come from the same items),
+/// so the cost of assets adds up to the run's.
 pub fn report(
     ctx: &PipesContext,
     job: &JobSpec,
     summary: &RunSummary,
+    bills: &[Option<Bill>],
     checks: &[CheckResult],
-    cost: &Estimate,
 ) -> anyhow::Result<()> {
     let targeted: Option<Vec<String>> = ctx.asset_keys().ok().map(<[String]>::to_vec);
     let total_items: usize = summary.steps.iter().map(|s| s.items).sum();
@@ -99,7 +171,10 @@ pub fn report(
             *m.entry(k).or_default() += v;
             m
         });
-    for step in &summary.steps {
+    for (step, bill) in summary.steps.iter().zip(bills) {
+        let outputs = step.outputs.len().max(1) as f64;
+        let bill = bill.as_ref().map(|b| b.share(1.0 / outputs));
+        let by_partition = bill.as_ref().map(|b| bill_by_partition(step, b)).unwrap_or_default();
         for (output, o) in &step.outputs {
             let asset = job.asset_of(&OutputRef::new(step.name.clone(), output.as_str()));
             if targeted.as_ref().is_some_and(|t| !t.iter().any(|k| asset == k.as_str())) {
@@ -132,9 +207,8 @@ pub fn report(
                 .with("peak_item_rss_mib", step.peak_rss_bytes / (1024 * 1024))
                 .with("run_items", total_items as u64)
                 .with("run_seconds", summary.seconds)
-                .with("estimated_cost_usd", cost.spot_usd)
-                .with("emr_on_demand_equivalent_usd", cost.emr_usd)
                 .with("runner_run_id", summary.run_id.as_str());
+            cost_metadata(&mut m, bill.as_ref(), o.rows);
             if !o.hive_partitions.is_empty() {
                 m.insert("rows_by_hive_partition", rows_table(&o.hive_partitions, "directory"));
             }
@@ -159,6 +233,7 @@ pub fn report(
                 "kind": "partition_rows",
                 "asset_key": asset,
                 "rows_by_partition": o.rows_by_partition,
+                "cost_by_partition": by_partition,
             }))?;
         }
     }

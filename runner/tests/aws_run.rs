@@ -221,6 +221,17 @@ async fn the_example_runs_on_spot_instances_booted_from_their_user_data() {
     assert!(s["steps"][0]["worker_logs"].as_str().unwrap().ends_with(&format!("runs/{run_id}/workers/clean")));
     // The worker saw its instance's identity through the metadata service.
     assert!(s["steps"][0]["instance_types"]["m6i.large"].as_u64().unwrap() >= 1, "{s}");
+    // With no prices set, the spot price comes from moto's DescribeSpotPriceHistory, and the
+    // on-demand one from the shipped table (moto has no Price List): m6i.large at $0.096 an
+    // hour plus EMR's $0.024, for every billed second.
+    for bill in s["bills"].as_array().unwrap() {
+        let line = &bill["lines"][0];
+        assert_eq!(line["price_source"], "spot price history; on-demand: shipped table", "{bill}");
+        let seconds: f64 = bill["lines"].as_array().unwrap().iter().map(|l| l["seconds"].as_f64().unwrap()).sum();
+        assert!(seconds >= 60.0, "{bill}");
+        assert!((bill["emr_equivalent_usd"].as_f64().unwrap() - seconds * 0.12 / 3600.0).abs() < 1e-9, "{bill}");
+        assert!(bill["cost_usd"].as_f64().unwrap() > 0.0, "{bill}");
+    }
 
     // The same data run locally gives the same numbers.
     let rows = |s: &serde_json::Value, step: usize, out: &str| s["steps"][step]["outputs"][out]["rows"].as_u64();
@@ -281,14 +292,50 @@ async fn one_8_vcpu_instance_runs_8_items_at_once_and_loses_no_delivery() {
     env.assert_nothing_left().await;
 }
 
+/// Prices set for the bill test: a cent a second on spot, so cents mean something.
+const PRICES: &str = r#"
+[pricing]
+spot = { "m6i.large" = 36.0 }
+on_demand = { "m6i.large" = 72.0 }
+emr = { "m6i.large" = 18.0 }
+"#;
+
+/// Every instance of a run as moto records it: (id, launch, end), in Unix seconds.
+async fn lives(ec2: &aws_sdk_ec2::Client, run_id: &str) -> Vec<(String, f64, f64)> {
+    let out = ec2
+        .describe_instances()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("tag:spotlake:run-id").values(run_id).build())
+        .send()
+        .await
+        .unwrap();
+    let mut lives = Vec::new();
+    for i in out.reservations().iter().flat_map(|r| r.instances()) {
+        let reason = i.state_transition_reason().unwrap_or_default();
+        let stamp = reason.split_once('(').and_then(|(_, r)| r.split_once(' '));
+        let (day, rest) = stamp.unwrap_or_else(|| panic!("{reason:?} has the end"));
+        let end = chrono::NaiveDateTime::parse_from_str(&format!("{day} {}", &rest[..8]), "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
+            .timestamp() as f64;
+        lives.push((i.instance_id().unwrap().to_string(), i.launch_time().unwrap().as_secs_f64(), end));
+    }
+    lives
+}
+
+fn cents(x: f64) -> i64 {
+    (x * 100.0).round() as i64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capacity_follows_the_remaining_work() {
+async fn capacity_follows_the_remaining_work_and_the_bill_counts_every_instance() {
     // Items of 1 vCPU; the cap (16 vCPUs) is above the work (3 items). (moto launches an
     // instance per unit of capacity, so the work is kept small.)
-    let env = setup("vcpus_per_item = 1\nmax_vcpus = 16").await;
+    let env = setup(&format!("vcpus_per_item = 1\nmax_vcpus = 16\n{PRICES}")).await;
     let job = items(&env, 3).await;
-    let run = env
-        .spawn(&["run", &job.to_string_lossy(), "--partition", "2024-01-01"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "4000")]);
+    let summary_path = env.dir.path().join("reclaimed.json");
+    let args =
+        ["run", &job.to_string_lossy(), "--partition", "2024-01-01", "--summary-json", &summary_path.to_string_lossy()];
+    let run = env.spawn(&args, &[("RUNNER_TEST_ITEM_SLEEP_MS", "4000")]);
     let ec2 = env.aws.ec2().await;
     let mut stand_ins = env.stand_ins().with_env("RUNNER_TEST_ITEM_SLEEP_MS", "4000");
     // Every instance is reclaimed once its worker has checked in, as a spot reclaim would.
@@ -303,8 +350,9 @@ async fn capacity_follows_the_remaining_work() {
     }
     let first = env.fleets().await;
     let committed = env.keys("state/items/many/copy/").await.len();
-    for id in support::instance_ids(&ec2).await {
-        stand_ins.reclaim(&ec2, &id).await;
+    let reclaimed = support::instance_ids(&ec2).await;
+    for id in &reclaimed {
+        stand_ins.reclaim(&ec2, id).await;
     }
     let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(180)).await;
     assert!(status.success(), "{err}\n{}", stand_ins.consoles());
@@ -320,6 +368,42 @@ async fn capacity_follows_the_remaining_work() {
     }
     assert!(fleets.len() <= 3, "no churn at the tail: {fleets:?}");
     env.assert_nothing_left().await;
+
+    // The bill, by hand from what moto recorded: every instance from launch to end, a minute
+    // at least, at a cent a second; EMR at $90 an hour for the same seconds.
+    let s = summary(&summary_path);
+    let lives = lives(&ec2, s["run_id"].as_str().unwrap()).await;
+    assert!(lives.len() > reclaimed.len(), "the replacements are billed too: {lives:?}");
+    let billed: f64 = lives.iter().map(|(_, launch, end)| (end - launch).max(60.0)).sum();
+    let bill = &s["bills"][0];
+    assert_eq!(cents(bill["cost_usd"].as_f64().unwrap()), cents(billed * 36.0 / 3600.0), "{bill}\n{lives:?}");
+    assert_eq!(cents(bill["emr_equivalent_usd"].as_f64().unwrap()), cents(billed * 90.0 / 3600.0), "{bill}");
+    assert!((bill["instance_hours"].as_f64().unwrap() - billed / 3600.0).abs() < 1e-6, "{bill}");
+    // The reclaimed instances, where the interrupted first attempts ran, are in it.
+    let used: Vec<&str> =
+        s["steps"][0]["usage"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    for id in &reclaimed {
+        assert!(used.contains(&id.as_str()), "reclaimed {id} is billed: {used:?}");
+    }
+
+    // A rerun finds every item committed: it launches nothing and costs nothing.
+    let rerun_path = env.dir.path().join("rerun.json");
+    let out = env
+        .runner(&[
+            "run",
+            &job.to_string_lossy(),
+            "--partition",
+            "2024-01-01",
+            "--summary-json",
+            &rerun_path.to_string_lossy(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = summary(&rerun_path);
+    assert_eq!(again["bills"][0]["cost_usd"].as_f64(), Some(0.0), "{again}");
+    assert_eq!(again["bills"][0]["instance_hours"].as_f64(), Some(0.0), "{again}");
+    assert_eq!(env.fleets().await.len(), fleets.len(), "no fleet for a rerun with nothing to do");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,6 +180,7 @@ fleet_tests!(
     delete_is_idempotent,
     gc_deletes_only_fleets_of_runs_that_are_over,
     maintain_adds_capacity_up_to_the_remaining_work,
+    usage_accounts_for_every_instance,
 );
 
 async fn ec2_config(ec2: &aws_sdk_ec2::Client, s3: &aws_sdk_s3::Client) -> Ec2Config {

@@ -306,7 +306,8 @@ fn a_spot_notice_hands_the_item_over_at_once() {
     let f = fixture(MAP_JOB, "poll_imds = true\nmax_runtime = \"50s\"\n", 6);
     std::fs::write(
         &f.config,
-        "visibility_secs = 120\nheartbeat_secs = 1\nidle_shutdown_secs = 3\npoll_imds = true\nmax_runtime = \"50s\"\n",
+        "visibility_secs = 120\nheartbeat_secs = 1\nidle_shutdown_secs = 3\npoll_imds = true\nmax_runtime = \"50s\"\n\
+         [pricing]\nlocal_core_hour_usd = 36.0\nlocal_emr_core_hour_usd = 90.0\n",
     )
     .unwrap();
     let (armed, served) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
@@ -334,6 +335,34 @@ fn a_spot_notice_hands_the_item_over_at_once() {
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert!(s["steps"][0]["interruptions"].as_u64().unwrap() >= 1);
     assert_same_rows(&rows(&f.root.join("out")), &reference);
+
+    // The handed-back attempts are in the bill: each ran within the billed life of its worker,
+    // though that worker ended before the run did.
+    let step = &s["steps"][0];
+    let usage = step["usage"].as_array().unwrap();
+    let lost = step["lost_attempts"].as_array().unwrap();
+    assert!(lost.iter().any(|a| a["outcome"] == "interrupted"), "{step}");
+    for a in lost {
+        let life = usage
+            .iter()
+            .find(|u| u["id"] == a["worker"])
+            .unwrap_or_else(|| panic!("{a} has its worker billed: {usage:?}"));
+        let (start, end) = (a["started_at"].as_f64().unwrap(), a["finished_at"].as_f64().unwrap());
+        assert!(
+            life["launched_at"].as_f64().unwrap() <= start && end <= life["ended_at"].as_f64().unwrap(),
+            "{a} in {life}"
+        );
+    }
+    // By hand: each worker's seconds × its cores × $36 per core-hour (a cent a core-second).
+    let core_seconds: f64 = usage
+        .iter()
+        .map(|u| (u["ended_at"].as_f64().unwrap() - u["launched_at"].as_f64().unwrap()) * u["vcpus"].as_f64().unwrap())
+        .sum();
+    let bill = &s["bills"][0];
+    let cents = |x: f64| (x * 100.0).round() as i64;
+    assert!(core_seconds > 0.0, "{step}");
+    assert_eq!(cents(bill["cost_usd"].as_f64().unwrap()), cents(core_seconds * 0.01), "{bill}");
+    assert_eq!(cents(bill["emr_equivalent_usd"].as_f64().unwrap()), cents(core_seconds * 0.025), "{bill}");
 }
 
 #[test]

@@ -66,6 +66,11 @@ impl AwsClients {
         aws_sdk_sqs::Client::new(self.sdk().await)
     }
 
+    /// A Price List client (pinned to `us-east-1`, where the Price List is served).
+    pub async fn pricing(&self) -> aws_sdk_pricing::Client {
+        crate::prices::price_list::client(self.sdk().await)
+    }
+
     /// An EC2 client.
     pub async fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(self.sdk().await)

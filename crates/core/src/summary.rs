@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use runner_backends::fleet::Usage;
 use runner_backends::storage::{Location, Stores};
 use runner_spec::StepSpec;
 use runner_types::{RunId, StepName};
@@ -81,8 +82,36 @@ pub struct StepSummary {
     /// Where the step's workers checked in and shipped their logs.
     #[serde(default)]
     pub worker_logs: Option<Location>,
+    /// Every instance (or local worker) the step's fleet had, with its life: what the bill is
+    /// made from. `None` when the fleet could not be asked (the bill is then unknown, not 0);
+    /// empty when nothing was launched.
+    #[serde(default)]
+    pub usage: Option<Vec<Usage>>,
+    /// Seconds of every attempt this run made (committed, failed or handed back) per run
+    /// partition (the key is empty for an unpartitioned run): how a ranged run's bill is split.
+    #[serde(default)]
+    pub attempt_seconds_by_partition: BTreeMap<String, f64>,
+    /// Attempts that committed nothing (failed, or handed back), with the worker that ran
+    /// them: their time is in the bill all the same.
+    #[serde(default)]
+    pub lost_attempts: Vec<LostAttempt>,
     /// Per output.
     pub outputs: BTreeMap<String, OutputSummary>,
+}
+
+/// An attempt that committed nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LostAttempt {
+    /// The item's label.
+    pub item: String,
+    /// The worker (instance id, or local worker id) that ran it.
+    pub worker: String,
+    /// `failed` or `interrupted`.
+    pub outcome: String,
+    /// When it started (Unix seconds, the worker's clock).
+    pub started_at: f64,
+    /// When it ended.
+    pub finished_at: f64,
 }
 
 /// What a run did.

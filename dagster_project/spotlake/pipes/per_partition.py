@@ -2,9 +2,11 @@
 
 Pipes' `report_asset_materialization` has no partition: in a ranged run, Dagster copies the one
 metadata set to every partition of the range. The runner also sends a custom message with the
-row count of every partition; from it, this module builds one `AssetMaterialization` per
-partition carrying that partition's own `dagster/row_count`. Logged after the run's results,
-they are each partition's latest materialization."""
+row count of every partition and its share of the cost (split by the seconds its items'
+attempts ran); from it, this module builds one `AssetMaterialization` per partition carrying
+that partition's own `dagster/row_count`, `cost_usd`, `emr_equivalent_usd` and
+`instance_hours`. Logged after the run's results, they are each partition's latest
+materialization."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -20,14 +22,19 @@ def per_partition_materializations(invocation: PipesClientCompletedInvocation) -
         if len(rows) < 2:
             # One partition: the run's own materialization already carries its numbers.
             continue
+        costs: dict[str, dict[str, float | None]] = message.get("cost_by_partition") or {}
         asset_key = AssetKey.from_user_string(message["asset_key"])
         for partition, count in sorted(rows.items()):
+            metadata: dict[str, MetadataValue] = {
+                "dagster/row_count": MetadataValue.int(int(count)),
+                "ranged_run_partitions": MetadataValue.int(len(rows)),
+            }
+            for name, value in (costs.get(partition) or {}).items():
+                if value is not None:
+                    metadata[name] = MetadataValue.float(float(value))
             yield AssetMaterialization(
                 asset_key=asset_key,
                 partition=partition,
                 description="this partition's own numbers from a ranged run",
-                metadata={
-                    "dagster/row_count": MetadataValue.int(int(count)),
-                    "ranged_run_partitions": MetadataValue.int(len(rows)),
-                },
+                metadata=metadata,
             )

@@ -10,6 +10,8 @@ use anyhow::Context;
 use runner_backends::aws::AwsClients;
 use runner_core::orchestrator::{self, LiveResources};
 use runner_core::summary::RunSummary;
+
+use crate::cost::Bill;
 use runner_spec::JobSpec;
 use runner_types::Partition;
 use tracing::{error, info};
@@ -18,9 +20,9 @@ use super::setup::{Prepared, daily_range, prepare};
 use crate::cli::RunArgs;
 use crate::logging::init_logging;
 
-fn print_summary(summary: &RunSummary) {
+fn print_summary(summary: &RunSummary, bills: &[Option<Bill>]) {
     eprintln!("\nrun {} finished in {:.1}s", summary.run_id, summary.seconds);
-    for s in &summary.steps {
+    for (s, bill) in summary.steps.iter().zip(bills) {
         eprintln!(
             "  {:<20} items {:>5} (already done {:>4})  rows in {:>10}  quarantined {:>6}  retries {:>3}  {:>7.1}s",
             s.name, s.items, s.already_done, s.rows_in, s.rows_quarantined, s.retries, s.seconds
@@ -29,7 +31,36 @@ fn print_summary(summary: &RunSummary) {
             let loc = o.locations.values().next().map(ToString::to_string).unwrap_or_default();
             eprintln!("      → {name}: {} rows in {} files at {loc}", o.rows, o.files);
         }
+        eprintln!("      {}", describe_bill(bill.as_ref()));
     }
+}
+
+fn describe_bill(bill: Option<&Bill>) -> String {
+    let Some(b) = bill else {
+        return "cost unknown: the fleet's usage could not be read".into();
+    };
+    let usd = |x: Option<f64>| x.map_or("unknown".to_string(), |v| format!("${v:.4}"));
+    let mut line = format!(
+        "cost {} for {:.3} instance-hours; on EMR {}",
+        usd(b.cost_usd),
+        b.instance_hours,
+        usd(b.emr_equivalent_usd)
+    );
+    if let Some(r) = b.saving_ratio().filter(|_| b.emr_equivalent_usd.is_some_and(|e| e > 0.0)) {
+        line.push_str(&format!(" (saved {:.0} %)", r * 100.0));
+    }
+    if !b.unpriced.is_empty() {
+        line.push_str(&format!("; no price for: {}", b.unpriced.iter().cloned().collect::<Vec<_>>().join(", ")));
+    }
+    line
+}
+
+/// What `--summary-json` writes: the run's summary and each step's bill.
+#[derive(serde::Serialize)]
+struct SummaryFile<'a> {
+    #[serde(flatten)]
+    summary: &'a RunSummary,
+    bills: &'a [Option<Bill>],
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -78,7 +109,7 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
         partitions = crate::dagster::partitions(pipes)?;
     }
     let aws = Arc::new(AwsClients::new());
-    let prepared = prepare(args, &spec, partitions, dagster_run, aws).await?;
+    let prepared = prepare(args, &spec, partitions, dagster_run, aws.clone()).await?;
     let Prepared { backends, options, config } = prepared;
     info!(
         run = %options.run_id,
@@ -125,20 +156,19 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
         }
     }
     let summary = outcome?;
-    print_summary(&summary);
-    let item_seconds: f64 = summary.steps.iter().map(|s| s.item_seconds).sum();
-    let cost = config.pricing.unwrap_or_default().estimate(item_seconds);
+    let bills = crate::cost::step_bills(&config.pricing.clone().unwrap_or_default(), &summary, &aws).await;
+    print_summary(&summary, &bills);
     let checks = crate::checks::run_checks(&spec, &summary, &backends.stores).await?;
     for c in &checks {
         let verdict = if c.passed { "passed" } else { "FAILED" };
         info!("check {} on {}: {verdict} ({})", c.name, c.output, c.description);
     }
     if let Some(path) = &args.summary_json {
-        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+        std::fs::write(path, serde_json::to_vec_pretty(&SummaryFile { summary: &summary, bills: &bills })?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if pipes.is_orchestrated() {
-        crate::dagster::report(pipes, &spec, &summary, &checks, &cost)?;
+        crate::dagster::report(pipes, &spec, &summary, &bills, &checks)?;
     }
     Ok(ExitCode::SUCCESS)
 }

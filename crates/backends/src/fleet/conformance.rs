@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use runner_types::RunId;
 
-use super::{Fleet, FleetHandle, FleetRequest, Instance};
+use runner_types::BackendKind;
+
+use super::{Fleet, FleetHandle, FleetRequest, Instance, Market};
 
 macro_rules! ensure {
     ($cond:expr, $($msg:tt)*) => {
@@ -99,4 +101,34 @@ pub async fn maintain_adds_capacity_up_to_the_remaining_work(
     ensure!(again.requested == more.requested, "nothing more is requested for the same work: {again:?} after {more:?}");
     fleet.delete(&handle).await.map_err(|e| format!("delete: {e}"))?;
     nothing_runs(fleet, &handle, "delete").await
+}
+
+/// After a delete, the fleet accounts for every instance it had: its type, its market, and a
+/// recorded life from launch to end that lies within the test.
+pub async fn usage_accounts_for_every_instance(fleet: &dyn Fleet, request: &FleetRequest) -> Result<(), String> {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    // Launch stamps may be whole seconds.
+    let before = now().floor() - 1.0;
+    let handle = fleet.launch(request, 2).await.map_err(|e| format!("launch: {e}"))?;
+    let seen = wait_for_instances(fleet, &handle).await?;
+    fleet.delete(&handle).await.map_err(|e| format!("delete: {e}"))?;
+    let after = now() + 1.0;
+    let usage = fleet.usage(&handle).await.map_err(|e| format!("usage: {e}"))?;
+    for i in &seen {
+        ensure!(usage.iter().any(|u| u.id == i.id), "instance {} is in the usage: {usage:?}", i.id);
+    }
+    let market = match fleet.kind() {
+        BackendKind::Local => Market::Local,
+        BackendKind::Aws => Market::Spot,
+    };
+    for u in &usage {
+        ensure!(u.ended, "a deleted fleet's instances have recorded ends: {u:?}");
+        ensure!(
+            before <= u.launched_at && u.launched_at <= u.ended_at && u.ended_at <= after,
+            "the life lies within the test ({before}..{after}): {u:?}"
+        );
+        ensure!(!u.instance_type.is_empty() && u.vcpus >= 1, "type and vCPUs are known: {u:?}");
+        ensure!(u.market == market, "bought as {market}: {u:?}");
+    }
+    Ok(())
 }

@@ -33,10 +33,12 @@ use aws_sdk_ec2::types::{
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+mod usage;
+
 use super::boot::{self, WorkerBinary};
 use super::{
     DAGSTER_RUN_TAG, DEPLOYMENT_TAG, Fleet, FleetError, FleetHandle, FleetRequest, FleetState, Instance, RUN_TAG,
-    Result, STEP_TAG, TOOL_TAG,
+    Result, STEP_TAG, TOOL_TAG, Usage,
 };
 use runner_types::{BackendKind, RunId, StepName};
 
@@ -814,6 +816,33 @@ impl Fleet for Ec2Fleet {
 
     async fn instances(&self, handle: &FleetHandle) -> Result<Vec<Instance>> {
         self.step_instances(&handle.run_id, &handle.step).await
+    }
+
+    async fn usage(&self, handle: &FleetHandle) -> Result<Vec<Usage>> {
+        // Every state: terminated instances stay listed for about an hour after they end.
+        let [tool, deployment] = self.ours();
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(tool)
+            .filters(deployment)
+            .filters(Filter::builder().name(format!("tag:{RUN_TAG}")).values(handle.run_id.as_str()).build())
+            .filters(Filter::builder().name(format!("tag:{STEP_TAG}")).values(handle.step.as_str()).build())
+            .into_paginator()
+            .send();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| fail("DescribeInstances", e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                let vcpus = match i.instance_type() {
+                    Some(t) => self.vcpus(t.as_str()).await,
+                    None => self.config.vcpus_per_item,
+                };
+                out.push(usage::usage_of(i, vcpus, now));
+            }
+        }
+        Ok(out)
     }
 
     async fn delete(&self, handle: &FleetHandle) -> Result<()> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Fleet, FleetError, FleetHandle, FleetRequest, FleetState, Instance, Result};
+use super::{Fleet, FleetError, FleetHandle, FleetRequest, FleetState, Instance, Market, Result, Usage};
 use runner_types::{BackendKind, RunId, StepName};
 
 /// How many times one fleet may replace workers that died within seconds of starting.
@@ -24,9 +24,17 @@ struct Record {
     pids: Vec<u32>,
 }
 
+/// A worker process and when it started.
+#[derive(Debug)]
+struct Worker {
+    child: Child,
+    started: Instant,
+    started_unix: f64,
+}
+
 #[derive(Debug, Default)]
 struct Live {
-    children: Vec<(Child, Instant)>,
+    children: Vec<Worker>,
     early_deaths: usize,
     spawned: usize,
 }
@@ -39,6 +47,8 @@ pub struct LocalFleet {
     /// The most worker processes at once.
     workers: usize,
     live: Mutex<HashMap<String, Live>>,
+    /// Workers that have ended, per fleet, kept after the fleet is deleted: the bill reads them.
+    ended: Mutex<HashMap<String, Vec<Usage>>>,
 }
 
 /// A local worker's id, which the worker itself reports (`runner worker` without an instance
@@ -55,6 +65,7 @@ impl LocalFleet {
             executable: None,
             workers: workers.max(1),
             live: Mutex::new(HashMap::new()),
+            ended: Mutex::new(HashMap::new()),
         }
     }
 
@@ -95,6 +106,33 @@ impl LocalFleet {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The cores each worker is billed for: its share of this machine.
+    fn cores_per_worker(&self) -> usize {
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        (cores / self.workers).max(1)
+    }
+
+    fn usage_of(&self, worker: &Worker, ended: bool) -> Usage {
+        Usage {
+            id: worker_id(worker.child.id()),
+            instance_type: "local".into(),
+            availability_zone: None,
+            market: Market::Local,
+            vcpus: self.cores_per_worker(),
+            launched_at: worker.started_unix,
+            ended_at: unix_now(),
+            ended,
+        }
+    }
+
+    fn record_ended(&self, handle: &str, usage: Vec<Usage>) {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).entry(handle.to_string()).or_default().extend(usage);
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Each of `workers` local workers gets its share of the cores for its items' Polars pool.
@@ -192,41 +230,57 @@ impl Fleet for LocalFleet {
     }
 
     async fn maintain(&self, handle: &FleetHandle, request: &FleetRequest, wanted_items: usize) -> Result<FleetState> {
+        let mut exited = Vec::new();
         let (pids, state) = {
             let mut map = self.lock();
             let Some(live) = map.get_mut(&handle.id) else {
                 return Ok(FleetState::default());
             };
             let mut kept = Vec::new();
-            for (mut child, started) in live.children.drain(..) {
-                match child.try_wait() {
-                    Ok(None) => kept.push((child, started)),
+            for mut w in live.children.drain(..) {
+                match w.child.try_wait() {
+                    Ok(None) => kept.push(w),
                     Ok(Some(status)) => {
-                        if !status.success() && started.elapsed() < Duration::from_secs(3) {
+                        if !status.success() && w.started.elapsed() < Duration::from_secs(3) {
                             live.early_deaths += 1;
                         }
+                        exited.push(self.usage_of(&w, true));
                     }
-                    Err(_) => {}
+                    Err(_) => exited.push(self.usage_of(&w, true)),
                 }
             }
             live.children = kept;
-            if live.early_deaths > MAX_EARLY_DEATHS {
-                return Err(FleetError::CrashLoop(format!("{} early exits", live.early_deaths)));
-            }
-            while live.children.len() < wanted_items.min(self.workers) {
-                let child = self
-                    .spawn(request)
-                    .map_err(|e| FleetError::Provider { operation: "spawn worker", detail: e.to_string() })?;
-                live.children.push((child, Instant::now()));
-                live.spawned += 1;
+            let crash_loop = live.early_deaths > MAX_EARLY_DEATHS;
+            let mut spawn_error = None;
+            while !crash_loop && live.children.len() < wanted_items.min(self.workers) {
+                match self.spawn(request) {
+                    Ok(child) => {
+                        live.children.push(Worker { child, started: Instant::now(), started_unix: unix_now() });
+                        live.spawned += 1;
+                    }
+                    Err(e) => {
+                        spawn_error = Some(e);
+                        break;
+                    }
+                }
             }
             let state = FleetState {
-                instances: live.children.iter().map(|(c, _)| instance(c.id())).collect(),
+                instances: live.children.iter().map(|w| instance(w.child.id())).collect(),
                 capacity_items: live.children.len(),
                 requested: live.spawned,
                 errors: Vec::new(),
             };
-            (live.children.iter().map(|(c, _)| c.id()).collect::<Vec<_>>(), state)
+            let pids = live.children.iter().map(|w| w.child.id()).collect::<Vec<_>>();
+            let early = live.early_deaths;
+            drop(map);
+            self.record_ended(&handle.id, std::mem::take(&mut exited));
+            if crash_loop {
+                return Err(FleetError::CrashLoop(format!("{early} early exits")));
+            }
+            if let Some(e) = spawn_error {
+                return Err(FleetError::Provider { operation: "spawn worker", detail: e.to_string() });
+            }
+            (pids, state)
         };
         self.write_record(handle, pids);
         Ok(state)
@@ -236,21 +290,35 @@ impl Fleet for LocalFleet {
         let map = self.lock();
         Ok(map
             .get(&handle.id)
-            .map(|live| live.children.iter().map(|(c, _)| instance(c.id())).collect())
+            .map(|live| live.children.iter().map(|w| instance(w.child.id())).collect())
             .unwrap_or_default())
+    }
+
+    async fn usage(&self, handle: &FleetHandle) -> Result<Vec<Usage>> {
+        let mut out = self.ended.lock().unwrap_or_else(|p| p.into_inner()).get(&handle.id).cloned().unwrap_or_default();
+        if let Some(live) = self.lock().get(&handle.id) {
+            out.extend(live.children.iter().map(|w| self.usage_of(w, false)));
+        }
+        Ok(out)
     }
 
     async fn delete(&self, handle: &FleetHandle) -> Result<()> {
         let children = self.lock().remove(&handle.id).map(|l| l.children).unwrap_or_default();
-        let pids: Vec<u32> = children.iter().map(|(c, _)| c.id()).collect();
-        tokio::task::spawn_blocking(move || {
+        let pids: Vec<u32> = children.iter().map(|w| w.child.id()).collect();
+        let waited = tokio::task::spawn_blocking(move || {
             terminate(&pids);
-            for (mut c, _) in children {
-                let _ = c.wait();
-            }
+            children
+                .into_iter()
+                .map(|mut w| {
+                    let _ = w.child.wait();
+                    w
+                })
+                .collect::<Vec<_>>()
         })
         .await
         .map_err(|e| FleetError::Provider { operation: "delete", detail: e.to_string() })?;
+        let ended = waited.iter().map(|w| self.usage_of(w, true)).collect();
+        self.record_ended(&handle.id, ended);
         let _ = std::fs::remove_file(self.records.join(format!("{}.json", handle.id)));
         Ok(())
     }

@@ -103,6 +103,57 @@ pub struct Instance {
     pub availability_zone: Option<String>,
 }
 
+/// How an instance was bought: the price that applies to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Market {
+    /// An EC2 spot instance: the spot price of its type and zone over its life.
+    Spot,
+    /// An EC2 on-demand instance.
+    OnDemand,
+    /// A worker process on this machine: the configured price per core-hour.
+    Local,
+}
+
+impl std::fmt::Display for Market {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Spot => "spot",
+            Self::OnDemand => "on-demand",
+            Self::Local => "local",
+        })
+    }
+}
+
+/// One instance's (or worker process's) life, as the provider records it: what the bill is
+/// made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Instance id, or the local worker's id.
+    pub id: String,
+    /// EC2 instance type; `local` for a worker process.
+    pub instance_type: String,
+    /// Availability zone (EC2 only).
+    pub availability_zone: Option<String>,
+    /// How it was bought.
+    pub market: Market,
+    /// Its vCPUs (locally: the cores its worker was given).
+    pub vcpus: usize,
+    /// When it was launched (Unix seconds).
+    pub launched_at: f64,
+    /// When it ended (Unix seconds): its termination, or the moment of asking for one still up.
+    pub ended_at: f64,
+    /// Whether `ended_at` is its recorded end rather than the moment of asking.
+    pub ended: bool,
+}
+
+impl Usage {
+    /// Seconds between launch and end.
+    pub fn seconds(&self) -> f64 {
+        (self.ended_at - self.launched_at).max(0.0)
+    }
+}
+
 /// A place to run workers.
 #[async_trait]
 pub trait Fleet: Send + Sync + std::fmt::Debug {
@@ -133,6 +184,10 @@ pub trait Fleet: Send + Sync + std::fmt::Debug {
 
     /// The fleet's instances.
     async fn instances(&self, handle: &FleetHandle) -> Result<Vec<Instance>>;
+
+    /// Every instance the fleet ever had for this handle, ended or not, with its life: what
+    /// the bill is made from. Meant to be read after [`Fleet::delete`], when every end is known.
+    async fn usage(&self, handle: &FleetHandle) -> Result<Vec<Usage>>;
 
     /// Deletes the fleet, terminates its instances and removes what was made for it (launch
     /// templates). Idempotent.

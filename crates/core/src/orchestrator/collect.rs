@@ -36,6 +36,10 @@ pub(crate) enum Event<'a> {
         item: &'a WorkItem,
         /// The error.
         error: String,
+        /// The worker that ran it.
+        worker: String,
+        /// When the attempt started and ended.
+        span: (f64, f64),
     },
     /// A worker handed the item back (spot notice, shutdown).
     Interrupted {
@@ -43,6 +47,10 @@ pub(crate) enum Event<'a> {
         item: &'a WorkItem,
         /// Why.
         reason: String,
+        /// The worker that ran it.
+        worker: String,
+        /// When the attempt started and ended.
+        span: (f64, f64),
     },
     /// The item reached the dead-letter queue: it will never run.
     DeadLettered {
@@ -87,16 +95,17 @@ impl<'a> Collector<'a> {
             let Some(item) = self.by_id.get(&cb.item).copied() else {
                 continue;
             };
+            let span = (cb.started_at, cb.finished_at);
             events.push(match cb.outcome {
                 Outcome::Succeeded { stats } => Event::Succeeded {
                     item,
                     instance_type: cb.worker.instance_type,
                     peak_rss_bytes: stats.peak_rss_bytes,
                     worker: cb.worker.id,
-                    span: (cb.started_at, cb.finished_at),
+                    span,
                 },
-                Outcome::Failed { error } => Event::Failed { item, error },
-                Outcome::Interrupted { reason } => Event::Interrupted { item, reason },
+                Outcome::Failed { error } => Event::Failed { item, error, worker: cb.worker.id, span },
+                Outcome::Interrupted { reason } => Event::Interrupted { item, reason, worker: cb.worker.id, span },
             });
         }
         Ok(events)

@@ -20,7 +20,7 @@ use crate::feed::{self, Feeder};
 use crate::observer::Observer;
 use crate::plan;
 use crate::run_state::{self, RunRecord, unix_now};
-use crate::summary::StepSummary;
+use crate::summary::{LostAttempt, StepSummary};
 use crate::wire::WorkItem;
 use crate::worker::WorkerConfig;
 
@@ -93,8 +93,13 @@ pub(crate) async fn run_step(
     let todo: Vec<&WorkItem> = items.iter().filter(|i| opts.force || !committed_before.contains(&i.id)).collect();
     let already = items.len() - todo.len();
     ctx.observer.step_started(&step.name, ctx.index, ctx.steps, items.len(), already);
-    let mut summary =
-        StepSummary { name: step.name.clone(), items: items.len(), already_done: already, ..Default::default() };
+    let mut summary = StepSummary {
+        name: step.name.clone(),
+        items: items.len(),
+        already_done: already,
+        usage: Some(Vec::new()),
+        ..Default::default()
+    };
 
     if !todo.is_empty() {
         let fleet_api = &ctx.backends.fleet;
@@ -149,6 +154,14 @@ pub(crate) async fn run_step(
         } else {
             ctx.live.remove_fleet(&fleet);
         }
+        // Read after the delete, so every instance's end is recorded.
+        summary.usage = match fleet_api.usage(&fleet).await {
+            Ok(u) => Some(u),
+            Err(e) => {
+                warn!(fleet = %fleet.id, "cannot read what the fleet's instances used; the step's cost is unknown: {e}");
+                None
+            }
+        };
         summary.workers = spans.len();
         summary.peak_items_per_worker = spans.values().map(|s| peak_overlap(s)).max().unwrap_or(0);
         waited?;
@@ -248,6 +261,22 @@ impl Wait<'_, '_> {
         Ok(())
     }
 
+    /// Adds an attempt's seconds to its partition's work.
+    fn add_attempt(&mut self, item: &WorkItem, (start, end): (f64, f64)) {
+        let key = item.partition.as_ref().map(|p| p.key.to_string()).unwrap_or_default();
+        *self.summary.attempt_seconds_by_partition.entry(key).or_default() += (end - start).max(0.0);
+    }
+
+    fn lose_attempt(&mut self, item: &WorkItem, worker: String, outcome: &str, (started_at, finished_at): (f64, f64)) {
+        self.summary.lost_attempts.push(LostAttempt {
+            item: item.label.clone(),
+            worker,
+            outcome: outcome.into(),
+            started_at,
+            finished_at,
+        });
+    }
+
     /// Counts one event: a success once per item (callbacks may be duplicated), a failure
     /// against the item's attempts, an interruption freely.
     fn count(
@@ -260,6 +289,7 @@ impl Wait<'_, '_> {
         match event {
             Event::Succeeded { item, instance_type, peak_rss_bytes, worker, span } => {
                 if done.insert(item.id.clone()) {
+                    self.add_attempt(item, span);
                     self.spans.entry(worker).or_default().push(span);
                     if let Some(t) = instance_type {
                         *self.summary.instance_types.entry(t).or_default() += 1;
@@ -271,7 +301,9 @@ impl Wait<'_, '_> {
             Event::ManifestFound { item } => {
                 done.insert(item.id.clone());
             }
-            Event::Failed { item, error } => {
+            Event::Failed { item, error, worker, span } => {
+                self.add_attempt(item, span);
+                self.lose_attempt(item, worker, "failed", span);
                 if done.contains(&item.id) {
                     return Ok(());
                 }
@@ -290,7 +322,9 @@ impl Wait<'_, '_> {
                 }
                 self.summary.retries += 1;
             }
-            Event::Interrupted { item, reason } => {
+            Event::Interrupted { item, reason, worker, span } => {
+                self.add_attempt(item, span);
+                self.lose_attempt(item, worker, "interrupted", span);
                 self.summary.interruptions += 1;
                 ctx.observer.item_interrupted(step, &item.label, &reason);
             }
