@@ -38,6 +38,11 @@ def main() -> int:
         checks = result.get_asset_check_evaluations()
         summary = ", ".join(f"{k}={v.value}" for k, v in rows.items() if v is not None)
         print(f"{day}: {summary}; checks passed {sum(c.passed for c in checks)}/{len(checks)}")
+        # Each asset carries its share of the run's bill; the shares add up to the run.
+        metadata = [e.materialization.metadata for e in result.get_asset_materialization_events()]
+        cost = sum(m["cost_usd"].value for m in metadata if "cost_usd" in m)
+        hours = sum(m["instance_hours"].value for m in metadata if "instance_hours" in m)
+        print(f"  cost ${cost:.4f} for {hours:.4f} worker-hours (at pricing.local_core_hour_usd, 0 by default)")
     data = Path(settings.data_root())
     print(f"\nOutputs (hive-partitioned Parquet) are under {data}:")
     for name in ("clean", "by_user", "user_daily"):

@@ -270,6 +270,33 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_worked_example() {
+        // 12:00:00 is t = 0; the spot price moves from $0.035 to $0.038 at 12:05:00.
+        let mut p = prices();
+        p.spot.insert(
+            ("m6i.large".into(), "us-east-1a".into()),
+            (
+                vec![
+                    PricePoint { from: -3600.0, usd_per_hour: 0.035 },
+                    PricePoint { from: 300.0, usd_per_hour: 0.038 },
+                ],
+                Source::SpotHistory,
+            ),
+        );
+        let zone = Some("us-east-1a");
+        let used = [
+            usage("i-1", "m6i.large", zone, Market::Spot, 2, 0.0, 600.0),
+            usage("i-2", "m6i.large", zone, Market::Spot, 2, 5.0, 575.0),
+            usage("i-3", "m6i.large", zone, Market::Spot, 2, 480.0, 520.0),
+        ];
+        let b = bill(&used, &p);
+        assert!((b.cost_usd.unwrap() - 0.0124875).abs() < 1e-12, "{b:?}");
+        assert!((b.emr_equivalent_usd.unwrap() - 0.041).abs() < 1e-12, "{b:?}");
+        assert!((b.instance_hours * 3600.0 - 1230.0).abs() < 1e-9);
+        assert_eq!((b.saving_ratio().unwrap() * 1000.0).round(), 695.0);
+    }
+
+    #[test]
     fn local_workers_cost_their_cores_at_the_configured_price() {
         let mut p = Prices { local_core_hour: 0.10, local_emr_core_hour: 0.50, ..Prices::default() };
         p.spot.clear();

@@ -430,21 +430,30 @@ impl Ec2Fleet {
         v
     }
 
-    /// This deployment's instances that are pending or running, optionally of one run and step.
-    async fn our_instances(&self, of: Option<(&RunId, &str)>) -> Result<Vec<(Instance, RunId)>> {
+    /// `DescribeInstances` for this deployment's instances, optionally of one run and step, and
+    /// only those up (pending or running) when `up` says so.
+    fn describe_ours(
+        &self,
+        of: Option<(&RunId, &str)>,
+        up: bool,
+    ) -> aws_sdk_ec2::operation::describe_instances::builders::DescribeInstancesFluentBuilder {
         let [tool, deployment] = self.ours();
-        let mut req = self
-            .client
-            .describe_instances()
-            .filters(tool)
-            .filters(deployment)
-            .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build());
+        let mut req = self.client.describe_instances().filters(tool).filters(deployment);
+        if up {
+            req =
+                req.filters(Filter::builder().name("instance-state-name").values("pending").values("running").build());
+        }
         if let Some((run, step)) = of {
             req = req
                 .filters(Filter::builder().name(format!("tag:{RUN_TAG}")).values(run.as_str()).build())
                 .filters(Filter::builder().name(format!("tag:{STEP_TAG}")).values(step).build());
         }
-        let mut pages = req.into_paginator().send();
+        req
+    }
+
+    /// This deployment's instances that are pending or running, optionally of one run and step.
+    async fn our_instances(&self, of: Option<(&RunId, &str)>) -> Result<Vec<(Instance, RunId)>> {
+        let mut pages = self.describe_ours(of, true).into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| fail("DescribeInstances", e))?;
@@ -820,16 +829,7 @@ impl Fleet for Ec2Fleet {
 
     async fn usage(&self, handle: &FleetHandle) -> Result<Vec<Usage>> {
         // Every state: terminated instances stay listed for about an hour after they end.
-        let [tool, deployment] = self.ours();
-        let mut pages = self
-            .client
-            .describe_instances()
-            .filters(tool)
-            .filters(deployment)
-            .filters(Filter::builder().name(format!("tag:{RUN_TAG}")).values(handle.run_id.as_str()).build())
-            .filters(Filter::builder().name(format!("tag:{STEP_TAG}")).values(handle.step.as_str()).build())
-            .into_paginator()
-            .send();
+        let mut pages = self.describe_ours(Some((&handle.run_id, handle.step.as_str())), false).into_paginator().send();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {

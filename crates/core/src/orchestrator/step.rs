@@ -162,6 +162,13 @@ pub(crate) async fn run_step(
                 None
             }
         };
+        if waited.is_err()
+            && let Some(usage) = &summary.usage
+        {
+            // A failed step reports no materialization: its log is where what it used is seen.
+            let hours: f64 = usage.iter().map(|u| u.seconds()).sum::<f64>() / 3600.0;
+            warn!(step = %step.name, "before it failed, the step used {} instance(s) for {hours:.3} instance-hours", usage.len());
+        }
         summary.workers = spans.len();
         summary.peak_items_per_worker = spans.values().map(|s| peak_overlap(s)).max().unwrap_or(0);
         waited?;
