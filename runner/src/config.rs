@@ -66,6 +66,14 @@ pub struct Config {
     /// A step fails when this many instances end without their worker checking in; default 3.
     #[serde(default)]
     pub crash_loop_after: Option<usize>,
+    /// How long a step waits for another run of the same partition to finish before it fails
+    /// naming that run; default 0 (it fails at once).
+    #[serde(default)]
+    pub lease_wait_secs: Option<u64>,
+    /// How long a lease in S3 outlives a holder that stopped renewing it (a killed
+    /// orchestrator); default 60.
+    #[serde(default)]
+    pub lease_ttl_secs: Option<u64>,
     /// EC2 fleet settings (AWS backend).
     #[serde(default)]
     pub ec2: Option<Ec2Config>,

@@ -13,6 +13,8 @@ use runner_backends::aws::AwsClients;
 use runner_backends::fleet::conformance as fleet_suite;
 use runner_backends::fleet::ec2::{Ec2Config, Ec2Fleet, Ec2Settings};
 use runner_backends::fleet::local::LocalFleet;
+use runner_backends::lease::conformance as lease_suite;
+use runner_backends::lease::{Leases, LocalLeases, S3Leases};
 use runner_backends::queue::conformance as queue_suite;
 use runner_backends::queue::{LocalQueues, QueueBackend, QueueOptions, SqsQueues};
 use runner_backends::storage::conformance as storage_suite;
@@ -198,4 +200,67 @@ subnet_overrides = "separate"
 "#
     ))
     .unwrap()
+}
+
+macro_rules! lease_tests {
+    ($($behaviour:ident),* $(,)?) => {
+        mod lease_local {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let path = dir.path().to_path_buf();
+                    let open = move || Box::new(LocalLeases::new(path.clone())) as Box<dyn Leases>;
+                    // A local lease dies with its holder: no time to wait.
+                    lease_suite::$behaviour(&open, "job/step/2024-01-02", std::time::Duration::ZERO).await.unwrap();
+                }
+            )*
+        }
+        mod lease_s3_on_moto {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let aws = AwsClients::for_endpoint(&shared_moto().endpoint, "us-east-1").await;
+                    let client = aws.s3().await;
+                    let bucket = unique("leases-");
+                    client.create_bucket().bucket(&bucket).send().await.unwrap();
+                    let lifetime = std::time::Duration::from_secs(2);
+                    let open = move || Box::new(S3Leases::new(client.clone(), bucket.clone(), "state", lifetime)) as Box<dyn Leases>;
+                    lease_suite::$behaviour(&open, "job/step/2024-01-02", lifetime).await.unwrap();
+                }
+            )*
+        }
+    };
+}
+
+lease_tests!(
+    a_held_lease_is_refused_naming_its_holder,
+    leases_of_other_names_are_independent,
+    renewing_keeps_the_lease,
+    a_gone_holders_lease_is_taken_over,
+);
+
+/// An S3 lease taken over after its holder stopped renewing is lost to that holder: its next
+/// renewal says so, naming the new holder. (A local lease can't be lost: it lasts as long as its
+/// process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_lease_taken_over_is_lost_to_its_old_holder() {
+    let aws = AwsClients::for_endpoint(&shared_moto().endpoint, "us-east-1").await;
+    let client = aws.s3().await;
+    let bucket = unique("leases-");
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    let leases = S3Leases::new(client, bucket, "state", std::time::Duration::from_secs(1));
+    let (a, b) = (lease_suite::holder("run-a"), lease_suite::holder("run-b"));
+    let mut first = leases.acquire("j/s/p", &a).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let second = leases.acquire("j/s/p", &b).await.expect("an expired lease is taken over");
+    let lost = leases.renew(&mut first, &a).await.expect_err("the old holder has lost it");
+    assert!(lost.to_string().contains("lost") && lost.to_string().contains("run-b"), "{lost}");
+    // Its release does not free the new holder's lease.
+    leases.release(first).await.unwrap();
+    let third = leases.acquire("j/s/p", &lease_suite::holder("run-c")).await;
+    assert!(matches!(third, Err(runner_backends::lease::LeaseError::Held { .. })), "{third:?}");
+    leases.release(second).await.unwrap();
 }

@@ -490,3 +490,158 @@ fn an_item_that_crashes_fails_with_the_end_of_its_stderr() {
     assert!(err.contains("its stderr ends with:") && err.contains("buffer overrun in reader"), "{err}");
     assert!(err.contains("failed after 1 attempt(s)"), "{err}");
 }
+
+/// Five rows no generated file has, gzipped, as a file that lands while a run is going.
+fn late_file() -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for i in 0..5 {
+        writeln!(gz, "late-{i},u0000001,2024-01-01 12:00:0{i},click,1.5,SE,desktop").unwrap();
+    }
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_second_run_of_a_partition_being_worked_on_is_refused_and_no_row_is_lost_or_doubled() {
+    let reference = reference_rows(MAP_JOB);
+    let f = fixture(MAP_JOB, "", 6);
+    let mut first = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "1500")]);
+    wait_until("the first run's worker running an item", Duration::from_secs(60), || {
+        worker_pids(&f.state()).iter().any(|p| !children_of(*p).is_empty())
+    });
+    // A new raw file lands after the first run planned, and a second run starts.
+    let day = std::fs::read_dir(f.root.join("raw")).unwrap().flatten().next().unwrap().path();
+    std::fs::write(day.join("web-late.csv.gz"), late_file()).unwrap();
+    let second = f.run(&[], &[]);
+    assert!(!second.status.success(), "the second run is refused");
+    let err = stderr(&second);
+    assert!(err.contains("is being worked on by run") && err.contains(&format!("(pid {})", first.id())), "{err}");
+    assert!(err.contains("faults/map/_"), "it names the job, step and partition: {err}");
+    let status = first.wait().unwrap();
+    let mut first_err = String::new();
+    std::io::Read::read_to_string(first.stderr.as_mut().unwrap(), &mut first_err).unwrap();
+    assert!(status.success(), "{first_err}");
+    // Run again once the first is done: it adds the late file's rows, and only those.
+    let again = f.run(&[], &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let out = rows(&f.root.join("out"));
+    assert_eq!(out.height(), reference.height() + 5, "every row once, the late ones too");
+    let ids: Vec<String> = out.column("event_id").unwrap().str().unwrap().iter().flatten().map(String::from).collect();
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len(), "no row is duplicated");
+    assert_eq!(ids.iter().filter(|i| i.starts_with("late-")).count(), 5);
+}
+
+/// A job whose input, output and SQL all use the key.
+const KEYED_JOB: &str = r#"
+name = "keyed"
+[[step]]
+name = "copy"
+[step.inputs.part]
+path = "in/{partition_key}/*.csv"
+format = "csv"
+columns = [["id", "str"], ["n", "i64"]]
+[step.outputs.out]
+path = "out/k={partition_key}"
+sql = "SELECT id, n, '{partition_key}' AS k FROM part"
+"#;
+
+fn keyed_fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(&root).unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(&job, KEYED_JOB).unwrap();
+    (dir, root, job)
+}
+
+fn run_keyed(root: &Path, job: &Path, key: &str) -> Output {
+    Command::new(support::runner_bin())
+        .args(["run"])
+        .arg(job)
+        .arg("--root")
+        .arg(root)
+        .args(["--workers", "1", "--partition", key])
+        .env_remove("DAGSTER_PIPES_CONTEXT")
+        .env_remove("DAGSTER_PIPES_MESSAGES")
+        .output()
+        .unwrap()
+}
+
+/// Every file under `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn hostile_partition_keys_are_refused_before_anything_is_written() {
+    let (_dir, root, job) = keyed_fixture();
+    std::fs::create_dir_all(root.join("in/2024-01-01")).unwrap();
+    std::fs::write(root.join("in/2024-01-01/a.csv"), "id,n\nx,1\n").unwrap();
+    let before = tree(&root);
+    for key in ["a/b", "../x", "/etc", "*", "2024-01-0[1-9]", "s3://other/x", "..", "a\u{1}b", " x", "{partition_key}"]
+    {
+        let out = run_keyed(&root, &job, key);
+        assert!(!out.status.success(), "{key:?} was accepted");
+        let err = stderr(&out);
+        assert!(err.contains("partition key"), "{key:?}: {err}");
+        assert_eq!(tree(&root), before, "{key:?} wrote something");
+    }
+}
+
+#[test]
+fn keys_that_would_share_a_folder_each_keep_their_own_and_quotes_stay_in_their_literal() {
+    let (_dir, root, job) = keyed_fixture();
+    let keys = ["a b", "a_b", "a:b", "o'brien", "' OR '1'='1", "Zürich"];
+    for (i, key) in keys.iter().enumerate() {
+        let seg = runner_types::PartitionKey::new(*key).unwrap().path_segment();
+        std::fs::create_dir_all(root.join("in").join(&seg)).unwrap();
+        std::fs::write(root.join("in").join(&seg).join("p.csv"), format!("id,n\nrow-{i},{i}\n")).unwrap();
+    }
+    for key in keys {
+        let out = run_keyed(&root, &job, key);
+        assert!(out.status.success(), "{key:?}: {}", stderr(&out));
+    }
+    // Every key's output survives the others' runs, holds its own row, and the key read back
+    // through SQL is the key itself.
+    for (i, key) in keys.iter().enumerate() {
+        let seg = runner_types::PartitionKey::new(*key).unwrap().path_segment();
+        let df = rows_any(&root.join("out").join(format!("k={seg}")));
+        assert_eq!(df.height(), 1, "{key:?}");
+        assert_eq!(df.column("id").unwrap().str().unwrap().get(0), Some(format!("row-{i}").as_str()), "{key:?}");
+        assert_eq!(df.column("k").unwrap().str().unwrap().get(0), Some(*key), "{key:?}");
+    }
+    let folders: BTreeSet<String> = std::fs::read_dir(root.join("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(folders.len(), keys.len(), "one folder per key: {folders:?}");
+}
+
+/// Every row of the Parquet files under `dir`.
+fn rows_any(dir: &Path) -> DataFrame {
+    let mut files = Vec::new();
+    data_files(dir, &mut files);
+    assert!(!files.is_empty(), "no output under {}", dir.display());
+    let mut all: Option<DataFrame> = None;
+    for p in files {
+        let df = ParquetReader::new(std::fs::File::open(p).unwrap()).finish().unwrap();
+        all = Some(match all {
+            Some(a) => a.vstack(&df).unwrap(),
+            None => df,
+        });
+    }
+    all.unwrap()
+}

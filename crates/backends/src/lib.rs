@@ -31,6 +31,7 @@
 pub mod aws;
 pub mod fleet;
 pub mod imds;
+pub mod lease;
 pub mod prices;
 pub mod process;
 pub mod queue;

@@ -68,7 +68,8 @@ pub struct StepPaths {
 /// Renders a step's paths for a partition.
 pub fn step_paths(root: &Location, step: &StepSpec, partition: Option<&Partition>) -> Result<StepPaths, PlanError> {
     let render = |text: &str| {
-        template::render(text, partition).map_err(|detail| PlanError::Template { step: step.name.clone(), detail })
+        template::render(text, partition, template::Context::Path)
+            .map_err(|detail| PlanError::Template { step: step.name.clone(), detail })
     };
     let mut inputs = BTreeMap::new();
     for (name, input) in &step.inputs {
@@ -112,8 +113,9 @@ async fn list_input(
     })?;
     let mut filters = BTreeMap::new();
     for (k, v) in &input.hive_filter {
-        let v =
-            template::render(v, partition).map_err(|detail| PlanError::Template { step: step.name.clone(), detail })?;
+        // Compared with directory names as written: the key in its escaped path form.
+        let v = template::render(v, partition, template::Context::Path)
+            .map_err(|detail| PlanError::Template { step: step.name.clone(), detail })?;
         filters.insert(k.clone(), v);
     }
     Ok(listed
@@ -205,7 +207,8 @@ pub async fn plan_step(
             groups
         }
     };
-    let definition = format!("{step:?}");
+    // The step's definition, canonical: any change to it makes new items.
+    let definition = serde_json::to_string(step).unwrap_or_default();
     let mut items = Vec::new();
     for (unit, files) in groups {
         let mut inputs = shared.clone();

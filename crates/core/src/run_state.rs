@@ -35,10 +35,10 @@ pub fn run_record_location(state: &Location, run_id: &RunId) -> Location {
     state.join(&format!("runs/{run_id}/run.json"))
 }
 
-/// The folder of a partition's manifests: the key made safe for object names, `_` for an
-/// unpartitioned run.
-fn partition_folder(partition: Option<&Partition>) -> String {
-    partition.map(Partition::slug).unwrap_or_else(|| "_".to_string())
+/// The folder of a partition's manifests: the key's escaped path form (one folder per key), or
+/// `_` for an unpartitioned run (a key `_` has the path form `%5F`).
+pub fn partition_folder(partition: Option<&Partition>) -> String {
+    partition.map(|p| p.key.path_segment()).unwrap_or_else(|| "_".to_string())
 }
 
 /// The prefix holding a step's manifests for one partition.

@@ -222,7 +222,8 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
     let mut sink_count = 0;
     for (name, output) in &step.outputs {
         let sql =
-            runner_spec::template::render(&step.output_sql(output), run.partition).map_err(EngineError::Template)?;
+            runner_spec::template::render(&step.output_sql(output), run.partition, runner_spec::template::Context::Sql)
+                .map_err(EngineError::Template)?;
         // Planning reads input schemas, so a malformed input can fail here: prefer the error
         // that names the bad row over a generic SQL one.
         let sql_error = |e: PolarsError| match read::explain_failure(step, &run.inputs, e.clone()) {

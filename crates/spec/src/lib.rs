@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use runner_types::{AssetKey, OutputRef, Severity, StepName};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use dtype::DType;
 
@@ -73,7 +73,7 @@ pub enum SpecError {
 }
 
 /// A whole job.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// The job's name: it prefixes run state and fleet tags.
@@ -91,7 +91,7 @@ pub struct JobSpec {
 }
 
 /// How a step splits into work items.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum Split {
     /// `"file"` (one item per input file) or `"single"` (one item for everything).
@@ -109,7 +109,7 @@ pub enum Split {
 }
 
 /// The keyword splits.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SimpleSplit {
     /// One item per input file (of the first input).
@@ -125,7 +125,7 @@ impl Default for Split {
 }
 
 /// One step.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     /// Unique within the job.
@@ -150,7 +150,7 @@ pub struct StepSpec {
 }
 
 /// Input file formats.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// Delimited text.
@@ -162,7 +162,7 @@ pub enum Format {
 }
 
 /// What to do with a row that does not fit the declared schema.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BadRows {
     /// Fail the item with an error naming the file, row and column (the default).
@@ -175,7 +175,7 @@ pub enum BadRows {
 }
 
 /// Compression of input text files.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum InputCompression {
     /// From the file name (`.gz`, `.zst`) or magic bytes.
@@ -191,7 +191,7 @@ pub enum InputCompression {
 
 /// A column: `["name", "dtype"]` or `{ name = "...", dtype = "...", required = true }`.
 /// The dtype stays text until validation, so a bad one is reported with its location.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum ColumnSpec {
     /// `["name", "dtype"]`
@@ -243,7 +243,7 @@ impl ColumnSpec {
 }
 
 /// One input.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
     /// A glob, relative to the job root, or absolute (`/data/...`, `s3://bucket/...`).
@@ -293,7 +293,7 @@ fn default_true() -> bool {
 }
 
 /// Operations SQL cannot express well.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OpSpec {
     /// Parse a JSON string column into a struct with these fields, then unnest it as
@@ -324,7 +324,7 @@ pub enum OpSpec {
 }
 
 /// Parquet compression codecs for outputs.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputCompression {
     /// zstd (the default).
@@ -341,7 +341,7 @@ pub enum OutputCompression {
 }
 
 /// One output: Parquet, optionally hive-partitioned.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     /// The output directory, relative to the job root or absolute. Placeholders allowed.
@@ -368,7 +368,7 @@ pub struct OutputSpec {
 }
 
 /// A check on an output, evaluated after the job and reported to Dagster as an asset check.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CheckSpec {
     /// The row count is within bounds.

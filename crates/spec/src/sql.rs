@@ -35,8 +35,7 @@ impl Visitor for Tables {
 /// The tables a statement reads (CTE names excluded), or the parser's complaint.
 pub fn sql_tables(sql: &str) -> Result<Vec<String>, String> {
     // Placeholders are not SQL; give them a neutral value for parsing.
-    let neutral =
-        crate::template::PLACEHOLDERS.iter().fold(sql.to_string(), |s, p| s.replace(&format!("{{{p}}}"), "2000-01-01"));
+    let neutral = crate::template::neutral(sql)?;
     let statements =
         Parser::parse_sql(&GenericDialect {}, &neutral).map_err(|e| format!("the SQL does not parse: {e}"))?;
     if statements.len() != 1 {

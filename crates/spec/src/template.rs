@@ -1,5 +1,11 @@
-//! Placeholders in paths and SQL: `{partition_key}`, `{partition_start}`, `{partition_end}`
-//! (and `{partition_start_date}` / `{partition_end_date}`), so one spec serves every partition.
+//! Placeholders in paths, hive filters and SQL: `{partition_key}`, `{partition_start}`,
+//! `{partition_end}` (and `{partition_start_date}` / `{partition_end_date}`), so one spec serves
+//! every partition. `{{` and `}}` stand for literal braces.
+//!
+//! A value is rendered for where it goes, so that no key can change what the text means:
+//! in a path (and a hive filter, which is compared with directory names) the key is one
+//! escaped segment ([`runner_types::PartitionKey::path_segment`]); in SQL every placeholder
+//! must sit inside a single-quoted string literal and its value has its quotes doubled.
 
 use runner_types::Partition;
 
@@ -7,26 +13,84 @@ use runner_types::Partition;
 pub const PLACEHOLDERS: &[&str] =
     &["partition_key", "partition_start", "partition_end", "partition_start_date", "partition_end_date"];
 
+/// Where a rendered text goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// A path, a glob or a hive filter value: the key becomes one escaped segment.
+    Path,
+    /// SQL: values sit inside string literals, quotes doubled.
+    Sql,
+}
+
+/// One piece of a template.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    Placeholder(&'a str),
+}
+
+/// The pieces of `text`, or an error naming an unknown placeholder or a stray brace.
+fn pieces(text: &str) -> Result<Vec<Piece<'_>>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push(Piece::Text(&rest[..i]));
+        let after = &rest[i + 1..];
+        if rest[i..].starts_with("{{") {
+            out.push(Piece::Text("{"));
+            rest = &rest[i + 2..];
+        } else if rest[i..].starts_with("}}") {
+            out.push(Piece::Text("}"));
+            rest = &rest[i + 2..];
+        } else if rest[i..].starts_with('}') {
+            return Err(format!("a lone `}}` in {text:?}; write `}}}}` for a literal brace"));
+        } else {
+            let Some(close) = after.find('}') else {
+                return Err(format!("unclosed `{{` in {text:?}; write `{{{{` for a literal brace"));
+            };
+            let name = &after[..close];
+            if !PLACEHOLDERS.contains(&name) {
+                return Err(format!(
+                    "unknown placeholder {{{name}}} in {text:?}; known: {} (`{{{{` is a literal brace)",
+                    PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            out.push(Piece::Placeholder(name));
+            rest = &after[close + 1..];
+        }
+    }
+    out.push(Piece::Text(rest));
+    Ok(out)
+}
+
 /// The placeholders in `text`, or an error naming an unknown one.
 pub fn placeholders(text: &str) -> Result<Vec<&str>, String> {
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else {
-            return Err(format!("unclosed `{{` in {text:?}"));
-        };
-        let name = &after[..close];
-        if !PLACEHOLDERS.contains(&name) {
-            return Err(format!(
-                "unknown placeholder {{{name}}} in {text:?}; known: {}",
-                PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
-            ));
+    Ok(pieces(text)?
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Placeholder(n) => Some(n),
+            Piece::Text(_) => None,
+        })
+        .collect())
+}
+
+/// Checks that every placeholder in `sql` sits inside a single-quoted string literal
+/// (`day = '{partition_key}'`): a value outside one could change the query.
+pub fn check_sql(sql: &str) -> Result<(), String> {
+    let mut quoted = false;
+    for piece in pieces(sql)? {
+        match piece {
+            // A doubled quote inside a literal flips twice: the parity is what counts.
+            Piece::Text(t) => quoted ^= t.matches('\'').count() % 2 == 1,
+            Piece::Placeholder(name) if !quoted => {
+                return Err(format!(
+                    "{{{name}}} must sit inside a single-quoted string ('{{{name}}}'), so a partition key can't change the query"
+                ));
+            }
+            Piece::Placeholder(_) => {}
         }
-        found.push(name);
-        rest = &after[close + 1..];
     }
-    Ok(found)
+    Ok(())
 }
 
 /// True when `text` has any placeholder.
@@ -34,35 +98,54 @@ pub fn is_templated(text: &str) -> bool {
     placeholders(text).is_ok_and(|p| !p.is_empty())
 }
 
-/// Fills the placeholders from a partition. A placeholder with no value is an error that says
-/// how to provide one.
-pub fn render(text: &str, partition: Option<&Partition>) -> Result<String, String> {
-    let names = placeholders(text)?;
-    let mut out = text.to_string();
-    for name in names {
-        let value = match (name, partition) {
-            (_, None) => {
-                return Err(format!(
-                    "{{{name}}} is used in {text:?} but this run has no partition \
-                     (pass --partition, or launch it from a partitioned Dagster asset)"
-                ));
+/// `text` with its placeholders filled from a partition, each rendered for `context`, and
+/// `{{`/`}}` made single braces. A placeholder with no value is an error that says how to
+/// provide one.
+pub fn render(text: &str, partition: Option<&Partition>, context: Context) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for piece in pieces(text)? {
+        let name = match piece {
+            Piece::Text(t) => {
+                out.push_str(t);
+                continue;
             }
-            ("partition_key", Some(p)) => Some(p.key.to_string()),
-            ("partition_start", Some(p)) => p.start.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
-            ("partition_end", Some(p)) => p.end.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
-            ("partition_start_date", Some(p)) => p.start.map(|t| t.format("%Y-%m-%d").to_string()),
-            ("partition_end_date", Some(p)) => p.end.map(|t| t.format("%Y-%m-%d").to_string()),
+            Piece::Placeholder(name) => name,
+        };
+        let Some(p) = partition else {
+            return Err(format!(
+                "{{{name}}} is used in {text:?} but this run has no partition \
+                 (pass --partition, or launch it from a partitioned Dagster asset)"
+            ));
+        };
+        let value = match name {
+            "partition_key" => Some(match context {
+                Context::Path => p.key.path_segment(),
+                Context::Sql => p.key.to_string(),
+            }),
+            "partition_start" => p.start.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
+            "partition_end" => p.end.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
+            "partition_start_date" => p.start.map(|t| t.format("%Y-%m-%d").to_string()),
+            "partition_end_date" => p.end.map(|t| t.format("%Y-%m-%d").to_string()),
             _ => None,
         };
         let Some(value) = value else {
             return Err(format!(
                 "{{{name}}} is used in {text:?} but partition {:?} has no time window",
-                partition.map(|p| p.key.as_str()).unwrap_or_default()
+                p.key.as_str()
             ));
         };
-        out = out.replace(&format!("{{{name}}}"), &value);
+        match context {
+            Context::Sql => out.push_str(&value.replace('\'', "''")),
+            Context::Path => out.push_str(&value),
+        }
     }
     Ok(out)
+}
+
+/// `text` with every placeholder given a neutral value (for parsing SQL before any partition).
+pub fn neutral(text: &str) -> Result<String, String> {
+    let p = Partition::from_key("2000-01-01").map_err(|e| e.to_string())?;
+    render(text, Some(&p), Context::Sql)
 }
 
 #[cfg(test)]
@@ -72,14 +155,47 @@ mod tests {
     #[test]
     fn renders_key_and_window() {
         let p = Partition::from_key("2024-01-02").unwrap();
-        assert_eq!(render("raw/{partition_key}/*.csv", Some(&p)).unwrap(), "raw/2024-01-02/*.csv");
+        assert_eq!(render("raw/{partition_key}/*.csv", Some(&p), Context::Path).unwrap(), "raw/2024-01-02/*.csv");
         assert_eq!(
-            render("ts >= '{partition_start}' AND ts < '{partition_end}'", Some(&p)).unwrap(),
+            render("ts >= '{partition_start}' AND ts < '{partition_end}'", Some(&p), Context::Sql).unwrap(),
             "ts >= '2024-01-02T00:00:00' AND ts < '2024-01-03T00:00:00'"
         );
-        assert!(render("{partition_key}", None).unwrap_err().contains("--partition"));
+        assert!(render("{partition_key}", None, Context::Path).unwrap_err().contains("--partition"));
         assert!(placeholders("{nope}").unwrap_err().contains("unknown placeholder"));
         let s = Partition::from_key("eu").unwrap();
-        assert!(render("{partition_start}", Some(&s)).unwrap_err().contains("time window"));
+        assert!(render("{partition_start}", Some(&s), Context::Sql).unwrap_err().contains("time window"));
+    }
+
+    #[test]
+    fn a_key_renders_for_where_it_goes() {
+        let p = Partition::from_key("' OR '1'='1").unwrap();
+        assert_eq!(
+            render("SELECT * FROM t WHERE k = '{partition_key}'", Some(&p), Context::Sql).unwrap(),
+            "SELECT * FROM t WHERE k = ''' OR ''1''=''1'",
+            "the key stays inside its literal"
+        );
+        assert_eq!(render("out/k={partition_key}", Some(&p), Context::Path).unwrap(), "out/k=%27 OR %271%27%3D%271");
+        let hourly = Partition::from_key("2024-01-02-03:00").unwrap();
+        assert_eq!(render("raw/{partition_key}", Some(&hourly), Context::Path).unwrap(), "raw/2024-01-02-03%3A00");
+    }
+
+    #[test]
+    fn doubled_braces_are_literal() {
+        let p = Partition::from_key("eu").unwrap();
+        assert_eq!(
+            render("SELECT '{{\"k\": 1}}' AS j, '{partition_key}' AS p", Some(&p), Context::Sql).unwrap(),
+            "SELECT '{\"k\": 1}' AS j, 'eu' AS p"
+        );
+        assert_eq!(placeholders("a{{b}}c").unwrap(), Vec::<&str>::new());
+        assert!(placeholders("a}b").unwrap_err().contains("lone"));
+        assert!(placeholders("a{b").unwrap_err().contains("unclosed"));
+    }
+
+    #[test]
+    fn sql_placeholders_must_be_quoted() {
+        assert!(check_sql("SELECT * FROM t WHERE d = '{partition_key}'").is_ok());
+        assert!(check_sql("SELECT * FROM t WHERE d = 'x''{partition_key}'").is_ok());
+        assert!(check_sql("SELECT * FROM t WHERE d = {partition_key}").unwrap_err().contains("single-quoted"));
+        assert!(check_sql("SELECT 'a' FROM t WHERE d = {partition_start}").is_err());
     }
 }

@@ -205,7 +205,7 @@ fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<()
         return Err(at(loc, "with several inputs or outputs, each output needs `sql` saying what it holds"));
     }
     if let Some(sql) = &output.sql {
-        template::placeholders(sql).map_err(|m| at(format!("{loc} › sql"), m))?;
+        template::check_sql(sql).map_err(|m| at(format!("{loc} › sql"), m))?;
         for table in crate::sql::sql_tables(sql).map_err(|m| at(format!("{loc} › sql"), m))? {
             if !step.inputs.contains_key(&table) {
                 return Err(at(

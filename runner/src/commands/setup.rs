@@ -11,6 +11,7 @@ use runner_backends::aws::AwsClients;
 use runner_backends::fleet::Fleet;
 use runner_backends::fleet::ec2::{Ec2Fleet, Ec2Settings};
 use runner_backends::fleet::local::LocalFleet;
+use runner_backends::lease::{Leases, LocalLeases, S3Leases};
 use runner_backends::queue::{LocalQueues, QueueBackend, SqsQueues};
 use runner_backends::storage::{Location, StoreCache};
 use runner_core::orchestrator::{Backends, RunOptions};
@@ -84,6 +85,17 @@ fn new_run_id() -> String {
     format!("{}-{:04x}", now.format("%Y%m%dT%H%M%S"), (now.timestamp_subsec_nanos() ^ std::process::id()) & 0xffff)
 }
 
+/// The leases of the state store: file locks in a local state directory, lease objects in S3.
+async fn leases(config: &Config, state: &Location, aws: &AwsClients) -> Arc<dyn Leases> {
+    match state {
+        Location::Local { root, key } => Arc::new(LocalLeases::new(root.join(key))),
+        Location::S3 { bucket, key } => {
+            let ttl = Duration::from_secs(config.lease_ttl_secs.unwrap_or(60).max(3));
+            Arc::new(S3Leases::new(aws.s3().await, bucket.clone(), key.clone(), ttl))
+        }
+    }
+}
+
 pub(super) struct Prepared {
     pub backends: Backends,
     pub options: RunOptions,
@@ -122,6 +134,7 @@ pub(super) async fn prepare(
     let stores = Arc::new(StoreCache::new(aws.clone()));
     let workers = args.workers.or(config.workers);
     let (queues, fleet) = backends(&config, &state, workers, max_runtime, &aws).await?;
+    let leases = leases(&config, &state, &aws).await;
     let options = RunOptions {
         run_id: RunId::from(args.run_id.clone().unwrap_or_else(new_run_id)),
         root,
@@ -142,6 +155,7 @@ pub(super) async fn prepare(
         boot_timeout: Duration::from_secs(config.boot_timeout_secs.unwrap_or(300)),
         crash_loop_after: config.crash_loop_after.unwrap_or(3),
         deployment: config.deployment().to_string(),
+        lease_wait: Duration::from_secs(config.lease_wait_secs.unwrap_or(0)),
     };
-    Ok(Prepared { backends: Backends { stores, queues, kind: config.backend, fleet }, options, config })
+    Ok(Prepared { backends: Backends { stores, queues, kind: config.backend, fleet, leases }, options, config })
 }

@@ -4,6 +4,7 @@
 //! step's attempts and then fails the step with the item's error.
 
 mod collect;
+mod leases;
 mod step;
 mod watchdog;
 
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use runner_backends::fleet::{Fleet, FleetHandle};
+use runner_backends::lease::Leases;
 use runner_backends::queue::{QueueBackend, QueueOptions};
 use runner_backends::storage::{Location, StoreCache, Stores};
 use runner_spec::JobSpec;
@@ -52,6 +54,14 @@ pub enum RunError {
         /// Why.
         error: String,
     },
+    /// Another run works on the same partition.
+    #[error("step {step:?}: {error}")]
+    Busy {
+        /// The step.
+        step: StepName,
+        /// Who holds it.
+        error: String,
+    },
     /// The run went over its maximum runtime.
     #[error("the run went over its maximum runtime of {0:?}")]
     MaxRuntime(Duration),
@@ -74,6 +84,8 @@ pub struct Backends {
     pub kind: BackendKind,
     /// Where workers run.
     pub fleet: Arc<dyn Fleet>,
+    /// One run at a time per (job, step, partition).
+    pub leases: Arc<dyn Leases>,
 }
 
 /// How to run.
@@ -119,6 +131,9 @@ pub struct RunOptions {
     pub crash_loop_after: usize,
     /// The deployment (`prod`, `staging`) whose queues these are.
     pub deployment: String,
+    /// How long a step waits for another run of the same partition to finish (0: it fails at
+    /// once, naming that run).
+    pub lease_wait: Duration,
 }
 
 /// Fleets and queues that exist, so they can be deleted whatever ends the run (a signal that

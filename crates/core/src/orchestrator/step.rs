@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runner_backends::fleet::{FleetHandle, FleetRequest};
+use runner_backends::lease::{Holder, lease_name};
 use runner_backends::queue::Queue;
 use runner_spec::{JobSpec, StepSpec};
 use runner_types::{Partition, WorkItemId};
 use tracing::{info, warn};
 
 use super::collect::{Collector, Event};
+use super::leases::StepLeases;
 use super::watchdog::Watchdog;
 use super::{Backends, LiveResources, RunError, RunOptions, infra};
 use crate::feed::{self, Feeder};
@@ -60,13 +62,52 @@ impl StepContext<'_> {
     }
 }
 
-/// Runs one step to the end.
+/// This machine's name, for a lease's holder.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its length.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    if ok { String::from_utf8_lossy(&buf[..end]).into_owned() } else { "unknown".into() }
+}
+
+/// Runs one step to the end, holding the lease on each of its partitions throughout.
 pub(crate) async fn run_step(
     ctx: &StepContext<'_>,
     step: &StepSpec,
     attempts: u32,
     queues: &StepQueues<'_>,
     record: &mut RunRecord,
+) -> Result<StepSummary, RunError> {
+    let opts = ctx.options;
+    let names = ctx
+        .partitions()
+        .iter()
+        .map(|p| lease_name(&ctx.spec.name, step.name.as_str(), &run_state::partition_folder(p.as_ref())))
+        .collect();
+    let holder = Holder {
+        run_id: opts.run_id.to_string(),
+        dagster_run_id: opts.dagster_run_id.clone(),
+        host: hostname(),
+        pid: std::process::id(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        expires_at: 0.0,
+    };
+    let leases = StepLeases::take(ctx.backends.leases.clone(), names, holder, opts.lease_wait)
+        .await
+        .map_err(|e| RunError::Busy { step: step.name.clone(), error: e.to_string() })?;
+    let result = run_leased(ctx, step, attempts, queues, record, &leases).await;
+    leases.give_back().await;
+    result
+}
+
+async fn run_leased(
+    ctx: &StepContext<'_>,
+    step: &StepSpec,
+    attempts: u32,
+    queues: &StepQueues<'_>,
+    record: &mut RunRecord,
+    leases: &StepLeases,
 ) -> Result<StepSummary, RunError> {
     let started = Instant::now();
     let opts = ctx.options;
@@ -145,6 +186,7 @@ pub(crate) async fn run_step(
             record,
             watchdog,
             spans: HashMap::new(),
+            leases,
         };
         let waited = wait.until_committed(queues, &fleet, &request).await;
         let spans = std::mem::take(&mut wait.spans);
@@ -193,6 +235,8 @@ struct Wait<'a, 'b> {
     watchdog: Watchdog,
     /// When each worker ran each committed attempt.
     spans: HashMap<String, Vec<(f64, f64)>>,
+    /// The step's leases, which must not be lost while it runs.
+    leases: &'a StepLeases,
 }
 
 /// The most intervals open at one instant.
@@ -224,6 +268,9 @@ impl Wait<'_, '_> {
         let total = self.todo.len();
         ctx.observer.progress(&self.step.name, ctx.index, ctx.steps, 0, total);
         while done.len() < total {
+            if let Some(lost) = self.leases.lost() {
+                return Err(RunError::Busy { step: self.step.name.clone(), error: lost });
+            }
             if let Some(deadline) = ctx.deadline
                 && Instant::now() > deadline
             {
