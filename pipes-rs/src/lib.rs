@@ -100,10 +100,25 @@ pub struct S3Options {
     /// How often the chunked writer uploads queued messages. The reference uses 10 s; the stock
     /// reader fetches one chunk per poll, so fewer, larger chunks keep it from falling behind.
     pub upload_interval: Duration,
+    /// The longest wait for S3 to answer a request (an attempt may take twice that, a request
+    /// with its retries five times): an endpoint that never answers fails the request.
+    pub response_timeout: Duration,
+    /// How long closing the session may wait for the last messages to reach S3 before it gives
+    /// up with an error, and how long a writer whose buffer is full waits for room.
+    pub close_timeout: Duration,
+    /// The most message bytes held in memory while S3 is unreachable; past it, writing a
+    /// message waits for S3 (up to `close_timeout`) instead of growing without bound.
+    pub max_pending_bytes: usize,
 }
 
 impl Default for S3Options {
     fn default() -> Self {
-        Self { force_path_style: None, upload_interval: Duration::from_secs(10) }
+        Self {
+            force_path_style: None,
+            upload_interval: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(120),
+            max_pending_bytes: 64 * 1024 * 1024,
+        }
     }
 }

@@ -12,7 +12,14 @@ use crate::error::{PipesError, Result};
 /// Builds a client from the standard credential, region and endpoint chain
 /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, profiles, IMDS, ...).
 pub(crate) async fn client(options: &S3Options) -> Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let wait = options.response_timeout;
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5).min(wait))
+        .read_timeout(wait)
+        .operation_attempt_timeout(wait * 2)
+        .operation_timeout(wait * 5)
+        .build();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
     // A custom endpoint is almost always an S3-compatible store (MinIO, moto, Ceph) that only
     // understands path-style requests; AWS itself accepts them too.
     let endpoint_is_custom = sdk.endpoint_url().is_some()

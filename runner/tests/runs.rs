@@ -645,3 +645,38 @@ fn rows_any(dir: &Path) -> DataFrame {
     }
     all.unwrap()
 }
+
+#[test]
+fn an_s3_that_never_answers_fails_the_run_within_its_bound() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(&job, MAP_JOB).unwrap();
+    let started = Instant::now();
+    let out = Command::new(support::runner_bin())
+        .arg("run")
+        .arg(&job)
+        .args(["--root", "s3://lake/data", "--state", "s3://lake/state", "--workers", "1"])
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("RUNNER_AWS_TIMEOUT_SECS", "0.5")
+        .env_remove("DAGSTER_PIPES_CONTEXT")
+        .env_remove("DAGSTER_PIPES_MESSAGES")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.to_lowercase().contains("timeout") || err.to_lowercase().contains("timed out"), "{err}");
+    // Bound: a few calls' worth of attempts of 1 s each, not forever.
+    assert!(started.elapsed() < Duration::from_secs(90), "{:?}\n{err}", started.elapsed());
+}

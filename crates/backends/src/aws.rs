@@ -1,9 +1,37 @@
 //! AWS clients from the standard chains: credentials (env, profile, SSO, web identity,
 //! container, IMDS), region, and endpoints (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, ...).
 //! The configuration is loaded once, on first use, so local runs never touch it.
+//!
+//! Every call has a bound: an endpoint that accepts a connection and never answers fails the
+//! call instead of hanging it. `RUNNER_AWS_TIMEOUT_SECS` (default 60) is the longest wait for
+//! a response; one attempt may take twice that, a call with its retries five times.
+
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use tokio::sync::OnceCell;
+
+/// The longest wait for a response, from `RUNNER_AWS_TIMEOUT_SECS` (default 60 s: above SQS's
+/// 20 s long poll).
+pub fn response_timeout() -> Duration {
+    std::env::var("RUNNER_AWS_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+}
+
+/// Bounds for every call: connecting, waiting for a response, one attempt, and the call with
+/// its retries.
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    let wait = response_timeout();
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5).min(wait))
+        .read_timeout(wait)
+        .operation_attempt_timeout(wait * 2)
+        .operation_timeout(wait * 5)
+        .build()
+}
 
 /// Lazily built AWS clients sharing one configuration.
 #[derive(Debug, Default)]
@@ -20,6 +48,7 @@ impl AwsClients {
     /// Clients for an explicit endpoint with static credentials (tests against moto).
     pub async fn for_endpoint(endpoint: &str, region: &str) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new(region.to_string()))
             .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "static"))
@@ -33,10 +62,7 @@ impl AwsClients {
     async fn sdk(&self) -> &SdkConfig {
         self.config
             .get_or_init(|| async {
-                let timeouts = aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(std::time::Duration::from_secs(5))
-                    .build();
-                aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await
+                aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts()).load().await
             })
             .await
     }

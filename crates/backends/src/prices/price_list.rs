@@ -15,6 +15,8 @@ pub fn client(sdk: &aws_config::SdkConfig) -> aws_sdk_pricing::Client {
     // A bill must not wait long on a price it can also take from the shipped table.
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
+        .read_timeout(std::time::Duration::from_secs(20))
+        .operation_attempt_timeout(std::time::Duration::from_secs(20))
         .operation_timeout(std::time::Duration::from_secs(20))
         .build();
     let conf = aws_sdk_pricing::config::Builder::from(sdk)

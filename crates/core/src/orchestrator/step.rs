@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runner_backends::fleet::{FleetHandle, FleetRequest};
-use runner_backends::lease::{Holder, lease_name};
+use runner_backends::lease::{Holder, LeaseError, lease_name};
 use runner_backends::queue::Queue;
 use runner_spec::{JobSpec, StepSpec};
 use runner_types::{Partition, WorkItemId};
@@ -93,9 +93,13 @@ pub(crate) async fn run_step(
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         expires_at: 0.0,
     };
-    let leases = StepLeases::take(ctx.backends.leases.clone(), names, holder, opts.lease_wait)
-        .await
-        .map_err(|e| RunError::Busy { step: step.name.clone(), error: e.to_string() })?;
+    let leases =
+        StepLeases::take(ctx.backends.leases.clone(), names, holder, opts.lease_wait).await.map_err(|e| match e {
+            LeaseError::Backend { .. } => infra(e),
+            LeaseError::Held { .. } | LeaseError::Lost { .. } => {
+                RunError::Busy { step: step.name.clone(), error: e.to_string() }
+            }
+        })?;
     let result = run_leased(ctx, step, attempts, queues, record, &leases).await;
     leases.give_back().await;
     result
