@@ -401,12 +401,25 @@ fn a_killed_orchestrator_resumes_without_redoing_committed_items() {
 #[test]
 fn a_poison_item_fails_the_step_with_its_error() {
     let job = MAP_JOB.replace("bad_rows = \"skip\"", "bad_rows = \"fail\"");
-    let f = fixture(&job, "max_attempts = 2\n", 2);
+    let f = fixture(&job, "max_attempts = 3\n", 2);
     let out = f.run(&[], &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("failed after 2 attempt(s)"), "{err}");
+    // Bad data fails the same way every time: one attempt, not three on paid instances.
+    assert!(err.contains("failed after 1 attempt(s)") && err.contains("not retried"), "{err}");
     assert!(err.contains("row ") && err.contains("column"), "the item's error names row and column: {err}");
+}
+
+#[test]
+fn sql_naming_a_missing_column_fails_at_the_first_attempt_naming_output_and_column() {
+    let job = MAP_JOB
+        .replace("SELECT event_id, user_id, event_type, amount FROM web", "SELECT event_id, no_such_column FROM web");
+    let f = fixture(&job, "max_attempts = 3\n", 2);
+    let out = f.run(&[], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("failed after 1 attempt(s)") && err.contains("not retried"), "{err}");
+    assert!(err.contains("output \"out\": SQL") && err.contains("no_such_column"), "{err}");
 }
 
 #[test]
@@ -679,4 +692,21 @@ fn an_s3_that_never_answers_fails_the_run_within_its_bound() {
     assert!(err.to_lowercase().contains("timeout") || err.to_lowercase().contains("timed out"), "{err}");
     // Bound: a few calls' worth of attempts of 1 s each, not forever.
     assert!(started.elapsed() < Duration::from_secs(90), "{:?}\n{err}", started.elapsed());
+}
+
+#[test]
+fn an_unreadable_manifest_stops_the_prune_and_is_not_deleted() {
+    let f = fixture(MAP_JOB, "", 2);
+    let first = f.run(&[], &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let before = rows_count(&f.root.join("out"));
+    // A superseded item whose manifest is garbage: its files can't be found from it.
+    let bad = f.state().join("items/faults/map/_/0123456789abcdef.json");
+    std::fs::write(&bad, b"{ not a manifest").unwrap();
+    let out = f.run(&[], &[]);
+    assert!(!out.status.success(), "the run fails rather than delete blind");
+    let err = stderr(&out);
+    assert!(err.contains("0123456789abcdef") && err.contains("can't be read") && err.contains("nothing"), "{err}");
+    assert!(bad.exists(), "the manifest is left for a person to look at");
+    assert_eq!(rows_count(&f.root.join("out")), before, "no output was touched");
 }

@@ -184,12 +184,24 @@ pub async fn prune(
             if current.contains(&id) {
                 continue;
             }
-            if let Some(old) = read_manifest(stores, &manifest_at).await {
-                for file in old.files.values().flatten() {
-                    if let Ok(store) = stores.store(file).await {
-                        store.delete(file.key()).await?;
-                    }
-                }
+            // A manifest is how its item's files are found: one that can't be read stops the
+            // prune, and is never deleted blind (its files would be stranded for good).
+            let bytes = match stores.read(&manifest_at).await {
+                Ok(b) => b,
+                Err(StorageError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let old: Manifest = serde_json::from_slice(&bytes).map_err(|e| StorageError::Backend {
+                store: manifest_at.to_string(),
+                operation: "prune",
+                key: manifest_at.key().to_string(),
+                detail: format!(
+                    "the manifest of superseded item {id} can't be read ({e}), so its outputs can't be found and nothing \
+                     of it was deleted; check it, then delete its outputs and the manifest by hand"
+                ),
+            })?;
+            for file in old.files.values().flatten() {
+                stores.store(file).await?.delete(file.key()).await?;
             }
             stores.store(&manifest_at).await?.delete(manifest_at.key()).await?;
             info!(step = %step, "pruned outputs of superseded item {id}");

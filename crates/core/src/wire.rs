@@ -61,6 +61,9 @@ pub enum Outcome {
     Failed {
         /// The error, with its causes.
         error: String,
+        /// A retry must fail the same way (bad SQL, a schema conflict): the step fails at once.
+        #[serde(default)]
+        permanent: bool,
     },
     /// The worker lost the item through no fault of the job (spot reclaim, shutdown): does not
     /// count against the item.

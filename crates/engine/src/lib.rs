@@ -137,6 +137,24 @@ pub enum EngineError {
     Template(String),
 }
 
+impl EngineError {
+    /// True when another attempt on the same inputs must fail the same way: bad SQL, a schema
+    /// conflict, a row that breaks the `fail` policy, a missing input, a template that can't be
+    /// rendered. Reading and writing may be transient (a disk, a truncated download), so they
+    /// are retried.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::BadRow { .. }
+            | Self::SchemaMismatch { .. }
+            | Self::NoFiles { .. }
+            | Self::Op { .. }
+            | Self::Sql { .. }
+            | Self::Template(_) => true,
+            Self::Read { .. } | Self::Execute { .. } | Self::Scratch { .. } => false,
+        }
+    }
+}
+
 /// One input file as the engine sees it: a local path and where it came from.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct LocalFile {

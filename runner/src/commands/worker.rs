@@ -45,7 +45,9 @@ pub(super) async fn exec_item(item: &Path, result: &Path, scratch: &Path) -> any
             let chain: Vec<String> = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
                 .map(ToString::to_string)
                 .collect();
-            (ChildResult::Error(chain.join(": ")), ExitCode::FAILURE)
+            let error = chain.join(": ");
+            let body = if e.is_permanent() { ChildResult::Permanent(error) } else { ChildResult::Error(error) };
+            (body, ExitCode::FAILURE)
         }
     };
     std::fs::write(result, serde_json::to_vec(&body)?).with_context(|| format!("writing {}", result.display()))?;

@@ -36,6 +36,8 @@ pub(crate) enum Event<'a> {
         item: &'a WorkItem,
         /// The error.
         error: String,
+        /// A retry must fail the same way.
+        permanent: bool,
         /// The worker that ran it.
         worker: String,
         /// When the attempt started and ended.
@@ -104,7 +106,9 @@ impl<'a> Collector<'a> {
                     worker: cb.worker.id,
                     span,
                 },
-                Outcome::Failed { error } => Event::Failed { item, error, worker: cb.worker.id, span },
+                Outcome::Failed { error, permanent } => {
+                    Event::Failed { item, error, permanent, worker: cb.worker.id, span }
+                }
                 Outcome::Interrupted { reason } => Event::Interrupted { item, reason, worker: cb.worker.id, span },
             });
         }

@@ -359,7 +359,7 @@ impl Wait<'_, '_> {
             Event::ManifestFound { item } => {
                 done.insert(item.id.clone());
             }
-            Event::Failed { item, error, worker, span } => {
+            Event::Failed { item, error, permanent, worker, span } => {
                 self.add_attempt(item, span);
                 self.lose_attempt(item, worker, "failed", span);
                 if done.contains(&item.id) {
@@ -368,9 +368,14 @@ impl Wait<'_, '_> {
                 let entry = failures.entry(item.id.clone()).or_insert((0, String::new()));
                 entry.0 += 1;
                 entry.1 = error.clone();
-                let will_retry = entry.0 < self.attempts;
+                let will_retry = !permanent && entry.0 < self.attempts;
                 ctx.observer.item_failed(step, &item.label, entry.0, &error, will_retry);
                 if !will_retry {
+                    let error = if permanent {
+                        format!("{error} (not retried: another attempt would fail the same way)")
+                    } else {
+                        error
+                    };
                     return Err(RunError::ItemFailed {
                         step: step.clone(),
                         item: item.label.clone(),

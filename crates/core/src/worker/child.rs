@@ -18,8 +18,10 @@ use crate::wire::WorkItem;
 pub enum ChildResult {
     /// Committed.
     Ok(ItemStats),
-    /// Failed, with the error chain.
+    /// Failed, with the error chain; a retry may succeed.
     Error(String),
+    /// Failed in a way no retry can fix (bad SQL, a schema conflict), with the error chain.
+    Permanent(String),
 }
 
 /// How a child ended, from the parent's side.
@@ -27,8 +29,13 @@ pub enum ChildResult {
 pub enum ChildOutcome {
     /// Committed.
     Succeeded(ItemStats),
-    /// The job failed.
-    Failed(String),
+    /// The job failed; `permanent` when no retry can fix it.
+    Failed {
+        /// The error.
+        error: String,
+        /// Whether a retry must fail the same way.
+        permanent: bool,
+    },
     /// The child was stopped from outside (by us on a spot notice, or by a signal).
     Killed(String),
 }
@@ -111,12 +118,15 @@ pub async fn run_item_process(
     };
     let stderr = forward_stderr(&stderr_path);
     if let Some(rss) = over_limit {
-        return Ok(ChildOutcome::Failed(format!(
-            "item {} went over its memory limit of {} MiB (resident {} MiB) and was stopped",
-            item.label,
-            item.memory_limit_mb.unwrap_or(0),
-            rss / (1024 * 1024)
-        )));
+        return Ok(ChildOutcome::Failed {
+            error: format!(
+                "item {} went over its memory limit of {} MiB (resident {} MiB) and was stopped",
+                item.label,
+                item.memory_limit_mb.unwrap_or(0),
+                rss / (1024 * 1024)
+            ),
+            permanent: false,
+        });
     }
     let result = std::fs::read(&result_path).ok().and_then(|b| serde_json::from_slice::<ChildResult>(&b).ok());
     Ok(match (result, status) {
@@ -124,19 +134,21 @@ pub async fn run_item_process(
             stats.peak_rss_bytes = Some(peak);
             ChildOutcome::Succeeded(stats)
         }
-        (Some(ChildResult::Error(e)), _) => ChildOutcome::Failed(e),
+        (Some(ChildResult::Error(error)), _) => ChildOutcome::Failed { error, permanent: false },
+        (Some(ChildResult::Permanent(error)), _) => ChildOutcome::Failed { error, permanent: true },
         // Killed or terminated from outside (a shutdown, the OOM killer): not the job's fault
         // as far as we can tell. Any other signal is a crash of the item itself.
         (_, code) if code == 128 + libc::SIGKILL || code == 128 + libc::SIGTERM => {
             ChildOutcome::Killed(format!("item process killed by signal {}", code - 128))
         }
-        (_, code) if code > 128 => {
-            ChildOutcome::Failed(with_stderr(format!("item process crashed with signal {}", code - 128), &stderr))
-        }
-        (_, code) => ChildOutcome::Failed(with_stderr(
-            format!("item process exited with status {code} without a result"),
-            &stderr,
-        )),
+        (_, code) if code > 128 => ChildOutcome::Failed {
+            error: with_stderr(format!("item process crashed with signal {}", code - 128), &stderr),
+            permanent: false,
+        },
+        (_, code) => ChildOutcome::Failed {
+            error: with_stderr(format!("item process exited with status {code} without a result"), &stderr),
+            permanent: false,
+        },
     })
 }
 

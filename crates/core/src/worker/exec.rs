@@ -39,6 +39,13 @@ pub enum ExecError {
     },
 }
 
+impl ExecError {
+    /// True when a retry must fail the same way (see [`EngineError::is_permanent`]).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Engine(e) if e.is_permanent())
+    }
+}
+
 fn scratch_err(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
     move |source| ExecError::Scratch { path: path.display().to_string(), source }
 }

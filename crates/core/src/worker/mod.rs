@@ -320,18 +320,21 @@ async fn handle(
     heartbeat.abort();
     let (outcome, stop) = match outcome.context("starting the item process")? {
         ChildOutcome::Succeeded(stats) => (Outcome::Succeeded { stats }, None),
-        ChildOutcome::Failed(error) => (Outcome::Failed { error }, None),
+        ChildOutcome::Failed { error, permanent } => (Outcome::Failed { error, permanent }, None),
         ChildOutcome::Killed(reason) => (Outcome::Interrupted { reason: reason.clone() }, Some(reason)),
     };
-    // Hand the item back before anything else when it did not succeed: another worker can
-    // start at once.
-    if !matches!(outcome, Outcome::Succeeded { .. }) {
+    // Hand the item back before anything else when it did not succeed and a retry may help:
+    // another worker can start at once. A permanent failure is not run again; its message is
+    // deleted once the orchestrator has been told.
+    let permanent = matches!(outcome, Outcome::Failed { permanent: true, .. });
+    if !matches!(outcome, Outcome::Succeeded { .. }) && !permanent {
         work.set_visibility(&message.receipt, Duration::ZERO).await.ok();
     }
     match &outcome {
         Outcome::Succeeded { .. } => info!(item = %item.label, "done"),
-        Outcome::Failed { error } => {
-            warn!(item = %item.label, attempt = message.receive_count, "failed: {error}")
+        Outcome::Failed { error, permanent } => {
+            let retry = if *permanent { " (no retry can fix it)" } else { "" };
+            warn!(item = %item.label, attempt = message.receive_count, "failed{retry}: {error}")
         }
         Outcome::Interrupted { reason } => warn!(item = %item.label, "handed back: {reason}"),
     }
@@ -347,7 +350,7 @@ async fn handle(
         outcome,
     };
     let sent = callbacks.send(&[serde_json::to_string(&callback).unwrap_or_default()]).await;
-    match (sent, succeeded) {
+    match (sent, succeeded || permanent) {
         (Ok(_), true) => work.delete(&message.receipt).await.context("deleting a finished item")?,
         (Err(e), true) => {
             // Without a callback the orchestrator would wait: let the item come back; the
