@@ -1,83 +1,131 @@
-//! The job's asset checks after a run: which directories hold each checked output's data for
-//! the run (S3 outputs are downloaded to a temporary directory first, since checks run on the
-//! Dagster host), measured by the engine.
+//! The job's asset checks after a run, evaluated for each of the run's partitions on that
+//! partition's data only: its output directory, narrowed to the hive directories its items
+//! wrote (`day=2024-01-02`), never every partition ever written. S3 outputs are downloaded
+//! first (those directories only), since checks run on the Dagster host. A check passes when
+//! it passes for every partition; the result carries each partition's own.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use runner_backends::storage::{Location, StoreCache, Stores};
-use runner_core::summary::RunSummary;
+use runner_core::summary::{OutputSummary, RunSummary};
 use runner_engine::checks::{self, CheckResult};
 use runner_spec::JobSpec;
 use runner_types::OutputRef;
 
-/// Evaluates every check of the job on the outputs of a run. A check on a step this run did
-/// not execute is not this run's to report.
-pub async fn run_checks(spec: &JobSpec, summary: &RunSummary, stores: &StoreCache) -> anyhow::Result<Vec<CheckResult>> {
-    let data = CheckData::fetch(spec, summary, stores).await?;
+/// A check over the run: the verdict over all its partitions, and each partition's own.
+#[derive(Debug, Clone)]
+pub struct RunCheck {
+    /// Passed only when every partition passed; what was measured, summed.
+    pub result: CheckResult,
+    /// Each run partition's result (the key is empty for an unpartitioned run).
+    pub by_partition: BTreeMap<String, CheckResult>,
+}
+
+/// Evaluates every check of the job on the outputs of a run, partition by partition. A check on
+/// a step this run did not execute is not this run's to report.
+pub async fn run_checks(spec: &JobSpec, summary: &RunSummary, stores: &StoreCache) -> anyhow::Result<Vec<RunCheck>> {
     let ran: BTreeSet<&str> = summary.steps.iter().map(|s| s.name.as_str()).collect();
-    Ok(spec
-        .checks
-        .iter()
-        .filter(|check| ran.contains(check.output().step.as_str()))
-        .map(|check| checks::evaluate(check, data.dirs(summary, check.output())))
-        .collect())
+    let mut data = CheckData::default();
+    let mut out = Vec::new();
+    for check in spec.checks.iter().filter(|c| ran.contains(c.output().step.as_str())) {
+        let mut by_partition = BTreeMap::new();
+        for (partition, locations) in partition_data(summary, check.output()) {
+            let dirs = data.local(stores, &locations).await;
+            by_partition.insert(partition, checks::evaluate(check, dirs));
+        }
+        let result = combine(check, &by_partition);
+        out.push(RunCheck { result, by_partition });
+    }
+    Ok(out)
 }
 
-/// The run's directories of one output.
-fn locations<'a>(summary: &'a RunSummary, output: &OutputRef) -> BTreeSet<&'a Location> {
-    summary
-        .steps
-        .iter()
-        .filter(|s| s.name == output.step)
-        .flat_map(|s| s.outputs.get(&output.output))
-        .flat_map(|o| o.locations.values())
-        .collect()
+/// The verdict over all partitions.
+fn combine(check: &runner_spec::CheckSpec, parts: &BTreeMap<String, CheckResult>) -> CheckResult {
+    if parts.len() == 1
+        && let Some(only) = parts.values().next()
+    {
+        return only.clone();
+    }
+    let mut observed: BTreeMap<String, f64> = BTreeMap::new();
+    for r in parts.values() {
+        for (k, v) in &r.observed {
+            *observed.entry(k.clone()).or_default() += v;
+        }
+    }
+    let failed: Vec<String> =
+        parts.iter().filter(|(_, r)| !r.passed).map(|(p, r)| format!("{p}: {}", r.description)).collect();
+    let description = if failed.is_empty() {
+        format!("passed in each of {} partitions", parts.len())
+    } else {
+        format!("failed in {} of {} partitions ({})", failed.len(), parts.len(), failed.join("; "))
+    };
+    CheckResult {
+        name: check.name().to_string(),
+        output: check.output().clone(),
+        passed: failed.is_empty() && !parts.is_empty(),
+        severity: check.severity(),
+        observed,
+        description,
+    }
 }
 
-/// Checked outputs, made local: S3 outputs downloaded to a temporary directory; outputs in a
-/// directory are read in place.
+/// Each run partition's data of one output: its location, narrowed to the hive directories
+/// its items wrote.
+fn partition_data(summary: &RunSummary, output: &OutputRef) -> BTreeMap<String, Vec<Location>> {
+    let mut out: BTreeMap<String, Vec<Location>> = BTreeMap::new();
+    let outputs: Vec<&OutputSummary> =
+        summary.steps.iter().filter(|s| s.name == output.step).flat_map(|s| s.outputs.get(&output.output)).collect();
+    for o in outputs {
+        for (partition, loc) in &o.locations {
+            let dirs = o.hive_dirs_by_partition.get(partition);
+            let entry = out.entry(partition.clone()).or_default();
+            match dirs.filter(|d| !d.is_empty()) {
+                Some(dirs) => entry.extend(dirs.iter().map(|d| loc.join(d))),
+                None => entry.push(loc.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// Checked data made local: S3 directories downloaded to a temporary directory, once each;
+/// local directories read in place.
+#[derive(Default)]
 struct CheckData {
     local: HashMap<Location, PathBuf>,
-    _dir: Option<tempfile::TempDir>,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl CheckData {
-    async fn fetch(spec: &JobSpec, summary: &RunSummary, stores: &StoreCache) -> anyhow::Result<Self> {
-        let mut local = HashMap::new();
-        let mut dir = None;
-        for check in &spec.checks {
-            for loc in locations(summary, check.output()) {
-                if !loc.is_s3() || local.contains_key(loc) {
-                    continue;
-                }
-                let tmp = match &dir {
-                    Some(d) => d,
-                    None => dir.insert(tempfile::tempdir().context("a directory for check data")?),
-                };
-                let target = tmp.path().join(format!("{}", local.len()));
-                let store = stores.store(loc).await?;
-                let prefix = format!("{}/", loc.key());
-                for object in store.list(&prefix).await? {
-                    let rel = object.key.strip_prefix(&prefix).unwrap_or(&object.key);
-                    store.get_to_file(&object.key, &target.join(rel)).await?;
-                }
-                local.insert(loc.clone(), target);
-            }
+    async fn local(&mut self, stores: &StoreCache, locations: &[Location]) -> Result<Vec<PathBuf>, String> {
+        let mut dirs = Vec::new();
+        for loc in locations {
+            dirs.push(match loc {
+                Location::Local { root, key } => root.join(key),
+                s3 => self.download(stores, s3).await.map_err(|e| format!("cannot read {s3} locally: {e:#}"))?,
+            });
         }
-        Ok(Self { local, _dir: dir })
+        Ok(dirs)
     }
 
-    /// The local directories of an output's data for the run.
-    fn dirs(&self, summary: &RunSummary, output: &OutputRef) -> Result<Vec<PathBuf>, String> {
-        locations(summary, output)
-            .into_iter()
-            .map(|loc| match (self.local.get(loc), loc) {
-                (Some(path), _) => Ok(path.clone()),
-                (None, Location::Local { root, key }) => Ok(root.join(key)),
-                (None, other) => Err(format!("cannot read {other} locally")),
-            })
-            .collect()
+    async fn download(&mut self, stores: &StoreCache, loc: &Location) -> anyhow::Result<PathBuf> {
+        if let Some(path) = self.local.get(loc) {
+            return Ok(path.clone());
+        }
+        let tmp = match &self.dir {
+            Some(d) => d,
+            None => self.dir.insert(tempfile::tempdir().context("a directory for check data")?),
+        };
+        let target = tmp.path().join(format!("{}", self.local.len()));
+        let store = stores.store(loc).await?;
+        let prefix = format!("{}/", loc.key());
+        for object in store.list(&prefix).await? {
+            let rel = object.key.strip_prefix(&prefix).unwrap_or(&object.key);
+            store.get_to_file(&object.key, &target.join(rel)).await?;
+        }
+        self.local.insert(loc.clone(), target.clone());
+        Ok(target)
     }
 }

@@ -13,8 +13,8 @@ use dagster_pipes::{
 };
 use serde::Deserialize;
 
+use crate::checks::RunCheck;
 use runner_core::summary::{RunSummary, StepSummary};
-use runner_engine::checks::CheckResult;
 use runner_spec::JobSpec;
 use runner_types::{OutputRef, Partition};
 
@@ -162,7 +162,7 @@ pub fn report(
     job: &JobSpec,
     summary: &RunSummary,
     bills: &[Option<Bill>],
-    checks: &[CheckResult],
+    checks: &[RunCheck],
 ) -> anyhow::Result<()> {
     let targeted: Option<Vec<String>> = ctx.asset_keys().ok().map(<[String]>::to_vec);
     let total_items: usize = summary.steps.iter().map(|s| s.items).sum();
@@ -237,7 +237,8 @@ pub fn report(
             }))?;
         }
     }
-    for check in checks {
+    for run_check in checks {
+        let check = &run_check.result;
         let asset = job.asset_of(&check.output);
         if targeted.as_ref().is_some_and(|t| !t.iter().any(|k| asset == k.as_str())) {
             continue;
@@ -245,6 +246,22 @@ pub fn report(
         let mut m = Metadata::new().with("description", check.description.as_str());
         for (k, v) in &check.observed {
             m.insert(k.as_str(), *v);
+        }
+        if run_check.by_partition.len() > 1 {
+            // Pipes has no partition on a check: each partition's verdict is in a table.
+            let mut t = Table::new(vec![
+                TableColumn::new("partition", "string"),
+                TableColumn::new("passed", "bool"),
+                TableColumn::new("description", "string"),
+            ]);
+            for (p, r) in &run_check.by_partition {
+                t.push_row([
+                    TableCell::from(p.as_str()),
+                    TableCell::from(r.passed),
+                    TableCell::from(r.description.as_str()),
+                ]);
+            }
+            m.insert("by_partition", t);
         }
         let severity = match check.severity {
             runner_types::Severity::Warn => Severity::Warn,

@@ -710,3 +710,51 @@ fn an_unreadable_manifest_stops_the_prune_and_is_not_deleted() {
     assert!(bad.exists(), "the manifest is left for a person to look at");
     assert_eq!(rows_count(&f.root.join("out")), before, "no output was touched");
 }
+
+#[test]
+fn checks_are_evaluated_per_partition_on_that_partitions_data_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let status = Command::new(support::runner_bin())
+        .args(["example", "generate", "--days", "3", "--events-per-day", "3000", "--out"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The example's checks, and one that must fail: users have many events a day.
+    let job = std::fs::read_to_string(support::workspace().join("runner/examples/events/job.toml")).unwrap()
+        + "\n[[check]]\nkind = \"unique\"\nname = \"one_event_per_user\"\noutput = \"clean.clean\"\ncolumns = [\"user_id\"]\n";
+    let job_path = dir.path().join("job.toml");
+    std::fs::write(&job_path, job).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(support::runner_bin())
+            .arg("run")
+            .arg(&job_path)
+            .arg("--root")
+            .arg(&root)
+            .args(["--workers", "2"])
+            .args(args)
+            .env_remove("DAGSTER_PIPES_CONTEXT")
+            .env_remove("DAGSTER_PIPES_MESSAGES")
+            .output()
+            .unwrap()
+    };
+    // A ranged run: the key is unique per day, not over the three days together.
+    let out = run(&["--partition-range", "2024-01-01..2024-01-03"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("check one_row_per_user on user_daily.user_daily: passed (passed in each of 3 partitions)"),
+        "{err}"
+    );
+    assert!(err.contains("check one_event_per_user on clean.clean: FAILED (failed in 3 of 3 partitions"), "{err}");
+    // One day: the check reads that day's hive directory, not the days written before.
+    let summary = root.join("one.json");
+    let out = run(&["--partition", "2024-01-02", "--summary-json", &summary.to_string_lossy()]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let day_rows = s["steps"][0]["outputs"]["clean"]["rows"].as_u64().unwrap();
+    assert!(err.contains(&format!("0 nulls in \"user_id\" over {day_rows} rows")), "{day_rows} rows: {err}");
+}

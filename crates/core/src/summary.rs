@@ -37,6 +37,10 @@ pub struct OutputSummary {
     pub hive_partitions: BTreeMap<String, u64>,
     /// Rows per run partition (the Dagster partition key).
     pub rows_by_partition: BTreeMap<String, u64>,
+    /// The hive directories (`day=2024-01-02`) each run partition's items wrote: what a check
+    /// of that partition reads, rather than every partition ever written.
+    #[serde(default)]
+    pub hive_dirs_by_partition: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// What a step did.
@@ -157,6 +161,7 @@ impl StepSummary {
                 }
                 for (k, v) in &o.partitions {
                     *out.hive_partitions.entry(k.clone()).or_default() += v;
+                    out.hive_dirs_by_partition.entry(pkey.clone()).or_default().insert(k.clone());
                 }
                 *out.rows_by_partition.entry(pkey.clone()).or_default() += o.rows;
                 if let Some(loc) = item.outputs.get(name) {

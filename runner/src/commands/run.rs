@@ -159,7 +159,7 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
     let bills = crate::cost::step_bills(&config.pricing.clone().unwrap_or_default(), &summary, &aws).await;
     print_summary(&summary, &bills);
     let checks = crate::checks::run_checks(&spec, &summary, &backends.stores).await?;
-    for c in &checks {
+    for c in checks.iter().map(|c| &c.result) {
         let verdict = if c.passed { "passed" } else { "FAILED" };
         info!("check {} on {}: {verdict} ({})", c.name, c.output, c.description);
     }
