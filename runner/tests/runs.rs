@@ -758,3 +758,61 @@ fn checks_are_evaluated_per_partition_on_that_partitions_data_only() {
     let day_rows = s["steps"][0]["outputs"]["clean"]["rows"].as_u64().unwrap();
     assert!(err.contains(&format!("0 nulls in \"user_id\" over {day_rows} rows")), "{day_rows} rows: {err}");
 }
+
+/// MAP_JOB, and a step that reads its output directory by glob.
+fn two_step_job() -> String {
+    format!(
+        "{MAP_JOB}\n[[step]]\nname = \"gather\"\nsplit = \"single\"\n[step.inputs.m]\npath = \"out/**/*.parquet\"\nformat = \"parquet\"\n[step.outputs.final]\npath = \"final\"\nsql = \"SELECT event_id FROM m\"\n"
+    )
+}
+
+#[test]
+fn a_file_published_before_a_kill_is_never_read_downstream_after_its_input_changes() {
+    let f = fixture(&two_step_job(), "", 3);
+    let marker = f.root.join("published-one.marker");
+    let mut run = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_HANG_AFTER_PUBLISH", &marker.to_string_lossy())]);
+    wait_until("an item's first published file", Duration::from_secs(60), || marker.exists());
+    // The whole run dies between the item's first file and its manifest.
+    kill(run.id(), libc::SIGKILL);
+    run.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut stray = Vec::new();
+    data_files(&f.root.join("out"), &mut stray);
+    assert!(!stray.is_empty(), "the killed item left a published file");
+    // Every input changes (a row more each): every item gets a new id, and the stray file's
+    // item is superseded without a manifest to find it by.
+    let raw_day = std::fs::read_dir(f.root.join("raw")).unwrap().flatten().next().unwrap().path();
+    for e in std::fs::read_dir(&raw_day).unwrap().flatten() {
+        let path = e.path();
+        if !path.to_string_lossy().contains("web-") {
+            continue;
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        text.push_str(&format!("extra-{name},u0000001,2024-01-01 12:00:00,click,1.5,SE,desktop\n"));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+    }
+    let summary = f.root.join("redo.json");
+    let out = f.run(&["--summary-json", &summary.to_string_lossy()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let committed_rows = s["steps"][0]["outputs"]["out"]["rows"].as_u64().unwrap() as usize;
+    // The stray file is still on disk, and the downstream step did not read it.
+    assert!(stray.iter().any(|p| p.exists()), "the scenario left its stray file: {stray:?}");
+    let mut on_disk = Vec::new();
+    data_files(&f.root.join("out"), &mut on_disk);
+    let disk_rows: usize =
+        on_disk.iter().map(|p| ParquetReader::new(std::fs::File::open(p).unwrap()).num_rows().unwrap()).sum();
+    assert!(disk_rows > committed_rows, "the stray rows are on disk ({disk_rows} > {committed_rows})");
+    let gathered = rows_any(&f.root.join("final"));
+    assert_eq!(gathered.height(), committed_rows, "downstream read the committed rows, each once");
+    let ids: BTreeSet<&str> = gathered.column("event_id").unwrap().str().unwrap().iter().flatten().collect();
+    assert_eq!(ids.len(), committed_rows, "no row is duplicated");
+}

@@ -1,13 +1,14 @@
 //! Planning: turns a step and its partitions into work items by listing the inputs in storage
 //! and splitting them (per file, per hive partition value, by size, or as one item).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use runner_backends::storage::{GlobMatcher, Location, ObjectMeta, StorageError, Stores};
+use runner_spec::validate::overlaps;
 use runner_spec::{InputSpec, JobSpec, SimpleSplit, Split, StepSpec, template};
 use runner_types::{Partition, RunId, StepName, WorkItemId};
 
-use crate::run_state::manifest_location;
+use crate::run_state::{self, manifest_location};
 use crate::wire::{InputObject, WorkItem, stable_hash};
 
 /// Planning errors.
@@ -80,6 +81,14 @@ pub fn step_paths(root: &Location, step: &StepSpec, partition: Option<&Partition
         outputs.insert(name.clone(), Location::resolve(root, &render(&output.path)?));
     }
     Ok(StepPaths { inputs, outputs })
+}
+
+/// The item that wrote a file, from its name (`part-{item id}[-…].parquet`, see the worker's
+/// publishing); `None` for a file the runner did not write.
+fn written_by(key: &str) -> Option<&str> {
+    let name = key.rsplit('/').next()?;
+    let id = name.strip_prefix("part-")?.get(..16)?;
+    id.bytes().all(|b| b.is_ascii_hexdigit()).then_some(id)
 }
 
 fn hive_values(key: &str) -> BTreeMap<&str, &str> {
@@ -156,7 +165,29 @@ pub async fn plan_step(
     let paths = step_paths(root, step, partition)?;
     let mut listed: BTreeMap<String, Vec<(Location, ObjectMeta)>> = BTreeMap::new();
     for (name, input) in &step.inputs {
-        let files = list_input(stores, step, name, input, &paths.inputs[name], partition).await?;
+        let mut files = list_input(stores, step, name, input, &paths.inputs[name], partition).await?;
+        // An input another step of this job writes is read only through committed items: a file
+        // of an item that was killed before its manifest, or whose manifest was pruned, is not.
+        let producers: Vec<&StepName> = job
+            .steps
+            .iter()
+            .filter(|s| s.name != step.name && s.outputs.values().any(|o| overlaps(&o.path, &input.path)))
+            .map(|s| &s.name)
+            .collect();
+        if !producers.is_empty() {
+            let mut committed = BTreeSet::new();
+            for producer in producers {
+                committed.extend(run_state::committed_ids_of_step(stores, state, &job.name, producer).await.map_err(
+                    |source| PlanError::List {
+                        step: step.name.clone(),
+                        input: name.clone(),
+                        location: state.to_string(),
+                        source: Box::new(source),
+                    },
+                )?);
+            }
+            files.retain(|(_, meta)| written_by(&meta.key).is_none_or(|id| committed.contains(id)));
+        }
         if files.is_empty() && input.required {
             return Err(PlanError::NoFiles {
                 step: step.name.clone(),

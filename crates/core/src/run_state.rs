@@ -147,6 +147,24 @@ pub async fn committed_ids(
     Ok(manifests(stores, state, job, step, partition).await?.into_iter().map(|(id, _)| id).collect())
 }
 
+/// The ids of every committed item of a step, in any partition: what a downstream step may read.
+pub async fn committed_ids_of_step(
+    stores: &dyn Stores,
+    state: &Location,
+    job: &str,
+    step: &StepName,
+) -> Result<BTreeSet<String>, StorageError> {
+    let prefix = state.join(&format!("items/{job}/{step}"));
+    let store = stores.store(&prefix).await?;
+    Ok(store
+        .list(&format!("{}/", prefix.key()))
+        .await?
+        .into_iter()
+        .filter_map(|m| m.key.rsplit('/').next().and_then(|n| n.strip_suffix(".json")).map(String::from))
+        .filter(|n| !n.starts_with('.'))
+        .collect())
+}
+
 /// Every manifest of a step for one partition: the item id and where its manifest is.
 async fn manifests(
     stores: &dyn Stores,

@@ -266,7 +266,9 @@ fn literal_prefix(path: &str) -> &str {
 }
 
 /// True when data read from `input` may be written by `output` (one is inside the other).
-fn overlaps(output: &str, input: &str) -> bool {
+/// Whether an output path and an input path can name the same files (one's literal prefix is
+/// a directory of the other's).
+pub fn overlaps(output: &str, input: &str) -> bool {
     let (o, i) = (literal_prefix(output), literal_prefix(input));
     let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
     !o.is_empty() && !i.is_empty() && (under(i, o) || under(o, i))

@@ -104,6 +104,18 @@ pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Re
     Ok(stats)
 }
 
+/// Test-only failpoint: with `RUNNER_TEST_HANG_AFTER_PUBLISH` naming a file that does not
+/// exist yet, the first item to publish a file creates it and then hangs, so a fault test can
+/// kill the run between an item's first published file and its manifest.
+async fn failpoint_hang_after_publish() {
+    let Some(marker) = std::env::var_os("RUNNER_TEST_HANG_AFTER_PUBLISH") else { return };
+    if std::fs::OpenOptions::new().write(true).create_new(true).open(&marker).is_ok() {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    }
+}
+
 /// Test-only failpoints: `RUNNER_TEST_ITEM_SLEEP_MS` holds every item this long before it
 /// publishes, so fault tests can kill or interrupt a worker mid-item; `RUNNER_TEST_ITEM_ABORT`
 /// prints its value to stderr and aborts the item's process, as a crash in native code would.
@@ -188,6 +200,7 @@ async fn publish_dir(stores: &dyn Stores, base: &Location, dir: &Path, tag: &str
         let key = final_key(base, &rel, tag);
         store.put_file(&key, &dir.join(&rel)).await?;
         published.push(base.with_key(key));
+        failpoint_hang_after_publish().await;
     }
     Ok(published)
 }
