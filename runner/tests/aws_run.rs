@@ -588,3 +588,37 @@ async fn gc_of_one_deployment_leaves_another_deployments_resources_alone() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     env.assert_nothing_left().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_architectures_template_failing_deletes_the_first_and_the_queues() {
+    let env = setup(SMALL).await;
+    let ec2 = env.aws.ec2().await;
+    // Both architectures: arm64's template is made first, then x86_64's.
+    let mut config = std::fs::read_to_string(&env.config).unwrap();
+    let (x86, arm) = (support::ami(&ec2, "x86_64").await, support::ami(&ec2, "arm64").await);
+    config = config.replace(&format!("x86_64 = \"{x86}\""), &format!("x86_64 = \"{x86}\", arm64 = \"{arm}\""));
+    let x86_binary = config.lines().find(|l| l.starts_with("worker_binaries.x86_64")).unwrap().to_string();
+    config = config.replace(
+        &x86_binary,
+        &format!("{x86_binary}\n{}", x86_binary.replace("worker_binaries.x86_64", "worker_binaries.arm64")),
+    );
+    std::fs::write(&env.config, config).unwrap();
+    // A template already holds the name of the run's x86_64 template, so creating it fails.
+    let taken = "spotlake-test-r1-clean-x86_64";
+    ec2.create_launch_template()
+        .launch_template_name(taken)
+        .launch_template_data(aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id(&x86).build())
+        .send()
+        .await
+        .unwrap();
+    let out = env.runner(&["run", &env.job(), "--partition", "2024-01-01", "--run-id", "r1"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("CreateLaunchTemplate") || err.contains("AlreadyExists"), "the error says what failed: {err}");
+    // The arm64 template made first is gone, and so are the queues; only the test's own is left.
+    let (templates, queues) = env.leftovers().await;
+    assert_eq!(templates, vec![taken.to_string()], "{err}");
+    assert!(queues.is_empty(), "{queues:?}");
+    assert_eq!(env.live_fleets().await, 0);
+    assert_eq!(env.running_instances().await, 0);
+}
