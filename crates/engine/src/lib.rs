@@ -139,18 +139,20 @@ pub enum EngineError {
 
 impl EngineError {
     /// True when another attempt on the same inputs must fail the same way: bad SQL, a schema
-    /// conflict, a row that breaks the `fail` policy, a missing input, a template that can't be
-    /// rendered. Reading and writing may be transient (a disk, a truncated download), so they
-    /// are retried.
+    /// conflict, a row that breaks the `fail` policy, a missing input, a file that can't be
+    /// read (corrupt, truncated, not in its declared compression: the worker staged it whole),
+    /// a template that can't be rendered. Computing and writing outputs, and scratch space,
+    /// may be transient (memory, a disk), so they are retried.
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::BadRow { .. }
             | Self::SchemaMismatch { .. }
             | Self::NoFiles { .. }
+            | Self::Read { .. }
             | Self::Op { .. }
             | Self::Sql { .. }
             | Self::Template(_) => true,
-            Self::Read { .. } | Self::Execute { .. } | Self::Scratch { .. } => false,
+            Self::Execute { .. } | Self::Scratch { .. } => false,
         }
     }
 }

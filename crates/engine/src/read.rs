@@ -126,6 +126,24 @@ fn check_compression(input: &str, spec: &InputSpec, files: &[LocalFile]) -> Resu
     Ok(())
 }
 
+/// False for a text file that holds no rows: no bytes, or (an uncompressed CSV with a header)
+/// nothing but its header line. Anything unsure is read.
+fn may_hold_rows(spec: &InputSpec, f: &LocalFile) -> bool {
+    const LOOK: usize = 64 * 1024;
+    let Ok(meta) = std::fs::metadata(&f.path) else { return true };
+    if meta.len() == 0 {
+        return false;
+    }
+    let compressed = !matches!(spec.compression, InputCompression::None | InputCompression::Auto)
+        || [".gz", ".zst", ".zstd"].iter().any(|s| f.source.ends_with(s));
+    if spec.format != Format::Csv || !spec.header || compressed || meta.len() > LOOK as u64 {
+        return true;
+    }
+    let Ok(bytes) = std::fs::read(&f.path) else { return true };
+    let after_header = bytes.iter().position(|b| *b == b'\n').map_or(&[][..], |i| &bytes[i + 1..]);
+    after_header.iter().any(|b| !b.is_ascii_whitespace())
+}
+
 fn read_err(input: &str, f: &LocalFile, e: impl std::fmt::Display) -> EngineError {
     EngineError::Read { input: input.to_string(), file: f.source.clone(), detail: e.to_string() }
 }
@@ -149,6 +167,18 @@ pub(super) fn read_input(
         }
         return Ok(ReadInput { frame: empty_frame(spec), counter: None, known_rows: Some(0), bad: None });
     }
+    // A text file of no bytes holds no rows (a header-only one reads as none already); the
+    // readers would call it an error, or worse, blame the SQL.
+    let nonempty: Vec<LocalFile>;
+    let files = if spec.format == Format::Parquet {
+        files
+    } else {
+        nonempty = files.iter().filter(|f| may_hold_rows(spec, f)).cloned().collect();
+        if nonempty.is_empty() {
+            return Ok(ReadInput { frame: empty_frame(spec), counter: None, known_rows: Some(0), bad: None });
+        }
+        &nonempty[..]
+    };
     check_compression(name, spec, files)?;
     let err = |e: PolarsError| EngineError::Read {
         input: name.to_string(),

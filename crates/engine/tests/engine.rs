@@ -393,3 +393,50 @@ fn sniffed_formats_cover_iso_variants_and_agree_with_the_bad_row_policies() {
         other => panic!("expected a bad-row error, got {other}"),
     }
 }
+
+/// A two-column CSV input under `policy`, reading `raw/*`.
+fn bad_input_job(format: &str, extra: &str, policy: &str) -> JobSpec {
+    spec(&format!(
+        "name = \"t\"\n[[step]]\nname = \"clean\"\n[step.inputs.raw]\npath = \"raw/*\"\nformat = \"{format}\"\n{extra}\n\
+         columns = [[\"id\", \"i64\"], [\"name\", \"str\"]]\nbad_rows = \"{policy}\"\n[step.outputs.clean]\npath = \"clean\"\n\
+         sql = \"SELECT * FROM raw\"\n"
+    ))
+}
+
+#[test]
+fn empty_and_header_only_files_hold_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for policy in ["fail", "skip", "quarantine"] {
+        let job = bad_input_job("csv", "", policy);
+        let empty = write(dir.path(), &format!("{policy}/empty.csv"), "");
+        let header = write(dir.path(), &format!("{policy}/header.csv"), "id,name\n");
+        let data = write(dir.path(), &format!("{policy}/data.csv"), "id,name\n1,a\n");
+        let out = dir.path().join(format!("out-{policy}"));
+        let stats = run(&job, &[("raw", vec![empty.clone(), header.clone(), data])], &out, None)
+            .unwrap_or_else(|e| panic!("{policy}: {e}"));
+        assert_eq!(stats.outputs["clean"].rows, 1, "{policy}");
+        let only_empty = run(&job, &[("raw", vec![empty, header])], &dir.path().join(format!("none-{policy}")), None)
+            .unwrap_or_else(|e| panic!("{policy}: {e}"));
+        assert_eq!(only_empty.outputs["clean"].rows, 0, "{policy}");
+    }
+}
+
+#[test]
+fn unreadable_files_fail_at_once_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // Plain text where gzip is declared.
+    let plain = write(dir.path(), "raw/plain.csv.gz", "id,name\n1,a\n");
+    let job = bad_input_job("csv", "compression = \"gzip\"", "fail");
+    let err = run(&job, &[("raw", vec![plain])], &dir.path().join("o1"), None).unwrap_err();
+    assert!(err.to_string().contains("plain.csv.gz") && err.to_string().contains("magic bytes"), "{err}");
+    assert!(err.is_permanent(), "no retry can fix the file: {err}");
+    // A Parquet file cut short.
+    let cut = write(dir.path(), "raw/cut.parquet", "PAR1\u{0}\u{0}not the rest");
+    let job = spec(
+        "name = \"t\"\n[[step]]\nname = \"clean\"\n[step.inputs.raw]\npath = \"raw/*\"\nformat = \"parquet\"\n\
+         [step.outputs.clean]\npath = \"clean\"\nsql = \"SELECT * FROM raw\"\n",
+    );
+    let err = run(&job, &[("raw", vec![cut])], &dir.path().join("o2"), None).unwrap_err();
+    assert!(err.to_string().contains("cut.parquet"), "{err}");
+    assert!(err.is_permanent(), "{err}");
+}
