@@ -59,14 +59,27 @@ fn csv_checked_file(
     formats: &Formats,
     file: &LocalFile,
 ) -> PolarsResult<LazyFrame> {
-    let mut schema: Schema = columns.iter().map(|c| Field::new(raw(c.name()).into(), DataType::String)).collect();
+    // With a header, the file's own column order: declared columns by name, the rest read
+    // and dropped. Without one, the declared order.
+    let mut schema: Schema = match spec.header {
+        true => super::read::csv_header(spec, file)
+            .map_err(|e| polars_err!(ComputeError: "{}: {e}", file.source))?
+            .iter()
+            .enumerate()
+            .map(|(i, h)| match columns.iter().find(|c| c.name() == h) {
+                Some(c) => Field::new(raw(c.name()).into(), DataType::String),
+                None => Field::new(format!("__unused_{i}").into(), DataType::String),
+            })
+            .collect(),
+        false => columns.iter().map(|c| Field::new(raw(c.name()).into(), DataType::String)).collect(),
+    };
     schema.with_column(EXTRA.into(), DataType::String);
     let mut reader = super::read::csv_reader(spec, super::read::sources(std::slice::from_ref(file)))
         .with_truncate_ragged_lines(true)
         .with_missing_is_null(true)
         .with_row_index(Some(RowIndex { name: ROW.into(), offset: 1 }));
     reader = if spec.header {
-        // The header names the columns; read them by position as text.
+        // The header was read above; the rows are read as text in its order.
         reader.with_skip_rows(1).with_has_header(false).with_schema(Some(Arc::new(schema)))
     } else {
         reader.with_schema(Some(Arc::new(schema)))
@@ -105,7 +118,13 @@ fn csv_checked_file(
         .then(lit(format!("more fields than the {} declared columns", columns.len())))
         .otherwise(reason);
     bad_column = when(too_many).then(lit("*")).otherwise(bad_column);
-    Ok(with_typed.with_columns([reason.alias(REASON), bad_column.alias(BAD_COLUMN)]))
+    // One column set and order for every file, whatever its header, so the files concatenate.
+    let mut keep = vec![col(ROW)];
+    keep.extend(columns.iter().map(|c| col(raw(c.name()))));
+    keep.extend([col(EXTRA), col(FILE)]);
+    keep.extend(columns.iter().map(|c| col(c.name())));
+    keep.extend([reason.alias(REASON), bad_column.alias(BAD_COLUMN)]);
+    Ok(with_typed.select(keep))
 }
 
 fn dtype_name(d: DType) -> String {

@@ -144,6 +144,51 @@ fn may_hold_rows(spec: &InputSpec, f: &LocalFile) -> bool {
     after_header.iter().any(|b| !b.is_ascii_whitespace())
 }
 
+/// A CSV file's header fields (decompressed when the file is gzip or zstd).
+pub(super) fn csv_header(spec: &InputSpec, f: &LocalFile) -> std::io::Result<Vec<String>> {
+    use std::io::{BufRead, Read};
+    let mut file = std::fs::File::open(&f.path)?;
+    let mut magic = [0u8; 4];
+    let n = file.read(&mut magic)?;
+    let file = std::fs::File::open(&f.path)?;
+    let reader: Box<dyn Read> = if magic[..n].starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else if magic[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::Decoder::new(file)?)
+    } else {
+        Box::new(file)
+    };
+    let mut line = Vec::new();
+    // A header longer than 1 MiB is not a header.
+    std::io::BufReader::new(reader.take(1 << 20)).read_until(b'\n', &mut line)?;
+    let text = String::from_utf8_lossy(&line);
+    let text = text.trim_start_matches('\u{feff}').trim_end_matches(['\n', '\r']);
+    let sep = spec.separator.as_deref().and_then(|s| s.chars().next()).unwrap_or(',');
+    let quote = spec.quote.as_deref().and_then(|s| s.chars().next()).unwrap_or('"');
+    Ok(text.split(sep).map(|h| h.trim().trim_matches(quote).to_string()).collect())
+}
+
+/// Every declared column is in each file's header: columns are read by name, so a renamed or
+/// missing one is named here rather than read from the wrong field.
+fn check_headers(input: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<(), EngineError> {
+    let (Some(columns), true, Format::Csv) = (&spec.columns, spec.header, spec.format) else { return Ok(()) };
+    for f in files {
+        let header = csv_header(spec, f).map_err(|e| read_err(input, f, e))?;
+        if let Some(missing) = columns.iter().find(|c| !header.iter().any(|h| h == c.name())) {
+            return Err(EngineError::Read {
+                input: input.to_string(),
+                file: f.source.clone(),
+                detail: format!(
+                    "the header has no column {:?} (it has {}); declared columns are read by name",
+                    missing.name(),
+                    header.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn read_err(input: &str, f: &LocalFile, e: impl std::fmt::Display) -> EngineError {
     EngineError::Read { input: input.to_string(), file: f.source.clone(), detail: e.to_string() }
 }
@@ -180,6 +225,7 @@ pub(super) fn read_input(
         &nonempty[..]
     };
     check_compression(name, spec, files)?;
+    check_headers(name, spec, files)?;
     let err = |e: PolarsError| EngineError::Read {
         input: name.to_string(),
         file: files.iter().map(|f| f.source.as_str()).collect::<Vec<_>>().join(", "),
@@ -188,22 +234,40 @@ pub(super) fn read_input(
     match (spec.format, spec.bad_rows) {
         (Format::Csv, BadRows::Fail) => {
             let formats = temporal::csv_formats(name, spec, files)?;
-            let mut reader = csv_reader(spec, sources(files));
             let mut ragged = None;
-            if let Some(columns) = &spec.columns {
-                let schema = csv_schema(columns, &formats);
-                reader = if spec.header {
-                    reader.with_dtype_overwrite(Some(Arc::new(schema)))
-                } else {
-                    // One sentinel column more than declared: it is filled only by rows with
-                    // too many fields, which the parser would otherwise drop silently.
-                    let mut with_sentinel = schema;
-                    with_sentinel.with_column(RAGGED.into(), DataType::String);
-                    ragged = Some(col(RAGGED).is_not_null());
-                    reader.with_schema(Some(Arc::new(with_sentinel))).with_truncate_ragged_lines(true)
-                };
-            }
-            let mut scanned = reader.finish().map_err(err)?;
+            let configure = |reader: LazyCsvReader, ragged: &mut Option<Expr>| match &spec.columns {
+                Some(columns) => {
+                    let schema = csv_schema(columns, &formats);
+                    if spec.header {
+                        reader.with_dtype_overwrite(Some(Arc::new(schema)))
+                    } else {
+                        // One sentinel column more than declared: it is filled only by rows with
+                        // too many fields, which the parser would otherwise drop silently.
+                        let mut with_sentinel = schema;
+                        with_sentinel.with_column(RAGGED.into(), DataType::String);
+                        *ragged = Some(col(RAGGED).is_not_null());
+                        reader.with_schema(Some(Arc::new(with_sentinel))).with_truncate_ragged_lines(true)
+                    }
+                }
+                None => reader,
+            };
+            let mut scanned = match (&spec.columns, spec.header) {
+                // Columns by name: each file is read with its own header and narrowed to the
+                // declared columns, so files whose headers differ in order or extras agree.
+                (Some(columns), true) if files.len() > 1 => {
+                    let declared: Vec<Expr> = columns.iter().map(|c| col(c.name())).collect();
+                    let frames = files
+                        .iter()
+                        .map(|f| {
+                            let reader = configure(csv_reader(spec, sources(std::slice::from_ref(f))), &mut ragged);
+                            reader.finish().map(|lf| lf.select(declared.clone()))
+                        })
+                        .collect::<PolarsResult<Vec<_>>>()
+                        .map_err(err)?;
+                    concat(frames, UnionArgs { rechunk: false, parallel: true, ..Default::default() }).map_err(err)?
+                }
+                _ => configure(csv_reader(spec, sources(files)), &mut ragged).finish().map_err(err)?,
+            };
             if let Some(columns) = &spec.columns {
                 scanned = parse_formatted(scanned, columns, &formats);
             }

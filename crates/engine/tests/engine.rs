@@ -440,3 +440,25 @@ fn unreadable_files_fail_at_once_naming_the_file() {
     assert!(err.to_string().contains("cut.parquet"), "{err}");
     assert!(err.is_permanent(), "{err}");
 }
+
+#[test]
+fn csv_columns_are_read_by_name_in_every_policy_and_a_renamed_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for policy in ["fail", "skip", "quarantine"] {
+        let job = bad_input_job("csv", "", policy);
+        // Two files of one input, their columns in different orders, one with a column more.
+        let a = write(dir.path(), &format!("{policy}/a.csv"), "id,name\n1,a\n");
+        let b = write(dir.path(), &format!("{policy}/b.csv"), "name,extra,id\nb,x,2\n");
+        let out = dir.path().join(format!("out-{policy}"));
+        let stats = run(&job, &[("raw", vec![a, b])], &out, None).unwrap_or_else(|e| panic!("{policy}: {e}"));
+        assert_eq!(stats.outputs["clean"].rows, 2, "{policy}: {stats:?}");
+        let df = read_dir_parquet(&out.join("clean")).sort(["id"], Default::default()).unwrap();
+        let names: Vec<&str> = df.column("name").unwrap().str().unwrap().iter().flatten().collect();
+        assert_eq!(names, ["a", "b"], "{policy}: each value under its own name");
+        // A renamed column fails at once, naming the file and the column.
+        let renamed = write(dir.path(), &format!("{policy}/r/renamed.csv"), "id,nom\n1,a\n");
+        let err = run(&job, &[("raw", vec![renamed])], &dir.path().join(format!("r-{policy}")), None).unwrap_err();
+        assert!(err.to_string().contains("renamed.csv") && err.to_string().contains("\"name\""), "{policy}: {err}");
+        assert!(err.is_permanent());
+    }
+}
