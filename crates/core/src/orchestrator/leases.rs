@@ -92,3 +92,11 @@ impl StepLeases {
         }
     }
 }
+
+impl Drop for StepLeases {
+    /// A step dropped mid-way (its run cancelled) stops renewing: its leases then end with the
+    /// process (locally) or expire (in S3).
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
