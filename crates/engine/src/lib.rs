@@ -247,7 +247,7 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
         // Planning reads input schemas, so a malformed input can fail here: prefer the error
         // that names the bad row over a generic SQL one.
         let sql_error = |e: PolarsError| match read::explain_failure(step, &run.inputs, e.clone()) {
-            bad @ EngineError::BadRow { .. } => bad,
+            bad @ (EngineError::BadRow { .. } | EngineError::Read { .. }) => bad,
             _ => EngineError::Sql { output: name.clone(), detail: e.to_string() },
         };
         let frame = ctx.execute(&sql).map_err(sql_error)?;

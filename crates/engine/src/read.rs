@@ -189,6 +189,48 @@ fn check_headers(input: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<(
     Ok(())
 }
 
+/// Reads a text file to its end through its decompressor (by its magic bytes), checking that
+/// it decompresses and is UTF-8; the error says where it breaks. Used on the error path only.
+fn check_text_stream(f: &LocalFile) -> Result<(), String> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let n = std::fs::File::open(&f.path).and_then(|mut h| h.read(&mut magic)).map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(&f.path).map_err(|e| e.to_string())?;
+    let (kind, mut reader): (&str, Box<dyn Read>) = if magic[..n].starts_with(&[0x1f, 0x8b]) {
+        ("gzip", Box::new(flate2::read::MultiGzDecoder::new(file)))
+    } else if magic[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        ("zstd", Box::new(zstd::Decoder::new(file).map_err(|e| e.to_string())?))
+    } else {
+        ("", Box::new(file))
+    };
+    let mut buf = vec![0u8; 1 << 16];
+    // Bytes of a character cut by the chunk boundary, carried into the next chunk.
+    let mut carry: Vec<u8> = Vec::new();
+    let (mut offset, mut line) = (0u64, 1u64);
+    loop {
+        let got = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(got) => got,
+            Err(e) if kind.is_empty() => return Err(e.to_string()),
+            Err(e) => return Err(format!("corrupt {kind} stream after {offset} bytes: {e}")),
+        };
+        carry.extend_from_slice(&buf[..got]);
+        let valid = match std::str::from_utf8(&carry) {
+            Ok(_) => carry.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(e) => {
+                let at = e.valid_up_to();
+                line += carry[..at].iter().filter(|b| **b == b'\n').count() as u64;
+                return Err(format!("line {line} (byte {}) is not UTF-8", offset + at as u64));
+            }
+        };
+        line += carry[..valid].iter().filter(|b| **b == b'\n').count() as u64;
+        offset += valid as u64;
+        carry.drain(..valid);
+    }
+    if carry.is_empty() { Ok(()) } else { Err(format!("the file ends inside a UTF-8 character at byte {offset}")) }
+}
+
 fn read_err(input: &str, f: &LocalFile, e: impl std::fmt::Display) -> EngineError {
     EngineError::Read { input: input.to_string(), file: f.source.clone(), detail: e.to_string() }
 }
@@ -387,6 +429,18 @@ pub(super) fn explain_failure(
     inputs: &BTreeMap<String, Vec<LocalFile>>,
     e: PolarsError,
 ) -> EngineError {
+    // A file whose bytes can't be read as what it claims to be (a corrupt compressed stream,
+    // text that is not UTF-8) fails deep in a plan, with an error that names no file.
+    for (name, spec) in &step.inputs {
+        if spec.format == Format::Parquet {
+            continue;
+        }
+        for f in inputs.get(name).map(Vec::as_slice).unwrap_or_default() {
+            if let Err(detail) = check_text_stream(f) {
+                return EngineError::Read { input: name.clone(), file: f.source.clone(), detail };
+            }
+        }
+    }
     for (name, spec) in &step.inputs {
         if spec.bad_rows != BadRows::Fail {
             continue;

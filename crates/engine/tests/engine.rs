@@ -462,3 +462,38 @@ fn csv_columns_are_read_by_name_in_every_policy_and_a_renamed_one_is_named() {
         assert!(err.is_permanent());
     }
 }
+
+#[test]
+fn a_corrupt_stream_and_non_utf8_text_are_named_by_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = bad_input_job("csv", "", "fail");
+    std::fs::create_dir_all(dir.path().join("raw")).unwrap();
+    // A gzip stream whose body is garbage.
+    let good = write_gz(dir.path(), "raw/x.csv.gz", "id,name\n1,a\n2,b\n");
+    let mut bytes = std::fs::read(&good).unwrap();
+    let cut = bytes.len() / 2;
+    bytes[cut..].iter_mut().for_each(|b| *b ^= 0x5a);
+    let corrupt = dir.path().join("raw/corrupt.csv.gz");
+    std::fs::write(&corrupt, bytes).unwrap();
+    let err = run(&job, &[("raw", vec![good, corrupt])], &dir.path().join("o1"), None).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("corrupt.csv.gz") && (said.contains("gzip") || said.contains("deflate")), "{said}");
+    assert!(err.is_permanent(), "{err}");
+    // Without a header the break is found only when the plan runs; it is still named.
+    let headless = bad_input_job("csv", "header = false", "fail");
+    let body = (0..5000).map(|i| format!("{i},name{i}\n")).collect::<String>();
+    let long = write_gz(dir.path(), "raw/long.csv.gz", &body);
+    let mut bytes = std::fs::read(&long).unwrap();
+    let cut = bytes.len() / 2;
+    bytes[cut..].iter_mut().for_each(|b| *b ^= 0x5a);
+    std::fs::write(&long, bytes).unwrap();
+    let err = run(&headless, &[("raw", vec![long])], &dir.path().join("o3"), None).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("long.csv.gz") && said.contains("corrupt gzip stream"), "{said}");
+    assert!(err.is_permanent(), "{err}");
+    // Latin-1 bytes on the third line.
+    let latin = dir.path().join("raw/latin.csv");
+    std::fs::write(&latin, b"id,name\n1,a\n2,caf\xe9\n").unwrap();
+    let err = run(&job, &[("raw", vec![latin])], &dir.path().join("o2"), None).unwrap_err();
+    assert!(err.to_string().contains("latin.csv") && err.to_string().contains("line 3"), "{err}");
+}
