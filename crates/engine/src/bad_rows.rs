@@ -19,6 +19,8 @@ pub(super) const BAD_COLUMN: &str = "__bad_column";
 const EXTRA: &str = "__extra_fields";
 const ROW: &str = "__row";
 const FILE: &str = "__file";
+/// What a lossy read puts where bytes were not UTF-8.
+const NOT_UTF8_MARK: &str = "\u{FFFD}";
 
 fn raw(name: &str) -> String {
     format!("__raw_{name}")
@@ -77,6 +79,9 @@ fn csv_checked_file(
     let mut reader = super::read::csv_reader(spec, super::read::sources(std::slice::from_ref(file)))
         .with_truncate_ragged_lines(true)
         .with_missing_is_null(true)
+        // Bytes that are not UTF-8 become U+FFFD, and the row holding them is set aside below
+        // (a strict read would fail the whole file over one bad line).
+        .with_encoding(CsvEncoding::LossyUtf8)
         .with_row_index(Some(RowIndex { name: ROW.into(), offset: 1 }));
     reader = if spec.header {
         // The header was read above; the rows are read as text in its order.
@@ -118,6 +123,14 @@ fn csv_checked_file(
         .then(lit(format!("more fields than the {} declared columns", columns.len())))
         .otherwise(reason);
     bad_column = when(too_many).then(lit("*")).otherwise(bad_column);
+    // Not UTF-8 outranks every other reason: the row's text can't be trusted.
+    for c in columns.iter().rev() {
+        let replaced = col(raw(c.name())).str().contains_literal(lit(NOT_UTF8_MARK));
+        reason = when(replaced.clone())
+            .then(lit("not UTF-8 (the bytes that are not are shown as U+FFFD)"))
+            .otherwise(reason);
+        bad_column = when(replaced).then(lit(c.name().to_string())).otherwise(bad_column);
+    }
     // One column set and order for every file, whatever its header, so the files concatenate.
     let mut keep = vec![col(ROW)];
     keep.extend(columns.iter().map(|c| col(raw(c.name()))));

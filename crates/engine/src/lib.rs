@@ -116,6 +116,14 @@ pub enum EngineError {
         /// Polars' explanation.
         detail: String,
     },
+    /// An output can't be written as declared (its columns clash with its path).
+    #[error("output {output:?}: {detail}")]
+    Output {
+        /// The output.
+        output: String,
+        /// What clashes, and how to fix it.
+        detail: String,
+    },
     /// Computing or writing outputs failed.
     #[error("step {step:?}: {detail}")]
     Execute {
@@ -151,6 +159,7 @@ impl EngineError {
             | Self::Read { .. }
             | Self::Op { .. }
             | Self::Sql { .. }
+            | Self::Output { .. }
             | Self::Template(_) => true,
             Self::Execute { .. } | Self::Scratch { .. } => false,
         }
@@ -195,6 +204,11 @@ pub fn quarantine_dir(out_dir: &Path, input: &str) -> PathBuf {
 
 fn polars_err(step: &StepName) -> impl Fn(PolarsError) -> EngineError + '_ {
     move |e| EngineError::Execute { step: step.clone(), detail: e.to_string() }
+}
+
+/// The hive keys (`key=` segments) of a path or path template.
+pub fn hive_keys(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|segment| segment.split_once('=').map(|(key, _)| key)).filter(|k| !k.is_empty())
 }
 
 /// Runs one work item.
@@ -262,6 +276,18 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
                     ),
                 });
             }
+        }
+        if let Some(key) = hive_keys(&output.path).find(|k| schema.get(k).is_some()) {
+            // Hive and Spark refuse this too: a reader with hive = true would hold two values
+            // under one name (Polars fails deep in the scan, naming neither).
+            return Err(EngineError::Output {
+                output: name.clone(),
+                detail: format!(
+                    "its path {:?} makes {key:?} a hive key, and its SQL returns a column {key:?} too; \
+                     rename the column in the SQL or the key in the path",
+                    output.path
+                ),
+            });
         }
         output_schemas.insert(name.clone(), schema);
         let sink = write::sink(frame, output, &output_dir(run.out_dir, name), run.file_tag)

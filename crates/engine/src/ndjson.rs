@@ -87,8 +87,18 @@ fn split_file(input: &str, f: &LocalFile, columns: &[ColumnSpec], scratch: &Path
     let mut out = std::io::BufWriter::new(std::fs::File::create(&clean).map_err(err)?);
     let reader = BufReader::new(open_text(&f.path).map_err(err)?);
     let (mut good, mut bad) = (0, Vec::new());
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(err)?;
+    for (i, bytes) in reader.split(b'\n').enumerate() {
+        let bytes = bytes.map_err(err)?;
+        // A line that is not UTF-8 is a bad line, kept (lossily) with the rest.
+        let line = match String::from_utf8(bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                let shown = String::from_utf8_lossy(e.as_bytes()).trim_end_matches('\r').to_string();
+                bad.push(("*".into(), i as u64 + 1, "not UTF-8 (the bytes that are not are shown as U+FFFD)".into(), shown));
+                continue;
+            }
+        };
+        let line = line.strip_suffix('\r').unwrap_or(&line).to_string();
         if line.trim().is_empty() {
             continue;
         }

@@ -190,8 +190,9 @@ fn check_headers(input: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<(
 }
 
 /// Reads a text file to its end through its decompressor (by its magic bytes), checking that
-/// it decompresses and is UTF-8; the error says where it breaks. Used on the error path only.
-fn check_text_stream(f: &LocalFile) -> Result<(), String> {
+/// it decompresses and (when `utf8`) is UTF-8; the error says where it breaks. Used on the
+/// error path only.
+fn check_text_stream(f: &LocalFile, utf8: bool) -> Result<(), String> {
     use std::io::Read;
     let mut magic = [0u8; 4];
     let n = std::fs::File::open(&f.path).and_then(|mut h| h.read(&mut magic)).map_err(|e| e.to_string())?;
@@ -214,6 +215,10 @@ fn check_text_stream(f: &LocalFile) -> Result<(), String> {
             Err(e) if kind.is_empty() => return Err(e.to_string()),
             Err(e) => return Err(format!("corrupt {kind} stream after {offset} bytes: {e}")),
         };
+        if !utf8 {
+            offset += got as u64;
+            continue;
+        }
         carry.extend_from_slice(&buf[..got]);
         let valid = match std::str::from_utf8(&carry) {
             Ok(_) => carry.len(),
@@ -374,6 +379,18 @@ fn read_parquet(name: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<Rea
         let schema = reader.schema().map_err(|e| read_err(name, f, e))?;
         rows += reader.num_rows().map_err(|e| read_err(name, f, e))? as u64;
         let text = arrow_schema_text(&schema);
+        if spec.hive
+            && let Some(key) = super::hive_keys(&f.source).find(|k| text.contains_key(*k))
+        {
+            return Err(EngineError::Read {
+                input: name.to_string(),
+                file: f.source.clone(),
+                detail: format!(
+                    "the hive key {key:?} in its path is also a column of the file; with hive = true the two \
+                     can't both be read (rename one where it is written, or read with hive = false)"
+                ),
+            });
+        }
         match &reference {
             None => reference = Some((f.source.clone(), text)),
             Some((ref_file, ref_schema)) if *ref_schema != text => {
@@ -436,7 +453,8 @@ pub(super) fn explain_failure(
             continue;
         }
         for f in inputs.get(name).map(Vec::as_slice).unwrap_or_default() {
-            if let Err(detail) = check_text_stream(f) {
+            // Under skip and quarantine, a line that is not UTF-8 is a bad row, not an error.
+            if let Err(detail) = check_text_stream(f, spec.bad_rows == BadRows::Fail) {
                 return EngineError::Read { input: name.clone(), file: f.source.clone(), detail };
             }
         }

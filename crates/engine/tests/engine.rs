@@ -497,3 +497,97 @@ fn a_corrupt_stream_and_non_utf8_text_are_named_by_file_and_line() {
     let err = run(&job, &[("raw", vec![latin])], &dir.path().join("o2"), None).unwrap_err();
     assert!(err.to_string().contains("latin.csv") && err.to_string().contains("line 3"), "{err}");
 }
+
+fn quarantined(out: &Path, input: &str) -> DataFrame {
+    LazyFrame::scan_parquet(
+        PlRefPath::new(out.join(format!("_quarantine/{input}/item0.parquet")).to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .unwrap()
+    .sort(["row"], Default::default())
+    .collect()
+    .unwrap()
+}
+
+#[test]
+fn lines_that_are_not_utf8_are_set_aside_under_skip_and_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    // Latin-1 "café" on the second data row of a CSV, and on the second line of an NDJSON file.
+    let csv = dir.path().join("raw/latin.csv");
+    std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
+    std::fs::write(&csv, b"id,name\n1,a\n2,caf\xe9\n3,c\n").unwrap();
+    let ndjson = dir.path().join("raw/latin.ndjson");
+    std::fs::write(&ndjson, b"{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"name\":\"caf\xe9\"}\n{\"id\":3,\"name\":\"c\"}\n").unwrap();
+    for (format, file) in [("csv", &csv), ("ndjson", &ndjson)] {
+        for policy in ["skip", "quarantine"] {
+            let job = bad_input_job(format, "", policy);
+            let out = dir.path().join(format!("out-{format}-{policy}"));
+            let stats = run(&job, &[("raw", vec![file.clone()])], &out, None)
+                .unwrap_or_else(|e| panic!("{format} {policy}: {e}"));
+            assert_eq!(stats.outputs["clean"].rows, 2, "{format} {policy}: the good rows are kept");
+            let ids = read_dir_parquet(&out.join("clean")).sort(["id"], Default::default()).unwrap();
+            let ids: Vec<i64> = ids.column("id").unwrap().i64().unwrap().into_no_null_iter().collect();
+            assert_eq!(ids, [1, 3], "{format} {policy}");
+            if policy == "quarantine" {
+                assert_eq!(stats.rows_quarantined["raw"], 1, "{format}");
+                let q = quarantined(&out, "raw");
+                assert_eq!(q.column("row").unwrap().u64().unwrap().get(0), Some(2), "{format}: the row is named");
+                let reason = q.column("reason").unwrap().str().unwrap().get(0).unwrap().to_string();
+                assert!(reason.contains("not UTF-8"), "{format}: {reason}");
+            }
+        }
+        // Under `fail` the item still fails, naming the file.
+        let err = run(&bad_input_job(format, "", "fail"), &[("raw", vec![file.clone()])], &dir.path().join(format!("f-{format}")), None)
+            .unwrap_err();
+        assert!(err.to_string().contains(&format!("latin.{format}")), "{format}: {err}");
+    }
+}
+
+#[test]
+fn a_declared_parquet_column_that_is_absent_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("in/a.parquet");
+    write_parquet(&a, df!("user_id" => ["u1"], "n" => [1i64]).unwrap());
+    let job = spec(
+        "name = \"t\"\n[[step]]\nname = \"s\"\n[step.inputs.p]\npath = \"in/*.parquet\"\nformat = \"parquet\"\n\
+         columns = [[\"user_id\", \"str\"], [\"amount\", \"f64\"]]\n[step.outputs.o]\npath = \"o\"\n",
+    );
+    let err = run(&job, &[("p", vec![a])], &dir.path().join("o"), None).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("a.parquet") && said.contains("\"amount\""), "{said}");
+    assert!(err.is_permanent(), "{said}");
+    assert!(!dir.path().join("o/o").exists(), "nothing is written");
+}
+
+#[test]
+fn a_hive_key_named_like_a_column_is_refused_where_it_is_written_and_where_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // Written: a monthly output under month={partition_key} whose rows carry their own month.
+    let f = write(dir.path(), "raw/x.csv", "day,month,n\n2024-01-05,2024-01,1\n");
+    let job = spec(
+        "name = \"t\"\n[[step]]\nname = \"s\"\n[step.inputs.raw]\npath = \"raw/*.csv\"\nformat = \"csv\"\n\
+         [step.outputs.clean]\npath = \"clean/month={partition_key}\"\n",
+    );
+    let p = Partition::from_key("2024-01").unwrap();
+    let err = run(&job, &[("raw", vec![f])], &dir.path().join("o1"), Some(&p)).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("\"clean\"") && said.contains("\"month\" a hive key") && said.contains("column \"month\""), "{said}");
+    assert!(err.is_permanent(), "{said}");
+    // Read: files written elsewhere with the key both in their path and in their columns.
+    let a = dir.path().join("in/month=2024-01/a.parquet");
+    write_parquet(&a, df!("month" => ["2024-01-31"], "n" => [1i64]).unwrap());
+    let reader = spec(
+        "name = \"t\"\n[[step]]\nname = \"s\"\n[step.inputs.p]\npath = \"in/**/*.parquet\"\nformat = \"parquet\"\n\
+         hive = true\n[step.outputs.o]\npath = \"o\"\n",
+    );
+    let err = run(&reader, &[("p", vec![a.clone()])], &dir.path().join("o2"), None).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("a.parquet") && said.contains("hive key \"month\""), "{said}");
+    assert!(err.is_permanent(), "{said}");
+    // Without hive the same file reads.
+    let plain = spec(
+        "name = \"t\"\n[[step]]\nname = \"s\"\n[step.inputs.p]\npath = \"in/**/*.parquet\"\nformat = \"parquet\"\n\
+         [step.outputs.o]\npath = \"o\"\n",
+    );
+    assert_eq!(run(&plain, &[("p", vec![a])], &dir.path().join("o3"), None).unwrap().outputs["o"].rows, 1);
+}
