@@ -591,3 +591,28 @@ fn a_hive_key_named_like_a_column_is_refused_where_it_is_written_and_where_it_is
     );
     assert_eq!(run(&plain, &[("p", vec![a])], &dir.path().join("o3"), None).unwrap().outputs["o"].rows, 1);
 }
+
+#[test]
+fn an_optional_input_that_matches_nothing_is_an_empty_table_of_its_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = write(dir.path(), "raw/a.csv", "id,name\n1,a\n2,b\n");
+    let job = spec(
+        "name = \"t\"\n[[step]]\nname = \"s\"\n[step.inputs.raw]\npath = \"raw/*\"\nformat = \"csv\"\n\
+         columns = [[\"id\", \"i64\"], [\"name\", \"str\"]]\n\
+         [step.inputs.fixes]\npath = \"fixes/*\"\nformat = \"csv\"\nrequired = false\n\
+         columns = [[\"id\", \"i64\"], [\"name\", \"str\"]]\n\
+         [step.outputs.o]\npath = \"o\"\n\
+         sql = \"SELECT r.id, COALESCE(f.name, r.name) AS name FROM raw r LEFT JOIN fixes f ON r.id = f.id\"\n",
+    );
+    let stats = run(&job, &[("raw", vec![raw.clone()]), ("fixes", vec![])], &dir.path().join("o1"), None).unwrap();
+    assert_eq!(stats.outputs["o"].rows, 2);
+    assert_eq!(stats.rows_in.get("fixes").copied().unwrap_or(0), 0);
+    let fix = write(dir.path(), "fixes/f.csv", "id,name\n2,B\n");
+    run(&job, &[("raw", vec![raw.clone()]), ("fixes", vec![fix])], &dir.path().join("o2"), None).unwrap();
+    let df = read_dir_parquet(&dir.path().join("o2/o")).sort(["id"], Default::default()).unwrap();
+    let names: Vec<&str> = df.column("name").unwrap().str().unwrap().iter().flatten().collect();
+    assert_eq!(names, ["a", "B"], "the same SQL reads the input once it has a file");
+    // The required one is still required.
+    let err = run(&job, &[("raw", vec![]), ("fixes", vec![])], &dir.path().join("o3"), None).unwrap_err();
+    assert!(err.to_string().contains("raw/*"), "{err}");
+}

@@ -182,6 +182,12 @@ fn validate_input(input: &InputSpec, loc: &str) -> Result<(), Failure> {
     if !input.hive_filter.is_empty() && !input.hive {
         return Err(at(format!("{loc} › hive_filter"), "hive_filter needs hive = true"));
     }
+    if !input.required && input.columns.is_none() {
+        return Err(at(
+            format!("{loc} › required"),
+            "an optional input that matches no file is read as an empty table, which needs its columns: declare `columns`",
+        ));
+    }
     if input.format == Format::Parquet && input.bad_rows != BadRows::Fail {
         return Err(at(format!("{loc} › bad_rows"), "Parquet is typed: bad_rows applies to CSV and NDJSON"));
     }

@@ -95,6 +95,8 @@ fn missing_input_and_headerless_without_columns() {
     assert!(e.contains("inputs"), "{e}");
     let e = err(&GOOD.replace("columns = [[\"id\", \"i64\"], [\"ts\", \"datetime\"]]\n", ""));
     assert!(e.contains(r#"input "raw" › columns"#) && e.contains("header"), "{e}");
+    let e = err(&GOOD.replace("hive = true\n", "hive = true\nrequired = false\n"));
+    assert!(e.contains(r#"input "clean" › required"#) && e.contains("declare `columns`"), "{e}");
     let e = err(&GOOD.replace("split = \"single\"", "split = \"single\"\nsplit_input = \"nope\""));
     assert!(e.contains("split_input") && e.contains("nope"), "{e}");
 }
