@@ -766,19 +766,64 @@ fn two_step_job() -> String {
     )
 }
 
+/// Parquet files under `dir` and the item id in each name (`part-{16 hex}…`).
+fn files_by_item(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    data_files(dir, &mut files);
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let id = name.strip_prefix("part-").and_then(|n| n.get(..16)).unwrap_or_default().to_string();
+            (p, id)
+        })
+        .collect()
+}
+
+/// Every committed item id under the run state (`{id}.json` manifests).
+fn manifest_ids(state: &Path) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut todo = vec![state.join("items")];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Some(id) = path.file_name().unwrap().to_string_lossy().strip_suffix(".json") {
+                ids.insert(id.to_string());
+            }
+        }
+    }
+    ids
+}
+
+fn parquet_rows(files: &[PathBuf]) -> usize {
+    files.iter().map(|p| ParquetReader::new(std::fs::File::open(p).unwrap()).num_rows().unwrap()).sum()
+}
+
 #[test]
-fn a_file_published_before_a_kill_is_never_read_downstream_after_its_input_changes() {
+fn a_file_published_before_a_kill_is_never_read_downstream_and_is_deleted_when_its_step_reruns() {
     let f = fixture(&two_step_job(), "", 3);
     let marker = f.root.join("published-one.marker");
-    let mut run = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_HANG_AFTER_PUBLISH", &marker.to_string_lossy())]);
-    wait_until("an item's first published file", Duration::from_secs(60), || marker.exists());
+    let mut run = f.spawn(&["--workers", "2"], &[("RUNNER_TEST_HANG_AFTER_PUBLISH", &marker.to_string_lossy())]);
+    // One item hangs after its first file; the others commit.
+    wait_until("an item's first published file, and another item committed", Duration::from_secs(60), || {
+        marker.exists() && !manifest_ids(&f.state()).is_empty()
+    });
     // The whole run dies between the item's first file and its manifest.
     kill(run.id(), libc::SIGKILL);
     run.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let mut stray = Vec::new();
-    data_files(&f.root.join("out"), &mut stray);
+    let committed = manifest_ids(&f.state());
+    let (kept, stray): (Vec<_>, Vec<_>) =
+        files_by_item(&f.root.join("out")).into_iter().partition(|(_, id)| committed.contains(id));
+    let stray: Vec<PathBuf> = stray.into_iter().map(|(p, _)| p).collect();
+    let kept: Vec<PathBuf> = kept.into_iter().map(|(p, _)| p).collect();
     assert!(!stray.is_empty(), "the killed item left a published file");
+    // The downstream step alone, over what is there: it reads the committed files only.
+    let out = f.run(&["--step", "gather"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(rows_any(&f.root.join("final")).height(), parquet_rows(&kept), "the stray file is not read");
     // Every input changes (a row more each): every item gets a new id, and the stray file's
     // item is superseded without a manifest to find it by.
     let raw_day = std::fs::read_dir(f.root.join("raw")).unwrap().flatten().next().unwrap().path();
@@ -804,13 +849,10 @@ fn a_file_published_before_a_kill_is_never_read_downstream_after_its_input_chang
     assert!(out.status.success(), "{}", stderr(&out));
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     let committed_rows = s["steps"][0]["outputs"]["out"]["rows"].as_u64().unwrap() as usize;
-    // The stray file is still on disk, and the downstream step did not read it.
-    assert!(stray.iter().any(|p| p.exists()), "the scenario left its stray file: {stray:?}");
-    let mut on_disk = Vec::new();
-    data_files(&f.root.join("out"), &mut on_disk);
-    let disk_rows: usize =
-        on_disk.iter().map(|p| ParquetReader::new(std::fs::File::open(p).unwrap()).num_rows().unwrap()).sum();
-    assert!(disk_rows > committed_rows, "the stray rows are on disk ({disk_rows} > {committed_rows})");
+    // The redone step swept its directory: the stray file is gone, found by its name.
+    assert!(stray.iter().all(|p| !p.exists()), "the stray file was deleted: {stray:?}");
+    let on_disk: Vec<PathBuf> = files_by_item(&f.root.join("out")).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(parquet_rows(&on_disk), committed_rows, "only committed rows are on disk");
     let gathered = rows_any(&f.root.join("final"));
     assert_eq!(gathered.height(), committed_rows, "downstream read the committed rows, each once");
     let ids: BTreeSet<&str> = gathered.column("event_id").unwrap().str().unwrap().iter().flatten().collect();

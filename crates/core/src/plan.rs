@@ -35,7 +35,7 @@ pub enum PlanError {
         source: Box<StorageError>,
     },
     /// A required input has no files.
-    #[error("step {step:?}, input {input:?}: no files match {location}{partition}")]
+    #[error("step {step:?}, input {input:?}: no files match {location}{partition}{uncommitted}")]
     NoFiles {
         /// The step.
         step: StepName,
@@ -45,6 +45,8 @@ pub enum PlanError {
         location: String,
         /// For which partition.
         partition: String,
+        /// Files that match but no committed item wrote, when there are any.
+        uncommitted: String,
     },
     /// A glob is malformed.
     #[error("step {step:?}, input {input:?}: {detail}")]
@@ -85,7 +87,7 @@ pub fn step_paths(root: &Location, step: &StepSpec, partition: Option<&Partition
 
 /// The item that wrote a file, from its name (`part-{item id}[-…].parquet`, see the worker's
 /// publishing); `None` for a file the runner did not write.
-fn written_by(key: &str) -> Option<&str> {
+pub(crate) fn written_by(key: &str) -> Option<&str> {
     let name = key.rsplit('/').next()?;
     let id = name.strip_prefix("part-")?.get(..16)?;
     id.bytes().all(|b| b.is_ascii_hexdigit()).then_some(id)
@@ -174,6 +176,7 @@ pub async fn plan_step(
             .filter(|s| s.name != step.name && s.outputs.values().any(|o| overlaps(&o.path, &input.path)))
             .map(|s| &s.name)
             .collect();
+        let mut uncommitted = 0;
         if !producers.is_empty() {
             let mut committed = BTreeSet::new();
             for producer in producers {
@@ -186,7 +189,9 @@ pub async fn plan_step(
                     },
                 )?);
             }
+            let before = files.len();
             files.retain(|(_, meta)| written_by(&meta.key).is_none_or(|id| committed.contains(id)));
+            uncommitted = before - files.len();
         }
         if files.is_empty() && input.required {
             return Err(PlanError::NoFiles {
@@ -194,6 +199,10 @@ pub async fn plan_step(
                 input: name.clone(),
                 location: paths.inputs[name].to_string(),
                 partition: partition.map(|p| format!(" (partition {})", p.key)).unwrap_or_default(),
+                uncommitted: match uncommitted {
+                    0 => String::new(),
+                    n => format!("; {n} file(s) there were written by items that never committed, and are not read"),
+                },
             });
         }
         listed.insert(name.clone(), files);

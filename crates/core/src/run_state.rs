@@ -227,3 +227,31 @@ pub async fn prune(
     }
     Ok(())
 }
+
+/// Deletes files in a step's output directories that the runner wrote (`part-{item id}…`, see
+/// [`crate::plan::written_by`]) for an item with no commit manifest: what an item killed between
+/// publishing and committing left behind. `dirs` must be exclusive to the leased partitions, as
+/// a partition overwrite in Hive or Spark owns its directory; `committed` holds every item id of
+/// the step that has a manifest. Returns how many files went.
+pub async fn prune_strays(
+    stores: &dyn Stores,
+    step: &StepName,
+    dirs: &[Location],
+    committed: &BTreeSet<String>,
+) -> Result<usize, StorageError> {
+    let mut deleted = 0;
+    for dir in dirs {
+        let store = stores.store(dir).await?;
+        let prefix = format!("{}/", dir.key().trim_end_matches('/'));
+        for object in store.list(&prefix).await? {
+            let Some(id) = crate::plan::written_by(&object.key) else { continue };
+            if committed.contains(id) {
+                continue;
+            }
+            store.delete(&object.key).await?;
+            deleted += 1;
+            info!(step = %step, "deleted {}: item {id} published it and never committed", dir.with_key(object.key.clone()));
+        }
+    }
+    Ok(deleted)
+}

@@ -221,10 +221,43 @@ async fn run_leased(
     }
     let current: BTreeSet<&WorkItemId> = items.iter().map(|i| &i.id).collect();
     run_state::prune(stores, &opts.state, &ctx.spec.name, &step.name, &partitions, &current).await.map_err(infra)?;
+    prune_strays(ctx, step, &partitions).await?;
     summary.add_items(stores, step, &items).await.map_err(infra)?;
     summary.seconds = started.elapsed().as_secs_f64();
     ctx.observer.step_finished(&step.name, ctx.index, ctx.steps, summary.seconds);
     Ok(summary)
+}
+
+/// Deletes what items killed between publishing and committing left in the step's output
+/// directories. Only directories that belong to the leased partitions are swept (an
+/// unpartitioned run's, or a path holding `{partition_key}`): another partition's run may be
+/// publishing into a shared one right now. A file is kept when any step of the job committed it.
+async fn prune_strays(ctx: &StepContext<'_>, step: &StepSpec, partitions: &[Option<Partition>]) -> Result<(), RunError> {
+    let opts = ctx.options;
+    let stores = &*ctx.backends.stores;
+    let mut dirs = Vec::new();
+    for partition in partitions {
+        let paths = plan::step_paths(&opts.root, step, partition.as_ref())?;
+        for (name, output) in &step.outputs {
+            if partition.is_none() || output.path.contains("{partition_key}") {
+                dirs.push(paths.outputs[name].clone());
+            }
+        }
+    }
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    let mut committed = BTreeSet::new();
+    for s in &ctx.spec.steps {
+        committed.extend(
+            run_state::committed_ids_of_step(stores, &opts.state, &ctx.spec.name, &s.name).await.map_err(infra)?,
+        );
+    }
+    let deleted = run_state::prune_strays(stores, &step.name, &dirs, &committed).await.map_err(infra)?;
+    if deleted > 0 {
+        info!(step = %step.name, "deleted {deleted} file(s) that items published and never committed");
+    }
+    Ok(())
 }
 
 /// Waiting for a step's items: the tally of what the collector reported.
