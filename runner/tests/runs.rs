@@ -858,3 +858,38 @@ fn a_file_published_before_a_kill_is_never_read_downstream_and_is_deleted_when_i
     let ids: BTreeSet<&str> = gathered.column("event_id").unwrap().str().unwrap().iter().flatten().collect();
     assert_eq!(ids.len(), committed_rows, "no row is duplicated");
 }
+
+#[test]
+fn a_job_spec_changed_between_runs_replaces_what_the_old_one_wrote() {
+    let f = fixture(MAP_JOB, "", 3);
+    let out = f.run(&["--summary-json", &f.root.join("old.json").to_string_lossy()], &[]);
+    let old = f.summary(&out, "old");
+    let rows = old["steps"][0]["outputs"]["out"]["rows"].as_u64().unwrap() as usize;
+    let old_files = files_by_item(&f.root.join("out"));
+    // The step's SQL changes (a column more, purchases only): every item has a new id.
+    std::fs::write(
+        &f.job,
+        MAP_JOB.replace(
+            "sql = \"SELECT event_id, user_id, event_type, amount FROM web\"",
+            "sql = \"SELECT event_id, user_id, event_type, amount, country FROM web WHERE event_type = 'purchase'\"",
+        ),
+    )
+    .unwrap();
+    let out = f.run(&["--summary-json", &f.root.join("new.json").to_string_lossy()], &[]);
+    let new = f.summary(&out, "new");
+    assert_eq!(new["steps"][0]["already_done"], 0, "no item of the old spec counts as done");
+    assert!(old_files.iter().all(|(p, _)| !p.exists()), "every file of the old spec is gone");
+    let now = rows_any(&f.root.join("out"));
+    let purchases = new["steps"][0]["outputs"]["out"]["rows"].as_u64().unwrap() as usize;
+    assert!(purchases > 0 && purchases < rows, "{purchases} of {rows}");
+    assert_eq!(now.height(), purchases, "only the new spec's rows are on disk");
+    assert!(now.column("country").is_ok(), "in the new spec's shape");
+    let ids: BTreeSet<&str> = now.column("event_id").unwrap().str().unwrap().iter().flatten().collect();
+    assert_eq!(ids.len(), purchases, "none twice");
+    // And back: the old spec's items are made again, not found half-deleted.
+    std::fs::write(&f.job, MAP_JOB).unwrap();
+    let out = f.run(&["--summary-json", &f.root.join("back.json").to_string_lossy()], &[]);
+    let back = f.summary(&out, "back");
+    assert_eq!(back["steps"][0]["outputs"]["out"]["rows"].as_u64().unwrap() as usize, rows);
+    assert_eq!(rows_any(&f.root.join("out")).height(), rows);
+}
