@@ -11,15 +11,18 @@ from pathlib import Path
 import boto3
 import pytest
 from dagster import (
+    AssetExecutionContext,
     AssetKey,
     AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
+    asset,
     instance_for_test,
     materialize,
 )
 from fleet_standin import FleetStandIn, upload_launcher
 from runner_helpers import RUNNER, expected_user_daily, parquet_rows
+from spotlake import settings
 from spotlake.assets.events import clean_events, raw_events, user_metrics
 from spotlake.pipes import RunnerPipesClient
 
@@ -187,6 +190,47 @@ def test_a_runner_that_never_closes_fails_the_step(tmp_path: Path, instance: Dag
         chain.append(error.message)
         error = error.cause
     assert any("never closed" in m for m in chain), chain
+
+
+def engine_errors(instance: DagsterInstance, run_id: str) -> list[str]:
+    """Each error the runner reported, with its causes, as one line."""
+    found = []
+    for e in instance.all_logs(run_id):
+        if e.dagster_event is None or e.dagster_event.event_type != DagsterEventType.ENGINE_EVENT:
+            continue
+        error, chain = e.dagster_event.engine_event_data.error, []
+        while error is not None:
+            chain.append(error.message or "")
+            error = error.cause
+        if chain:
+            found.append(": ".join(chain))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("partitions", "named"),
+    [
+        ([{"key": "2024-01-01", "start": "yesterday", "end": "2024-01-02T00:00:00"}], "is not an ISO-8601 timestamp"),
+        ([{"key": "2024-01-01", "start": "2024-01-02T00:00:00", "end": "2024-01-01T00:00:00"}], "ends"),
+        ([{"key": "2024-01-01", "start": "2024-01-01T00:00:00"}], "needs both start and end"),
+        ([{"key": "../2024-01-01"}], "2024-01-01"),
+        ({"key": "2024-01-01"}, "expected a list"),
+    ],
+)
+def test_a_malformed_partition_window_in_extras_fails_naming_it(
+    partitions: object, named: str, tmp_path: Path, instance: DagsterInstance
+) -> None:
+    # What a hand-made client (or a newer Dagster) might send. Falling through to an
+    # unpartitioned run would rewrite every day, so the runner must refuse, and say where.
+    @asset(name="clean_events")
+    def malformed(context: AssetExecutionContext, runner: RunnerPipesClient):
+        return runner.run(context=context, job=settings.JOB, steps=["clean"], extras={"partitions": partitions}).get_results()
+
+    result = materialize([malformed], resources={"runner": local_client(tmp_path)}, instance=instance, raise_on_error=False)
+    assert not result.success
+    errors = engine_errors(instance, result.run_id)
+    assert any("extras `partitions`" in m and named in m for m in errors), errors
+    assert not (tmp_path / "clean").exists(), "nothing was written"
 
 
 @pytest.fixture

@@ -37,28 +37,50 @@ fn parse_ts(text: &str) -> anyhow::Result<NaiveDateTime> {
         .with_context(|| format!("{text:?} is not an ISO-8601 timestamp"))
 }
 
-/// The partitions this Dagster step covers.
+/// A window from the host: both ends, and the end after the start.
+fn windowed(key: &str, start: NaiveDateTime, end: NaiveDateTime) -> anyhow::Result<Partition> {
+    if end <= start {
+        bail!("partition {key:?}: its time window ends ({end}) before it starts ({start})");
+    }
+    Ok(Partition::with_window(key, start, end)?)
+}
+
+/// The partitions this Dagster step covers. Extras that are there but malformed are an error
+/// naming them: falling through to an unpartitioned run would rewrite every partition.
 pub fn partitions(ctx: &PipesContext) -> anyhow::Result<Vec<Partition>> {
     if let Ok(key) = ctx.partition_key() {
-        let window = ctx.partition_time_window().ok().flatten();
+        let window = ctx.partition_time_window().context("the Pipes context's partition_time_window")?;
         return Ok(vec![match window {
-            Some(w) => Partition::with_window(key, w.start.naive_utc(), w.end.naive_utc())?,
+            Some(w) => windowed(key, w.start.naive_utc(), w.end.naive_utc())?,
             None => Partition::from_key(key)?,
         }]);
     }
-    if let Ok(list) = ctx.get_extra_as::<Vec<ExtraPartition>>("partitions") {
+    if ctx.get_extra("partitions").is_ok() {
+        let list: Vec<ExtraPartition> = ctx
+            .get_extra_as("partitions")
+            .context("extras `partitions`: expected a list of {key, start, end} (start and end optional)")?;
         return list
             .into_iter()
-            .map(|p| {
-                Ok(match (p.start, p.end) {
-                    (Some(s), Some(e)) => Partition::with_window(&p.key, parse_ts(&s)?, parse_ts(&e)?)?,
-                    _ => Partition::from_key(&p.key)?,
-                })
+            .enumerate()
+            .map(|(i, p)| {
+                let one = || -> anyhow::Result<Partition> {
+                    match (&p.start, &p.end) {
+                        (Some(s), Some(e)) => windowed(&p.key, parse_ts(s)?, parse_ts(e)?),
+                        (None, None) => Ok(Partition::from_key(&p.key)?),
+                        _ => bail!("a time window needs both start and end"),
+                    }
+                };
+                one().with_context(|| format!("extras `partitions`[{i}] (key {:?})", p.key))
             })
             .collect();
     }
-    if let Ok(keys) = ctx.get_extra_as::<Vec<String>>("partition_keys") {
-        return Ok(keys.iter().map(|k| Partition::from_key(k)).collect::<Result<_, _>>()?);
+    if ctx.get_extra("partition_keys").is_ok() {
+        let keys: Vec<String> =
+            ctx.get_extra_as("partition_keys").context("extras `partition_keys`: expected a list of strings")?;
+        return keys
+            .iter()
+            .map(|k| Partition::from_key(k).with_context(|| format!("extras `partition_keys`: {k:?}")))
+            .collect();
     }
     if ctx.get_extra("partition_key_range").is_ok() {
         bail!("the extras carry a partition_key_range but no partition list: pass `partitions` or `partition_keys`");
