@@ -226,6 +226,29 @@ def test_custom_message(payload: Any, binaries: Binaries, instance: DagsterInsta
     assert out.custom_messages == [payload]
 
 
+@pytest.mark.parametrize("writer", ["file", "s3"])
+def test_a_huge_message_arrives_whole(
+    writer: str, binaries: Binaries, instance: DagsterInstance, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # 16 MiB of text and 200,000 list items in one message, far past any line buffer, through
+    # both channels: a temp file read by the draining reader, and one S3 chunk.
+    payload = {"blob": "x" * (16 << 20), "items": list(range(200_000))}
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps({"payload": payload}))
+    command = [str(binaries.pipes_tests), "--custom-payload", str(path)]
+    reader = None
+    if writer == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        command += ["--message-writer", "s3"]
+        reader = make_reader("s3", bucket)
+    out = run_external(command, instance, reader=reader)
+    assert out.result.success
+    assert len(out.custom_messages) == 1
+    got = out.custom_messages[0]
+    assert len(got["blob"]) == 16 << 20 and set(got["blob"]) == {"x"}
+    assert got["items"] == payload["items"]
+
+
 @pytest.mark.parametrize("data_version", [None, "alpha"])
 @pytest.mark.parametrize("asset_key", [None, "my_asset"])
 def test_report_asset_materialization(

@@ -893,3 +893,41 @@ fn a_job_spec_changed_between_runs_replaces_what_the_old_one_wrote() {
     assert_eq!(back["steps"][0]["outputs"]["out"]["rows"].as_u64().unwrap() as usize, rows);
     assert_eq!(rows_any(&f.root.join("out")).height(), rows);
 }
+
+#[test]
+fn malformed_work_and_callback_messages_are_dropped_and_nothing_is_lost() {
+    use runner_backends::queue::{LocalQueues, QueueBackend};
+    let reference = reference_rows(MAP_JOB);
+    let f = fixture(MAP_JOB, "", 4);
+    let mut run = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "2500")]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let queues = LocalQueues::new(f.state().join("queues.sqlite"));
+    let mut names = Vec::new();
+    wait_until("the run's work and callback queues", Duration::from_secs(60), || {
+        names = rt.block_on(queues.list("")).unwrap_or_default();
+        names.iter().any(|n| n.ends_with("map-work")) && names.iter().any(|n| n.ends_with("callbacks"))
+    });
+    // What a bug elsewhere, or a stranger with access to the queues, might put there.
+    let junk: Vec<String> = [
+        "not json",
+        "{}",
+        r#"{"item": 5}"#,
+        r#"{"id": "0000000000000000", "step": "map"}"#,
+        "\u{0}\u{1}binary",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for name in names.iter().filter(|n| n.ends_with("map-work") || n.ends_with("callbacks")) {
+        let address = format!("sqlite://{}#{name}", f.state().join("queues.sqlite").display());
+        let queue = rt.block_on(queues.open(&address)).unwrap();
+        rt.block_on(queue.send(&junk)).unwrap();
+    }
+    let status = run.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("malformed callback"), "the orchestrator said what it dropped:\n{err}");
+    assert_same_rows(&rows(&f.root.join("out")), &reference);
+    assert!(rt.block_on(queues.list("")).unwrap().is_empty(), "the run deleted its queues");
+}
