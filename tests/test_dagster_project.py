@@ -224,9 +224,13 @@ def test_a_malformed_partition_window_in_extras_fails_naming_it(
     # unpartitioned run would rewrite every day, so the runner must refuse, and say where.
     @asset(name="clean_events")
     def malformed(context: AssetExecutionContext, runner: RunnerPipesClient):
-        return runner.run(context=context, job=settings.JOB, steps=["clean"], extras={"partitions": partitions}).get_results()
+        return runner.run(
+            context=context, job=settings.JOB, steps=["clean"], extras={"partitions": partitions}
+        ).get_results()
 
-    result = materialize([malformed], resources={"runner": local_client(tmp_path)}, instance=instance, raise_on_error=False)
+    result = materialize(
+        [malformed], resources={"runner": local_client(tmp_path)}, instance=instance, raise_on_error=False
+    )
     assert not result.success
     errors = engine_errors(instance, result.run_id)
     assert any("extras `partitions`" in m and named in m for m in errors), errors
