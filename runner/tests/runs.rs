@@ -759,6 +759,50 @@ fn checks_are_evaluated_per_partition_on_that_partitions_data_only() {
     assert!(err.contains(&format!("0 nulls in \"user_id\" over {day_rows} rows")), "{day_rows} rows: {err}");
 }
 
+#[test]
+fn a_thirty_day_backfill_in_one_run_passes_its_checks_day_by_day() {
+    // Measured before checks were per partition: this run reported one_row_per_user FAILED with
+    // tens of thousands of "duplicates", each user's one row a day counted over the month.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let status = Command::new(support::runner_bin())
+        .args(["example", "generate", "--days", "30", "--events-per-day", "400", "--csv-files", "1", "--out"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let summary = root.join("month.json");
+    let out = Command::new(support::runner_bin())
+        .arg("run")
+        .arg(support::workspace().join("runner/examples/events/job.toml"))
+        .arg("--root")
+        .arg(&root)
+        .args(["--workers", "2", "--partition-range", "2024-01-01..2024-01-30", "--summary-json"])
+        .arg(&summary)
+        .env_remove("DAGSTER_PIPES_CONTEXT")
+        .env_remove("DAGSTER_PIPES_MESSAGES")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for check in [
+        "user_id_present on clean.clean",
+        "one_row_per_user on user_daily.user_daily",
+        "has_users on user_daily.user_daily",
+    ] {
+        assert!(err.contains(&format!("check {check}: passed (passed in each of 30 partitions)")), "{check}: {err}");
+    }
+    // Each day's rows are that day's alone: 30 partitions, and they add up to the output.
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let user_daily = &s["steps"][2]["outputs"]["user_daily"];
+    let by_day = user_daily["rows_by_partition"].as_object().unwrap();
+    assert_eq!(by_day.len(), 30);
+    let sum: u64 = by_day.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(sum, user_daily["rows"].as_u64().unwrap());
+    assert_eq!(rows_any(&root.join("user_daily")).height() as u64, sum, "on disk, each row once");
+}
+
 /// MAP_JOB, and a step that reads its output directory by glob.
 fn two_step_job() -> String {
     format!(
@@ -908,16 +952,11 @@ fn malformed_work_and_callback_messages_are_dropped_and_nothing_is_lost() {
         names.iter().any(|n| n.ends_with("map-work")) && names.iter().any(|n| n.ends_with("callbacks"))
     });
     // What a bug elsewhere, or a stranger with access to the queues, might put there.
-    let junk: Vec<String> = [
-        "not json",
-        "{}",
-        r#"{"item": 5}"#,
-        r#"{"id": "0000000000000000", "step": "map"}"#,
-        "\u{0}\u{1}binary",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    let junk: Vec<String> =
+        ["not json", "{}", r#"{"item": 5}"#, r#"{"id": "0000000000000000", "step": "map"}"#, "\u{0}\u{1}binary"]
+            .into_iter()
+            .map(String::from)
+            .collect();
     for name in names.iter().filter(|n| n.ends_with("map-work") || n.ends_with("callbacks")) {
         let address = format!("sqlite://{}#{name}", f.state().join("queues.sqlite").display());
         let queue = rt.block_on(queues.open(&address)).unwrap();

@@ -94,7 +94,12 @@ fn split_file(input: &str, f: &LocalFile, columns: &[ColumnSpec], scratch: &Path
             Ok(line) => line,
             Err(e) => {
                 let shown = String::from_utf8_lossy(e.as_bytes()).trim_end_matches('\r').to_string();
-                bad.push(("*".into(), i as u64 + 1, "not UTF-8 (the bytes that are not are shown as U+FFFD)".into(), shown));
+                bad.push((
+                    "*".into(),
+                    i as u64 + 1,
+                    "not UTF-8 (the bytes that are not are shown as U+FFFD)".into(),
+                    shown,
+                ));
                 continue;
             }
         };

@@ -517,7 +517,8 @@ fn lines_that_are_not_utf8_are_set_aside_under_skip_and_quarantine() {
     std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
     std::fs::write(&csv, b"id,name\n1,a\n2,caf\xe9\n3,c\n").unwrap();
     let ndjson = dir.path().join("raw/latin.ndjson");
-    std::fs::write(&ndjson, b"{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"name\":\"caf\xe9\"}\n{\"id\":3,\"name\":\"c\"}\n").unwrap();
+    std::fs::write(&ndjson, b"{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"name\":\"caf\xe9\"}\n{\"id\":3,\"name\":\"c\"}\n")
+        .unwrap();
     for (format, file) in [("csv", &csv), ("ndjson", &ndjson)] {
         for policy in ["skip", "quarantine"] {
             let job = bad_input_job(format, "", policy);
@@ -537,8 +538,13 @@ fn lines_that_are_not_utf8_are_set_aside_under_skip_and_quarantine() {
             }
         }
         // Under `fail` the item still fails, naming the file.
-        let err = run(&bad_input_job(format, "", "fail"), &[("raw", vec![file.clone()])], &dir.path().join(format!("f-{format}")), None)
-            .unwrap_err();
+        let err = run(
+            &bad_input_job(format, "", "fail"),
+            &[("raw", vec![file.clone()])],
+            &dir.path().join(format!("f-{format}")),
+            None,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains(&format!("latin.{format}")), "{format}: {err}");
     }
 }
@@ -571,7 +577,10 @@ fn a_hive_key_named_like_a_column_is_refused_where_it_is_written_and_where_it_is
     let p = Partition::from_key("2024-01").unwrap();
     let err = run(&job, &[("raw", vec![f])], &dir.path().join("o1"), Some(&p)).unwrap_err();
     let said = err.to_string();
-    assert!(said.contains("\"clean\"") && said.contains("\"month\" a hive key") && said.contains("column \"month\""), "{said}");
+    assert!(
+        said.contains("\"clean\"") && said.contains("\"month\" a hive key") && said.contains("column \"month\""),
+        "{said}"
+    );
     assert!(err.is_permanent(), "{said}");
     // Read: files written elsewhere with the key both in their path and in their columns.
     let a = dir.path().join("in/month=2024-01/a.parquet");

@@ -232,7 +232,11 @@ async fn run_leased(
 /// directories. Only directories that belong to the leased partitions are swept (an
 /// unpartitioned run's, or a path holding `{partition_key}`): another partition's run may be
 /// publishing into a shared one right now. A file is kept when any step of the job committed it.
-async fn prune_strays(ctx: &StepContext<'_>, step: &StepSpec, partitions: &[Option<Partition>]) -> Result<(), RunError> {
+async fn prune_strays(
+    ctx: &StepContext<'_>,
+    step: &StepSpec,
+    partitions: &[Option<Partition>],
+) -> Result<(), RunError> {
     let opts = ctx.options;
     let stores = &*ctx.backends.stores;
     let mut dirs = Vec::new();
