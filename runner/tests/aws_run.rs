@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use polars::prelude::{ParquetReader, SerReader};
 use runner_backends::aws::AwsClients;
 use runner_backends::fleet::Fleet;
 use runner_backends::fleet::ec2::{Ec2Fleet, Ec2Settings};
@@ -621,4 +622,65 @@ async fn a_second_architectures_template_failing_deletes_the_first_and_the_queue
     assert!(queues.is_empty(), "{queues:?}");
     assert_eq!(env.live_fleets().await, 0);
     assert_eq!(env.running_instances().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_sqs_and_ec2_silent_for_30_seconds_mid_run_lose_and_double_nothing() {
+    let env = setup(SMALL).await;
+    let n = 8;
+    let job = items(&env, n).await;
+    let summary_path = env.dir.path().join("paused.json");
+    // Bounds shorter than the pause: calls time out and are retried, rather than wait it out.
+    let bounds = [("RUNNER_TEST_ITEM_SLEEP_MS", "2000"), ("RUNNER_AWS_TIMEOUT_SECS", "10")];
+    let mut run = env.spawn(
+        &[
+            "run",
+            &job.to_string_lossy(),
+            "--partition",
+            "2024-01-01",
+            "--summary-json",
+            &summary_path.to_string_lossy(),
+        ],
+        &bounds,
+    );
+    let mut stand_ins = env.stand_ins();
+    for (k, v) in bounds {
+        stand_ins = stand_ins.with_env(k, v);
+    }
+    let ec2 = env.aws.ec2().await;
+    // Until the first item has committed, with others in flight.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while env.keys("state/items/many/copy/").await.is_empty() {
+        assert!(Instant::now() < deadline, "no item committed\n{}\n{}", env.orchestrator_log(), stand_ins.consoles());
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early\n{}", env.orchestrator_log());
+        stand_ins.tick(&ec2).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    env.moto.pause();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    env.moto.resume();
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(300)).await;
+    if !status.success() {
+        // Failing is allowed, clearly: the error names what did not answer.
+        assert!(err.contains("timed out") || err.contains("timeout"), "{err}\n{}", stand_ins.consoles());
+    } else {
+        let s = summary(&summary_path);
+        assert_eq!(s["steps"][0]["items"], n, "{s}");
+    }
+    // Either way: every committed item's row is there once, and nothing else is.
+    let manifests = env.keys("state/items/many/copy/").await;
+    let s3 = env.aws.s3().await;
+    let mut ids = Vec::new();
+    for key in env.keys("data/many_out/").await {
+        let body = s3.get_object().bucket("lake").key(&key).send().await.unwrap().body.collect().await.unwrap();
+        let df = ParquetReader::new(std::io::Cursor::new(body.into_bytes().to_vec())).finish().unwrap();
+        ids.extend(df.column("id").unwrap().str().unwrap().iter().flatten().map(String::from));
+    }
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no row twice: {ids:?}");
+    assert_eq!(ids.len(), manifests.len(), "a row per committed item: {ids:?} {manifests:?}");
+    if status.success() {
+        assert_eq!(ids.len(), n);
+    }
+    env.assert_nothing_left().await;
 }

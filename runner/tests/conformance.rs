@@ -240,6 +240,7 @@ lease_tests!(
     leases_of_other_names_are_independent,
     renewing_keeps_the_lease,
     a_gone_holders_lease_is_taken_over,
+    a_renewal_that_landed_unheard_keeps_the_lease,
 );
 
 /// An S3 lease taken over after its holder stopped renewing is lost to that holder: its next

@@ -79,6 +79,23 @@ impl Moto {
         moto
     }
 
+    /// Stops the server's process (SIGSTOP): connections are still accepted by the kernel, and
+    /// nothing answers, as when S3 or SQS stalls. Its state survives, unlike a restart's.
+    pub fn pause(&self) {
+        // SAFETY: signalling the server this test started.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a paused server go on (SIGCONT); it answers what queued up meanwhile.
+    pub fn resume(&self) {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT);
+        }
+    }
+
     /// Env for child processes that should talk to moto.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -93,8 +110,9 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        // SAFETY: signalling the server this test started.
+        // SAFETY: signalling the server this test started (a paused one must go on to exit).
         unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT);
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
         let _ = self.child.wait();

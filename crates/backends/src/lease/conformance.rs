@@ -92,3 +92,25 @@ pub async fn a_gone_holders_lease_is_taken_over(open: Open<'_>, name: &str, life
         .map_err(|e| format!("a gone holder's lease is taken over: {e}"))?;
     second.release(lease).await.map_err(|e| format!("release: {e}"))
 }
+
+/// A renewal that landed without its holder hearing (it timed out while the store stalled, and
+/// the store applied it later) leaves the holder a stale view of its lease; the next renewal
+/// still keeps it, and the lease stays refused to others.
+pub async fn a_renewal_that_landed_unheard_keeps_the_lease(
+    open: Open<'_>,
+    name: &str,
+    _: Duration,
+) -> Result<(), String> {
+    let leases = open();
+    let a = holder("run-a");
+    let mut heard = leases.acquire(name, &a).await.map_err(|e| format!("acquire: {e}"))?;
+    let mut stale = heard.clone();
+    // The renewal the holder never heard back from.
+    leases.renew(&mut heard, &a).await.map_err(|e| format!("renew: {e}"))?;
+    leases.renew(&mut stale, &a).await.map_err(|e| format!("a renewal over the holder's own write: {e}"))?;
+    let other = leases.acquire(name, &holder("run-b")).await;
+    ensure!(matches!(other, Err(LeaseError::Held { .. })), "the lease is still held: {other:?}");
+    leases.release(stale).await.map_err(|e| format!("release: {e}"))?;
+    let after = leases.acquire(name, &holder("run-b")).await.map_err(|e| format!("released, it can be taken: {e}"))?;
+    leases.release(after).await.map_err(|e| format!("release: {e}"))
+}

@@ -38,6 +38,13 @@ pub struct Holder {
     pub expires_at: f64,
 }
 
+impl Holder {
+    /// The same holder, whatever the expiry each copy carries.
+    pub fn same_holder(&self, other: &Holder) -> bool {
+        Holder { expires_at: 0.0, ..self.clone() } == Holder { expires_at: 0.0, ..other.clone() }
+    }
+}
+
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "run {}", self.run_id)?;
@@ -82,8 +89,9 @@ pub enum LeaseError {
 /// Result alias.
 pub type Result<T, E = LeaseError> = std::result::Result<T, E>;
 
-/// A lease this process holds.
-#[derive(Debug)]
+/// A lease this process holds. A clone is the same lease as this process last saw it (a
+/// renewal that timed out but landed leaves the holder with such a stale copy).
+#[derive(Debug, Clone)]
 pub struct Lease {
     /// Its name (`job/step/partition`).
     pub name: String,

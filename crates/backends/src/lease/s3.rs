@@ -142,10 +142,18 @@ impl Leases for S3Leases {
                 lease.version = version;
                 Ok(())
             }
-            Put::Conflict => {
-                let now_held = self.read(&lease.name).await?.map_or("nobody".to_string(), |(h, _)| h.to_string());
-                Err(LeaseError::Lost { name: lease.name.clone(), holder: now_held })
-            }
+            Put::Conflict => match self.read(&lease.name).await? {
+                // Our own write changed the ETag: an attempt that timed out on our side while
+                // S3 stalled, and landed later (then the retry's If-Match failed). Still ours.
+                Some((current, etag)) if current.same_holder(holder) => {
+                    lease.version = etag;
+                    Ok(())
+                }
+                now_held => Err(LeaseError::Lost {
+                    name: lease.name.clone(),
+                    holder: now_held.map_or("nobody".to_string(), |(h, _)| h.to_string()),
+                }),
+            },
         }
     }
 

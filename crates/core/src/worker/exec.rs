@@ -83,6 +83,13 @@ pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Re
     })??;
 
     failpoint_sleep().await;
+    // Another attempt of this run may have committed the item while this one ran (a delivery
+    // that outlived its visibility while the queue or the store did not answer). Its files are
+    // the same names and rows; publishing again would only rewrite them under a reader.
+    if let Some(earlier) = committed_in_this_run(item, stores).await? {
+        tracing::info!(item = %item.label, "another attempt of this run committed the item; not publishing again");
+        return Ok(earlier.stats);
+    }
     let files = publish(item, stores, &out_dir).await?;
     // Keys are relative to the output directory in the stats; report what was published.
     for (name, published) in &files {
@@ -102,6 +109,18 @@ pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Re
     stores.write(&item.manifest_uri, body).await?;
     stats.wall_seconds = stats.wall_seconds.max(0.0);
     Ok(stats)
+}
+
+/// The item's manifest, when an attempt of this same run wrote it (a forced rerun rewrites
+/// what earlier runs committed, so their manifests don't count).
+async fn committed_in_this_run(item: &WorkItem, stores: &dyn Stores) -> Result<Option<Manifest>, ExecError> {
+    let bytes = match stores.read(&item.manifest_uri).await {
+        Ok(bytes) => bytes,
+        Err(StorageError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // An unreadable manifest is rewritten by this attempt.
+    Ok(serde_json::from_slice::<Manifest>(&bytes).ok().filter(|m| m.run_id.as_ref() == Some(&item.run_id)))
 }
 
 /// Test-only failpoint: with `RUNNER_TEST_HANG_AFTER_PUBLISH` naming a file that does not
