@@ -141,6 +141,13 @@ def test_single_run_range_reports_each_partitions_rows(tmp_path: Path, instance:
     assert total > 0
     assert sum(m.metadata["cost_usd"].value for m in parts) == pytest.approx(total)
     assert all(0 < m.metadata["cost_usd"].value < total for m in parts)
+    # Each partition's own check verdicts (measured per day by the runner), then the range's.
+    evaluations = result.get_asset_check_evaluations()
+    for check in ["user_id_present", "one_row_per_user", "has_users"]:
+        mine = [e for e in evaluations if e.check_name == check]
+        assert {e.partition for e in mine if e.partition} == set(days), (check, mine)
+        assert all(e.passed for e in mine), (check, mine)
+        assert mine[-1].partition is None, "the range's own result comes last, as the check's latest"
 
 
 def test_failing_job_fails_the_step_with_the_runners_error(tmp_path: Path, instance: DagsterInstance) -> None:

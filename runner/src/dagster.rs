@@ -270,7 +270,21 @@ pub fn report(
             m.insert(k.as_str(), *v);
         }
         if run_check.by_partition.len() > 1 {
-            // Pipes has no partition on a check: each partition's verdict is in a table.
+            // Pipes has no partition on a check: each partition's verdict goes in a table here,
+            // and in a custom message from which the Dagster side records one evaluation per
+            // partition.
+            ctx.report_custom_message(serde_json::json!({
+                "kind": "check_partitions",
+                "asset_key": asset,
+                "check_name": check.name,
+                "severity": match check.severity {
+                    runner_types::Severity::Warn => "WARN",
+                    runner_types::Severity::Error => "ERROR",
+                },
+                "by_partition": run_check.by_partition.iter().map(|(p, r)| {
+                    (p.clone(), serde_json::json!({"passed": r.passed, "description": r.description}))
+                }).collect::<BTreeMap<_, _>>(),
+            }))?;
             let mut t = Table::new(vec![
                 TableColumn::new("partition", "string"),
                 TableColumn::new("passed", "bool"),

@@ -6,12 +6,24 @@ row count of every partition and its share of the cost (split by the seconds its
 attempts ran); from it, this module builds one `AssetMaterialization` per partition carrying
 that partition's own `dagster/row_count`, `cost_usd`, `emr_equivalent_usd` and
 `instance_hours`. Logged after the run's results, they are each partition's latest
-materialization."""
+materialization.
+
+Checks are alike: a ranged run's check is one result over the whole range, and the runner also
+sends each partition's verdict. `per_partition_check_evaluations` turns those into one
+`AssetCheckEvaluation` per partition, which the client logs before the run's own results, so the
+range's verdict stays the check's latest."""
 
 from collections.abc import Iterator
 from typing import Any
 
-from dagster import AssetKey, AssetMaterialization, MetadataValue, PipesClientCompletedInvocation
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetMaterialization,
+    MetadataValue,
+    PipesClientCompletedInvocation,
+)
 
 
 def per_partition_materializations(invocation: PipesClientCompletedInvocation) -> Iterator[AssetMaterialization]:
@@ -37,4 +49,22 @@ def per_partition_materializations(invocation: PipesClientCompletedInvocation) -
                 partition=partition,
                 description="this partition's own numbers from a ranged run",
                 metadata=metadata,
+            )
+
+
+def per_partition_check_evaluations(custom_messages: list[Any]) -> Iterator[AssetCheckEvaluation]:
+    for message in custom_messages:
+        if not isinstance(message, dict) or message.get("kind") != "check_partitions":
+            continue
+        asset_key = AssetKey.from_user_string(message["asset_key"])
+        severity = AssetCheckSeverity(message.get("severity", "ERROR"))
+        for partition, verdict in sorted((message.get("by_partition") or {}).items()):
+            yield AssetCheckEvaluation(
+                asset_key=asset_key,
+                check_name=message["check_name"],
+                passed=bool(verdict["passed"]),
+                partition=partition,
+                severity=severity,
+                description=verdict.get("description"),
+                metadata={"partition": MetadataValue.text(partition)},
             )

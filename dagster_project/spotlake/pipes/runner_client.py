@@ -25,6 +25,7 @@ from dagster_aws.pipes import PipesS3ContextInjector
 
 from spotlake.pipes.file_reader import DrainingTempFileMessageReader
 from spotlake.pipes.partitions import partition_extras
+from spotlake.pipes.per_partition import per_partition_check_evaluations
 from spotlake.pipes.s3_reader import DrainingS3MessageReader
 
 Mode = Literal["local", "aws"]
@@ -129,4 +130,8 @@ class RunnerPipesClient(PipesClient, TreatAsResourceParam):
             raise DagsterPipesExecutionError(
                 "the runner never closed its Pipes session: its results cannot be trusted, so the step fails"
             )
-        return PipesClientCompletedInvocation(session)
+        invocation = PipesClientCompletedInvocation(session)
+        # Each partition's own check verdicts in a ranged run, before the range's results.
+        for evaluation in per_partition_check_evaluations(invocation.get_custom_messages()):
+            context.log_event(evaluation)
+        return invocation
