@@ -173,7 +173,9 @@ pub(super) fn csv_header(spec: &InputSpec, f: &LocalFile) -> std::io::Result<Vec
 fn check_headers(input: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<(), EngineError> {
     let (Some(columns), true, Format::Csv) = (&spec.columns, spec.header, spec.format) else { return Ok(()) };
     for f in files {
-        let header = csv_header(spec, f).map_err(|e| read_err(input, f, e))?;
+        // A header that can't be read is usually a stream that can't be decompressed: say so.
+        let header = csv_header(spec, f)
+            .map_err(|e| read_err(input, f, check_text_stream(f, false).err().unwrap_or(e.to_string())))?;
         if let Some(missing) = columns.iter().find(|c| !header.iter().any(|h| h == c.name())) {
             return Err(EngineError::Read {
                 input: input.to_string(),
@@ -439,6 +441,14 @@ fn read_parquet(name: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<Rea
     Ok(ReadInput { counter: None, frame, known_rows: Some(rows), bad: None })
 }
 
+/// Reads every page of one Parquet file, keeping nothing.
+fn decode_parquet(f: &LocalFile) -> PolarsResult<()> {
+    LazyFrame::scan_parquet(PlRefPath::new(f.path.to_string_lossy().as_ref()), ScanArgsParquet::default())?
+        .select([all().as_expr().null_count()])
+        .collect_with_engine(Engine::Streaming)
+        .map(|_| ())
+}
+
 /// Turns a failed run into the most precise error available: for inputs on the `fail` policy,
 /// find the first row that does not fit and name its file, row and column.
 pub(super) fn explain_failure(
@@ -456,6 +466,18 @@ pub(super) fn explain_failure(
             // Under skip and quarantine, a line that is not UTF-8 is a bad row, not an error.
             if let Err(detail) = check_text_stream(f, spec.bad_rows == BadRows::Fail) {
                 return EngineError::Read { input: name.clone(), file: f.source.clone(), detail };
+            }
+        }
+    }
+    // A Parquet file whose footer reads but whose pages don't: decode each file alone (on this
+    // path only, and only when Polars blamed Parquet) to name it.
+    let text = e.to_string();
+    if text.contains("parquet") || text.contains("out of specification") {
+        for (name, _) in step.inputs.iter().filter(|(_, s)| s.format == Format::Parquet) {
+            for f in inputs.get(name).map(Vec::as_slice).unwrap_or_default() {
+                if let Err(bad) = decode_parquet(f) {
+                    return read_err(name, f, format!("the file is corrupt: {bad}"));
+                }
             }
         }
     }

@@ -625,3 +625,40 @@ fn an_optional_input_that_matches_nothing_is_an_empty_table_of_its_columns() {
     let err = run(&job, &[("raw", vec![]), ("fixes", vec![])], &dir.path().join("o3"), None).unwrap_err();
     assert!(err.to_string().contains("raw/*"), "{err}");
 }
+
+#[test]
+fn a_corrupt_zstd_stream_and_a_parquet_file_corrupt_inside_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = bad_input_job("csv", "", "fail");
+    let body = (0..20_000).map(|i| format!("{i},name{i}\n")).collect::<String>();
+    let mut bytes = zstd::encode_all(format!("id,name\n{body}").as_bytes(), 3).unwrap();
+    let cut = bytes.len() / 2;
+    bytes[cut..].iter_mut().for_each(|b| *b ^= 0x5a);
+    let corrupt = dir.path().join("raw/corrupt.csv.zst");
+    std::fs::create_dir_all(corrupt.parent().unwrap()).unwrap();
+    std::fs::write(&corrupt, bytes).unwrap();
+    let err = run(&job, &[("raw", vec![corrupt])], &dir.path().join("o1"), None).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("corrupt.csv.zst") && said.contains("zstd"), "{said}");
+    assert!(err.is_permanent(), "{said}");
+    // A Parquet file whose footer is sound and whose data pages are not.
+    let good = dir.path().join("p/good.parquet");
+    let n = 50_000i64;
+    write_parquet(
+        &good,
+        df!("id" => (0..n).collect::<Vec<_>>(), "name" => (0..n).map(|i| format!("n{i}")).collect::<Vec<_>>()).unwrap(),
+    );
+    let mut bytes = std::fs::read(&good).unwrap();
+    let (from, to) = (64, bytes.len() / 2);
+    bytes[from..to].iter_mut().for_each(|b| *b ^= 0x5a);
+    let broken = dir.path().join("p/broken.parquet");
+    std::fs::write(&broken, bytes).unwrap();
+    let job = spec(
+        "name = \"t\"\n[[step]]\nname = \"s\"\n[step.inputs.p]\npath = \"p/*\"\nformat = \"parquet\"\n\
+         [step.outputs.o]\npath = \"o\"\nsql = \"SELECT * FROM p\"\n",
+    );
+    let err = run(&job, &[("p", vec![good, broken])], &dir.path().join("o2"), None).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("broken.parquet"), "{said}");
+    assert!(err.is_permanent(), "{said}");
+}
