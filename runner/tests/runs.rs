@@ -555,7 +555,7 @@ format = "csv"
 columns = [["id", "str"], ["n", "i64"]]
 [step.outputs.out]
 path = "out/k={partition_key}"
-sql = "SELECT id, n, '{partition_key}' AS k FROM part"
+sql = "SELECT id, n, '{partition_key}' AS key FROM part"
 "#;
 
 fn keyed_fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
@@ -633,7 +633,7 @@ fn keys_that_would_share_a_folder_each_keep_their_own_and_quotes_stay_in_their_l
         let df = rows_any(&root.join("out").join(format!("k={seg}")));
         assert_eq!(df.height(), 1, "{key:?}");
         assert_eq!(df.column("id").unwrap().str().unwrap().get(0), Some(format!("row-{i}").as_str()), "{key:?}");
-        assert_eq!(df.column("k").unwrap().str().unwrap().get(0), Some(*key), "{key:?}");
+        assert_eq!(df.column("key").unwrap().str().unwrap().get(0), Some(*key), "{key:?}");
     }
     let folders: BTreeSet<String> = std::fs::read_dir(root.join("out"))
         .unwrap()
