@@ -1,8 +1,10 @@
 //! The job's asset checks after a run, evaluated for each of the run's partitions on that
-//! partition's data only: its output directory, narrowed to the hive directories its items
-//! wrote (`day=2024-01-02`), never every partition ever written. S3 outputs are downloaded
-//! first (those directories only), since checks run on the Dagster host. A check passes when
-//! it passes for every partition; the result carries each partition's own.
+//! partition's data only. The items measured them where they wrote the data (their parts are in
+//! their manifests), so a partition's verdict is a sum, plus, for a `unique` check over several
+//! items, the items' distinct keys (the key columns only). Outputs are read again only for items
+//! committed before they measured checks: then the partition's output directory, narrowed to
+//! the hive directories its items wrote (`day=2024-01-02`), downloaded first from S3. A check
+//! passes when it passes for every partition; the result carries each partition's own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -31,9 +33,20 @@ pub async fn run_checks(spec: &JobSpec, summary: &RunSummary, stores: &StoreCach
     let mut out = Vec::new();
     for check in spec.checks.iter().filter(|c| ran.contains(c.output().step.as_str())) {
         let mut by_partition = BTreeMap::new();
+        let step = summary.steps.iter().find(|s| s.name == check.output().step);
         for (partition, locations) in partition_data(summary, check.output()) {
-            let dirs = data.local(stores, &locations).await;
-            by_partition.insert(partition, checks::evaluate(check, dirs));
+            let measured = step.and_then(|s| {
+                let parts = s.check_parts.get(check.name())?.get(&partition)?;
+                (parts.parts.len() == s.items_by_partition.get(&partition).copied().unwrap_or(0)).then_some(parts)
+            });
+            let result = match measured {
+                Some(parts) => match data.key_files(stores, &parts.key_files).await {
+                    Ok(files) => checks::evaluate_parts(check, &parts.parts, &files),
+                    Err(e) => checks::evaluate(check, Err(e)),
+                },
+                None => checks::evaluate(check, data.local(stores, &locations).await),
+            };
+            by_partition.insert(partition, result);
         }
         let result = combine(check, &by_partition);
         out.push(RunCheck { result, by_partition });
@@ -108,6 +121,33 @@ impl CheckData {
             });
         }
         Ok(dirs)
+    }
+
+    /// The items' distinct-key files, local (downloaded when in S3). One file or none is
+    /// never read, so it is not fetched.
+    async fn key_files(&mut self, stores: &StoreCache, files: &[Location]) -> Result<Vec<PathBuf>, String> {
+        if files.len() < 2 {
+            return Ok(files.iter().map(|_| PathBuf::new()).collect());
+        }
+        let mut out = Vec::new();
+        for file in files {
+            out.push(match file {
+                Location::Local { root, key } => root.join(key),
+                s3 => {
+                    let tmp = match &self.dir {
+                        Some(d) => d,
+                        None => self
+                            .dir
+                            .insert(tempfile::tempdir().map_err(|e| format!("a directory for check keys: {e}"))?),
+                    };
+                    let target = tmp.path().join(s3.key().replace('/', "__"));
+                    let store = stores.store(s3).await.map_err(|e| format!("cannot read {s3}: {e}"))?;
+                    store.get_to_file(s3.key(), &target).await.map_err(|e| format!("cannot read {s3}: {e}"))?;
+                    target
+                }
+            });
+        }
+        Ok(out)
     }
 
     async fn download(&mut self, stores: &StoreCache, loc: &Location) -> anyhow::Result<PathBuf> {

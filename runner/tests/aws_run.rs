@@ -203,7 +203,10 @@ async fn the_example_runs_on_spot_instances_booted_from_their_user_data() {
     let mut stand_ins = env.stand_ins();
     let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(240)).await;
     assert!(status.success(), "{err}\n{}", stand_ins.consoles());
-    assert!(err.contains("check one_row_per_user on user_daily.user_daily: passed"), "checks read S3 outputs: {err}");
+    assert!(
+        err.contains("check one_row_per_user on user_daily.user_daily: passed"),
+        "checks from what the items measured: {err}"
+    );
     assert!(!stand_ins.booted.is_empty(), "instances booted");
     env.assert_nothing_left().await;
 
@@ -248,6 +251,8 @@ async fn the_example_runs_on_spot_instances_booted_from_their_user_data() {
     assert_eq!(rows(&s, 0, "clean"), rows(&l, 0, "clean"));
     assert_eq!(rows(&s, 2, "user_daily"), rows(&l, 2, "user_daily"));
     assert_eq!(env.keys("data/user_daily/day=2024-01-01/").await.len(), 16, "one file per user bucket in S3");
+    let keys = env.keys("state/items/events/user_daily/2024-01-01/_checks/one_row_per_user/").await;
+    assert_eq!(keys.len(), 16, "each bucket's distinct users for one_row_per_user, in the run state: {keys:?}");
 }
 
 /// A step of `n` one-file items.

@@ -970,3 +970,50 @@ fn malformed_work_and_callback_messages_are_dropped_and_nothing_is_lost() {
     assert_same_rows(&rows(&f.root.join("out")), &reference);
     assert!(rt.block_on(queues.list("")).unwrap().is_empty(), "the run deleted its queues");
 }
+
+#[test]
+fn checks_are_measured_by_the_items_and_a_rerun_judges_them_without_reading_the_outputs() {
+    // Items split by file; users repeat across files, so a unique user_id fails only across
+    // items, and event_id is unique everywhere.
+    let job = format!(
+        "{MAP_JOB}\n[[check]]\nkind = \"unique\"\nname = \"one_event_per_id\"\noutput = \"map.out\"\ncolumns = [\"event_id\"]\n\
+         [[check]]\nkind = \"unique\"\nname = \"one_row_per_user\"\noutput = \"map.out\"\ncolumns = [\"user_id\"]\n\
+         [[check]]\nkind = \"no_nulls\"\nname = \"user_present\"\noutput = \"map.out\"\ncolumn = \"user_id\"\n"
+    );
+    let f = fixture(&job, "", 3);
+    let out = f.run(&[], &[]);
+    let first = stderr(&out);
+    assert!(out.status.success(), "{first}");
+    let df = rows(&f.root.join("out"));
+    let users = df.column("user_id").unwrap().n_unique().unwrap();
+    let dupes = df.height() - users;
+    assert!(dupes > 0);
+    let verdicts = |err: &str| {
+        err.lines()
+            .filter(|l| l.contains(" check "))
+            .map(|l| l.split(" check ").nth(1).unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let expected = [
+        format!("one_event_per_id on map.out: passed (0 duplicate keys [\"event_id\"] over {} rows)", df.height()),
+        format!("one_row_per_user on map.out: FAILED ({dupes} duplicate keys [\"user_id\"] over {} rows)", df.height()),
+        format!("user_present on map.out: passed (0 nulls in \"user_id\" over {} rows)", df.height()),
+    ];
+    assert_eq!(verdicts(&first), expected, "{first}");
+    // The items' distinct keys are in the run state, not among the data.
+    let mut keys = Vec::new();
+    data_files(&f.state().join("items/faults/map/_/_checks"), &mut keys);
+    assert_eq!(keys.len(), 2 * 3, "one file per unique check per item: {keys:?}");
+    assert!(!f.root.join("out/_checks").exists());
+    // Remove every output file: a rerun finds the items committed and judges the checks from
+    // what the items measured.
+    let mut outputs = Vec::new();
+    data_files(&f.root.join("out"), &mut outputs);
+    for p in &outputs {
+        std::fs::remove_file(p).unwrap();
+    }
+    let again = f.run(&[], &[]);
+    let second = stderr(&again);
+    assert!(again.status.success(), "{second}");
+    assert_eq!(verdicts(&second), expected, "{second}");
+}

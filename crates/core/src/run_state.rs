@@ -5,6 +5,8 @@
 //! {state}/runs/{run}/job.toml                      the run's copy of the job spec
 //! {state}/runs/{run}/run.json                      the run record (status, heartbeat)
 //! {state}/items/{job}/{step}/{partition}/{item}.json   an item's commit manifest
+//! {state}/items/{job}/{step}/{partition}/_checks/{check}/part-{item}.parquet
+//!                                                  an item's distinct keys for a unique check
 //! ```
 //!
 //! It reads and writes run records, finds the items already committed, and prunes what

@@ -101,6 +101,22 @@ pub struct StepSummary {
     pub lost_attempts: Vec<LostAttempt>,
     /// Per output.
     pub outputs: BTreeMap<String, OutputSummary>,
+    /// What the items measured for each check (by check name, then run partition).
+    #[serde(skip)]
+    pub check_parts: BTreeMap<String, BTreeMap<String, CheckParts>>,
+    /// Items per run partition, so a check can tell whether every item measured it.
+    #[serde(skip)]
+    pub items_by_partition: BTreeMap<String, usize>,
+}
+
+/// A check's parts in one partition: each item's measure, and where the items published the
+/// distinct keys of a `unique` check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckParts {
+    /// One per item that measured the check.
+    pub parts: Vec<runner_types::CheckPart>,
+    /// The items' distinct-key files.
+    pub key_files: Vec<Location>,
 }
 
 /// An attempt that committed nothing.
@@ -151,6 +167,20 @@ impl StepSummary {
             self.item_seconds += s.wall_seconds;
             self.peak_rss_bytes = self.peak_rss_bytes.max(s.peak_rss_bytes.unwrap_or(0));
             let pkey = item.partition.as_ref().map(|p| p.key.to_string()).unwrap_or_default();
+            *self.items_by_partition.entry(pkey.clone()).or_default() += 1;
+            for (check, part) in &s.checks {
+                let parts = self.check_parts.entry(check.clone()).or_default().entry(pkey.clone()).or_default();
+                parts.parts.push(part.clone());
+                let marker = format!("/_checks/{check}/");
+                parts.key_files.extend(
+                    m.files
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("_checks/"))
+                        .flat_map(|(_, files)| files)
+                        .filter(|f| f.key().contains(&marker))
+                        .cloned(),
+                );
+            }
             for (name, o) in &s.outputs {
                 let out = self.outputs.entry(name.clone()).or_default();
                 out.rows += o.rows;

@@ -48,6 +48,16 @@ pub struct WorkItem {
     pub memory_limit_mb: Option<u64>,
 }
 
+impl WorkItem {
+    /// Where the item publishes the distinct keys of the `unique` checks on its outputs: beside
+    /// its manifest in the run state, under `_checks/` (never where readers of the data look).
+    pub fn check_keys_location(&self) -> Location {
+        let key = self.manifest_uri.key();
+        let dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+        self.manifest_uri.with_key(format!("{dir}/_checks"))
+    }
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]

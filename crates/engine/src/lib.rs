@@ -23,6 +23,7 @@
 //!     inputs: BTreeMap::from([("raw".to_string(), files)]),
 //!     out_dir: "out".as_ref(),
 //!     file_tag: "item1",
+//!     checks: &job.checks,
 //! })?;
 //! println!("{} rows written", stats.outputs.values().map(|o| o.rows).sum::<u64>());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -190,6 +191,14 @@ pub struct ItemRun<'a> {
     pub out_dir: &'a Path,
     /// Prefix of written file names (unique per item, so items never collide).
     pub file_tag: &'a str,
+    /// The job's checks; those on this step's outputs are measured on the item's rows, with
+    /// the keys of `unique` ones written under `{out_dir}/_checks/{output}/{check}/`.
+    pub checks: &'a [runner_spec::CheckSpec],
+}
+
+/// Where an item writes the keys of a `unique` check on one of its outputs.
+pub fn check_keys_dir(out_dir: &Path, output: &str) -> PathBuf {
+    out_dir.join("_checks").join(output)
 }
 
 /// Where an output's files are written.
@@ -328,6 +337,19 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
         let out = stats::output_stats(&output_dir(run.out_dir, &name), &schema).map_err(polars_err(&step.name))?;
         stats.bytes_out += out.bytes;
         stats.outputs.insert(name, out);
+    }
+    for check in run.checks.iter().filter(|c| c.output().step == step.name) {
+        let output = check.output().output.as_str();
+        let part = checks::measure_part(
+            check,
+            &output_dir(run.out_dir, output),
+            &check_keys_dir(run.out_dir, output).join(check.name()).join(format!("{}.parquet", run.file_tag)),
+        )
+        .map_err(|e| EngineError::Execute {
+            step: step.name.clone(),
+            detail: format!("check {}: {e}", check.name()),
+        })?;
+        stats.checks.insert(check.name().to_string(), part);
     }
     stats.wall_seconds = started.elapsed().as_secs_f64();
     Ok(stats)

@@ -45,7 +45,7 @@ fn run(
 ) -> Result<runner_engine::ItemStats, EngineError> {
     let inputs: BTreeMap<String, Vec<LocalFile>> =
         inputs.iter().map(|(n, fs)| (n.to_string(), fs.iter().map(|f| local(f)).collect())).collect();
-    run_item(ItemRun { step: &job.steps[0], partition, inputs, out_dir: out, file_tag: "item0" })
+    run_item(ItemRun { step: &job.steps[0], partition, inputs, out_dir: out, file_tag: "item0", checks: &job.checks })
 }
 
 fn read_dir_parquet(dir: &Path) -> DataFrame {

@@ -28,4 +28,4 @@ mod stats;
 pub use ids::{AssetKey, BackendKind, OutputRef, RunId, Severity, StepName, WorkItemId};
 pub use location::Location;
 pub use partition::{InvalidPartitionKey, Partition, PartitionKey};
-pub use stats::{ItemStats, OutputStats};
+pub use stats::{CheckPart, ItemStats, OutputStats};

@@ -28,6 +28,26 @@ pub struct ItemStats {
     /// Peak resident size of the item's process (filled by the worker).
     #[serde(default)]
     pub peak_rss_bytes: Option<u64>,
+    /// What each of the job's checks on this step's outputs measured on this item's rows, by
+    /// check name: checks are summed over a partition's items where the data was written,
+    /// instead of reading the outputs again.
+    #[serde(default)]
+    pub checks: BTreeMap<String, CheckPart>,
+}
+
+/// One item's share of a check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckPart {
+    /// Rows the item wrote to the checked output.
+    pub rows: u64,
+    /// Nulls in the checked column (`no_nulls`).
+    #[serde(default)]
+    pub nulls: Option<u64>,
+    /// Distinct keys among the item's rows (`unique`); the distinct keys themselves (the key
+    /// columns only) are published beside the output under `_checks/{check}/`, so keys repeated
+    /// across items are found without reading the output.
+    #[serde(default)]
+    pub distinct_keys: Option<u64>,
 }
 
 /// What an item wrote to one output.

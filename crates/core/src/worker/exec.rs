@@ -68,6 +68,7 @@ pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Re
     let tag = item.id.to_string();
     let partition = item.partition.clone();
     let engine_out = out_dir.clone();
+    let checks = job.checks.clone();
     let mut stats = tokio::task::spawn_blocking(move || {
         engine::run_item(ItemRun {
             step: &step,
@@ -75,6 +76,7 @@ pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Re
             inputs,
             out_dir: &engine_out,
             file_tag: &tag,
+            checks: &checks,
         })
     })
     .await
@@ -199,6 +201,14 @@ async fn publish(
     for (name, base) in &item.outputs {
         let files = publish_dir(stores, base, &engine::output_dir(out_dir, name), item.id.as_str()).await?;
         published.insert(name.clone(), files);
+    }
+    // A unique check's distinct keys go to the run state, beside the manifest that lists them.
+    for name in item.outputs.keys() {
+        let keys = engine::check_keys_dir(out_dir, name);
+        if keys.exists() {
+            let files = publish_dir(stores, &item.check_keys_location(), &keys, item.id.as_str()).await?;
+            published.insert(format!("_checks/{name}"), files);
+        }
     }
     // Quarantined rows go beside the first output, under `_quarantine/` (never read as input).
     let quarantine = out_dir.join("_quarantine");
