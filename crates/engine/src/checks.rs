@@ -48,94 +48,41 @@ fn scan(dirs: &[PathBuf]) -> PolarsResult<LazyFrame> {
 /// `_quarantine`, are not read). `dirs` is `Err` when the output could not be made local; the
 /// check then fails, saying why.
 pub fn evaluate(check: &CheckSpec, dirs: Result<Vec<PathBuf>, String>) -> CheckResult {
-    let result = dirs
+    let measured = dirs
         .map_err(|e| polars_err!(ComputeError: "{e}"))
         .and_then(|dirs| scan(&dirs))
-        .and_then(|frame| measure(check, frame));
-    let (passed, observed, description) = match result {
-        Ok(measured) => measured,
-        Err(e) => (false, BTreeMap::new(), format!("the check could not be evaluated: {e}")),
-    };
-    CheckResult {
-        name: check.name().to_string(),
-        output: check.output().clone(),
-        passed,
-        severity: check.severity(),
-        observed,
-        description,
-    }
+        .and_then(|frame| measure(check, frame, None));
+    verdict(check, measured)
 }
 
-fn count(df: &DataFrame) -> f64 {
+fn count(df: &DataFrame) -> u64 {
     df.columns()
         .first()
-        .and_then(|c| c.cast(&DataType::Float64).ok())
-        .and_then(|c| c.f64().ok().and_then(|v| v.get(0)))
-        .unwrap_or(0.0)
-}
-fn measure(check: &CheckSpec, frame: LazyFrame) -> PolarsResult<(bool, BTreeMap<String, f64>, String)> {
-    let rows = count(&frame.clone().select([len()]).collect()?);
-    let mut observed = BTreeMap::from([("rows".to_string(), rows)]);
-    Ok(match check {
-        CheckSpec::RowCount { min, max, .. } => {
-            let ok = min.is_none_or(|m| rows >= m as f64) && max.is_none_or(|m| rows <= m as f64);
-            (
-                ok,
-                observed,
-                format!(
-                    "{rows} rows; expected between {} and {}",
-                    min.map_or("-".into(), |v| v.to_string()),
-                    max.map_or("-".into(), |v| v.to_string())
-                ),
-            )
-        }
-        CheckSpec::NoNulls { column, .. } => {
-            let nulls =
-                if rows == 0.0 { 0.0 } else { count(&frame.select([col(column.as_str()).null_count()]).collect()?) };
-            observed.insert("nulls".into(), nulls);
-            (nulls == 0.0, observed, format!("{nulls} nulls in {column:?} over {rows} rows"))
-        }
-        CheckSpec::Unique { columns, .. } => {
-            let dupes = if rows == 0.0 {
-                0.0
-            } else {
-                let keys: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
-                let distinct =
-                    count(&frame.select(keys).unique(None, UniqueKeepStrategy::Any).select([len()]).collect()?);
-                rows - distinct
-            };
-            observed.insert("duplicates".into(), dupes);
-            (dupes == 0.0, observed, format!("{dupes} duplicate keys {columns:?} over {rows} rows"))
-        }
-    })
+        .and_then(|c| c.cast(&DataType::UInt64).ok())
+        .and_then(|c| c.u64().ok().and_then(|v| v.get(0)))
+        .unwrap_or(0)
 }
 
-/// Measures one item's share of a check on the output it wrote under `dir`; a `unique` check's
-/// distinct keys are written to `keys` (a Parquet file of the key columns).
-pub fn measure_part(check: &CheckSpec, dir: &std::path::Path, keys: &std::path::Path) -> PolarsResult<CheckPart> {
-    let frame = scan(&[dir.to_path_buf()])?;
-    let rows = count(&frame.clone().select([len()]).collect()?) as u64;
+/// Measures `frame` for a check: its rows, and the nulls or distinct keys the check is about.
+/// With `keys`, a `unique` check's distinct keys are also written there.
+fn measure(check: &CheckSpec, frame: LazyFrame, keys: Option<&std::path::Path>) -> PolarsResult<CheckPart> {
+    let rows = count(&frame.clone().select([len()]).collect()?);
     let mut part = CheckPart { rows, ..Default::default() };
     match check {
         CheckSpec::RowCount { .. } => {}
         CheckSpec::NoNulls { column, .. } => {
-            part.nulls = Some(if rows == 0 {
-                0
-            } else {
-                count(&frame.select([col(column.as_str()).null_count()]).collect()?) as u64
-            });
+            part.nulls =
+                Some(if rows == 0 { 0 } else { count(&frame.select([col(column.as_str()).null_count()]).collect()?) });
         }
         CheckSpec::Unique { columns, .. } => {
             let key_cols: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
-            let distinct = if rows == 0 {
-                DataFrame::empty()
-            } else {
-                frame.select(key_cols).unique(None, UniqueKeepStrategy::Any).collect()?
+            let mut distinct = match rows {
+                0 => DataFrame::empty(),
+                _ => frame.select(key_cols).unique(None, UniqueKeepStrategy::Any).collect()?,
             };
             part.distinct_keys = Some(distinct.height() as u64);
-            if distinct.height() > 0 {
+            if let Some(keys) = keys.filter(|_| distinct.height() > 0) {
                 std::fs::create_dir_all(keys.parent().unwrap_or(keys))?;
-                let mut distinct = distinct;
                 ParquetWriter::new(std::fs::File::create(keys)?).finish(&mut distinct)?;
             }
         }
@@ -143,45 +90,63 @@ pub fn measure_part(check: &CheckSpec, dir: &std::path::Path, keys: &std::path::
     Ok(part)
 }
 
+/// Measures one item's share of a check on the output it wrote under `dir`; a `unique` check's
+/// distinct keys are written to `keys` (a Parquet file of the key columns).
+pub fn measure_part(check: &CheckSpec, dir: &std::path::Path, keys: &std::path::Path) -> PolarsResult<CheckPart> {
+    measure(check, scan(&[dir.to_path_buf()])?, Some(keys))
+}
+
 /// A partition's verdict from its items' parts. `key_files` holds the distinct keys each item
 /// wrote for a `unique` check; they are read only when more than one item has keys.
 pub fn evaluate_parts(check: &CheckSpec, parts: &[CheckPart], key_files: &[PathBuf]) -> CheckResult {
-    let rows: u64 = parts.iter().map(|p| p.rows).sum();
-    let mut observed = BTreeMap::from([("rows".to_string(), rows as f64)]);
-    let measured: PolarsResult<(bool, String)> = match check {
-        CheckSpec::RowCount { min, max, .. } => Ok((
-            min.is_none_or(|m| rows >= m) && max.is_none_or(|m| rows <= m),
-            format!(
-                "{rows} rows; expected between {} and {}",
-                min.map_or("-".into(), |v| v.to_string()),
-                max.map_or("-".into(), |v| v.to_string())
-            ),
-        )),
-        CheckSpec::NoNulls { column, .. } => {
-            let nulls: u64 = parts.iter().map(|p| p.nulls.unwrap_or(0)).sum();
-            observed.insert("nulls".into(), nulls as f64);
-            Ok((nulls == 0, format!("{nulls} nulls in {column:?} over {rows} rows")))
+    let sum = |f: fn(&CheckPart) -> Option<u64>| parts.iter().filter_map(f).sum::<u64>();
+    let distinct = match (check, key_files.len()) {
+        (CheckSpec::Unique { .. }, 2..) => {
+            let files: Vec<PlRefPath> =
+                key_files.iter().map(|f| PlRefPath::new(f.to_string_lossy().as_ref())).collect();
+            LazyFrame::scan_parquet_files(files.into(), ScanArgsParquet::default())
+                .and_then(|f| f.unique(None, UniqueKeepStrategy::Any).select([len()]).collect())
+                .map(|df| Some(count(&df)))
         }
-        CheckSpec::Unique { columns, .. } => {
-            let in_items: u64 = parts.iter().map(|p| p.distinct_keys.unwrap_or(0)).sum();
-            let distinct = match key_files.len() {
-                0 | 1 => Ok(in_items),
-                _ => {
-                    let files: Vec<PlRefPath> =
-                        key_files.iter().map(|f| PlRefPath::new(f.to_string_lossy().as_ref())).collect();
-                    LazyFrame::scan_parquet_files(files.into(), ScanArgsParquet::default())
-                        .and_then(|f| f.unique(None, UniqueKeepStrategy::Any).select([len()]).collect())
-                        .map(|df| count(&df) as u64)
+        _ => Ok(Some(sum(|p| p.distinct_keys))),
+    };
+    let measured = distinct.map(|distinct_keys| CheckPart {
+        rows: sum(|p| Some(p.rows)),
+        nulls: Some(sum(|p| p.nulls)),
+        distinct_keys,
+    });
+    verdict(check, measured)
+}
+
+/// The check's verdict on what was measured.
+fn verdict(check: &CheckSpec, measured: PolarsResult<CheckPart>) -> CheckResult {
+    let (passed, observed, description) = match measured {
+        Err(e) => (false, BTreeMap::new(), format!("the check could not be evaluated: {e}")),
+        Ok(CheckPart { rows, nulls, distinct_keys }) => {
+            let mut observed = BTreeMap::from([("rows".to_string(), rows as f64)]);
+            match check {
+                CheckSpec::RowCount { min, max, .. } => (
+                    min.is_none_or(|m| rows >= m) && max.is_none_or(|m| rows <= m),
+                    observed,
+                    format!(
+                        "{rows} rows; expected between {} and {}",
+                        min.map_or("-".into(), |v| v.to_string()),
+                        max.map_or("-".into(), |v| v.to_string())
+                    ),
+                ),
+                CheckSpec::NoNulls { column, .. } => {
+                    let nulls = nulls.unwrap_or(0);
+                    observed.insert("nulls".into(), nulls as f64);
+                    (nulls == 0, observed, format!("{nulls} nulls in {column:?} over {rows} rows"))
                 }
-            };
-            distinct.map(|distinct| {
-                let dupes = rows.saturating_sub(distinct);
-                observed.insert("duplicates".into(), dupes as f64);
-                (dupes == 0, format!("{dupes} duplicate keys {columns:?} over {rows} rows"))
-            })
+                CheckSpec::Unique { columns, .. } => {
+                    let dupes = rows.saturating_sub(distinct_keys.unwrap_or(0));
+                    observed.insert("duplicates".into(), dupes as f64);
+                    (dupes == 0, observed, format!("{dupes} duplicate keys {columns:?} over {rows} rows"))
+                }
+            }
         }
     };
-    let (passed, description) = measured.unwrap_or_else(|e| (false, format!("the check could not be evaluated: {e}")));
     CheckResult {
         name: check.name().to_string(),
         output: check.output().clone(),
