@@ -1,4 +1,4 @@
-//! The command line: `run`, `worker`, `fleet gc`, `validate`, `example generate`, and the
+//! The command line: `run`, `worker`, `fleet gc`, `validate`, `describe`, `example generate`, and the
 //! internal `exec-item` that runs one item in its own process.
 
 use std::path::PathBuf;
@@ -44,6 +44,12 @@ pub enum Command {
     },
     /// Check a job spec and print its steps in order.
     Validate {
+        /// The job spec (TOML).
+        job: PathBuf,
+    },
+    /// Print the job as Dagster's asset graph (JSON): its assets, their upstream assets and
+    /// code versions, and its checks. The Dagster side builds its asset specs from this.
+    Describe {
         /// The job spec (TOML).
         job: PathBuf,
     },

@@ -147,17 +147,7 @@ pub struct Manifest {
     pub stats: ItemStats,
 }
 
-/// A stable 64-bit FNV-1a hash, as 16 hex digits (item ids must not change across builds).
-pub fn stable_hash(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in part.bytes().chain(std::iter::once(0xff)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
+pub use runner_types::stable_hash;
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@
 //! sql = "SELECT *, CAST(ts AS DATE) AS day FROM raw"
 //! ```
 
+pub mod describe;
 pub mod dtype;
 pub mod sql;
 pub mod template;
@@ -286,6 +287,11 @@ pub struct InputSpec {
     /// When false, an input that matches no file is an empty table instead of an error.
     #[serde(default = "default_true")]
     pub required: bool,
+    /// The Dagster asset this input's files are, when no step of the job writes them (an
+    /// upstream asset of the job's assets; defaults to `{job}/{input}`). Not part of the step's
+    /// definition: it changes no item.
+    #[serde(default, skip_serializing)]
+    pub asset: Option<AssetKey>,
 }
 
 fn default_true() -> bool {
@@ -365,6 +371,10 @@ pub struct OutputSpec {
     /// The Dagster asset this output materializes (defaults to the output's name).
     #[serde(default)]
     pub asset: Option<AssetKey>,
+    /// What the output holds, for people (the asset's description). Not part of the step's
+    /// definition: it changes no item and no code version.
+    #[serde(default, skip_serializing)]
+    pub description: Option<String>,
 }
 
 /// A check on an output, evaluated after the job and reported to Dagster as an asset check.

@@ -120,3 +120,41 @@ fn unreadable_file_is_an_error_naming_it() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_description_is_the_asset_graph_and_code_versions_follow_their_step() {
+    let describe = |text: &str| runner_spec::describe::describe(&JobSpec::parse(text, "job.toml").unwrap()).unwrap();
+    let d = describe(GOOD);
+    let deps: Vec<(String, Vec<String>)> =
+        d.assets.iter().map(|a| (a.key.to_string(), a.deps.iter().map(|k| k.to_string()).collect())).collect();
+    assert_eq!(
+        deps,
+        [("clean".to_string(), vec!["events/raw".to_string()]), ("daily".to_string(), vec!["clean".to_string()])],
+        "an input no step writes is a source asset; another step's output is its asset"
+    );
+    assert_eq!(d.steps[1].upstream, ["clean"]);
+    assert_eq!(d.checks[0].name, "has_rows");
+    assert_eq!(d.checks[0].asset.to_string(), "daily");
+    // A step's code version changes when the step does, and only that step's.
+    let changed = describe(&GOOD.replace("COUNT(*) AS n", "COUNT(*) AS events"));
+    assert_eq!(changed.steps[0].code_version, d.steps[0].code_version);
+    assert_ne!(changed.steps[1].code_version, d.steps[1].code_version);
+    // Names for people, and the upstream asset of an input, change no version.
+    let annotated = describe(
+        &GOOD
+            .replace("path = \"daily\"\n", "path = \"daily\"\ndescription = \"rows per day\"\n")
+            .replace("format = \"csv\"\n", "format = \"csv\"\nasset = \"landing/raw\"\n"),
+    );
+    assert_eq!(annotated.assets[1].description.as_deref(), Some("rows per day"));
+    assert_eq!(annotated.assets[0].deps[0].to_string(), "landing/raw");
+    assert_eq!(
+        annotated.steps.iter().map(|s| &s.code_version).collect::<Vec<_>>(),
+        d.steps.iter().map(|s| &s.code_version).collect::<Vec<_>>()
+    );
+    // A new output is a new asset.
+    let more = describe(&GOOD.replace(
+        "[[check]]",
+        "[step.outputs.weekly]\npath = \"weekly\"\nsql = \"SELECT 1 AS x FROM clean\"\n\n[[check]]",
+    ));
+    assert!(more.assets.iter().any(|a| a.key.to_string() == "weekly" && a.step == "daily"), "{:?}", more.assets);
+}

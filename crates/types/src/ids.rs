@@ -233,3 +233,15 @@ mod tests {
         assert!("sqs".parse::<BackendKind>().is_err());
     }
 }
+
+/// A stable 64-bit FNV-1a hash, as 16 hex digits (item ids must not change across builds).
+pub fn stable_hash(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}

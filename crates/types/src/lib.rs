@@ -25,7 +25,7 @@ mod location;
 mod partition;
 mod stats;
 
-pub use ids::{AssetKey, BackendKind, OutputRef, RunId, Severity, StepName, WorkItemId};
+pub use ids::{AssetKey, BackendKind, OutputRef, RunId, Severity, StepName, WorkItemId, stable_hash};
 pub use location::Location;
 pub use partition::{InvalidPartitionKey, Partition, PartitionKey};
 pub use stats::{CheckPart, ItemStats, OutputStats};

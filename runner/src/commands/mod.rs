@@ -35,6 +35,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 dist::upload(&binary, &to, &max_glibc).await
             }
             Command::Validate { job } => validate::validate(&job),
+            Command::Describe { job } => validate::describe(&job),
             Command::Example { command } => example::example(command),
         }
     });

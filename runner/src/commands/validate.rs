@@ -1,4 +1,5 @@
-//! `runner validate`: checks a job spec and prints its steps in order.
+//! `runner validate`: checks a job spec and prints its steps in order; `runner describe`: the
+//! job as Dagster's asset graph, in JSON.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,5 +19,12 @@ pub(super) fn validate(job: &Path) -> anyhow::Result<ExitCode> {
             s.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn describe(job: &Path) -> anyhow::Result<ExitCode> {
+    let spec = JobSpec::load(job)?;
+    let description = runner_spec::describe::describe(&spec).map_err(anyhow::Error::msg)?;
+    println!("{}", serde_json::to_string_pretty(&description)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,156 @@
+//! The job as Dagster's asset graph: one asset per output (its key, its step, the assets it is
+//! made from, a code version from its step's definition), and the checks on them. `runner
+//! describe` prints it as JSON; the Dagster side builds its asset specs from it, as dagster-dbt
+//! builds them from dbt's manifest, so no asset is declared twice.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::validate::{order, overlaps};
+use super::{CheckSpec, JobSpec, StepSpec};
+use runner_types::{AssetKey, stable_hash};
+
+/// The version of this description's shape.
+pub const FORMAT: u32 = 1;
+
+/// The whole job.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Description {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The job's name.
+    pub job: String,
+    /// Steps in the order they run.
+    pub steps: Vec<StepDescription>,
+    /// One per output.
+    pub assets: Vec<AssetDescription>,
+    /// The job's checks.
+    pub checks: Vec<CheckDescription>,
+}
+
+/// One step.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct StepDescription {
+    /// Its name (what `runner run --step` takes).
+    pub name: String,
+    /// Steps of the job whose outputs it reads.
+    pub upstream: Vec<String>,
+    /// The assets it materializes.
+    pub assets: Vec<AssetKey>,
+    /// A hash of the step's definition: it changes when, and only when, the step does.
+    pub code_version: String,
+}
+
+/// One asset: an output of a step.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct AssetDescription {
+    /// The Dagster asset key (`a/b` for a key of several parts).
+    pub key: AssetKey,
+    /// The step that writes it.
+    pub step: String,
+    /// The output's name in that step.
+    pub output: String,
+    /// Where it is written (a path template).
+    pub path: String,
+    /// The assets it is made from: outputs of other steps, and the inputs no step writes.
+    pub deps: Vec<AssetKey>,
+    /// Its step's code version.
+    pub code_version: String,
+    /// What it holds, when the spec says.
+    pub description: Option<String>,
+}
+
+/// One check.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CheckDescription {
+    /// Its name on the asset.
+    pub name: String,
+    /// The asset it checks.
+    pub asset: AssetKey,
+    /// `ERROR` or `WARN`.
+    pub severity: String,
+    /// What it asserts, in words.
+    pub description: String,
+}
+
+/// The key of an input no step writes.
+fn source_key(job: &JobSpec, input_name: &str, input: &super::InputSpec) -> AssetKey {
+    input.asset.clone().unwrap_or_else(|| AssetKey::from(format!("{}/{input_name}", job.name).as_str()))
+}
+
+/// The step's definition as a version.
+pub fn code_version(step: &StepSpec) -> String {
+    stable_hash(&[&serde_json::to_string(step).unwrap_or_default()])
+}
+
+fn check_text(check: &CheckSpec) -> String {
+    match check {
+        CheckSpec::RowCount { min, max, .. } => match (min, max) {
+            (Some(a), Some(b)) => format!("between {a} and {b} rows"),
+            (Some(a), None) => format!("at least {a} rows"),
+            (None, Some(b)) => format!("at most {b} rows"),
+            (None, None) => "any number of rows".into(),
+        },
+        CheckSpec::NoNulls { column, .. } => format!("no nulls in {column}"),
+        CheckSpec::Unique { columns, .. } => format!("one row per {}", columns.join(", ")),
+    }
+}
+
+/// Describes a valid job.
+pub fn describe(job: &JobSpec) -> Result<Description, String> {
+    let mut steps = Vec::new();
+    let mut assets = Vec::new();
+    for step in order(job)? {
+        let version = code_version(step);
+        let mut upstream = BTreeSet::new();
+        let mut deps = BTreeSet::new();
+        for (name, input) in &step.inputs {
+            let mut written = false;
+            for other in job.steps.iter().filter(|o| o.name != step.name) {
+                for (out_name, _) in other.outputs.iter().filter(|(_, o)| overlaps(&o.path, &input.path)) {
+                    written = true;
+                    upstream.insert(other.name.to_string());
+                    deps.insert(job.asset_of(&runner_types::OutputRef::new(other.name.clone(), out_name.as_str())));
+                }
+            }
+            if !written {
+                deps.insert(source_key(job, name, input));
+            }
+        }
+        let mut step_assets = Vec::new();
+        for (name, output) in &step.outputs {
+            let key = job.asset_of(&runner_types::OutputRef::new(step.name.clone(), name.as_str()));
+            step_assets.push(key.clone());
+            assets.push(AssetDescription {
+                key,
+                step: step.name.to_string(),
+                output: name.clone(),
+                path: output.path.clone(),
+                deps: deps.iter().cloned().collect(),
+                code_version: version.clone(),
+                description: output.description.clone(),
+            });
+        }
+        steps.push(StepDescription {
+            name: step.name.to_string(),
+            upstream: upstream.into_iter().collect(),
+            assets: step_assets,
+            code_version: version,
+        });
+    }
+    let checks = job
+        .checks
+        .iter()
+        .map(|c| CheckDescription {
+            name: c.name().to_string(),
+            asset: job.asset_of(c.output()),
+            severity: match c.severity() {
+                runner_types::Severity::Warn => "WARN".into(),
+                runner_types::Severity::Error => "ERROR".into(),
+            },
+            description: check_text(c),
+        })
+        .collect();
+    Ok(Description { format: FORMAT, job: job.name.clone(), steps, assets, checks })
+}
