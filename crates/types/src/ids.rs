@@ -208,6 +208,18 @@ impl fmt::Display for BackendKind {
     }
 }
 
+/// A stable 64-bit FNV-1a hash, as 16 hex digits (item ids must not change across builds).
+pub fn stable_hash(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,16 +244,4 @@ mod tests {
         assert_eq!(BackendKind::Local.to_string(), "local");
         assert!("sqs".parse::<BackendKind>().is_err());
     }
-}
-
-/// A stable 64-bit FNV-1a hash, as 16 hex digits (item ids must not change across builds).
-pub fn stable_hash(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in part.bytes().chain(std::iter::once(0xff)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
 }
