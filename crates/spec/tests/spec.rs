@@ -156,5 +156,5 @@ fn the_description_is_the_asset_graph_and_code_versions_follow_their_step() {
         "[[check]]",
         "[step.outputs.weekly]\npath = \"weekly\"\nsql = \"SELECT 1 AS x FROM clean\"\n\n[[check]]",
     ));
-    assert!(more.assets.iter().any(|a| a.key.to_string() == "weekly" && a.step == "daily"), "{:?}", more.assets);
+    assert!(more.assets.iter().any(|a| &*a.key == "weekly" && a.step == "daily"), "{:?}", more.assets);
 }
