@@ -108,6 +108,10 @@ pub struct RunArgs {
     /// Run only these steps (repeat for several); the others' outputs must already exist.
     #[arg(long = "step", value_name = "NAME")]
     pub steps: Vec<String>,
+    /// With `--step`: also run the steps upstream of them that have committed nothing for one
+    /// of the run's partitions (what materializing one asset of a job needs).
+    #[arg(long, requires = "steps")]
+    pub missing_upstream: bool,
 }
 
 /// `runner worker`.

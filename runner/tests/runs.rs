@@ -1017,3 +1017,22 @@ fn checks_are_measured_by_the_items_and_a_rerun_judges_them_without_reading_the_
     assert!(again.status.success(), "{second}");
     assert_eq!(verdicts(&second), expected, "{second}");
 }
+
+#[test]
+fn one_step_with_missing_upstream_runs_the_upstream_steps_only_while_they_have_nothing() {
+    let f = fixture(&two_step_job(), "", 2);
+    let steps = |name: &str| {
+        let path = f.root.join(format!("{name}.json"));
+        let out = f.run(&["--step", "gather", "--missing-upstream", "--summary-json", &path.to_string_lossy()], &[]);
+        let s = f.summary(&out, name);
+        s["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(steps("first"), ["map", "gather"], "nothing of map was committed: it runs first");
+    assert_eq!(rows_any(&f.root.join("final")).height(), rows(&f.root.join("out")).height());
+    assert_eq!(steps("second"), ["gather"], "map's outputs exist: only the selected step runs");
+    // Without the flag, a selected step whose input is missing fails, naming it.
+    let g = fixture(&two_step_job(), "", 2);
+    let out = g.run(&["--step", "gather"], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no files match"), "{}", stderr(&out));
+}

@@ -151,6 +151,7 @@ pub(super) async fn prepare(
         poll_imds: config.poll_imds.unwrap_or(config.backend == BackendKind::Aws),
         scratch_dir: config.scratch_dir.clone(),
         only_steps: args.steps.iter().map(|s| s.as_str().into()).collect(),
+        missing_upstream: args.missing_upstream,
         enqueue_window: config.enqueue_window,
         boot_timeout: Duration::from_secs(config.boot_timeout_secs.unwrap_or(300)),
         crash_loop_after: config.crash_loop_after.unwrap_or(3),

@@ -8,6 +8,7 @@ mod leases;
 mod step;
 mod watchdog;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,9 @@ use runner_backends::fleet::{Fleet, FleetHandle};
 use runner_backends::lease::Leases;
 use runner_backends::queue::{QueueBackend, QueueOptions};
 use runner_backends::storage::{Location, StoreCache, Stores};
-use runner_spec::JobSpec;
+use runner_spec::{JobSpec, StepSpec};
 use runner_types::{BackendKind, Partition, RunId, StepName};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::observer::Observer;
 use crate::plan;
@@ -121,6 +122,9 @@ pub struct RunOptions {
     pub scratch_dir: Option<String>,
     /// Run only these steps (all when empty).
     pub only_steps: Vec<StepName>,
+    /// With `only_steps`: also run the steps upstream of them with nothing committed for one
+    /// of the run's partitions.
+    pub missing_upstream: bool,
     /// Work items kept in a step's queue at a time (see `feed`); by default 4 per item the
     /// fleet runs at once.
     pub enqueue_window: Option<usize>,
@@ -203,6 +207,47 @@ pub async fn run_job(
     Ok(RunSummary { run_id: options.run_id.clone(), steps, seconds: started.elapsed().as_secs_f64() })
 }
 
+/// The selected steps, and, walking up from them, each upstream step that has committed
+/// nothing for one of the run's partitions (a step whose outputs exist stops the walk).
+async fn with_missing_upstream(
+    spec: &JobSpec,
+    order: &[&StepSpec],
+    mut needed: BTreeSet<StepName>,
+    options: &RunOptions,
+    stores: &dyn Stores,
+) -> Result<BTreeSet<StepName>, RunError> {
+    let partitions: Vec<Option<&Partition>> =
+        if options.partitions.is_empty() { vec![None] } else { options.partitions.iter().map(Some).collect() };
+    for step in order.iter().rev() {
+        if !needed.contains(&step.name) {
+            continue;
+        }
+        let upstream = spec.steps.iter().filter(|o| {
+            o.name != step.name
+                && step
+                    .inputs
+                    .values()
+                    .any(|i| o.outputs.values().any(|out| runner_spec::validate::overlaps(&out.path, &i.path)))
+        });
+        for up in upstream {
+            if needed.contains(&up.name) {
+                continue;
+            }
+            for partition in &partitions {
+                let committed = run_state::committed_ids(stores, &options.state, &spec.name, &up.name, *partition)
+                    .await
+                    .map_err(infra)?;
+                if committed.is_empty() {
+                    info!(step = %up.name, "running upstream step {}: it has nothing committed for a partition of this run", up.name);
+                    needed.insert(up.name.clone());
+                    break;
+                }
+            }
+        }
+    }
+    Ok(needed)
+}
+
 async fn run_steps(
     spec: &JobSpec,
     spec_uri: &Location,
@@ -219,7 +264,11 @@ async fn run_steps(
                 return Err(RunError::Preflight(format!("--step {name:?}: the job has no such step")));
             }
         }
-        order.retain(|s| options.only_steps.contains(&s.name));
+        let mut needed: BTreeSet<StepName> = options.only_steps.iter().cloned().collect();
+        if options.missing_upstream {
+            needed = with_missing_upstream(spec, &order, needed, options, &*backends.stores).await?;
+        }
+        order.retain(|s| needed.contains(&s.name));
     }
     let name = |suffix: &str| queue_name(&options.deployment, &spec.name, &options.run_id, suffix);
     let dlq_name = name("dlq");
