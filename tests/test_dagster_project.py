@@ -23,10 +23,10 @@ from dagster import (
 from fleet_standin import FleetStandIn, upload_launcher
 from runner_helpers import RUNNER, expected_user_daily, parquet_rows
 from spotlake import settings
-from spotlake.assets.events import clean_events, raw_events, user_metrics
+from spotlake.assets.events import events_pipeline, raw_events
 from spotlake.pipes import RunnerPipesClient
 
-ASSETS = [raw_events, clean_events, user_metrics]
+ASSETS = [raw_events, events_pipeline]
 
 
 @pytest.fixture
@@ -90,8 +90,8 @@ def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> Non
     assert all(c.passed for c in checks.values())
     assert checks[("user_daily_metrics", "has_users")].severity.value == "WARN"
     logs = user_logs(instance, result.run_id)
-    assert any("step 1/2 shuffle" in line for line in logs), logs
-    assert any("step 2/2: 16/16 items" in line for line in logs), logs
+    assert any("step 2/3 shuffle" in line for line in logs), logs
+    assert any("step 3/3: 16/16 items" in line for line in logs), logs
     # A rerun finds every item committed: it starts no worker and costs nothing.
     again = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key="2024-01-02")
     assert again.success
@@ -122,7 +122,7 @@ def test_single_run_range_reports_each_partitions_rows(tmp_path: Path, instance:
     for day in days:
         assert materialize([raw_events], resources={"runner": client}, instance=instance, partition_key=day).success
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
-    result = materialize([clean_events, user_metrics], resources={"runner": client}, instance=instance, tags=tags)
+    result = materialize([events_pipeline], resources={"runner": client}, instance=instance, tags=tags)
     assert result.success
     own = {}
     for day in days:
@@ -153,7 +153,8 @@ def test_single_run_range_reports_each_partitions_rows(tmp_path: Path, instance:
 def test_failing_job_fails_the_step_with_the_runners_error(tmp_path: Path, instance: DagsterInstance) -> None:
     # No raw data for this day: the runner refuses to run, and says why.
     result = materialize(
-        [clean_events],
+        [events_pipeline],
+        selection=["clean_events"],
         resources={"runner": local_client(tmp_path)},
         instance=instance,
         partition_key="2024-02-10",
@@ -184,7 +185,8 @@ def test_a_runner_that_never_closes_fails_the_step(tmp_path: Path, instance: Dag
     wrapper.chmod(0o755)
     client = RunnerPipesClient(runner_bin=str(wrapper), data_root=str(tmp_path))
     result = materialize(
-        [clean_events],
+        [events_pipeline],
+        selection=["clean_events"],
         resources={"runner": client},
         instance=instance,
         partition_key="2024-01-02",
@@ -294,7 +296,7 @@ def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instan
         for day in ["2024-01-03", "2024-01-04"]:
             assert materialize([raw_events], resources={"runner": client}, instance=instance, partition_key=day).success
         tags = {"dagster/asset_partition_range_start": "2024-01-03", "dagster/asset_partition_range_end": "2024-01-04"}
-        ranged = materialize([clean_events, user_metrics], resources={"runner": client}, instance=instance, tags=tags)
+        ranged = materialize([events_pipeline], resources={"runner": client}, instance=instance, tags=tags)
         assert ranged.success
         assert fleet.booted, "fleets were created on EC2"
         assert fleet.max_running_instances > 0

@@ -3,7 +3,7 @@
 from dagster import Definitions
 
 from spotlake import settings
-from spotlake.assets.events import clean_events, raw_events, user_metrics
+from spotlake.assets.events import events_pipeline, raw_events
 from spotlake.pipes import RunnerPipesClient
 
 
@@ -17,6 +17,6 @@ def runner_client() -> RunnerPipesClient:
 
 
 defs = Definitions(
-    assets=[raw_events, clean_events, user_metrics],
+    assets=[raw_events, events_pipeline],
     resources={"runner": runner_client()},
 )

@@ -1,6 +1,7 @@
-"""The event pipeline as assets: raw files land daily, a cleaning step turns them into
-hive-partitioned Parquet, and a shuffle plus a reduce produce per-user daily metrics. The work
-runs in the runner; these definitions say what the data is: partitions, checks, versions."""
+"""The event pipeline as assets: raw files land daily (`raw_events`, plain Python), and the job
+spec (`runner/examples/events/job.toml`) is the rest of the graph: a cleaning step into
+hive-partitioned Parquet, a shuffle and a reduce into per-user daily metrics, with their checks
+and code versions, read from the spec by `runner_assets`. The work runs in the runner."""
 
 import subprocess
 import tempfile
@@ -9,20 +10,18 @@ from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetMaterialization,
-    AssetSpec,
     BackfillPolicy,
     DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
-    multi_asset,
 )
 
 from spotlake import settings
-from spotlake.pipes import RunnerPipesClient, per_partition_materializations
+from spotlake.job_assets import results, run_selection, runner_assets
+from spotlake.pipes import RunnerPipesClient
 
 daily = DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-03-01")
 
@@ -79,50 +78,17 @@ def _land_in_s3(runner: RunnerPipesClient, day: str) -> MaterializeResult:
     )
 
 
-@asset(
-    deps=[raw_events],
-    partitions_def=daily,
+@runner_assets(
+    job=settings.JOB,
+    runner_bin=settings.runner_bin(),
+    name="events_pipeline",
     group_name="events",
-    code_version="1",
-    check_specs=[AssetCheckSpec("user_id_present", asset="clean_events")],
-    description="Both sources in one schema, bad rows quarantined, as Parquet partitioned by event day.",
-)
-def clean_events(
-    context: AssetExecutionContext, runner: RunnerPipesClient
-) -> Iterator[MaterializeResult | AssetCheckResult | AssetMaterialization]:
-    invocation = runner.run(context=context, job=settings.JOB, steps=["clean"])
-    yield from invocation.get_results()
-    yield from per_partition_materializations(invocation)
-
-
-@multi_asset(
-    specs=[
-        AssetSpec(
-            "events_by_user",
-            deps=[clean_events],
-            group_name="events",
-            code_version="1",
-            description="Clean events shuffled into 16 user buckets (the map side).",
-        ),
-        AssetSpec(
-            "user_daily_metrics",
-            deps=["events_by_user"],
-            group_name="events",
-            code_version="1",
-            description="Per-user daily events, purchases, revenue and first/last seen (the reduce side).",
-        ),
-    ],
-    check_specs=[
-        AssetCheckSpec("one_row_per_user", asset="user_daily_metrics"),
-        AssetCheckSpec("has_users", asset="user_daily_metrics"),
-    ],
     partitions_def=daily,
     backfill_policy=BackfillPolicy.single_run(),
-    can_subset=False,
 )
-def user_metrics(
+def events_pipeline(
     context: AssetExecutionContext, runner: RunnerPipesClient
 ) -> Iterator[MaterializeResult | AssetCheckResult | AssetMaterialization]:
-    invocation = runner.run(context=context, job=settings.JOB, steps=["shuffle", "user_daily"])
-    yield from invocation.get_results()
-    yield from per_partition_materializations(invocation)
+    """clean_events, events_by_user and user_daily_metrics, with their checks: all from the job
+    spec. Selecting some runs only their steps."""
+    yield from results(run_selection(context, runner))

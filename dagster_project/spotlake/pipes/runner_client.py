@@ -11,11 +11,17 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from dagster import AssetExecutionContext, PipesClient, PipesClientCompletedInvocation, open_pipes_session
+from dagster import (
+    AssetExecutionContext,
+    AssetMaterialization,
+    PipesClient,
+    PipesClientCompletedInvocation,
+    open_pipes_session,
+)
 from dagster._annotations import public
 from dagster._core.definitions.resource_annotation import TreatAsResourceParam
 from dagster._core.errors import DagsterExecutionInterruptedError, DagsterPipesExecutionError
@@ -25,10 +31,19 @@ from dagster_aws.pipes import PipesS3ContextInjector
 
 from spotlake.pipes.file_reader import DrainingTempFileMessageReader
 from spotlake.pipes.partitions import partition_extras
-from spotlake.pipes.per_partition import per_partition_check_evaluations
+from spotlake.pipes.per_partition import per_partition_check_evaluations, per_partition_materializations
 from spotlake.pipes.s3_reader import DrainingS3MessageReader
 
 Mode = Literal["local", "aws"]
+
+
+class RunnerInvocation(PipesClientCompletedInvocation):
+    """A finished runner session: its results, and in a ranged run each partition's own."""
+
+    def per_partition_materializations(self) -> Iterator[AssetMaterialization]:
+        """One materialization per partition of a ranged run, with that partition's numbers;
+        yield them after `get_results()` so each is its partition's latest."""
+        return per_partition_materializations(self)
 
 
 class RunnerPipesClient(PipesClient, TreatAsResourceParam):
@@ -98,12 +113,16 @@ class RunnerPipesClient(PipesClient, TreatAsResourceParam):
         steps: Sequence[str] = (),
         extras: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> PipesClientCompletedInvocation:
-        """Runs the job (or some of its steps) for this step's partitions and returns the
-        completed invocation; assets call `.get_results()` on it."""
+        missing_upstream: bool = False,
+    ) -> RunnerInvocation:
+        """Runs the job (or some of its steps, and with `missing_upstream` the steps upstream of
+        them that have nothing committed) for this step's partitions and returns the completed
+        invocation; assets call `.get_results()` on it."""
         all_extras = {**partition_extras(context), **(extras or {})}
         injector, reader = self._channel()
         command = [self.runner_bin, "run", str(job), "--root", self.data_root, *(f"--step={s}" for s in steps)]
+        if missing_upstream and steps:
+            command.append("--missing-upstream")
         with open_pipes_session(
             context=context, extras=all_extras, context_injector=injector, message_reader=reader
         ) as session:
@@ -130,7 +149,7 @@ class RunnerPipesClient(PipesClient, TreatAsResourceParam):
             raise DagsterPipesExecutionError(
                 "the runner never closed its Pipes session: its results cannot be trusted, so the step fails"
             )
-        invocation = PipesClientCompletedInvocation(session)
+        invocation = RunnerInvocation(session)
         # Each partition's own check verdicts in a ranged run, before the range's results.
         for evaluation in per_partition_check_evaluations(invocation.get_custom_messages()):
             context.log_event(evaluation)
