@@ -4,6 +4,7 @@ forgets `closed`."""
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,10 @@ def materializations(result, key: str) -> list:
     ]
 
 
+def materializations_all(result) -> list:
+    return [e.materialization for e in result.get_asset_materialization_events()]
+
+
 def user_logs(instance: DagsterInstance, run_id: str) -> list[str]:
     return [e.user_message for e in instance.all_logs(run_id) if e.dagster_event is None]
 
@@ -98,6 +103,18 @@ def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> Non
     (rerun,) = materializations(again, "clean_events")
     assert rerun.metadata["items_already_committed"].value == rerun.metadata["items"].value
     assert rerun.metadata["cost_usd"].value == 0 and rerun.metadata["instance_hours"].value == 0
+    # The data version is what was committed: unchanged by the no-op rerun, changed by new data.
+    version = {m.asset_key.to_user_string(): m.tags["dagster/data_version"] for m in materializations_all(result)}
+    again_version = {m.asset_key.to_user_string(): m.tags["dagster/data_version"] for m in materializations_all(again)}
+    assert version == again_version and len(set(version.values())) == 4, version
+    regenerate = ["example", "generate", "--out", str(tmp_path), "--start", "2024-01-02", "--days", "1", "--seed", "8"]
+    subprocess.run([str(RUNNER), *regenerate], check=True, capture_output=True)
+    changed = materialize(
+        [events_pipeline], resources={"runner": client}, instance=instance, partition_key="2024-01-02"
+    )
+    assert changed.success
+    new_version = {m.asset_key.to_user_string(): m.tags["dagster/data_version"] for m in materializations_all(changed)}
+    assert all(new_version[k] != version[k] for k in new_version), (version, new_version)
 
 
 def test_backfill_as_separate_runs(tmp_path: Path, instance: DagsterInstance) -> None:

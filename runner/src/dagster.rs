@@ -245,7 +245,10 @@ pub fn report(
                 m.insert("workers", MetadataValue::Int(step.workers as i64));
                 m.insert("peak_items_per_worker", MetadataValue::Int(step.peak_items_per_worker as i64));
             }
-            let version = format!("{}:{}", summary.run_id, o.rows);
+            // What was committed, not when: a rerun that commits nothing new keeps the version,
+            // and a changed input or step (new item ids) changes it.
+            let ids: Vec<&str> = step.committed_items.iter().map(String::as_str).collect();
+            let version = runner_types::stable_hash(&[asset.as_str(), &ids.join(",")]);
             ctx.report_asset_materialization(
                 AssetMaterialization::new().asset_key(asset.as_str()).data_version(version).metadata(m),
             )?;

@@ -107,6 +107,10 @@ pub struct StepSummary {
     /// Items per run partition, so a check can tell whether every item measured it.
     #[serde(skip)]
     pub items_by_partition: BTreeMap<String, usize>,
+    /// The ids of the items whose commits make the step's outputs for the run's partitions (an
+    /// id follows the step's definition and its inputs' versions): the outputs' data version.
+    #[serde(skip)]
+    pub committed_items: std::collections::BTreeSet<String>,
 }
 
 /// A check's parts in one partition: each item's measure, and where the items published the
@@ -168,6 +172,7 @@ impl StepSummary {
             self.peak_rss_bytes = self.peak_rss_bytes.max(s.peak_rss_bytes.unwrap_or(0));
             let pkey = item.partition.as_ref().map(|p| p.key.to_string()).unwrap_or_default();
             *self.items_by_partition.entry(pkey.clone()).or_default() += 1;
+            self.committed_items.insert(item.id.to_string());
             for (check, part) in &s.checks {
                 let parts = self.check_parts.entry(check.clone()).or_default().entry(pkey.clone()).or_default();
                 parts.parts.push(part.clone());
