@@ -117,6 +117,19 @@ def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> Non
     assert all(new_version[k] != version[k] for k in new_version), (version, new_version)
 
 
+def test_the_resources_backend_is_the_runners_whatever_its_config_says(
+    tmp_path: Path, instance: DagsterInstance
+) -> None:
+    # A config written for AWS (without [ec2], it could not run there): the resource says local.
+    config = tmp_path / "aws.toml"
+    config.write_text('backend = "aws"\n')
+    client = local_client(tmp_path, RUNNER_CONFIG=str(config))
+    assert client.backend == "local"
+    result = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key="2024-01-03")
+    assert result.success
+    assert any("backend=local" in line for line in user_logs(instance, result.run_id))
+
+
 def test_backfill_as_separate_runs(tmp_path: Path, instance: DagsterInstance) -> None:
     client = local_client(tmp_path)
     days = ["2024-01-03", "2024-01-04", "2024-01-05"]
@@ -302,9 +315,8 @@ def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instan
     client = RunnerPipesClient(
         runner_bin=str(RUNNER),
         data_root="s3://lake/data",
-        mode="aws",
+        backend="aws",
         pipes_bucket="lake",
-        s3_client=aws["s3"],
         env=aws["env"],
     )
     with FleetStandIn(tmp_path, aws["env"]) as fleet:

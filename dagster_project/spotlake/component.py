@@ -80,7 +80,7 @@ class RunnerJobComponent(dg.Component, dg.Model, dg.Resolvable):
         client = RunnerPipesClient(
             runner_bin=runner_bin,
             data_root=self.data_root or settings.data_root(),
-            mode=self.backend,
+            backend=self.backend,
             pipes_bucket=self.pipes_bucket,
         )
         return dg.Definitions(assets=[assets, *sources], resources={"runner": client})

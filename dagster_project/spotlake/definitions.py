@@ -1,6 +1,10 @@
-"""The code location's entry point: `dagster dev -m spotlake.definitions`."""
+"""The code location's entry point: `dagster dev -m spotlake.definitions`.
 
-from dagster import Definitions
+Locally nothing needs setting: the runner built by `make` and data under `.demo/`. With
+`SPOTLAKE_BACKEND=aws` the resource reads its data root and Pipes bucket from `EnvVar`s
+(`SPOTLAKE_DATA_ROOT`, `SPOTLAKE_PIPES_BUCKET`), and the runner its fleet from `RUNNER_CONFIG`."""
+
+from dagster import Definitions, EnvVar
 
 from spotlake import settings
 from spotlake.assets.events import events_pipeline, raw_events
@@ -8,12 +12,13 @@ from spotlake.pipes import RunnerPipesClient
 
 
 def runner_client() -> RunnerPipesClient:
-    return RunnerPipesClient(
-        runner_bin=settings.runner_bin(),
-        data_root=settings.data_root(),
-        mode=settings.mode(),  # type: ignore[arg-type]
-        pipes_bucket=settings.pipes_bucket(),
-    )
+    if settings.backend() == "aws":
+        return RunnerPipesClient(
+            backend="aws",
+            data_root=EnvVar("SPOTLAKE_DATA_ROOT"),
+            pipes_bucket=EnvVar("SPOTLAKE_PIPES_BUCKET"),
+        )
+    return RunnerPipesClient()
 
 
 defs = Definitions(

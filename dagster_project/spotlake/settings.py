@@ -22,8 +22,8 @@ def data_root() -> str:
     return os.environ.get("SPOTLAKE_DATA_ROOT", str(REPO / ".demo" / "data"))
 
 
-def mode() -> str:
-    return os.environ.get("SPOTLAKE_MODE", "local")
+def backend() -> str:
+    return os.environ.get("SPOTLAKE_BACKEND", "local")
 
 
 def pipes_bucket() -> str | None:

@@ -136,9 +136,8 @@ impl Config {
         if let Some(rt) = &config.max_runtime {
             parse_duration(rt).context("max_runtime")?;
         }
-        if config.backend == BackendKind::Aws && config.ec2.is_none() {
-            bail!("the aws backend needs an [ec2] table in the runner config (subnets, amis, worker_binaries)");
-        }
+        // Whether the backend has what it needs is checked once the command line has had its
+        // say (`--backend` overrides the file).
         if let Some(p) = &config.pricing {
             p.validate()?;
         }

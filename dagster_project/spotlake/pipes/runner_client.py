@@ -1,11 +1,12 @@
-"""A Pipes client that launches the runner for an asset step and watches it.
+"""The resource that launches the runner for an asset step and watches it, over Pipes.
 
-Local mode (the default) passes the context in a temp file and reads messages from a temp file;
-the runner then uses its local workers and storage. AWS mode passes the context through S3 and
-reads messages with a draining S3 reader made fresh for every run; the runner then uses its
-spot fleet, SQS and S3 (configured by `RUNNER_CONFIG`). Either way the partitions travel in
-extras, terminating the Dagster run cancels the runner (which deletes its fleet), and a run
-that never sent `closed` fails the step instead of passing with empty results."""
+The `local` backend (the default) passes the context in a temp file and reads messages from a
+temp file; the runner then uses its local workers and storage. The `aws` backend passes the
+context through S3 and reads messages with a draining S3 reader made fresh for every run; the
+runner then uses its spot fleet, SQS and S3 (configured by `RUNNER_CONFIG`). The backend is
+passed to the runner, so the two never disagree. Either way the partitions travel in extras,
+terminating the Dagster run cancels the runner (which deletes its fleet), and a run that never
+sent `closed` fails the step instead of passing with empty results."""
 
 import os
 import signal
@@ -18,23 +19,24 @@ from typing import Any, Literal
 from dagster import (
     AssetExecutionContext,
     AssetMaterialization,
-    PipesClient,
+    ConfigurableResource,
     PipesClientCompletedInvocation,
     open_pipes_session,
 )
 from dagster._annotations import public
-from dagster._core.definitions.resource_annotation import TreatAsResourceParam
 from dagster._core.errors import DagsterExecutionInterruptedError, DagsterPipesExecutionError
 from dagster._core.pipes.client import PipesContextInjector, PipesMessageReader
 from dagster._core.pipes.utils import PipesTempFileContextInjector
 from dagster_aws.pipes import PipesS3ContextInjector
+from pydantic import Field, PrivateAttr
 
+from spotlake import settings
 from spotlake.pipes.file_reader import DrainingTempFileMessageReader
 from spotlake.pipes.partitions import partition_extras
 from spotlake.pipes.per_partition import per_partition_check_evaluations, per_partition_materializations
 from spotlake.pipes.s3_reader import DrainingS3MessageReader
 
-Mode = Literal["local", "aws"]
+Backend = Literal["local", "aws"]
 
 
 class RunnerInvocation(PipesClientCompletedInvocation):
@@ -46,66 +48,61 @@ class RunnerInvocation(PipesClientCompletedInvocation):
         return per_partition_materializations(self)
 
 
-class RunnerPipesClient(PipesClient, TreatAsResourceParam):
-    """Runs `runner run JOB` for the current asset step.
+class RunnerPipesClient(ConfigurableResource):
+    """Runs `runner run JOB --backend BACKEND` for the current asset step.
 
-    Args:
+    Its context injector and message reader follow the backend: temp files locally, S3 with a
+    draining reader on AWS. A subclass can override `context_injector` and `message_reader` to
+    pass them some other way.
+
+    Attributes:
         runner_bin: the runner executable.
         data_root: where the job's relative paths resolve (a directory or `s3://bucket/prefix`).
-        mode: `local` or `aws`.
-        pipes_bucket: AWS mode: the bucket for the Pipes context and messages.
-        s3_client: AWS mode: a boto3 S3 client (default: one from the standard chain).
+        backend: `local` or `aws` (passed to the runner, so the two never disagree).
+        pipes_bucket: `aws`: the bucket for the Pipes context and messages.
         env: extra environment for the runner (e.g. `RUNNER_CONFIG`).
         cancel_grace_seconds: how long a cancelled runner gets to delete its fleet.
     """
 
-    def __init__(
-        self,
-        *,
-        runner_bin: str,
-        data_root: str,
-        mode: Mode = "local",
-        pipes_bucket: str | None = None,
-        s3_client: Any = None,
-        env: Mapping[str, str] | None = None,
-        cancel_grace_seconds: float = 120.0,
-    ) -> None:
-        if mode not in ("local", "aws"):
-            raise ValueError(f"mode must be 'local' or 'aws', got {mode!r}")
-        if mode == "aws" and not pipes_bucket:
-            raise ValueError("AWS mode needs pipes_bucket for the Pipes context and messages")
-        self.runner_bin = runner_bin
-        self.data_root = data_root
-        self.mode = mode
-        self.pipes_bucket = pipes_bucket
-        self._s3_client = s3_client
-        self.env = dict(env or {})
-        self.cancel_grace_seconds = cancel_grace_seconds
+    runner_bin: str = Field(default_factory=settings.runner_bin)
+    data_root: str = Field(default_factory=settings.data_root)
+    backend: Backend = "local"
+    pipes_bucket: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cancel_grace_seconds: float = 120.0
+
+    _s3: Any = PrivateAttr(default=None)
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
         return False
 
     def s3_client(self) -> Any:
-        """The boto3 S3 client this client uses (made from the standard chain on first use)."""
-        if self._s3_client is None:
+        """A boto3 S3 client from the standard credential and endpoint chains."""
+        if self._s3 is None:
             import boto3
 
-            self._s3_client = boto3.client("s3")
-        return self._s3_client
+            self._s3 = boto3.client("s3")
+        return self._s3
 
-    def _channel(self) -> tuple[PipesContextInjector, PipesMessageReader]:
-        if self.mode == "local":
-            return PipesTempFileContextInjector(), DrainingTempFileMessageReader()
-        assert self.pipes_bucket is not None
-        # A new reader every run: a reused one keeps its chunk counter and hears nothing.
-        return (
-            PipesS3ContextInjector(bucket=self.pipes_bucket, client=self.s3_client(), key_prefix="pipes/context"),
-            DrainingS3MessageReader(bucket=self.pipes_bucket, client=self.s3_client(), key_prefix="pipes/messages"),
-        )
+    def context_injector(self) -> PipesContextInjector:
+        if self.backend == "local":
+            return PipesTempFileContextInjector()
+        return PipesS3ContextInjector(bucket=self._bucket(), client=self.s3_client(), key_prefix="pipes/context")
+
+    def message_reader(self) -> PipesMessageReader:
+        """A new reader for every run: a reused one keeps its chunk counter and hears nothing."""
+        if self.backend == "local":
+            return DrainingTempFileMessageReader()
+        return DrainingS3MessageReader(bucket=self._bucket(), client=self.s3_client(), key_prefix="pipes/messages")
+
+    def _bucket(self) -> str:
+        if not self.pipes_bucket:
+            raise ValueError("the aws backend needs pipes_bucket for the Pipes context and messages")
+        return self.pipes_bucket
 
     @public
-    def run(  # type: ignore[override]
+    def run(
         self,
         *,
         context: AssetExecutionContext,
@@ -119,8 +116,17 @@ class RunnerPipesClient(PipesClient, TreatAsResourceParam):
         them that have nothing committed) for this step's partitions and returns the completed
         invocation; assets call `.get_results()` on it."""
         all_extras = {**partition_extras(context), **(extras or {})}
-        injector, reader = self._channel()
-        command = [self.runner_bin, "run", str(job), "--root", self.data_root, *(f"--step={s}" for s in steps)]
+        injector, reader = self.context_injector(), self.message_reader()
+        command = [
+            self.runner_bin,
+            "run",
+            str(job),
+            "--root",
+            self.data_root,
+            "--backend",
+            self.backend,
+            *(f"--step={s}" for s in steps),
+        ]
         if missing_upstream and steps:
             command.append("--missing-upstream")
         with open_pipes_session(

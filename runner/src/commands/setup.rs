@@ -114,7 +114,7 @@ pub(super) async fn prepare(
         config.backend = b;
     }
     if config.backend == BackendKind::Aws && config.ec2.is_none() {
-        bail!("the aws backend needs an [ec2] table in the runner config");
+        bail!("the aws backend needs an [ec2] table in the runner config (subnets, amis, worker_binaries)");
     }
     let spec_dir = args.job.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let cwd = std::env::current_dir()?;
