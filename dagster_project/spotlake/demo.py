@@ -62,7 +62,7 @@ def main() -> int:
     own = [
         e.materialization
         for e in result.get_asset_materialization_events()
-        if e.materialization.description and "own numbers" in e.materialization.description
+        if "ranged_run_partitions" in e.materialization.metadata
     ]
     verdicts = [c for c in result.get_asset_check_evaluations() if c.partition]
     for day in BACKFILL:

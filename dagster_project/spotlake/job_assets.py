@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from dagster import (
+    AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
@@ -167,7 +169,6 @@ def run_selection(
     return runner.run(context=context, job=job, steps=steps, missing_upstream=True, extras=extras)
 
 
-def results(invocation: RunnerInvocation) -> Iterator[MaterializeResult | Any]:
-    """The run's results, then each partition's own materialization in a ranged run."""
-    yield from invocation.get_results()
-    yield from invocation.per_partition_materializations()
+def results(invocation: RunnerInvocation) -> Iterator[MaterializeResult | AssetCheckResult | AssetMaterialization]:
+    """What the asset body yields: see `RunnerInvocation.results`."""
+    return invocation.results()

@@ -259,6 +259,7 @@ pub fn report(
                 "asset_key": asset,
                 "rows_by_partition": o.rows_by_partition,
                 "cost_by_partition": by_partition,
+                "path_by_partition": o.locations.iter().map(|(p, l)| (p.clone(), l.to_string())).collect::<BTreeMap<_, _>>(),
             }))?;
         }
     }

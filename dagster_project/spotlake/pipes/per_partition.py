@@ -1,17 +1,17 @@
-"""Each partition's own numbers in a ranged run.
+"""Each partition's own numbers in a ranged run (a single-run backfill).
 
-Pipes' `report_asset_materialization` has no partition: in a ranged run, Dagster copies the one
-metadata set to every partition of the range. The runner also sends a custom message with the
-row count of every partition and its share of the cost (split by the seconds its items'
-attempts ran); from it, this module builds one `AssetMaterialization` per partition carrying
-that partition's own `dagster/row_count`, `cost_usd`, `emr_equivalent_usd` and
-`instance_hours`. Logged after the run's results, they are each partition's latest
-materialization.
+Pipes' `report_asset_materialization` has no partition, so Dagster copies the run's one
+metadata set to every partition of the range. It also forces that copy: a step that opened a
+Pipes session must yield a result for every selected asset (its typed event stream), and in a
+ranged run each result becomes one materialization per partition. So each partition gets two
+per run, in a stable order: Dagster's copy of the run's, then its own, built here from the
+runner's `partition_rows` message (the run's metadata, with that partition's row count, path
+and share of the cost in their place), which is its latest.
 
 Checks are alike: a ranged run's check is one result over the whole range, and the runner also
-sends each partition's verdict. `per_partition_check_evaluations` turns those into one
-`AssetCheckEvaluation` per partition, which the client logs before the run's own results, so the
-range's verdict stays the check's latest."""
+sends each partition's verdict; `per_partition_check_evaluations` turns those into one
+`AssetCheckEvaluation` per partition, logged before the range's own result, so the range's
+verdict stays the check's latest."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -21,34 +21,54 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     AssetMaterialization,
+    MaterializeResult,
     MetadataValue,
-    PipesClientCompletedInvocation,
 )
 
+DATA_VERSION_TAG = "dagster/data_version"
 
-def per_partition_materializations(invocation: PipesClientCompletedInvocation) -> Iterator[AssetMaterialization]:
-    for message in invocation.get_custom_messages():
+
+def own_numbers(custom_messages: list[Any]) -> dict[AssetKey, dict[str, dict[str, MetadataValue]]]:
+    """Each asset's partitions' own metadata, from the runner's `partition_rows` messages."""
+    out: dict[AssetKey, dict[str, dict[str, MetadataValue]]] = {}
+    for message in custom_messages:
         if not isinstance(message, dict) or message.get("kind") != "partition_rows":
             continue
         rows: dict[str, Any] = message.get("rows_by_partition") or {}
-        if len(rows) < 2:
-            # One partition: the run's own materialization already carries its numbers.
-            continue
         costs: dict[str, dict[str, float | None]] = message.get("cost_by_partition") or {}
-        asset_key = AssetKey.from_user_string(message["asset_key"])
-        for partition, count in sorted(rows.items()):
-            metadata: dict[str, MetadataValue] = {
-                "dagster/row_count": MetadataValue.int(int(count)),
-                "ranged_run_partitions": MetadataValue.int(len(rows)),
-            }
+        paths: dict[str, str] = message.get("path_by_partition") or {}
+        asset = out.setdefault(AssetKey.from_user_string(message["asset_key"]), {})
+        for partition, count in rows.items():
+            metadata: dict[str, MetadataValue] = {"dagster/row_count": MetadataValue.int(int(count))}
+            if partition in paths:
+                metadata["path"] = MetadataValue.path(paths[partition])
             for name, value in (costs.get(partition) or {}).items():
                 if value is not None:
                     metadata[name] = MetadataValue.float(float(value))
+            asset[partition] = metadata
+    return out
+
+
+def ranged_materializations(
+    results: list[Any], custom_messages: list[Any], partitions: list[str]
+) -> Iterator[AssetMaterialization]:
+    """One materialization per asset and partition of a ranged run, each with its own numbers."""
+    own = own_numbers(custom_messages)
+    for result in results:
+        if not isinstance(result, MaterializeResult) or result.asset_key is None:
+            continue
+        key = AssetKey.from_coercible(result.asset_key)
+        tags = {DATA_VERSION_TAG: result.data_version.value} if result.data_version else {}
+        for partition in partitions:
             yield AssetMaterialization(
-                asset_key=asset_key,
+                asset_key=key,
                 partition=partition,
-                description="this partition's own numbers from a ranged run",
-                metadata=metadata,
+                metadata={
+                    **(result.metadata or {}),
+                    "ranged_run_partitions": MetadataValue.int(len(partitions)),
+                    **own.get(key, {}).get(partition, {}),
+                },
+                tags=tags,
             )
 
 

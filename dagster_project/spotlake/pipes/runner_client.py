@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetMaterialization,
     ConfigurableResource,
+    MaterializeResult,
     PipesClientCompletedInvocation,
     open_pipes_session,
 )
@@ -33,19 +35,27 @@ from pydantic import Field, PrivateAttr
 from spotlake import settings
 from spotlake.pipes.file_reader import DrainingTempFileMessageReader
 from spotlake.pipes.partitions import partition_extras
-from spotlake.pipes.per_partition import per_partition_check_evaluations, per_partition_materializations
+from spotlake.pipes.per_partition import per_partition_check_evaluations, ranged_materializations
 from spotlake.pipes.s3_reader import DrainingS3MessageReader
 
 Backend = Literal["local", "aws"]
 
 
 class RunnerInvocation(PipesClientCompletedInvocation):
-    """A finished runner session: its results, and in a ranged run each partition's own."""
+    """A finished runner session. `results()` is what the asset body yields: the run's results,
+    then in a ranged run one materialization per asset and partition with that partition's own
+    numbers (see `per_partition`)."""
 
-    def per_partition_materializations(self) -> Iterator[AssetMaterialization]:
-        """One materialization per partition of a ranged run, with that partition's numbers;
-        yield them after `get_results()` so each is its partition's latest."""
-        return per_partition_materializations(self)
+    def __init__(self, session: Any, context: AssetExecutionContext) -> None:
+        super().__init__(session)
+        self._context = context
+
+    def results(self) -> Iterator[MaterializeResult | AssetCheckResult | AssetMaterialization]:
+        results = list(self.get_results())
+        yield from results
+        context = self._context
+        if not context.has_partition_key and context.has_partition_key_range:
+            yield from ranged_materializations(results, self.get_custom_messages(), list(context.partition_keys))
 
 
 class RunnerPipesClient(ConfigurableResource):
@@ -155,7 +165,7 @@ class RunnerPipesClient(ConfigurableResource):
             raise DagsterPipesExecutionError(
                 "the runner never closed its Pipes session: its results cannot be trusted, so the step fails"
             )
-        invocation = RunnerInvocation(session)
+        invocation = RunnerInvocation(session, context)
         # Each partition's own check verdicts in a ranged run, before the range's results.
         for evaluation in per_partition_check_evaluations(invocation.get_custom_messages()):
             context.log_event(evaluation)
