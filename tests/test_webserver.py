@@ -207,6 +207,20 @@ def test_launch_over_graphql_read_metadata_and_screenshot(tmp_path: Path) -> Non
         target = ARTIFACTS / "clean_events_asset_page.png"
         screenshot(f"{url}/assets/clean_events", target, tmp_path / "chromium")
         assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 20_000
+        # The lineage the UI draws is the job spec's data flow.
+        nodes = graphql(url, "{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]
+        upstream = {
+            "/".join(n["assetKey"]["path"]): sorted("/".join(d["path"]) for d in n["dependencyKeys"]) for n in nodes
+        }
+        assert upstream == {
+            "raw_events": [],
+            "clean_events": ["raw_events"],
+            "events_by_user": ["clean_events"],
+            "user_daily_metrics": ["events_by_user"],
+        }, upstream
+        lineage = ARTIFACTS / "asset_lineage.png"
+        screenshot(f"{url}/asset-groups", lineage, tmp_path / "chromium")
+        assert lineage.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and lineage.stat().st_size > 20_000
 
 
 def fleet_pids(data: Path) -> list[int]:
