@@ -173,6 +173,9 @@ def test_single_run_range_reports_each_partitions_rows(tmp_path: Path, instance:
     assert {m.partition: m.metadata["path"].value for m in parts} == {
         day: str(tmp_path / "user_daily" / f"day={day}") for day in days
     }
+    whole = materializations(result, "user_daily_metrics")[0]
+    sizes = [m.metadata["bytes_out"].value for m in parts]
+    assert all(b > 0 for b in sizes) and sum(sizes) == whole.metadata["bytes_out"].value, (sizes, whole.metadata)
     # Each partition carries its share of the range's cost, split by its work.
     assert all(m.metadata["cost_usd"].value > 0 for m in parts)
     assert len({m.metadata["cost_usd"].value for m in parts}) > 1, "shares follow each day's work"

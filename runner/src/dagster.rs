@@ -258,6 +258,7 @@ pub fn report(
                 "kind": "partition_rows",
                 "asset_key": asset,
                 "rows_by_partition": o.rows_by_partition,
+                "bytes_by_partition": o.bytes_by_partition,
                 "cost_by_partition": by_partition,
                 "path_by_partition": o.locations.iter().map(|(p, l)| (p.clone(), l.to_string())).collect::<BTreeMap<_, _>>(),
             }))?;

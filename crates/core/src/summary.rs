@@ -37,6 +37,9 @@ pub struct OutputSummary {
     pub hive_partitions: BTreeMap<String, u64>,
     /// Rows per run partition (the Dagster partition key).
     pub rows_by_partition: BTreeMap<String, u64>,
+    /// Bytes written per run partition.
+    #[serde(default)]
+    pub bytes_by_partition: BTreeMap<String, u64>,
     /// The hive directories (`day=2024-01-02`) each run partition's items wrote: what a check
     /// of that partition reads, rather than every partition ever written.
     #[serde(default)]
@@ -199,6 +202,7 @@ impl StepSummary {
                     out.hive_dirs_by_partition.entry(pkey.clone()).or_default().insert(k.clone());
                 }
                 *out.rows_by_partition.entry(pkey.clone()).or_default() += o.rows;
+                *out.bytes_by_partition.entry(pkey.clone()).or_default() += o.bytes;
                 if let Some(loc) = item.outputs.get(name) {
                     out.locations.insert(pkey.clone(), loc.clone());
                 }

@@ -5,8 +5,8 @@ metadata set to every partition of the range. It also forces that copy: a step t
 Pipes session must yield a result for every selected asset (its typed event stream), and in a
 ranged run each result becomes one materialization per partition. So each partition gets two
 per run, in a stable order: Dagster's copy of the run's, then its own, built here from the
-runner's `partition_rows` message (the run's metadata, with that partition's row count, path
-and share of the cost in their place), which is its latest.
+runner's `partition_rows` message (the run's metadata, with that partition's row count, bytes,
+path and share of the cost in their place), which is its latest.
 
 Checks are alike: a ranged run's check is one result over the whole range, and the runner also
 sends each partition's verdict; `per_partition_check_evaluations` turns those into one
@@ -37,11 +37,14 @@ def own_numbers(custom_messages: list[Any]) -> dict[AssetKey, dict[str, dict[str
         rows: dict[str, Any] = message.get("rows_by_partition") or {}
         costs: dict[str, dict[str, float | None]] = message.get("cost_by_partition") or {}
         paths: dict[str, str] = message.get("path_by_partition") or {}
+        sizes: dict[str, int] = message.get("bytes_by_partition") or {}
         asset = out.setdefault(AssetKey.from_user_string(message["asset_key"]), {})
         for partition, count in rows.items():
             metadata: dict[str, MetadataValue] = {"dagster/row_count": MetadataValue.int(int(count))}
             if partition in paths:
                 metadata["path"] = MetadataValue.path(paths[partition])
+            if partition in sizes:
+                metadata["bytes_out"] = MetadataValue.int(int(sizes[partition]))
             for name, value in (costs.get(partition) or {}).items():
                 if value is not None:
                     metadata[name] = MetadataValue.float(float(value))
