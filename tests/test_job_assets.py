@@ -115,14 +115,18 @@ def test_selecting_one_asset_runs_its_step_and_only_missing_upstream_ones(
     generate(tmp_path, "2024-01-05")
     client = RunnerPipesClient(runner_bin=str(RUNNER), data_root=str(tmp_path), env={"RUNNER_WORKERS": "2"})
     day = "2024-01-05"
+
+    def select_the_reduce():  # type: ignore[no-untyped-def]
+        return materialize(
+            [events_pipeline],
+            selection=["user_daily_metrics"],
+            resources={"runner": client},
+            instance=instance,
+            partition_key=day,
+        )
+
     # Nothing made yet: the reduce needs the shuffle, which needs the clean step.
-    first = materialize(
-        [events_pipeline],
-        selection=["user_daily_metrics"],
-        resources={"runner": client},
-        instance=instance,
-        partition_key=day,
-    )
+    first = select_the_reduce()
     assert first.success
     assert [m.asset_key for m in (e.materialization for e in first.get_asset_materialization_events())] == [
         AssetKey("user_daily_metrics")
@@ -133,13 +137,7 @@ def test_selecting_one_asset_runs_its_step_and_only_missing_upstream_ones(
         "step 3/3 user_daily",
     ]
     # Upstream outputs exist now: selecting the reduce again runs the reduce alone.
-    again = materialize(
-        [events_pipeline],
-        selection=["user_daily_metrics"],
-        resources={"runner": client},
-        instance=instance,
-        partition_key=day,
-    )
+    again = select_the_reduce()
     assert again.success
     assert [line.split(":")[0] for line in step_lines(instance, again.run_id)] == ["step 1/1 user_daily"]
     assert {e.check_name for e in again.get_asset_check_evaluations()} == {"one_row_per_user", "has_users"}

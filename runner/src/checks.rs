@@ -134,13 +134,7 @@ impl CheckData {
             out.push(match file {
                 Location::Local { root, key } => root.join(key),
                 s3 => {
-                    let tmp = match &self.dir {
-                        Some(d) => d,
-                        None => self
-                            .dir
-                            .insert(tempfile::tempdir().map_err(|e| format!("a directory for check keys: {e}"))?),
-                    };
-                    let target = tmp.path().join(s3.key().replace('/', "__"));
+                    let target = self.scratch().map_err(|e| format!("{e:#}"))?.join(s3.key().replace('/', "__"));
                     let store = stores.store(s3).await.map_err(|e| format!("cannot read {s3}: {e}"))?;
                     store.get_to_file(s3.key(), &target).await.map_err(|e| format!("cannot read {s3}: {e}"))?;
                     target
@@ -150,15 +144,19 @@ impl CheckData {
         Ok(out)
     }
 
+    /// The temporary directory downloads go to, made on first use.
+    fn scratch(&mut self) -> anyhow::Result<PathBuf> {
+        if self.dir.is_none() {
+            self.dir = Some(tempfile::tempdir().context("a directory for check data")?);
+        }
+        Ok(self.dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default())
+    }
+
     async fn download(&mut self, stores: &StoreCache, loc: &Location) -> anyhow::Result<PathBuf> {
         if let Some(path) = self.local.get(loc) {
             return Ok(path.clone());
         }
-        let tmp = match &self.dir {
-            Some(d) => d,
-            None => self.dir.insert(tempfile::tempdir().context("a directory for check data")?),
-        };
-        let target = tmp.path().join(format!("{}", self.local.len()));
+        let target = self.scratch()?.join(format!("{}", self.local.len()));
         let store = stores.store(loc).await?;
         let prefix = format!("{}/", loc.key());
         for object in store.list(&prefix).await? {
