@@ -50,7 +50,7 @@ def run_once(env: dict[str, str], work: Path, network: tuple[str, str, str], ity
         f"""
 backend = "aws"
 deployment = "bench"
-data_root = "s3://lake/data"
+root = "s3://lake/data"
 state = "s3://lake/state"
 idle_shutdown_secs = 2
 [ec2]

@@ -281,7 +281,7 @@ def main() -> None:
             r = Path(d)
             generate(r, base * factor, files=2 * factor)
             s = step1(r)
-        peak = s["steps"][0]["peak_rss_bytes"] / 2**20
+        peak = s["steps"][0]["peak_item_rss_bytes"] / 2**20
         print(f"  {factor:>2}x  {base * factor:>12,} events, {2 * factor:>2} files: peak item RSS {peak:6.0f} MiB")
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"\n(largest child process of the whole benchmark: {usage.ru_maxrss / 1024:.0f} MiB)")

@@ -21,11 +21,12 @@ from dagster import (
     instance_for_test,
     materialize,
 )
+from dagster_aws.pipes import PipesS3ContextInjector
 from fleet_standin import FleetStandIn, upload_launcher
 from runner_helpers import RUNNER, expected_user_daily, parquet_rows
 from spotlake import settings
 from spotlake.assets.events import events_pipeline, raw_events
-from spotlake.pipes import RunnerPipesClient
+from spotlake.pipes import DrainingS3MessageReader, RunnerPipesClient
 
 ASSETS = [raw_events, events_pipeline]
 
@@ -37,7 +38,7 @@ def instance() -> Iterator[DagsterInstance]:
 
 
 def local_client(root: Path, **env: str) -> RunnerPipesClient:
-    return RunnerPipesClient(runner_bin=str(RUNNER), data_root=str(root), env={"RUNNER_WORKERS": "2", **env})
+    return RunnerPipesClient(runner_bin=str(RUNNER), root=str(root), env={"RUNNER_WORKERS": "2", **env})
 
 
 def priced_client(root: Path) -> RunnerPipesClient:
@@ -73,7 +74,7 @@ def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> Non
     assert rows == parquet_rows(tmp_path / "clean" / "day=2024-01-02")
     columns = [c.name for c in clean.metadata["dagster/column_schema"].schema.columns]
     assert columns[:3] == ["event_id", "user_id", "ts"] and "day" in columns
-    assert clean.metadata["rows_quarantined"].value > 0
+    assert clean.metadata["step_rows_quarantined"].value > 0
     # The bill: the local workers' core-hours at the configured prices.
     cost = clean.metadata["cost_usd"].value
     assert cost > 0 and clean.metadata["instance_hours"].value > 0
@@ -101,7 +102,7 @@ def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> Non
     again = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key="2024-01-02")
     assert again.success
     (rerun,) = materializations(again, "clean_events")
-    assert rerun.metadata["items_already_committed"].value == rerun.metadata["items"].value
+    assert rerun.metadata["step_items_already_committed"].value == rerun.metadata["step_items"].value
     assert rerun.metadata["cost_usd"].value == 0 and rerun.metadata["instance_hours"].value == 0
     # The data version is what was committed: unchanged by the no-op rerun, changed by new data.
     version = {m.asset_key.to_user_string(): m.tags["dagster/data_version"] for m in materializations_all(result)}
@@ -128,6 +129,31 @@ def test_the_resources_backend_is_the_runners_whatever_its_config_says(
     result = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key="2024-01-03")
     assert result.success
     assert any("backend=local" in line for line in user_logs(instance, result.run_id))
+
+
+def test_the_client_takes_its_context_injector_and_message_reader(
+    s3_bucket: str, tmp_path: Path, instance: DagsterInstance
+) -> None:
+    # Local workers, with the Pipes channel through S3 under prefixes of the user's choosing.
+    s3 = boto3.client("s3")
+    client = RunnerPipesClient(
+        runner_bin=str(RUNNER),
+        root=str(tmp_path),
+        env={"RUNNER_WORKERS": "2"},
+        context_injector=PipesS3ContextInjector(bucket=s3_bucket, client=s3, key_prefix="mine/context"),
+        message_reader=DrainingS3MessageReader(bucket=s3_bucket, client=s3, key_prefix="mine/messages", interval=0.2),
+    )
+    # One reader given, two runs. A reader counts its chunks: had the second run reused the
+    # first's, it would wait for chunk numbers its session never writes, and fail as unclosed.
+    for day in ["2024-01-09", "2024-01-10"]:
+        result = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key=day)
+        assert result.success, day
+        recorded = {m.asset_key.to_user_string() for m in materializations_all(result)}
+        assert recorded == {"raw_events", "clean_events", "events_by_user", "user_daily_metrics"}, day
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    sessions = {k.split("/")[2] for k in keys if k.startswith("mine/messages/")}
+    assert len(sessions) == 2, keys
+    assert all(k.startswith("mine/") for k in keys), keys
 
 
 def test_backfill_as_separate_runs(tmp_path: Path, instance: DagsterInstance) -> None:
@@ -174,8 +200,19 @@ def test_single_run_range_reports_each_partitions_rows(tmp_path: Path, instance:
         day: str(tmp_path / "user_daily" / f"day={day}") for day in days
     }
     whole = materializations(result, "user_daily_metrics")[0]
-    sizes = [m.metadata["bytes_out"].value for m in parts]
-    assert all(b > 0 for b in sizes) and sum(sizes) == whole.metadata["bytes_out"].value, (sizes, whole.metadata)
+    # Every figure the data has per partition is the partition's own: they add up to the run's.
+    for figure in ["bytes_out", "files", "step_items", "step_rows_in"]:
+        values = [m.metadata[figure].value for m in parts]
+        assert all(v > 0 for v in values) and sum(values) == whole.metadata[figure].value, (figure, values)
+    clean_parts = materializations(result, "clean_events")[len(days) :]
+    clean_whole = materializations(result, "clean_events")[0]
+    quarantined = [m.metadata["step_rows_quarantined"].value for m in clean_parts]
+    assert sum(quarantined) == clean_whole.metadata["step_rows_quarantined"].value > 0, quarantined
+    for m in clean_parts:
+        # The hive keys a partition wrote are its own day's alone, and so is its schema's source.
+        assert [r.data["hive_key"] for r in m.metadata["rows_by_hive_key"].records] == [f"day={m.partition}"]
+        assert m.metadata["dagster/column_schema"] == clean_whole.metadata["dagster/column_schema"]
+        assert "rows_by_partition" not in m.metadata, "the run's table of partitions is not a partition's"
     # Each partition carries its share of the range's cost, split by its work.
     assert all(m.metadata["cost_usd"].value > 0 for m in parts)
     assert len({m.metadata["cost_usd"].value for m in parts}) > 1, "shares follow each day's work"
@@ -221,7 +258,7 @@ def test_a_runner_that_never_closes_fails_the_step(tmp_path: Path, instance: Dag
     wrapper = tmp_path / "fake_runner"
     wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
     wrapper.chmod(0o755)
-    client = RunnerPipesClient(runner_bin=str(wrapper), data_root=str(tmp_path))
+    client = RunnerPipesClient(runner_bin=str(wrapper), root=str(tmp_path))
     result = materialize(
         [events_pipeline],
         selection=["clean_events"],
@@ -322,7 +359,7 @@ max_vcpus = 2
 def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instance: DagsterInstance) -> None:
     client = RunnerPipesClient(
         runner_bin=str(RUNNER),
-        data_root="s3://lake/data",
+        root="s3://lake/data",
         backend="aws",
         pipes_bucket="lake",
         env=aws["env"],
@@ -345,12 +382,12 @@ def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instan
     assert len(evaluations) == 3 and all(e.passed for e in evaluations), evaluations
     assert str(metrics.metadata["path"].value).startswith("s3://lake/data/user_daily/day=2024-01-02")
     # The materialization links the workers' logs, which the boot script shipped there.
-    logs = str(metrics.metadata["worker_logs"].value)
+    logs = str(metrics.metadata["step_worker_logs"].value)
     assert logs.startswith("s3://lake/state/runs/") and logs.endswith("/workers/user_daily"), logs
     prefix = logs.removeprefix("s3://lake/")
     shipped = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix=prefix)["Contents"]]
     assert any(k.endswith("/worker.log") for k in shipped), shipped
-    assert metrics.metadata["peak_items_per_worker"].value >= 1
+    assert metrics.metadata["step_peak_items_per_worker"].value >= 1
     # The bill from the instances moto launched: spot at moto's price history, the EMR
     # equivalent from the shipped table (moto has no Price List).
     lines = metrics.metadata["instances"].records

@@ -113,7 +113,7 @@ def test_selecting_one_asset_runs_its_step_and_only_missing_upstream_ones(
     tmp_path: Path, instance: DagsterInstance
 ) -> None:
     generate(tmp_path, "2024-01-05")
-    client = RunnerPipesClient(runner_bin=str(RUNNER), data_root=str(tmp_path), env={"RUNNER_WORKERS": "2"})
+    client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(tmp_path), env={"RUNNER_WORKERS": "2"})
     day = "2024-01-05"
 
     def select_the_reduce():  # type: ignore[no-untyped-def]
@@ -157,7 +157,7 @@ def test_the_component_loads_from_defs_yaml_and_materializes(tmp_path: Path, ins
                 attributes:
                   job: job.toml
                   runner_bin: {RUNNER}
-                  data_root: {data}
+                  root: {data}
                   group_name: events
                   partitions:
                     type: daily

@@ -54,7 +54,7 @@ def webserver(tmp_path: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "SPOTLAKE_DATA_ROOT": str(data),
+        "SPOTLAKE_ROOT": str(data),
         "SPOTLAKE_RUNNER_BIN": str(RUNNER),
         "RUNNER_WORKERS": "2",
         **env_extra,

@@ -5,7 +5,7 @@ checked asset graph, with no Python.
 type: spotlake.RunnerJobComponent
 attributes:
   job: job.toml                  # relative to this folder
-  data_root: /data/lake          # or s3://bucket/prefix (default: SPOTLAKE_DATA_ROOT)
+  root: /data/lake               # or s3://bucket/prefix (default: SPOTLAKE_ROOT)
   partitions: {type: daily, start: "2024-01-01"}
 ```"""
 
@@ -49,7 +49,7 @@ class RunnerJobComponent(dg.Component, dg.Model, dg.Resolvable):
     upstream assets, run by the runner (locally, or on a spot fleet with `backend: aws`)."""
 
     job: str
-    data_root: str | None = None
+    root: str | None = None
     runner_bin: str | None = None
     backend: Literal["local", "aws"] = "local"
     pipes_bucket: str | None = None
@@ -79,7 +79,7 @@ class RunnerJobComponent(dg.Component, dg.Model, dg.Resolvable):
         sources = description.source_specs(self.group_name) if self.include_sources else []
         client = RunnerPipesClient(
             runner_bin=runner_bin,
-            data_root=self.data_root or settings.data_root(),
+            root=self.root or settings.root(),
             backend=self.backend,
             pipes_bucket=self.pipes_bucket,
         )

@@ -2,7 +2,7 @@
 
 Locally nothing needs setting: the runner built by `make` and data under `.demo/`. With
 `SPOTLAKE_BACKEND=aws` the resource reads its data root and Pipes bucket from `EnvVar`s
-(`SPOTLAKE_DATA_ROOT`, `SPOTLAKE_PIPES_BUCKET`), and the runner its fleet from `RUNNER_CONFIG`."""
+(`SPOTLAKE_ROOT`, `SPOTLAKE_PIPES_BUCKET`), and the runner its fleet from `RUNNER_CONFIG`."""
 
 from dagster import Definitions, EnvVar
 
@@ -15,7 +15,7 @@ def runner_client() -> RunnerPipesClient:
     if settings.backend() == "aws":
         return RunnerPipesClient(
             backend="aws",
-            data_root=EnvVar("SPOTLAKE_DATA_ROOT"),
+            root=EnvVar("SPOTLAKE_ROOT"),
             pipes_bucket=EnvVar("SPOTLAKE_PIPES_BUCKET"),
         )
     return RunnerPipesClient()

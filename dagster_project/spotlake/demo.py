@@ -71,7 +71,7 @@ def main() -> int:
         )
         passed = [c for c in verdicts if c.partition == day]
         print(f"  {day}: {rows}; checks passed {sum(c.passed for c in passed)}/{len(passed)}")
-    data = Path(settings.data_root())
+    data = Path(settings.root())
     print(f"\nOutputs (hive-partitioned Parquet) are under {data}:")
     for name in ("clean", "by_user", "user_daily"):
         print(f"  {data / name}")

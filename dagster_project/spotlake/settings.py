@@ -18,8 +18,8 @@ def runner_bin() -> str:
     return "runner"
 
 
-def data_root() -> str:
-    return os.environ.get("SPOTLAKE_DATA_ROOT", str(REPO / ".demo" / "data"))
+def root() -> str:
+    return os.environ.get("SPOTLAKE_ROOT", str(REPO / ".demo" / "data"))
 
 
 def backend() -> str:

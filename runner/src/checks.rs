@@ -37,7 +37,7 @@ pub async fn run_checks(spec: &JobSpec, summary: &RunSummary, stores: &StoreCach
         for (partition, locations) in partition_data(summary, check.output()) {
             let measured = step.and_then(|s| {
                 let parts = s.check_parts.get(check.name())?.get(&partition)?;
-                (parts.parts.len() == s.items_by_partition.get(&partition).copied().unwrap_or(0)).then_some(parts)
+                (parts.parts.len() == s.by_partition.get(&partition).map_or(0, |p| p.items)).then_some(parts)
             });
             let result = match measured {
                 Some(parts) => match data.key_files(stores, &parts.key_files).await {
@@ -92,10 +92,10 @@ fn partition_data(summary: &RunSummary, output: &OutputRef) -> BTreeMap<String, 
         summary.steps.iter().filter(|s| s.name == output.step).flat_map(|s| s.outputs.get(&output.output)).collect();
     for o in outputs {
         for (partition, loc) in &o.locations {
-            let dirs = o.hive_dirs_by_partition.get(partition);
+            let keys = o.by_partition.get(partition).map(|p| &p.rows_by_hive_key);
             let entry = out.entry(partition.clone()).or_default();
-            match dirs.filter(|d| !d.is_empty()) {
-                Some(dirs) => entry.extend(dirs.iter().map(|d| loc.join(d))),
+            match keys.filter(|k| !k.is_empty()) {
+                Some(keys) => entry.extend(keys.keys().map(|k| loc.join(k))),
                 None => entry.push(loc.clone()),
             }
         }

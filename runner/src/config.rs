@@ -20,8 +20,8 @@ pub struct Config {
     pub backend: BackendKind,
     /// Where relative job paths resolve (a directory or `s3://bucket/prefix`).
     #[serde(default)]
-    pub data_root: Option<String>,
-    /// Where run state lives (default `{data_root}/_runner`).
+    pub root: Option<String>,
+    /// Where run state lives (default `{root}/_runner`).
     #[serde(default)]
     pub state: Option<String>,
     /// Local worker processes (default: the number of cores).
@@ -120,8 +120,8 @@ impl Config {
         if let Ok(b) = std::env::var("RUNNER_BACKEND") {
             config.backend = b.parse().map_err(|e| anyhow::anyhow!("RUNNER_BACKEND: {e}"))?;
         }
-        if let Ok(r) = std::env::var("RUNNER_DATA_ROOT") {
-            config.data_root = Some(r);
+        if let Ok(r) = std::env::var("RUNNER_ROOT") {
+            config.root = Some(r);
         }
         if let Ok(s) = std::env::var("RUNNER_STATE") {
             config.state = Some(s);

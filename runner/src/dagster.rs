@@ -3,7 +3,7 @@
 //! the run produced: one materialization per asset with its metadata, per-partition row
 //! counts and cost, and the job's asset checks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, bail};
 use chrono::NaiveDateTime;
@@ -14,7 +14,7 @@ use dagster_pipes::{
 use serde::Deserialize;
 
 use crate::checks::RunCheck;
-use runner_core::summary::{RunSummary, StepSummary};
+use runner_core::summary::{OutputFigures, RunSummary, StepPart, StepSummary};
 use runner_spec::JobSpec;
 use runner_types::{OutputRef, Partition};
 
@@ -88,13 +88,8 @@ pub fn partitions(ctx: &PipesContext) -> anyhow::Result<Vec<Partition>> {
     Ok(Vec::new())
 }
 
-fn schema_of(step: &StepSummary, output: &str) -> TableSchema {
-    TableSchema::new(
-        step.outputs
-            .get(output)
-            .map(|o| o.schema.iter().map(|(n, t)| TableColumn::new(n, t)).collect())
-            .unwrap_or_default(),
-    )
+fn schema_table(schema: &[(String, String)]) -> TableSchema {
+    TableSchema::new(schema.iter().map(|(n, t)| TableColumn::new(n, t)).collect())
 }
 
 fn rows_table(rows: &BTreeMap<String, u64>, key_name: &str) -> Table {
@@ -103,6 +98,77 @@ fn rows_table(rows: &BTreeMap<String, u64>, key_name: &str) -> Table {
         t.push_row([TableCell::from(k.as_str()), TableCell::from(*v)]);
     }
     t
+}
+
+/// A step's own figures over all its partitions, spelled like one partition's.
+fn step_whole(step: &StepSummary) -> StepPart {
+    StepPart {
+        items: step.items,
+        items_already_committed: step.items_already_committed,
+        rows_in: step.rows_in,
+        bytes_in: step.bytes_in,
+        rows_dropped: step.rows_dropped,
+        rows_quarantined: step.rows_quarantined,
+        attempt_seconds: step.by_partition.values().map(|p| p.attempt_seconds).sum(),
+    }
+}
+
+/// What one materialization says of the data: an output's figures and its step's, for the
+/// whole run or for one of its partitions. Keys are the summary's field names; the step's
+/// figures carry `step_`, since a step may have several outputs.
+fn figures_metadata(
+    output: &OutputFigures,
+    step: &StepPart,
+    path: Option<MetadataValue>,
+    bill: Option<&Bill>,
+) -> Metadata {
+    let mut m = Metadata::new()
+        .with("dagster/row_count", output.rows)
+        .with("dagster/column_schema", schema_table(&output.schema))
+        .with("files", output.files)
+        .with("bytes_out", output.bytes_out)
+        .with("step_items", step.items as u64)
+        .with("step_items_already_committed", step.items_already_committed as u64)
+        .with("step_rows_in", step.rows_in)
+        .with("step_bytes_in", step.bytes_in)
+        .with("step_rows_quarantined", step.rows_quarantined)
+        .with("step_rows_dropped", step.rows_dropped);
+    if let Some(path) = path {
+        m.insert("path", path);
+    }
+    if !output.rows_by_hive_key.is_empty() {
+        m.insert("rows_by_hive_key", rows_table(&output.rows_by_hive_key, "hive_key"));
+    }
+    cost_metadata(&mut m, bill, output.rows);
+    m
+}
+
+/// What is the same for every partition of a run: the step's fleet and the run's totals.
+fn run_wide_metadata(
+    m: &mut Metadata,
+    step: &StepSummary,
+    summary: &RunSummary,
+    instance_types: &BTreeMap<String, u64>,
+) {
+    m.insert("step", step.name.as_str());
+    m.insert("step_retries", u64::from(step.retries));
+    m.insert("step_interruptions_survived", u64::from(step.interruptions_survived));
+    m.insert("step_seconds", step.seconds);
+    m.insert("step_peak_item_rss_bytes", step.peak_item_rss_bytes);
+    if let Some(logs) = &step.worker_logs {
+        // One folder per worker: its check-in, its log, and why its boot failed if it did.
+        m.insert("step_worker_logs", MetadataValue::Path(logs.to_string()));
+    }
+    if step.workers > 0 {
+        m.insert("step_workers", MetadataValue::Int(step.workers as i64));
+        m.insert("step_peak_items_per_worker", MetadataValue::Int(step.peak_items_per_worker as i64));
+    }
+    m.insert("run_items", summary.steps.iter().map(|s| s.items as u64).sum::<u64>());
+    m.insert("run_seconds", summary.seconds);
+    m.insert("run_id", summary.run_id.as_str());
+    if !instance_types.is_empty() {
+        m.insert("run_instance_types", MetadataValue::Json(serde_json::json!(instance_types)));
+    }
 }
 
 /// The bill's fields for a materialization whose share of its step's bill is `bill`.
@@ -157,23 +223,12 @@ fn cost_metadata(m: &mut Metadata, bill: Option<&Bill>, rows: u64) {
 }
 
 /// Each partition's share of a bill, by the seconds its attempts ran.
-fn bill_by_partition(step: &StepSummary, bill: &Bill) -> BTreeMap<String, serde_json::Value> {
-    let total: f64 = step.attempt_seconds_by_partition.values().sum();
+fn bill_by_partition(step: &StepSummary, bill: &Bill) -> BTreeMap<String, Bill> {
+    let total: f64 = step.by_partition.values().map(|p| p.attempt_seconds).sum();
     if total <= 0.0 {
         return BTreeMap::new();
     }
-    step.attempt_seconds_by_partition
-        .iter()
-        .map(|(p, secs)| {
-            let part = bill.share(secs / total);
-            let v = serde_json::json!({
-                "cost_usd": part.cost_usd,
-                "emr_equivalent_usd": part.emr_equivalent_usd,
-                "instance_hours": part.instance_hours,
-            });
-            (p.clone(), v)
-        })
-        .collect()
+    step.by_partition.iter().map(|(p, part)| (p.clone(), bill.share(part.attempt_seconds / total))).collect()
 }
 
 /// Reports materializations and checks for every asset the step targets (or every output, for
@@ -187,7 +242,6 @@ pub fn report(
     checks: &[RunCheck],
 ) -> anyhow::Result<()> {
     let targeted: Option<Vec<String>> = ctx.asset_keys().ok().map(<[String]>::to_vec);
-    let total_items: usize = summary.steps.iter().map(|s| s.items).sum();
     let instance_types: BTreeMap<String, u64> =
         summary.steps.iter().flat_map(|s| s.instance_types.clone()).fold(BTreeMap::new(), |mut m, (k, v)| {
             *m.entry(k).or_default() += v;
@@ -196,55 +250,23 @@ pub fn report(
     for (step, bill) in summary.steps.iter().zip(bills) {
         let outputs = step.outputs.len().max(1) as f64;
         let bill = bill.as_ref().map(|b| b.share(1.0 / outputs));
-        let by_partition = bill.as_ref().map(|b| bill_by_partition(step, b)).unwrap_or_default();
+        let bills = bill.as_ref().map(|b| bill_by_partition(step, b)).unwrap_or_default();
         for (output, o) in &step.outputs {
             let asset = job.asset_of(&OutputRef::new(step.name.clone(), output.as_str()));
             if targeted.as_ref().is_some_and(|t| !t.iter().any(|k| asset == k.as_str())) {
                 continue;
             }
             let locations: Vec<String> = o.locations.values().map(ToString::to_string).collect();
-            let mut m = Metadata::new()
-                .with("dagster/row_count", o.rows)
-                .with("dagster/column_schema", schema_of(step, output))
-                .with(
-                    "path",
-                    match locations.as_slice() {
-                        [one] => MetadataValue::Path(one.clone()),
-                        many => MetadataValue::Json(serde_json::json!(many)),
-                    },
-                )
-                .with("rows_by_partition", rows_table(&o.rows_by_partition, "partition"))
-                .with("files", o.files)
-                .with("bytes_out", o.bytes)
-                .with("step", step.name.as_str())
-                .with("step_rows_in", step.rows_in)
-                .with("step_bytes_in", step.bytes_in)
-                .with("rows_quarantined", step.rows_quarantined)
-                .with("rows_dropped", step.rows_dropped)
-                .with("items", step.items as u64)
-                .with("items_already_committed", step.already_done as u64)
-                .with("retries", u64::from(step.retries))
-                .with("interruptions_survived", u64::from(step.interruptions))
-                .with("step_seconds", step.seconds)
-                .with("peak_item_rss_mib", step.peak_rss_bytes / (1024 * 1024))
-                .with("run_items", total_items as u64)
-                .with("run_seconds", summary.seconds)
-                .with("runner_run_id", summary.run_id.as_str());
-            cost_metadata(&mut m, bill.as_ref(), o.rows);
-            if !o.hive_partitions.is_empty() {
-                m.insert("rows_by_hive_partition", rows_table(&o.hive_partitions, "directory"));
-            }
-            if !instance_types.is_empty() {
-                m.insert("instance_types", MetadataValue::Json(serde_json::json!(instance_types)));
-            }
-            if let Some(logs) = &step.worker_logs {
-                // One folder per worker: its check-in, its log, and why its boot failed if it did.
-                m.insert("worker_logs", MetadataValue::Path(logs.to_string()));
-            }
-            if step.workers > 0 {
-                m.insert("workers", MetadataValue::Int(step.workers as i64));
-                m.insert("peak_items_per_worker", MetadataValue::Int(step.peak_items_per_worker as i64));
-            }
+            let path = match locations.as_slice() {
+                [one] => MetadataValue::Path(one.clone()),
+                many => MetadataValue::Json(serde_json::json!(many)),
+            };
+            let mut m = figures_metadata(&o.whole, &step_whole(step), Some(path), bill.as_ref());
+            run_wide_metadata(&mut m, step, summary, &instance_types);
+            m.insert(
+                "rows_by_partition",
+                rows_table(&o.by_partition.iter().map(|(p, f)| (p.clone(), f.rows)).collect(), "partition"),
+            );
             // What was committed, not when: a rerun that commits nothing new keeps the version,
             // and a changed input or step (new item ids) changes it.
             let ids: Vec<&str> = step.committed_items.iter().map(String::as_str).collect();
@@ -252,16 +274,30 @@ pub fn report(
             ctx.report_asset_materialization(
                 AssetMaterialization::new().asset_key(asset.as_str()).data_version(version).metadata(m),
             )?;
-            // In a ranged run every partition gets the same metadata; this lets the Dagster side
-            // record each partition's own numbers.
-            ctx.report_custom_message(serde_json::json!({
-                "kind": "partition_rows",
-                "asset_key": asset,
-                "rows_by_partition": o.rows_by_partition,
-                "bytes_by_partition": o.bytes_by_partition,
-                "cost_by_partition": by_partition,
-                "path_by_partition": o.locations.iter().map(|(p, l)| (p.clone(), l.to_string())).collect::<BTreeMap<_, _>>(),
-            }))?;
+            // Pipes has no partition on a materialization, so Dagster copies the one above to
+            // every partition of a ranged run; this carries each partition's own, with the same
+            // keys, for the Dagster side to record. A partition whose items wrote nothing to
+            // this output reports zero rows, not the run's.
+            let partitions: BTreeSet<&String> = step.by_partition.keys().chain(o.by_partition.keys()).collect();
+            if partitions.iter().any(|p| !p.is_empty()) {
+                let (no_output, no_step) = (OutputFigures::default(), StepPart::default());
+                let by_partition: BTreeMap<&String, Metadata> = partitions
+                    .into_iter()
+                    .map(|p| {
+                        let path = o.locations.get(p).map(|l| MetadataValue::Path(l.to_string()));
+                        let figures = o.by_partition.get(p).unwrap_or(&no_output);
+                        let step_part = step.by_partition.get(p).unwrap_or(&no_step);
+                        let mut pm = figures_metadata(figures, step_part, path, bills.get(p));
+                        run_wide_metadata(&mut pm, step, summary, &instance_types);
+                        (p, pm)
+                    })
+                    .collect();
+                ctx.report_custom_message(serde_json::json!({
+                    "kind": "partition_metadata",
+                    "asset_key": asset,
+                    "by_partition": by_partition,
+                }))?;
+            }
         }
     }
     for run_check in checks {

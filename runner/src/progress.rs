@@ -26,11 +26,11 @@ fn bar(done: usize, total: usize) -> String {
 }
 
 impl Observer for TerminalObserver {
-    fn step_started(&self, step: &str, index: usize, steps: usize, items: usize, already_done: usize) {
+    fn step_started(&self, step: &str, index: usize, steps: usize, items: usize, already_committed: usize) {
         if self.tty {
             eprintln!();
         }
-        tracing::info!("step {index}/{steps} {step}: {items} items ({already_done} already committed)");
+        tracing::info!("step {index}/{steps} {step}: {items} items ({already_committed} already committed)");
     }
 
     fn progress(&self, step: &str, index: usize, steps: usize, done: usize, total: usize) {

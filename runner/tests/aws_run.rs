@@ -56,7 +56,7 @@ async fn setup(ec2_extra: &str) -> Aws {
             r#"
 backend = "aws"
 deployment = "test"
-data_root = "s3://lake/data"
+root = "s3://lake/data"
 state = "s3://lake/state"
 visibility_secs = 5
 heartbeat_secs = 1

@@ -216,7 +216,7 @@ fn example_pipeline_runs_and_reruns_idempotently() {
         f.run(&["--partition", "2024-01-01", "--summary-json", &f.root.join("second.json").to_string_lossy()], &[]);
     let second = f.summary(&again, "second");
     for s in second["steps"].as_array().unwrap() {
-        assert_eq!(s["already_done"], s["items"], "a completed step never reruns: {s}");
+        assert_eq!(s["items_already_committed"], s["items"], "a completed step never reruns: {s}");
         assert_eq!(s["retries"], 0);
     }
     assert_eq!(rows_count(&f.root.join("user_daily")), before, "a rerun neither loses nor duplicates rows");
@@ -333,7 +333,7 @@ fn a_spot_notice_hands_the_item_over_at_once() {
     assert!(served.load(Ordering::SeqCst), "a worker read the notice");
     assert!(err.contains("handed back by its worker: spot interruption notice"), "{err}");
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    assert!(s["steps"][0]["interruptions"].as_u64().unwrap() >= 1);
+    assert!(s["steps"][0]["interruptions_survived"].as_u64().unwrap() >= 1);
     assert_same_rows(&rows(&f.root.join("out")), &reference);
 
     // The handed-back attempts are in the bill: each ran within the billed life of its worker,
@@ -391,7 +391,7 @@ fn a_killed_orchestrator_resumes_without_redoing_committed_items() {
     let out = f.run(&["--summary-json", &summary.to_string_lossy()], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    assert!(s["steps"][0]["already_done"].as_u64().unwrap() >= committed.len() as u64, "{s}");
+    assert!(s["steps"][0]["items_already_committed"].as_u64().unwrap() >= committed.len() as u64, "{s}");
     for (path, mtime) in committed {
         assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime, "{} was not redone", path.display());
     }
@@ -796,11 +796,24 @@ fn a_thirty_day_backfill_in_one_run_passes_its_checks_day_by_day() {
     // Each day's rows are that day's alone: 30 partitions, and they add up to the output.
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     let user_daily = &s["steps"][2]["outputs"]["user_daily"];
-    let by_day = user_daily["rows_by_partition"].as_object().unwrap();
+    let by_day = user_daily["by_partition"].as_object().unwrap();
     assert_eq!(by_day.len(), 30);
-    let sum: u64 = by_day.values().map(|v| v.as_u64().unwrap()).sum();
+    let sum: u64 = by_day.values().map(|v| v["rows"].as_u64().unwrap()).sum();
     assert_eq!(sum, user_daily["rows"].as_u64().unwrap());
     assert_eq!(rows_any(&root.join("user_daily")).height() as u64, sum, "on disk, each row once");
+    // And each day's step figures are its own: they add up to the step's.
+    // (step, figure, whether days differ in it, so a copied figure could not pass)
+    for (step, field, differs) in
+        [(0, "rows_in", false), (0, "rows_quarantined", true), (2, "items", false), (2, "rows_in", true)]
+    {
+        let parts = s["steps"][step]["by_partition"].as_object().unwrap();
+        assert_eq!(parts.len(), 30);
+        let sum: u64 = parts.values().map(|p| p[field].as_u64().unwrap()).sum();
+        assert_eq!(sum, s["steps"][step][field].as_u64().unwrap(), "step {step} {field}");
+        let values: BTreeSet<u64> = parts.values().map(|p| p[field].as_u64().unwrap()).collect();
+        assert!(field == "rows_quarantined" || !values.contains(&0), "step {step} {field}: {values:?}");
+        assert!(!differs || values.len() > 1, "step {step} {field}: {values:?}");
+    }
 }
 
 /// MAP_JOB, and a step that reads its output directory by glob.
@@ -921,7 +934,7 @@ fn a_job_spec_changed_between_runs_replaces_what_the_old_one_wrote() {
     .unwrap();
     let out = f.run(&["--summary-json", &f.root.join("new.json").to_string_lossy()], &[]);
     let new = f.summary(&out, "new");
-    assert_eq!(new["steps"][0]["already_done"], 0, "no item of the old spec counts as done");
+    assert_eq!(new["steps"][0]["items_already_committed"], 0, "no item of the old spec counts as done");
     assert!(old_files.iter().all(|(p, _)| !p.exists()), "every file of the old spec is gone");
     let now = rows_any(&f.root.join("out"));
     let purchases = new["steps"][0]["outputs"]["out"]["rows"].as_u64().unwrap() as usize;

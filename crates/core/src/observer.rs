@@ -4,7 +4,7 @@
 /// Run events.
 pub trait Observer: Send + Sync {
     /// A step starts: `index` is 1-based.
-    fn step_started(&self, _step: &str, _index: usize, _steps: usize, _items: usize, _already_done: usize) {}
+    fn step_started(&self, _step: &str, _index: usize, _steps: usize, _items: usize, _items_already_committed: usize) {}
     /// Progress within a step.
     fn progress(&self, _step: &str, _index: usize, _steps: usize, _done: usize, _total: usize) {}
     /// An attempt failed (it may be retried).

@@ -20,30 +20,68 @@ pub struct MissingManifest {
     pub item: String,
 }
 
-/// One output's totals over all of a step's items.
+/// One output's totals over all of a step's items, and each run partition's part of them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OutputSummary {
     /// The output directory per run partition (the key is empty for an unpartitioned run).
     pub locations: BTreeMap<String, Location>,
+    /// What all the items wrote.
+    #[serde(flatten)]
+    pub whole: OutputFigures,
+    /// What each run partition's items wrote (the key is a Dagster partition key; empty for
+    /// an unpartitioned run): what a ranged run reports for each partition.
+    pub by_partition: BTreeMap<String, OutputFigures>,
+}
+
+/// What some items wrote to an output. Field names are the Dagster metadata keys they are
+/// reported under.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OutputFigures {
     /// Rows.
     pub rows: u64,
-    /// Bytes.
-    pub bytes: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
     /// Files.
     pub files: u64,
-    /// Columns and types.
+    /// Columns and types, as the first item wrote them.
     pub schema: Vec<(String, String)>,
-    /// Rows per hive directory (`day=2024-01-02`).
-    pub hive_partitions: BTreeMap<String, u64>,
-    /// Rows per run partition (the Dagster partition key).
-    pub rows_by_partition: BTreeMap<String, u64>,
-    /// Bytes written per run partition.
-    #[serde(default)]
-    pub bytes_by_partition: BTreeMap<String, u64>,
-    /// The hive directories (`day=2024-01-02`) each run partition's items wrote: what a check
-    /// of that partition reads, rather than every partition ever written.
-    #[serde(default)]
-    pub hive_dirs_by_partition: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Rows per hive key of the output (`day=2024-01-02`): its directories, not Dagster
+    /// partitions. A partition's keys are what a check of that partition reads.
+    pub rows_by_hive_key: BTreeMap<String, u64>,
+}
+
+impl OutputFigures {
+    fn add(&mut self, o: &runner_types::OutputStats) {
+        self.rows += o.rows;
+        self.bytes_out += o.bytes;
+        self.files += o.files.len() as u64;
+        if self.schema.is_empty() {
+            self.schema = o.schema.clone();
+        }
+        for (k, v) in &o.rows_by_hive_key {
+            *self.rows_by_hive_key.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// One run partition's part of a step: its items and what they read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StepPart {
+    /// Items.
+    pub items: usize,
+    /// Items committed by an earlier run.
+    pub items_already_committed: usize,
+    /// Rows read.
+    pub rows_in: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Rows dropped by `skip`.
+    pub rows_dropped: u64,
+    /// Rows quarantined.
+    pub rows_quarantined: u64,
+    /// Seconds of every attempt this run made (committed, failed or handed back): how a
+    /// ranged run's bill is split.
+    pub attempt_seconds: f64,
 }
 
 /// What a step did.
@@ -54,17 +92,17 @@ pub struct StepSummary {
     /// Items in the step.
     pub items: usize,
     /// Items committed by an earlier run.
-    pub already_done: usize,
+    pub items_already_committed: usize,
     /// Failed attempts that were retried.
     pub retries: u32,
-    /// Items handed back by a worker (spot notices, shutdowns).
-    pub interruptions: u32,
+    /// Items handed back by a worker (spot notices, shutdowns) and run again.
+    pub interruptions_survived: u32,
     /// Seconds the step took.
     pub seconds: f64,
     /// Sum of the items' engine time.
     pub item_seconds: f64,
     /// Largest item process.
-    pub peak_rss_bytes: u64,
+    pub peak_item_rss_bytes: u64,
     /// Rows read.
     pub rows_in: u64,
     /// Bytes read.
@@ -94,10 +132,9 @@ pub struct StepSummary {
     /// empty when nothing was launched.
     #[serde(default)]
     pub usage: Option<Vec<Usage>>,
-    /// Seconds of every attempt this run made (committed, failed or handed back) per run
-    /// partition (the key is empty for an unpartitioned run): how a ranged run's bill is split.
+    /// The step's figures for each run partition (the key is empty for an unpartitioned run).
     #[serde(default)]
-    pub attempt_seconds_by_partition: BTreeMap<String, f64>,
+    pub by_partition: BTreeMap<String, StepPart>,
     /// Attempts that committed nothing (failed, or handed back), with the worker that ran
     /// them: their time is in the bill all the same.
     #[serde(default)]
@@ -107,9 +144,6 @@ pub struct StepSummary {
     /// What the items measured for each check (by check name, then run partition).
     #[serde(skip)]
     pub check_parts: BTreeMap<String, BTreeMap<String, CheckParts>>,
-    /// Items per run partition, so a check can tell whether every item measured it.
-    #[serde(skip)]
-    pub items_by_partition: BTreeMap<String, usize>,
     /// The ids of the items whose commits make the step's outputs for the run's partitions (an
     /// id follows the step's definition and its inputs' versions): the outputs' data version.
     #[serde(skip)]
@@ -166,15 +200,23 @@ impl StepSummary {
                 return Err(MissingManifest { item: item.label.clone() });
             };
             let s = &m.stats;
-            self.rows_in += s.rows_in.values().sum::<u64>();
+            let rows_in = s.rows_in.values().sum::<u64>();
+            let rows_dropped = s.rows_dropped.values().sum::<u64>();
+            let rows_quarantined = s.rows_quarantined.values().sum::<u64>();
+            self.rows_in += rows_in;
             self.bytes_in += s.bytes_in;
             self.bytes_out += s.bytes_out;
-            self.rows_dropped += s.rows_dropped.values().sum::<u64>();
-            self.rows_quarantined += s.rows_quarantined.values().sum::<u64>();
+            self.rows_dropped += rows_dropped;
+            self.rows_quarantined += rows_quarantined;
             self.item_seconds += s.wall_seconds;
-            self.peak_rss_bytes = self.peak_rss_bytes.max(s.peak_rss_bytes.unwrap_or(0));
+            self.peak_item_rss_bytes = self.peak_item_rss_bytes.max(s.peak_rss_bytes.unwrap_or(0));
             let pkey = item.partition.as_ref().map(|p| p.key.to_string()).unwrap_or_default();
-            *self.items_by_partition.entry(pkey.clone()).or_default() += 1;
+            let part = self.by_partition.entry(pkey.clone()).or_default();
+            part.items += 1;
+            part.rows_in += rows_in;
+            part.bytes_in += s.bytes_in;
+            part.rows_dropped += rows_dropped;
+            part.rows_quarantined += rows_quarantined;
             self.committed_items.insert(item.id.to_string());
             for (check, part) in &s.checks {
                 let parts = self.check_parts.entry(check.clone()).or_default().entry(pkey.clone()).or_default();
@@ -191,18 +233,8 @@ impl StepSummary {
             }
             for (name, o) in &s.outputs {
                 let out = self.outputs.entry(name.clone()).or_default();
-                out.rows += o.rows;
-                out.bytes += o.bytes;
-                out.files += o.files.len() as u64;
-                if out.schema.is_empty() {
-                    out.schema = o.schema.clone();
-                }
-                for (k, v) in &o.partitions {
-                    *out.hive_partitions.entry(k.clone()).or_default() += v;
-                    out.hive_dirs_by_partition.entry(pkey.clone()).or_default().insert(k.clone());
-                }
-                *out.rows_by_partition.entry(pkey.clone()).or_default() += o.rows;
-                *out.bytes_by_partition.entry(pkey.clone()).or_default() += o.bytes;
+                out.whole.add(o);
+                out.by_partition.entry(pkey.clone()).or_default().add(o);
                 if let Some(loc) = item.outputs.get(name) {
                     out.locations.insert(pkey.clone(), loc.clone());
                 }

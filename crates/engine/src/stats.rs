@@ -28,7 +28,7 @@ pub(super) fn output_stats(dir: &Path, schema: &Schema) -> PolarsResult<OutputSt
         out.bytes += std::fs::metadata(&path)?.len();
         out.rows += rows;
         if let Some((partition, _)) = rel.rsplit_once('/') {
-            *out.partitions.entry(partition.to_string()).or_default() += rows;
+            *out.rows_by_hive_key.entry(partition.to_string()).or_default() += rows;
         }
         out.files.push((rel, rows));
     }

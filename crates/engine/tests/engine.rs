@@ -114,8 +114,8 @@ fn csv_skip_counts_and_drops() {
     assert_eq!(stats.rows_in["raw"], 6);
     let o = &stats.outputs["clean"];
     assert_eq!(o.rows, 3);
-    assert_eq!(o.partitions.get("day=2024-01-01"), Some(&2));
-    assert_eq!(o.partitions.get("day=2024-01-02"), Some(&1));
+    assert_eq!(o.rows_by_hive_key.get("day=2024-01-01"), Some(&2));
+    assert_eq!(o.rows_by_hive_key.get("day=2024-01-02"), Some(&1));
     assert!(o.schema.iter().any(|(n, t)| n == "amount" && t == "f64"), "{:?}", o.schema);
     let df = read_dir_parquet(&out.join("clean"));
     assert_eq!(df.height(), 3);

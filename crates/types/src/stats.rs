@@ -61,6 +61,8 @@ pub struct OutputStats {
     pub files: Vec<(String, u64)>,
     /// Columns and their types.
     pub schema: Vec<(String, String)>,
-    /// Rows per hive directory (`day=2024-01-02`).
-    pub partitions: BTreeMap<String, u64>,
+    /// Rows per hive key of the output (`day=2024-01-02`): its directories, not Dagster
+    /// partitions. (Manifests written before the rename call it `partitions`.)
+    #[serde(alias = "partitions")]
+    pub rows_by_hive_key: BTreeMap<String, u64>,
 }

@@ -35,9 +35,9 @@ daily = DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-03-01"
 )
 def raw_events(context: AssetExecutionContext, runner: RunnerPipesClient) -> MaterializeResult:
     day = context.partition_key
-    if runner.data_root.startswith("s3://"):
+    if runner.root.startswith("s3://"):
         return _land_in_s3(runner, day)
-    root = Path(runner.data_root)
+    root = Path(runner.root)
     landed = root / "raw" / day
     if not landed.exists():
         _generate(runner, root, day)
@@ -60,7 +60,7 @@ def _generate(runner: RunnerPipesClient, root: Path, day: str) -> None:
 
 
 def _land_in_s3(runner: RunnerPipesClient, day: str) -> MaterializeResult:
-    bucket, _, prefix = runner.data_root.removeprefix("s3://").partition("/")
+    bucket, _, prefix = runner.root.removeprefix("s3://").partition("/")
     prefix = prefix.strip("/")
     with tempfile.TemporaryDirectory() as tmp:
         _generate(runner, Path(tmp), day)
@@ -71,7 +71,7 @@ def _land_in_s3(runner: RunnerPipesClient, day: str) -> MaterializeResult:
         size = sum(p.stat().st_size for p in files)
     return MaterializeResult(
         metadata={
-            "path": MetadataValue.path(f"{runner.data_root.rstrip('/')}/raw/{day}"),
+            "path": MetadataValue.path(f"{runner.root.rstrip('/')}/raw/{day}"),
             "files": MetadataValue.int(len(files)),
             "bytes": MetadataValue.int(size),
         }

@@ -4,9 +4,11 @@ Pipes' `report_asset_materialization` has no partition, so Dagster copies the ru
 metadata set to every partition of the range. It also forces that copy: a step that opened a
 Pipes session must yield a result for every selected asset (its typed event stream), and in a
 ranged run each result becomes one materialization per partition. So each partition gets two
-per run, in a stable order: Dagster's copy of the run's, then its own, built here from the
-runner's `partition_rows` message (the run's metadata, with that partition's row count, bytes,
-path and share of the cost in their place), which is its latest.
+per run, in a stable order: Dagster's copy of the run's, then its own, which is its latest.
+Its own metadata comes whole from the runner's `partition_metadata` message: the same keys as
+the run's, with that partition's rows, bytes, files, path, schema, hive keys, items, rows read
+and quarantined, and share of the cost. The keys that are the step's or the run's as a whole
+(`step_seconds`, `step_workers`, `run_*`) are the same in every partition.
 
 Checks are alike: a ranged run's check is one result over the whole range, and the runner also
 sends each partition's verdict; `per_partition_check_evaluations` turns those into one
@@ -24,31 +26,20 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
 )
+from dagster._core.definitions.metadata import metadata_map_from_external
 
 DATA_VERSION_TAG = "dagster/data_version"
 
 
-def own_numbers(custom_messages: list[Any]) -> dict[AssetKey, dict[str, dict[str, MetadataValue]]]:
-    """Each asset's partitions' own metadata, from the runner's `partition_rows` messages."""
-    out: dict[AssetKey, dict[str, dict[str, MetadataValue]]] = {}
+def own_metadata(custom_messages: list[Any]) -> dict[AssetKey, dict[str, dict[str, Any]]]:
+    """Each asset's partitions' own metadata, from the runner's `partition_metadata` messages."""
+    out: dict[AssetKey, dict[str, dict[str, Any]]] = {}
     for message in custom_messages:
-        if not isinstance(message, dict) or message.get("kind") != "partition_rows":
+        if not isinstance(message, dict) or message.get("kind") != "partition_metadata":
             continue
-        rows: dict[str, Any] = message.get("rows_by_partition") or {}
-        costs: dict[str, dict[str, float | None]] = message.get("cost_by_partition") or {}
-        paths: dict[str, str] = message.get("path_by_partition") or {}
-        sizes: dict[str, int] = message.get("bytes_by_partition") or {}
         asset = out.setdefault(AssetKey.from_user_string(message["asset_key"]), {})
-        for partition, count in rows.items():
-            metadata: dict[str, MetadataValue] = {"dagster/row_count": MetadataValue.int(int(count))}
-            if partition in paths:
-                metadata["path"] = MetadataValue.path(paths[partition])
-            if partition in sizes:
-                metadata["bytes_out"] = MetadataValue.int(int(sizes[partition]))
-            for name, value in (costs.get(partition) or {}).items():
-                if value is not None:
-                    metadata[name] = MetadataValue.float(float(value))
-            asset[partition] = metadata
+        for partition, metadata in (message.get("by_partition") or {}).items():
+            asset[partition] = dict(metadata_map_from_external(metadata))
     return out
 
 
@@ -56,21 +47,20 @@ def ranged_materializations(
     results: list[Any], custom_messages: list[Any], partitions: list[str]
 ) -> Iterator[AssetMaterialization]:
     """One materialization per asset and partition of a ranged run, each with its own numbers."""
-    own = own_numbers(custom_messages)
+    own = own_metadata(custom_messages)
     for result in results:
         if not isinstance(result, MaterializeResult) or result.asset_key is None:
             continue
         key = AssetKey.from_coercible(result.asset_key)
         tags = {DATA_VERSION_TAG: result.data_version.value} if result.data_version else {}
         for partition in partitions:
+            metadata = own.get(key, {}).get(partition)
+            if metadata is None:
+                raise ValueError(f"the runner sent no metadata of its own for {key.to_user_string()} {partition}")
             yield AssetMaterialization(
                 asset_key=key,
                 partition=partition,
-                metadata={
-                    **(result.metadata or {}),
-                    "ranged_run_partitions": MetadataValue.int(len(partitions)),
-                    **own.get(key, {}).get(partition, {}),
-                },
+                metadata={**metadata, "ranged_run_partitions": MetadataValue.int(len(partitions))},
                 tags=tags,
             )
 

@@ -2,12 +2,14 @@
 
 The `local` backend (the default) passes the context in a temp file and reads messages from a
 temp file; the runner then uses its local workers and storage. The `aws` backend passes the
-context through S3 and reads messages with a draining S3 reader made fresh for every run; the
-runner then uses its spot fleet, SQS and S3 (configured by `RUNNER_CONFIG`). The backend is
-passed to the runner, so the two never disagree. Either way the partitions travel in extras,
-terminating the Dagster run cancels the runner (which deletes its fleet), and a run that never
-sent `closed` fails the step instead of passing with empty results."""
+context through S3 and reads messages with a draining S3 reader; the runner then uses its spot
+fleet, SQS and S3 (configured by `RUNNER_CONFIG`). A given context injector or message reader
+replaces the backend's. The backend is passed to the runner, so the two never disagree. Either
+way the partitions travel in extras, terminating the Dagster run cancels the runner (which
+deletes its fleet), and a run that never sent `closed` fails the step instead of passing with
+empty results."""
 
+import copy
 import os
 import signal
 import subprocess
@@ -23,6 +25,7 @@ from dagster import (
     ConfigurableResource,
     MaterializeResult,
     PipesClientCompletedInvocation,
+    ResourceDependency,
     open_pipes_session,
 )
 from dagster._annotations import public
@@ -61,25 +64,28 @@ class RunnerInvocation(PipesClientCompletedInvocation):
 class RunnerPipesClient(ConfigurableResource):
     """Runs `runner run JOB --backend BACKEND` for the current asset step.
 
-    Its context injector and message reader follow the backend: temp files locally, S3 with a
-    draining reader on AWS. A subclass can override `context_injector` and `message_reader` to
-    pass them some other way.
-
     Attributes:
         runner_bin: the runner executable.
-        data_root: where the job's relative paths resolve (a directory or `s3://bucket/prefix`).
+        root: where the job's relative paths resolve (a directory or `s3://bucket/prefix`).
         backend: `local` or `aws` (passed to the runner, so the two never disagree).
         pipes_bucket: `aws`: the bucket for the Pipes context and messages.
         env: extra environment for the runner (e.g. `RUNNER_CONFIG`).
         cancel_grace_seconds: how long a cancelled runner gets to delete its fleet.
+        context_injector: how the context reaches the runner. Default: a temp file locally,
+            S3 (`pipes_bucket`) on AWS.
+        message_reader: how the runner's messages come back. Default: a temp file read to its
+            end locally, a draining S3 reader on AWS. A reader keeps a chunk counter, so the one
+            given is a template: each run reads with a fresh copy of it.
     """
 
     runner_bin: str = Field(default_factory=settings.runner_bin)
-    data_root: str = Field(default_factory=settings.data_root)
+    root: str = Field(default_factory=settings.root)
     backend: Backend = "local"
     pipes_bucket: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     cancel_grace_seconds: float = 120.0
+    context_injector: ResourceDependency[PipesContextInjector | None] = None
+    message_reader: ResourceDependency[PipesMessageReader | None] = None
 
     _s3: Any = PrivateAttr(default=None)
 
@@ -95,16 +101,22 @@ class RunnerPipesClient(ConfigurableResource):
             self._s3 = boto3.client("s3")
         return self._s3
 
-    def context_injector(self) -> PipesContextInjector:
+    def session_channel(self) -> tuple[PipesContextInjector, PipesMessageReader]:
+        """The context injector and a new message reader for one run: a reused reader keeps its
+        chunk counter and hears nothing of a new session."""
+        injector = self.context_injector
+        if injector is None:
+            injector = (
+                PipesTempFileContextInjector()
+                if self.backend == "local"
+                else PipesS3ContextInjector(bucket=self._bucket(), client=self.s3_client(), key_prefix="pipes/context")
+            )
+        if self.message_reader is not None:
+            return injector, copy.copy(self.message_reader)
         if self.backend == "local":
-            return PipesTempFileContextInjector()
-        return PipesS3ContextInjector(bucket=self._bucket(), client=self.s3_client(), key_prefix="pipes/context")
-
-    def message_reader(self) -> PipesMessageReader:
-        """A new reader for every run: a reused one keeps its chunk counter and hears nothing."""
-        if self.backend == "local":
-            return DrainingTempFileMessageReader()
-        return DrainingS3MessageReader(bucket=self._bucket(), client=self.s3_client(), key_prefix="pipes/messages")
+            return injector, DrainingTempFileMessageReader()
+        s3_reader = DrainingS3MessageReader(bucket=self._bucket(), client=self.s3_client(), key_prefix="pipes/messages")
+        return injector, s3_reader
 
     def _bucket(self) -> str:
         if not self.pipes_bucket:
@@ -126,13 +138,13 @@ class RunnerPipesClient(ConfigurableResource):
         them that have nothing committed) for this step's partitions and returns the completed
         invocation; assets call `.get_results()` on it."""
         all_extras = {**partition_extras(context), **(extras or {})}
-        injector, reader = self.context_injector(), self.message_reader()
+        injector, reader = self.session_channel()
         command = [
             self.runner_bin,
             "run",
             str(job),
             "--root",
-            self.data_root,
+            self.root,
             "--backend",
             self.backend,
             *(f"--step={s}" for s in steps),

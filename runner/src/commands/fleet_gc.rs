@@ -31,10 +31,10 @@ pub(super) async fn gc(
     let cwd = std::env::current_dir()?;
     let state = match state.or(cfg.state.clone()) {
         Some(s) => resolve_dir(&cwd, &s)?,
-        None => match &cfg.data_root {
+        None => match &cfg.root {
             Some(r) => resolve_dir(&cwd, r)?.join("_runner"),
             None => {
-                bail!("give --state (or data_root/state in the config) so runs can be looked up")
+                bail!("give --state (or root/state in the config) so runs can be looked up")
             }
         },
     };

@@ -25,11 +25,11 @@ fn print_summary(summary: &RunSummary, bills: &[Option<Bill>]) {
     for (s, bill) in summary.steps.iter().zip(bills) {
         eprintln!(
             "  {:<20} items {:>5} (already done {:>4})  rows in {:>10}  quarantined {:>6}  retries {:>3}  {:>7.1}s",
-            s.name, s.items, s.already_done, s.rows_in, s.rows_quarantined, s.retries, s.seconds
+            s.name, s.items, s.items_already_committed, s.rows_in, s.rows_quarantined, s.retries, s.seconds
         );
         for (name, o) in &s.outputs {
             let loc = o.locations.values().next().map(ToString::to_string).unwrap_or_default();
-            eprintln!("      → {name}: {} rows in {} files at {loc}", o.rows, o.files);
+            eprintln!("      → {name}: {} rows in {} files at {loc}", o.whole.rows, o.whole.files);
         }
         eprintln!("      {}", describe_bill(bill.as_ref()));
     }

@@ -118,7 +118,7 @@ pub(super) async fn prepare(
     }
     let spec_dir = args.job.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let cwd = std::env::current_dir()?;
-    let root = match (&args.root, &config.data_root, &spec.root) {
+    let root = match (&args.root, &config.root, &spec.root) {
         (Some(r), _, _) | (None, Some(r), _) => resolve_dir(&cwd, r)?,
         (None, None, Some(r)) => resolve_dir(&spec_dir, r)?,
         (None, None, None) => resolve_dir(&spec_dir, ".")?,

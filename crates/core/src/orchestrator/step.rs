@@ -141,10 +141,13 @@ async fn run_leased(
     let mut summary = StepSummary {
         name: step.name.clone(),
         items: items.len(),
-        already_done: already,
+        items_already_committed: already,
         usage: Some(Vec::new()),
         ..Default::default()
     };
+    for item in items.iter().filter(|i| !opts.force && committed_before.contains(&i.id)) {
+        summary.by_partition.entry(partition_key(item)).or_default().items_already_committed += 1;
+    }
 
     if !todo.is_empty() {
         let fleet_api = &ctx.backends.fleet;
@@ -358,8 +361,7 @@ impl Wait<'_, '_> {
 
     /// Adds an attempt's seconds to its partition's work.
     fn add_attempt(&mut self, item: &WorkItem, (start, end): (f64, f64)) {
-        let key = item.partition.as_ref().map(|p| p.key.to_string()).unwrap_or_default();
-        *self.summary.attempt_seconds_by_partition.entry(key).or_default() += (end - start).max(0.0);
+        self.summary.by_partition.entry(partition_key(item)).or_default().attempt_seconds += (end - start).max(0.0);
     }
 
     fn lose_attempt(&mut self, item: &WorkItem, worker: String, outcome: &str, (started_at, finished_at): (f64, f64)) {
@@ -389,7 +391,8 @@ impl Wait<'_, '_> {
                     if let Some(t) = instance_type {
                         *self.summary.instance_types.entry(t).or_default() += 1;
                     }
-                    self.summary.peak_rss_bytes = self.summary.peak_rss_bytes.max(peak_rss_bytes.unwrap_or(0));
+                    self.summary.peak_item_rss_bytes =
+                        self.summary.peak_item_rss_bytes.max(peak_rss_bytes.unwrap_or(0));
                     ctx.observer.progress(step, ctx.index, ctx.steps, done.len(), self.todo.len());
                 }
             }
@@ -425,7 +428,7 @@ impl Wait<'_, '_> {
             Event::Interrupted { item, reason, worker, span } => {
                 self.add_attempt(item, span);
                 self.lose_attempt(item, worker, "interrupted", span);
-                self.summary.interruptions += 1;
+                self.summary.interruptions_survived += 1;
                 ctx.observer.item_interrupted(step, &item.label, &reason);
             }
             Event::DeadLettered { item } => {
@@ -443,6 +446,11 @@ impl Wait<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// The run partition an item belongs to, as summaries key it (empty when unpartitioned).
+fn partition_key(item: &WorkItem) -> String {
+    item.partition.as_ref().map(|p| p.key.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]
