@@ -1,5 +1,5 @@
 """The code location end to end with the real Dagster orchestrator: one partition, a backfill
-as separate runs and as one ranged run, a failing job, AWS mode against moto, and a runner that
+as separate runs and as one ranged run, a failing job, the aws backend against moto, and a runner that
 forgets `closed`."""
 
 import json

@@ -1,6 +1,7 @@
 """The code location behind the real webserver: launch a partition over GraphQL and read its
 materialization back, terminate a run and check that no fleet survives it, and take a
-screenshot of the asset page in headless Chromium (kept under tests/artifacts/)."""
+screenshot of the asset page in headless Chromium (kept under tests/artifacts/). And under
+`dagster dev`, webserver and daemon, a backfill of several days launched as from the UI."""
 
 import json
 import os
@@ -15,10 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from runner_helpers import ROOT, RUNNER
+from runner_helpers import ROOT, RUNNER, parquet_rows
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WEBSERVER = Path(sys.executable).parent / "dagster-webserver"
+DAGSTER = Path(sys.executable).parent / "dagster"
 
 
 def free_port() -> int:
@@ -27,10 +29,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def listens_on(pid: int, port: int) -> bool:
-    """Whether process `pid` holds the socket listening on `port`. A port picked as free can be
-    taken by another process before our server binds it; the server then fails, and a wait loop
-    that only connects would talk to the other process."""
+def listens_on(pgid: int, port: int) -> bool:
+    """Whether a process of group `pgid` (our server, or `dagster dev`'s webserver child) holds
+    the socket listening on `port`. A port picked as free can be taken by another process before
+    our server binds it; the server then fails, and a wait loop that only connects would talk to
+    the other process."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
@@ -38,18 +41,29 @@ def listens_on(pid: int, port: int) -> bool:
                 fields = line.split()
                 if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
                     inodes.add(f"socket:[{fields[9]}]")
-    fds = Path(f"/proc/{pid}/fd")
-    return any(os.readlink(fd) in inodes for fd in fds.iterdir() if fd.is_symlink())
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(proc.name)) != pgid:
+                continue
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir() if fd.is_symlink()):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @contextmanager
-def webserver(tmp_path: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
+def webserver(tmp_path: Path, dev: bool = False, **env_extra: str) -> Iterator[tuple[str, Path]]:
+    """The webserver alone, or with `dev` the whole of `dagster dev` (webserver and daemon)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    # Without a daemon, runs must start straight away rather than wait in a queue.
-    (home / "dagster.yaml").write_text(
-        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
-    )
+    if not dev:
+        # Without a daemon, runs must start straight away rather than wait in a queue.
+        (home / "dagster.yaml").write_text(
+            "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
+        )
     data = tmp_path / "data"
     env = {
         **os.environ,
@@ -65,7 +79,7 @@ def webserver(tmp_path: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
     for _attempt in range(3):
         port = free_port()
         proc = subprocess.Popen(
-            [str(WEBSERVER), "-m", "spotlake.definitions", "-h", "127.0.0.1", "-p", str(port)],
+            [*([str(DAGSTER), "dev"] if dev else [str(WEBSERVER)]), *serve_args(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -87,6 +101,10 @@ def webserver(tmp_path: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def serve_args(port: int) -> list[str]:
+    return ["-m", "spotlake.definitions", "-h", "127.0.0.1", "-p", str(port)]
 
 
 def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, port: int) -> bool:
@@ -260,3 +278,47 @@ def test_terminating_a_run_leaves_no_fleet(tmp_path: Path) -> None:
         while any(alive(p) for p in pids) or fleet_pids(data):
             assert time.monotonic() < deadline, f"workers still alive: {[p for p in pids if alive(p)]}"
             time.sleep(0.5)
+
+
+def test_a_backfill_from_the_ui_under_dagster_dev(tmp_path: Path) -> None:
+    """What a user does: `dagster dev`, select the assets and three days, backfill. The daemon
+    lands each day's raw files, then runs the job's assets as single runs over the ranges."""
+    days = ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assets = ["raw_events", "clean_events", "events_by_user", "user_daily_metrics"]
+    with webserver(tmp_path, dev=True) as (url, data):
+        launched = graphql(
+            url,
+            """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+                 __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+            {"p": {"partitionNames": days, "assetSelection": [{"path": [a]} for a in assets], "fromFailure": False}},
+        )["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        query = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+                     ... on PartitionBackfill { status runs(limit: 20) { runId status } } } }"""
+        deadline = time.monotonic() + 600
+        while (backfill := graphql(url, query, {"id": launched["backfillId"]})["partitionBackfillOrError"])[
+            "status"
+        ] not in {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}:
+            assert time.monotonic() < deadline, backfill
+            time.sleep(2)
+        assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, backfill
+        assert all(r["status"] == "SUCCESS" for r in backfill["runs"]), backfill
+        latest = graphql(
+            url,
+            """query($partitions: [String!]) { assetOrError(assetKey: {path: ["user_daily_metrics"]}) { ... on Asset {
+                 assetMaterializations(partitions: $partitions) { partition runId
+                   metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }""",
+            {"partitions": days},
+        )["assetOrError"]["assetMaterializations"]
+        own: dict[str, int] = {}
+        for m in latest:  # newest first: each partition's latest is its own count
+            entries = {e["label"]: e.get("intValue") for e in m["metadataEntries"]}
+            own.setdefault(m["partition"], entries["dagster/row_count"])
+        assert own == {day: parquet_rows(data / "user_daily" / f"day={day}") for day in days}, own
+        checks = graphql(
+            url,
+            """{ assetCheckExecutions(assetKey: {path: ["user_daily_metrics"]}, checkName: "one_row_per_user",
+                 limit: 20) { status evaluation { partition } } }""",
+        )["assetCheckExecutions"]
+        passed = {c["evaluation"]["partition"] for c in checks if c["status"] == "SUCCEEDED"}
+        assert set(days) <= passed and all(c["status"] == "SUCCEEDED" for c in checks), checks

@@ -1,6 +1,6 @@
 //! Runner configuration: one TOML file (`--config` or `RUNNER_CONFIG`) and a few env vars on
-//! top. Local mode is the default and needs nothing; AWS mode adds the `[ec2]` table and uses
-//! the standard AWS chains (`AWS_REGION`, `AWS_ENDPOINT_URL*`, profiles) for everything else.
+//! top. The local backend is the default and needs nothing; the aws backend adds the `[ec2]`
+//! table and uses the standard AWS chains (`AWS_REGION`, `AWS_ENDPOINT_URL*`, profiles) for everything else.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

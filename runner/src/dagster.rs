@@ -310,10 +310,10 @@ pub fn report(
         for (k, v) in &check.observed {
             m.insert(k.as_str(), *v);
         }
-        if run_check.by_partition.len() > 1 {
+        if run_check.by_partition.keys().any(|p| !p.is_empty()) {
             // Pipes has no partition on a check: each partition's verdict goes in a table here,
             // and in a custom message from which the Dagster side records one evaluation per
-            // partition.
+            // partition (in a ranged run, even a range of one: Dagster gives its result none).
             ctx.report_custom_message(serde_json::json!({
                 "kind": "check_partitions",
                 "asset_key": asset,

@@ -1,5 +1,5 @@
 //! Planning: turns a step and its partitions into work items by listing the inputs in storage
-//! and splitting them (per file, per hive partition value, by size, or as one item).
+//! and splitting them (per file, per hive key value, by size, or as one item).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -133,7 +133,7 @@ async fn list_input(
         .into_iter()
         .filter(|m| glob.matches(&m.key))
         .filter(|m| {
-            // Hive partition pruning at listing time: other partitions' files are never read.
+            // Hive key pruning at listing time: other keys' files are never read.
             let values = hive_values(&m.key);
             filters.iter().all(|(k, v)| values.get(k.as_str()).is_some_and(|x| x == v))
         })

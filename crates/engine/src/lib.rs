@@ -1,7 +1,7 @@
 //! # runner-engine — one work item, executed with Polars
 //!
 //! Runs one work item of a step on local files ([`run_item`]): inputs are read lazily (CSV,
-//! NDJSON, Parquet with hive partitions), bad rows are handled by the input's policy, the
+//! NDJSON, Parquet with hive keys), bad rows are handled by the input's policy, the
 //! outputs' SQL runs over the inputs by name, and outputs are written as Parquet
 //! (hive-partitioned when asked) into a scratch directory that the caller publishes. It also
 //! measures the job's asset checks on local Parquet files ([`checks`]).

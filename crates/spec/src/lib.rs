@@ -97,7 +97,7 @@ pub struct JobSpec {
 pub enum Split {
     /// `"file"` (one item per input file) or `"single"` (one item for everything).
     Simple(SimpleSplit),
-    /// One item per value of a hive partition key found in the input paths.
+    /// One item per value of a hive key found in the input paths.
     Partition {
         /// The hive key, e.g. `user_bucket` for `.../user_bucket=07/...`.
         partition: String,

@@ -177,7 +177,7 @@ fn validate_input(input: &InputSpec, loc: &str) -> Result<(), Failure> {
         }
     }
     if input.format != Format::Parquet && (input.hive || !input.hive_filter.is_empty()) {
-        return Err(at(format!("{loc} › hive"), "hive partitioning applies to Parquet inputs only"));
+        return Err(at(format!("{loc} › hive"), "hive keys are read from Parquet inputs only"));
     }
     if !input.hive_filter.is_empty() && !input.hive {
         return Err(at(format!("{loc} › hive_filter"), "hive_filter needs hive = true"));

@@ -178,7 +178,9 @@ class RunnerPipesClient(ConfigurableResource):
                 "the runner never closed its Pipes session: its results cannot be trusted, so the step fails"
             )
         invocation = RunnerInvocation(session, context)
-        # Each partition's own check verdicts in a ranged run, before the range's results.
-        for evaluation in per_partition_check_evaluations(invocation.get_custom_messages()):
-            context.log_event(evaluation)
+        if not context.has_partition_key:
+            # A ranged run (even a range of one day): Dagster records the range's check results
+            # with no partition, so each partition's own verdict goes first.
+            for evaluation in per_partition_check_evaluations(invocation.get_custom_messages()):
+                context.log_event(evaluation)
         return invocation

@@ -177,7 +177,7 @@ async fn stage_inputs(
     Ok(out)
 }
 
-/// The final name of a written file: the directories stay (hive partitions), the file name
+/// The final name of a written file: the directories stay (hive keys), the file name
 /// gets the item id, so items never collide and a redo overwrites its own files.
 fn final_key(base: &Location, rel: &Path, tag: &str) -> String {
     let dir = rel.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
