@@ -129,14 +129,17 @@ pub struct WorkerArgs {
 #[derive(Debug, Args)]
 pub struct ExecItemArgs {
     /// The work item (JSON).
-    #[arg(long)]
-    pub item: PathBuf,
+    #[arg(long, required_unless_present = "serve")]
+    pub item: Option<PathBuf>,
     /// Where to write the result (JSON).
-    #[arg(long)]
-    pub result: PathBuf,
+    #[arg(long, required_unless_present = "serve")]
+    pub result: Option<PathBuf>,
     /// Scratch directory.
-    #[arg(long)]
-    pub scratch: PathBuf,
+    #[arg(long, required_unless_present = "serve")]
+    pub scratch: Option<PathBuf>,
+    /// Take items one after another, a request per line on stdin, until it closes.
+    #[arg(long, conflicts_with_all = ["item", "result", "scratch"])]
+    pub serve: bool,
 }
 
 /// `runner fleet ...`.

@@ -155,6 +155,7 @@ fn run_wide_metadata(
     m.insert("step_interruptions_survived", u64::from(step.interruptions_survived));
     m.insert("step_seconds", step.seconds);
     m.insert("step_peak_item_rss_bytes", step.peak_item_rss_bytes);
+    m.insert("step_items_warm_started", step.items_warm_started as u64);
     if let Some(logs) = &step.worker_logs {
         // One folder per worker: its check-in, its log, and why its boot failed if it did.
         m.insert("step_worker_logs", MetadataValue::Path(logs.to_string()));

@@ -36,4 +36,5 @@ pub mod dagster;
 pub mod dist;
 pub mod example_data;
 pub mod logging;
+pub mod memory;
 pub mod progress;

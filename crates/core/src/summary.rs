@@ -101,8 +101,11 @@ pub struct StepSummary {
     pub seconds: f64,
     /// Sum of the items' engine time.
     pub item_seconds: f64,
-    /// Largest item process.
+    /// The largest item's peak resident size.
     pub peak_item_rss_bytes: u64,
+    /// Items this run committed in a warm process, one that had run an item before.
+    #[serde(default)]
+    pub items_warm_started: usize,
     /// Rows read.
     pub rows_in: u64,
     /// Bytes read.

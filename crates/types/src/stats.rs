@@ -28,6 +28,9 @@ pub struct ItemStats {
     /// Peak resident size of the item's process (filled by the worker).
     #[serde(default)]
     pub peak_rss_bytes: Option<u64>,
+    /// The item ran in a warm process, one that had run an item before (filled by the worker).
+    #[serde(default)]
+    pub warm_start: bool,
     /// What each of the job's checks on this step's outputs measured on this item's rows, by
     /// check name: checks are summed over a partition's items where the data was written,
     /// instead of reading the outputs again.

@@ -26,7 +26,7 @@ pub fn main(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Worker(args) => worker::worker(args).await,
-            Command::ExecItem(args) => worker::exec_item(&args.item, &args.result, &args.scratch).await,
+            Command::ExecItem(args) => worker::exec_item(&args).await,
             Command::Fleet { command: FleetCommand::Gc { config, state, backend } } => {
                 fleet_gc::gc(config.as_deref(), state, backend).await
             }

@@ -25,6 +25,8 @@ pub(crate) enum Event<'a> {
         instance_type: Option<String>,
         /// The peak resident size of its process.
         peak_rss_bytes: Option<u64>,
+        /// It ran in a warm process.
+        warm_start: bool,
         /// The worker that ran it.
         worker: String,
         /// When the attempt started and ended (Unix seconds, the worker's clock).
@@ -103,6 +105,7 @@ impl<'a> Collector<'a> {
                     item,
                     instance_type: cb.worker.instance_type,
                     peak_rss_bytes: stats.peak_rss_bytes,
+                    warm_start: stats.warm_start,
                     worker: cb.worker.id,
                     span,
                 },

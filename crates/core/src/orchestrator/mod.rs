@@ -138,6 +138,9 @@ pub struct RunOptions {
     /// How long a step waits for another run of the same partition to finish (0: it fails at
     /// once, naming that run).
     pub lease_wait: Duration,
+    /// Let an item process take the next item within this memory budget (unset: a fresh
+    /// process per item).
+    pub warm_items: Option<crate::worker::warm::WarmBudget>,
 }
 
 /// Fleets and queues that exist, so they can be deleted whatever ends the run (a signal that

@@ -169,6 +169,7 @@ async fn run_leased(
             memory_mib_per_item: step.memory_limit_mb,
             slots: fleet_api.slots_per_worker(),
             workers_prefix: Some(workers_prefix.clone()),
+            warm_items: opts.warm_items,
         };
         let request = FleetRequest {
             run_id: opts.run_id.clone(),
@@ -384,7 +385,7 @@ impl Wait<'_, '_> {
     ) -> Result<(), RunError> {
         let (ctx, step) = (self.ctx, &self.step.name);
         match event {
-            Event::Succeeded { item, instance_type, peak_rss_bytes, worker, span } => {
+            Event::Succeeded { item, instance_type, peak_rss_bytes, warm_start, worker, span } => {
                 if done.insert(item.id.clone()) {
                     self.add_attempt(item, span);
                     self.spans.entry(worker).or_default().push(span);
@@ -393,6 +394,7 @@ impl Wait<'_, '_> {
                     }
                     self.summary.peak_item_rss_bytes =
                         self.summary.peak_item_rss_bytes.max(peak_rss_bytes.unwrap_or(0));
+                    self.summary.items_warm_started += usize::from(warm_start);
                     ctx.observer.progress(step, ctx.index, ctx.steps, done.len(), self.todo.len());
                 }
             }

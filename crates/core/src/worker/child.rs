@@ -1,8 +1,9 @@
 //! Runs each work item in a child process (`runner exec-item`), so all of the item's memory
 //! goes back to the OS when it ends. The parent watches the child's resident size, stops it
-//! above the item's limit, and reads its peak from `wait4`.
+//! above the item's limit, and reads its peak from `wait4`. What an item's process reports, and
+//! how that becomes an outcome, is shared with warm processes ([`super::warm`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ pub enum ChildOutcome {
 /// The child's resident size, from `/proc` (Linux). Elsewhere there is none, and the memory
 /// limit is not enforced while the item runs.
 #[cfg(target_os = "linux")]
-fn rss_bytes(pid: u32) -> Option<u64> {
+pub(super) fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -51,24 +52,71 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn rss_bytes(_pid: u32) -> Option<u64> {
+pub(super) fn rss_bytes(_pid: u32) -> Option<u64> {
     None
 }
 
-/// Runs the item in a child process whose Polars pool has `threads` threads (its own default
-/// when `None`). `cancel` resolving stops it (SIGKILL) and reports Killed.
+/// Writes the item where its process reads it, and clears its result file.
+pub(super) fn write_item(item: &WorkItem, scratch: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(scratch)?;
+    let item_path = scratch.join("item.json");
+    let result_path = scratch.join("result.json");
+    std::fs::write(&item_path, serde_json::to_vec(item).map_err(std::io::Error::other)?)?;
+    let _ = std::fs::remove_file(&result_path);
+    Ok((item_path, result_path))
+}
+
+/// The result an item process wrote, if it wrote one.
+pub(super) fn read_result(path: &Path) -> Option<ChildResult> {
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<ChildResult>(&b).ok())
+}
+
+/// The error of an item stopped above its memory limit.
+pub(super) fn over_limit(item: &WorkItem, rss: u64) -> String {
+    format!(
+        "item {} went over its memory limit of {} MiB (resident {} MiB) and was stopped",
+        item.label,
+        item.memory_limit_mb.unwrap_or(0),
+        rss / (1024 * 1024)
+    )
+}
+
+/// How an item ended, from its result file and its process's exit status (`code`, 128+signal
+/// when killed; 0 for a warm process that answered), with its peak resident size.
+pub(super) fn outcome(result: Option<ChildResult>, code: i32, peak: u64, stderr: &str) -> ChildOutcome {
+    match (result, code) {
+        (Some(ChildResult::Ok(mut stats)), 0) => {
+            stats.peak_rss_bytes = Some(peak);
+            ChildOutcome::Succeeded(stats)
+        }
+        (Some(ChildResult::Error(error)), _) => ChildOutcome::Failed { error, permanent: false },
+        (Some(ChildResult::Permanent(error)), _) => ChildOutcome::Failed { error, permanent: true },
+        // Killed or terminated from outside (a shutdown, the OOM killer): not the job's fault
+        // as far as we can tell. Any other signal is a crash of the item itself.
+        (_, code) if code == 128 + libc::SIGKILL || code == 128 + libc::SIGTERM => {
+            ChildOutcome::Killed(format!("item process killed by signal {}", code - 128))
+        }
+        (_, code) if code > 128 => ChildOutcome::Failed {
+            error: with_stderr(format!("item process crashed with signal {}", code - 128), stderr),
+            permanent: false,
+        },
+        (_, code) => ChildOutcome::Failed {
+            error: with_stderr(format!("item process exited with status {code} without a result"), stderr),
+            permanent: false,
+        },
+    }
+}
+
+/// Runs the item in a child process of its own whose Polars pool has `threads` threads (its own
+/// default when `None`). `cancel` resolving stops it (SIGKILL) and reports Killed.
 pub async fn run_item_process(
     item: &WorkItem,
     scratch: &Path,
     threads: Option<usize>,
     cancel: impl std::future::Future<Output = String>,
 ) -> std::io::Result<ChildOutcome> {
-    std::fs::create_dir_all(scratch)?;
-    let item_path = scratch.join("item.json");
-    let result_path = scratch.join("result.json");
+    let (item_path, result_path) = write_item(item, scratch)?;
     let stderr_path = scratch.join("stderr.log");
-    std::fs::write(&item_path, serde_json::to_vec(item).unwrap_or_default())?;
-    let _ = std::fs::remove_file(&result_path);
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
     // The item dies with its worker, so a worker killed mid-item leaves no process still
@@ -95,7 +143,7 @@ pub async fn run_item_process(
     let waiter = tokio::task::spawn_blocking(move || wait(pid));
     tokio::pin!(waiter);
     tokio::pin!(cancel);
-    let mut over_limit: Option<u64> = None;
+    let mut over: Option<u64> = None;
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     let (status, peak) = loop {
         tokio::select! {
@@ -108,56 +156,30 @@ pub async fn run_item_process(
             _ = ticker.tick() => {
                 if let (Some(limit), Some(rss)) = (limit, rss_bytes(pid))
                     && rss > limit
-                    && over_limit.is_none()
+                    && over.is_none()
                 {
-                    over_limit = Some(rss);
+                    over = Some(rss);
                     kill(pid);
                 }
             }
         }
     };
-    let stderr = forward_stderr(&stderr_path);
-    if let Some(rss) = over_limit {
-        return Ok(ChildOutcome::Failed {
-            error: format!(
-                "item {} went over its memory limit of {} MiB (resident {} MiB) and was stopped",
-                item.label,
-                item.memory_limit_mb.unwrap_or(0),
-                rss / (1024 * 1024)
-            ),
-            permanent: false,
-        });
+    let stderr = forward_stderr(&stderr_path, 0);
+    if let Some(rss) = over {
+        return Ok(ChildOutcome::Failed { error: over_limit(item, rss), permanent: false });
     }
-    let result = std::fs::read(&result_path).ok().and_then(|b| serde_json::from_slice::<ChildResult>(&b).ok());
-    Ok(match (result, status) {
-        (Some(ChildResult::Ok(mut stats)), 0) => {
-            stats.peak_rss_bytes = Some(peak);
-            ChildOutcome::Succeeded(stats)
-        }
-        (Some(ChildResult::Error(error)), _) => ChildOutcome::Failed { error, permanent: false },
-        (Some(ChildResult::Permanent(error)), _) => ChildOutcome::Failed { error, permanent: true },
-        // Killed or terminated from outside (a shutdown, the OOM killer): not the job's fault
-        // as far as we can tell. Any other signal is a crash of the item itself.
-        (_, code) if code == 128 + libc::SIGKILL || code == 128 + libc::SIGTERM => {
-            ChildOutcome::Killed(format!("item process killed by signal {}", code - 128))
-        }
-        (_, code) if code > 128 => ChildOutcome::Failed {
-            error: with_stderr(format!("item process crashed with signal {}", code - 128), &stderr),
-            permanent: false,
-        },
-        (_, code) => ChildOutcome::Failed {
-            error: with_stderr(format!("item process exited with status {code} without a result"), &stderr),
-            permanent: false,
-        },
-    })
+    Ok(outcome(read_result(&result_path), status, peak, &stderr))
 }
 
 /// How much of a failed item's stderr travels in its callback: the end is where the cause is.
 const STDERR_TAIL: usize = 4000;
 
-/// Copies the item's stderr into the worker's own (its log), and returns it.
-fn forward_stderr(path: &Path) -> String {
-    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+/// Copies the item's stderr (what its process wrote from byte `from` on) into the worker's own
+/// (its log), and returns it.
+pub(super) fn forward_stderr(path: &Path, from: u64) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let from = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[from..]).into_owned();
     if !text.is_empty() {
         use std::io::Write;
         let _ = std::io::stderr().write_all(text.as_bytes());

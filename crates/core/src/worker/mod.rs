@@ -22,14 +22,16 @@ use tracing::{error, info, warn};
 use crate::wire::{Callback, Outcome, WorkItem, WorkerInfo};
 use capacity::{ItemNeeds, Machine, Packing};
 use child::{ChildOutcome, run_item_process};
+use warm::{WarmBudget, WarmProcesses};
 
 pub mod capacity;
 pub mod child;
 pub mod exec;
+pub mod warm;
 
 /// How workers find their queues and behave. The orchestrator writes it; the fleet carries it
 /// to every worker as it is (EC2 user data, or a local worker's argument). Holds no secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerConfig {
     /// Which backend the queues are.
     pub backend: BackendKind,
@@ -62,6 +64,10 @@ pub struct WorkerConfig {
     /// answer, so the orchestrator knows instances boot.
     #[serde(default)]
     pub workers_prefix: Option<Location>,
+    /// Let an item process take the next item while its memory stays within this budget
+    /// ([`warm`]); unset, every item runs in a fresh process.
+    #[serde(default)]
+    pub warm_items: Option<WarmBudget>,
 }
 
 /// The object a worker writes when it starts, under the workers prefix and its id.
@@ -129,6 +135,8 @@ struct Shared {
     scratch_root: std::path::PathBuf,
     /// Threads of each item's Polars pool, unless the user set `POLARS_MAX_THREADS`.
     threads_per_item: Option<usize>,
+    /// Idle warm item processes, when the budget allows them.
+    warm: Option<WarmProcesses>,
 }
 
 /// Runs the worker until idle or interrupted.
@@ -146,11 +154,29 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
     };
     let mut spot = if cfg.poll_imds { Some(imds::watch_notices(NOTICE_POLL)) } else { None };
     let mut sig = signals();
-    let visibility = Duration::from_secs(cfg.visibility_secs);
     let scratch_root = cfg.scratch_dir.clone().map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let threads_per_item = std::env::var_os("POLARS_MAX_THREADS").is_none().then_some(packing.threads_per_item);
     let idle_after = Duration::from_secs(cfg.idle_shutdown_secs);
-    let shared = Arc::new(Shared { cfg, work, callbacks, me, scratch_root, threads_per_item });
+    let warm = cfg.warm_items.map(|budget| {
+        WarmProcesses::new(budget, threads_per_item, scratch_root.join(format!("runner-worker-{}", std::process::id())))
+    });
+    let shared = Arc::new(Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm });
+    let exit = serve(&shared, packing, &aws, &mut spot, &mut sig, idle_after).await;
+    if let Some(warm) = &shared.warm {
+        warm.shutdown().await;
+    }
+    exit
+}
+
+/// Takes items while there is room, until idle or interrupted.
+async fn serve(
+    shared: &Arc<Shared>,
+    packing: Packing,
+    aws: &Arc<AwsClients>,
+    spot: &mut Option<watch::Receiver<Notice>>,
+    sig: &mut watch::Receiver<Notice>,
+    idle_after: Duration,
+) -> anyhow::Result<WorkerExit> {
     let me = &shared.me;
     if let Some(prefix) = &shared.cfg.workers_prefix {
         let at = prefix.join(&format!("{}/{CHECKED_IN}", me.id));
@@ -171,7 +197,7 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
     let mut idle_since = Instant::now();
     let mut stopping: Option<String> = None;
     loop {
-        match current_notice(&spot, &sig) {
+        match current_notice(spot, sig) {
             // Running items see the same notice and hand themselves back.
             Notice::Terminate(reason) | Notice::Rebalance(reason) if stopping.is_none() => {
                 info!(worker = %me.id, running = running.len(), "{reason}: taking no more work");
@@ -196,7 +222,7 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
                     if let Some(reason) = log_task_end(me, done) { stopping = Some(reason); }
                     idle_since = Instant::now();
                 },
-                _ = wait_terminate(&mut spot, &mut sig) => {}
+                _ = wait_terminate(spot, sig) => {}
             }
             continue;
         }
@@ -210,6 +236,7 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
             Duration::from_secs(1)
         };
         // SQS hands out at most 10 messages per receive.
+        let visibility = Duration::from_secs(shared.cfg.visibility_secs);
         let received = shared.work.receive(free.min(10), wait, visibility).await.context("receiving work")?;
         while let Some(done) = running.try_join_next() {
             if let Some(reason) = log_task_end(me, done) {
@@ -285,7 +312,7 @@ async fn handle(
     spot: &mut Option<watch::Receiver<Notice>>,
     sig: &mut watch::Receiver<Notice>,
 ) -> anyhow::Result<Option<String>> {
-    let Shared { cfg, work, callbacks, me, scratch_root, threads_per_item } = shared;
+    let Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm } = shared;
     let item: WorkItem = match serde_json::from_str(&message.body) {
         Ok(i) => i,
         Err(e) => {
@@ -316,7 +343,10 @@ async fn handle(
             }
         })
     };
-    let outcome = run_item_process(&item, scratch.path(), *threads_per_item, wait_terminate(spot, sig)).await;
+    let outcome = match warm {
+        Some(warm) => warm.run(&item, scratch.path(), wait_terminate(spot, sig)).await,
+        None => run_item_process(&item, scratch.path(), *threads_per_item, wait_terminate(spot, sig)).await,
+    };
     heartbeat.abort();
     let (outcome, stop) = match outcome.context("starting the item process")? {
         ChildOutcome::Succeeded(stats) => (Outcome::Succeeded { stats }, None),

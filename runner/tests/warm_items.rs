@@ -1,0 +1,196 @@
+//! Warm item processes (`[warm_items]`): a process that ran an item takes the next one while
+//! its memory stays within the budget. The rows are a fresh-process run's; a process over its
+//! budget is replaced; the memory limit and a killed worker behave as with fresh processes.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use polars::prelude::*;
+
+struct Lake {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    config: PathBuf,
+}
+
+/// A generated day of raw events and a runner config with `config` in it.
+fn lake(config: &str) -> Lake {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let status = Command::new(support::runner_bin())
+        .args(["example", "generate", "--days", "1", "--events-per-day", "8000", "--csv-files", "6", "--out"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config_path = dir.path().join("runner.toml");
+    std::fs::write(&config_path, format!("visibility_secs = 3\nheartbeat_secs = 1\nidle_shutdown_secs = 3\n{config}"))
+        .unwrap();
+    Lake { _dir: dir, root, config: config_path }
+}
+
+fn example_job() -> PathBuf {
+    support::workspace().join("runner/examples/events/job.toml")
+}
+
+impl Lake {
+    fn run(&self, job: &Path, env: &[(&str, &str)]) -> (Output, PathBuf) {
+        let summary = self.root.join("summary.json");
+        let mut c = Command::new(support::runner_bin());
+        c.arg("run").arg(job).arg("--root").arg(&self.root).args(["--workers", "2", "--partition", "2024-01-01"]);
+        c.arg("--summary-json").arg(&summary);
+        c.env("RUNNER_CONFIG", &self.config).env_remove("DAGSTER_PIPES_CONTEXT").env_remove("DAGSTER_PIPES_MESSAGES");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        (c.output().unwrap(), summary)
+    }
+
+    fn summary(&self, job: &Path) -> serde_json::Value {
+        let (out, summary) = self.run(job, &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap()
+    }
+}
+
+fn data_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            data_files(&entry.path(), out);
+        } else if name.ends_with(".parquet") {
+            out.push(entry.path());
+        }
+    }
+}
+
+/// Every row of an output, in a stable order.
+fn rows(dir: &Path) -> DataFrame {
+    let mut files = Vec::new();
+    data_files(dir, &mut files);
+    assert!(!files.is_empty(), "no output under {}", dir.display());
+    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
+    let df = LazyFrame::scan_parquet_files(
+        paths.into(),
+        ScanArgsParquet { hive_options: HiveOptions::new_enabled(), ..Default::default() },
+    )
+    .unwrap()
+    .collect()
+    .unwrap();
+    let columns: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
+    df.sort(columns, Default::default()).unwrap()
+}
+
+/// What a step wrote, as its summary tells it: rows, files, schema and hive keys per output
+/// (not bytes: a group-by's row order, and so its compressed size, may differ run to run).
+fn written(step: &serde_json::Value) -> Vec<serde_json::Value> {
+    let outputs = step["outputs"].as_object().unwrap();
+    outputs.values().map(|o| serde_json::json!([o["rows"], o["files"], o["schema"], o["rows_by_hive_key"]])).collect()
+}
+
+const GENEROUS: &str = "[warm_items]\nmax_growth = 1000.0\n";
+
+#[test]
+fn warm_processes_take_the_next_item_and_write_the_rows_fresh_ones_do() {
+    let fresh = lake("");
+    let fresh_summary = fresh.summary(&example_job());
+    let warm = lake(GENEROUS);
+    let warm_summary = warm.summary(&example_job());
+    let mut warm_started = 0;
+    for (f, w) in fresh_summary["steps"].as_array().unwrap().iter().zip(warm_summary["steps"].as_array().unwrap()) {
+        assert_eq!(f["items_warm_started"], 0, "fresh processes never start warm: {f}");
+        // Each worker's first item starts its process cold; every later one finds it warm.
+        let items = w["items"].as_u64().unwrap();
+        let workers = w["workers"].as_u64().unwrap();
+        assert!(workers >= 1 && items >= workers, "{w}");
+        assert_eq!(w["items_warm_started"].as_u64().unwrap(), items - workers, "{w}");
+        warm_started += items - workers;
+        assert!(w["peak_item_rss_bytes"].as_u64().unwrap() > 0, "each item's own peak is measured: {w}");
+        assert_eq!(written(f), written(w), "{}", w["name"]);
+    }
+    assert!(warm_started >= 14, "the 16 user buckets ran on 2 workers: {warm_started}");
+    for output in ["clean", "by_user", "user_daily"] {
+        assert!(
+            rows(&fresh.root.join(output)).equals_missing(&rows(&warm.root.join(output))),
+            "{output}: the same rows"
+        );
+    }
+}
+
+#[test]
+fn a_process_over_its_memory_budget_is_replaced_by_a_fresh_one() {
+    // No process holds under 1 MiB after an item: every one retires, and each item starts cold.
+    let warm = lake("[warm_items]\nmax_rss_after_mib = 1\n");
+    let summary = warm.summary(&example_job());
+    for step in summary["steps"].as_array().unwrap() {
+        assert_eq!(step["items_warm_started"], 0, "{step}");
+        assert!(step["items"].as_u64().unwrap() > 0);
+    }
+    let fresh = lake("");
+    fresh.summary(&example_job());
+    assert!(rows(&fresh.root.join("user_daily")).equals_missing(&rows(&warm.root.join("user_daily"))));
+}
+
+#[test]
+fn a_warm_process_over_the_items_memory_limit_is_stopped_and_the_item_fails() {
+    let warm = lake(GENEROUS);
+    let job = std::fs::read_to_string(example_job()).unwrap().replacen(
+        "[[step]]\nname = \"clean\"\n",
+        "[[step]]\nname = \"clean\"\nmemory_limit_mb = 1\nmax_attempts = 1\n",
+        1,
+    );
+    assert!(job.contains("memory_limit_mb = 1"), "the example's first step is `clean`");
+    let path = warm.root.join("limited.toml");
+    std::fs::write(&path, job).unwrap();
+    let (out, _) = warm.run(&path, &[("RUNNER_TEST_ITEM_SLEEP_MS", "1000")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("memory limit of 1 MiB"), "{err}");
+    assert!(!warm.root.join("clean").exists(), "a stopped item publishes nothing");
+}
+
+fn item_processes() -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let exe = support::runner_bin();
+        if args.first().is_some_and(|a| *a == exe.as_os_str().as_encoded_bytes()) && args.contains(&&b"--serve"[..]) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn a_killed_run_leaves_no_warm_process_behind() {
+    let warm = lake(GENEROUS);
+    let before = item_processes();
+    let mut c = Command::new(support::runner_bin());
+    c.arg("run").arg(example_job()).arg("--root").arg(&warm.root).args(["--workers", "2", "--partition", "2024-01-01"]);
+    c.env("RUNNER_CONFIG", &warm.config).env("RUNNER_TEST_ITEM_SLEEP_MS", "500").stderr(Stdio::null());
+    let mut run = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while item_processes().iter().all(|p| before.contains(p)) {
+        assert!(Instant::now() < deadline, "no warm item process started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: killing the run this test started: its workers and their items die with it.
+    unsafe {
+        libc::kill(run.id() as i32, libc::SIGKILL);
+    }
+    run.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while item_processes().iter().any(|p| !before.contains(p)) {
+        assert!(Instant::now() < deadline, "warm item processes outlived their run: {:?}", item_processes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
