@@ -38,15 +38,17 @@ def overhead(kind: str, items: int, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def tiny_items(n: int) -> float:
+def tiny_items(n: int, config: str = "") -> float:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         generate_day(RUNNER, root, events=n * 10, files=n)
         job = root / "job.toml"
         job.write_text(MAP_JOB)
+        (root / "runner.toml").write_text(config)
+        env = {**os.environ, "RUNNER_CONFIG": str(root / "runner.toml")}
         start = time.perf_counter()
         command = [str(RUNNER), "run", str(job), "--root", str(root), "--workers", "2"]
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env=env)
         return (time.perf_counter() - start) * 1000 / n
 
 
@@ -120,6 +122,8 @@ def main() -> None:
             )
     per_item = tiny_items(200)
     print(f"\nfull cost of a tiny real item (own process, Polars, publish, commit), 2 workers: {per_item:.1f} ms/item")
+    warm = tiny_items(200, "[warm_items]\nmax_growth = 2.0\n")
+    print(f"  the same in warm item processes: {warm:.1f} ms/item")
     print("\nworker killed mid-item → its item committed elsewhere:")
     for visibility in (5, 30):
         print(f"  visibility timeout {visibility:>2} s: {recovery(visibility):.1f} s (item takes ~1 s)")

@@ -1,13 +1,19 @@
 """The runner against Python Polars, DuckDB and PySpark (local mode) doing the same work on the
-same data in the same run: step 1 (headerless CSV → clean → hive Parquet) and the example
-pipeline's step 3 (per-user daily aggregates, one work item per user bucket of the shuffled data),
-at a realistic and at a low number of users. Then the runner's peak item RSS at 1x, 4x and 16x
-the input. Prints ratios."""
+same data in the same run: step 1 (headerless CSV → clean → hive Parquet), from many gzip files
+and from one, and the example pipeline's step 3 (per-user daily aggregates, one work item per user
+bucket of the shuffled data) at a realistic and at a low number of users, with fresh and with warm
+item processes. Then the runner's peak item RSS at 1x, 4x and 16x the input.
+
+Each comparison runs `BENCH_REPEATS` rounds (at least 3); in each round the runner and its peers
+run one after another, so a noisy minute hits them alike, and each peer's ratio is taken within
+its round. It prints each ratio's median and range, and writes the whole output, with every
+round's seconds, to `bench/results/runner_vs_peers.txt`."""
 
 import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +34,10 @@ EVENTS = int(os.environ.get("BENCH_EVENTS", "56000000"))
 # after cleaning, with about 100 events per user (2.56 M users).
 STEP3_EVENTS = int(os.environ.get("BENCH_STEP3_EVENTS", "256000000"))
 STEP3_USERS = max(STEP3_EVENTS // 100, 1)
-REPEATS = int(os.environ.get("BENCH_REPEATS", "2"))
+REPEATS = max(int(os.environ.get("BENCH_REPEATS", "3")), 1)
+# Step 1 from one gzip file of this many events, against the same events in 8 files.
+ONE_GZIP_EVENTS = int(os.environ.get("BENCH_ONE_GZIP_EVENTS", "14000000"))
+RESULTS = Path(__file__).resolve().parent / "results" / "runner_vs_peers.txt"
 COLUMNS = ["event_id", "user_id", "ts", "event_type", "amount", "country", "device"]
 
 
@@ -38,9 +47,12 @@ def generate(root: Path, events: int, files: int, users: int | None = None) -> N
     (root / "raw" / DAY / "app.ndjson.gz").unlink()
 
 
-def runner(job: Path, root: Path, *extra: str) -> dict:
+def runner(job: Path, root: Path, *extra: str, config: str = "") -> dict:
     summary = root / f"{job.stem}.summary.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
+    config_file = root / "bench-runner.toml"
+    config_file.write_text(config)
+    env["RUNNER_CONFIG"] = str(config_file)
     command = [str(RUNNER), "run", str(job), "--root", str(root), "--partition", DAY, "--force"]
     subprocess.run(
         [*command, "--summary-json", str(summary), *extra],
@@ -63,6 +75,15 @@ def shuffle(root: Path) -> None:
 def step3(root: Path) -> dict:
     """The example's step 3 as `runner run` does it by default: one item per user bucket."""
     return runner(EXAMPLE_JOB, root, "--step", "user_daily")
+
+
+# Warm item processes: a process takes the next bucket while its memory stays within 2x of what
+# it held after its first.
+WARM = "[warm_items]\nmax_growth = 2.0\n"
+
+
+def step3_warm(root: Path) -> dict:
+    return runner(EXAMPLE_JOB, root, "--step", "user_daily", config=WARM)
 
 
 PY_POLARS_STEP1 = """
@@ -197,26 +218,61 @@ out.write.mode("overwrite").option("compression", "zstd").parquet(f"{root}/spark
 )
 
 
-def timed(fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+class Out:
+    """Prints, and keeps every line for the results file."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+
+out = Out()
 
 
 def python(code: str, root: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(root)], check=True, capture_output=True)
 
 
-def compare(runner_run: Callable[[], object], peers: dict[str, str], root: Path) -> dict[str, float]:
-    times = {"runner": timed(runner_run)}
+def seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def compare(
+    label: str, runners: dict[str, Callable[[], dict]], peers: dict[str, str], root: Path
+) -> dict[str, list[float]]:
+    """Rounds of the runner's variants and every peer, one after another; seconds per round.
+    The first runner variant is the reference; each variant's peak item RSS is kept too."""
+    out(label)
+    engines: dict[str, Callable[[], object]] = {}
+    for name, run in runners.items():
+        engines[name] = lambda run=run, name=name: peaks.setdefault((label, name), []).append(
+            run()["steps"][-1]["peak_item_rss_bytes"]
+        )
     for name, code in peers.items():
         if name.startswith("pyspark") and shutil.which("java") is None:
             continue
-        times[name] = timed(lambda code=code: python(code, root))
+        engines[name] = lambda code=code: python(code, root)
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for round_ in range(REPEATS):
+        for name, run in engines.items():
+            times[name].append(seconds(run))
+        out(f"    round {round_ + 1}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()))
     return times
+
+
+peaks: dict[tuple[str, str], list[int]] = {}
+
+
+def ratio_text(times: dict[str, list[float]], name: str) -> str:
+    """Peer time / runner time within each round: the median, and the range over the rounds."""
+    reference = next(iter(times.values()))
+    ratios = sorted(t / r for t, r in zip(times[name], reference, strict=True))
+    return f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
 STEP1_PEERS = {
@@ -235,43 +291,63 @@ STEP3_PEERS = {
 
 
 def main() -> None:
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, list[float]]] = {}
     inputs: list[str] = []
+    out(f"runner: {RUNNER}")
+    out(
+        f"BENCH_EVENTS={EVENTS} BENCH_STEP3_EVENTS={STEP3_EVENTS} BENCH_ONE_GZIP_EVENTS={ONE_GZIP_EVENTS} "
+        f"BENCH_REPEATS={REPEATS}; {os.cpu_count()} cores"
+    )
+    step1_runner = {"runner": lambda: step1(root)}
+    step3_runners = {"runner": lambda: step3(root), "runner, warm item processes": lambda: step3_warm(root)}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         root = Path(tmp)
-        print(f"generating {EVENTS:,} events (web CSV: {int(EVENTS * 0.7):,} rows, 5,000 users)...", flush=True)
+        out(f"generating {EVENTS:,} events (web CSV: {int(EVENTS * 0.7):,} rows, 5,000 users)...")
         generate(root, EVENTS, files=8)
         size = sum(p.stat().st_size for p in (root / "raw").rglob("*.gz"))
-        inputs.append(f"step 1: {size / 1e6:.0f} MB of gzipped CSV, {int(EVENTS * 0.7):,} rows")
-        results["step 1 (CSV → hive Parquet)"] = compare(lambda: step1(root), STEP1_PEERS, root)
+        inputs.append(f"step 1: {size / 1e6:.0f} MB of gzipped CSV in 8 files, {int(EVENTS * 0.7):,} rows")
+        label = "step 1 (CSV → hive Parquet)"
+        results[label] = compare(label, step1_runner, STEP1_PEERS, root)
         # The runner's last step-1 run left `clean/`; shuffle it for the low-cardinality step 3.
         shuffle(root)
         rows = int(EVENTS * 0.7)
-        results["step 3, 5,000 users"] = compare(lambda: step3(root), STEP3_PEERS, root)
+        label = "step 3, 5,000 users"
+        results[label] = compare(label, step3_runners, STEP3_PEERS, root)
         inputs.append(f"step 3, 5,000 users: step 1's output, {rows:,} rows, shuffled into 16 buckets")
+
+    for files in (8, 1):
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            root = Path(tmp)
+            generate(root, ONE_GZIP_EVENTS, files=files)
+            label = f"step 1, {int(ONE_GZIP_EVENTS * 0.7):,} rows in {files} gzip file{'s' if files > 1 else ''}"
+            peers = {"duckdb": DUCKDB_STEP1, "python polars": PY_POLARS_STEP1}
+            results[label] = compare(label, step1_runner, peers, root)
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         root = Path(tmp)
         rows = int(STEP3_EVENTS * 0.7)
-        print(f"generating {STEP3_EVENTS:,} events ({rows:,} rows, {STEP3_USERS:,} users) for step 3...", flush=True)
+        out(f"generating {STEP3_EVENTS:,} events ({rows:,} rows, {STEP3_USERS:,} users) for step 3...")
         generate(root, STEP3_EVENTS, files=32, users=STEP3_USERS)
         step1(root)
         shutil.rmtree(root / "raw")
         shuffle(root)
         label = f"step 3, {STEP3_USERS / 1e6:.2f} M users"
-        results[label] = compare(lambda: step3(root), STEP3_PEERS, root)
+        results[label] = compare(label, step3_runners, STEP3_PEERS, root)
         inputs.append(f"{label}: {rows:,} rows, shuffled into 16 buckets")
 
-    print(f"\nbest of {REPEATS}; 2 cores")
+    out(f"\n{REPEATS} rounds; peer time / runner time: the median, and the range over the rounds")
     for line in inputs:
-        print(f"  {line}")
-    print(f"\n{'work':<30}{'engine':<28}{'seconds':>10}{'peer / runner':>16}")
+        out(f"  {line}")
+    out(f"\n{'work':<38}{'engine':<30}{'median s':>10}{'peer / runner':>24}")
     for step, times in results.items():
         for name, t in times.items():
-            ratio = "" if name == "runner" else f"{t / times['runner']:.2f}x"
-            print(f"{step:<30}{name:<28}{t:>10.2f}{ratio:>16}")
+            ratio = "" if name == next(iter(times)) else ratio_text(times, name)
+            out(f"{step:<38}{name:<30}{statistics.median(t):>10.2f}{ratio:>24}")
+    out("\npeak item RSS (MiB), median over the rounds:")
+    for (label, name), values in peaks.items():
+        out(f"  {label:<38}{name:<30}{statistics.median(values) / 2**20:8.0f}")
 
-    print("\nrunner peak item RSS as the input grows (step 1):")
+    out("\nrunner peak item RSS as the input grows (step 1):")
     base = max(EVENTS // 16, 100_000)
     for factor in (1, 4, 16):
         # The input grows the way a lake does, by more files of the same size. Memory
@@ -282,9 +358,11 @@ def main() -> None:
             generate(r, base * factor, files=2 * factor)
             s = step1(r)
         peak = s["steps"][0]["peak_item_rss_bytes"] / 2**20
-        print(f"  {factor:>2}x  {base * factor:>12,} events, {2 * factor:>2} files: peak item RSS {peak:6.0f} MiB")
+        out(f"  {factor:>2}x  {base * factor:>12,} events, {2 * factor:>2} files: peak item RSS {peak:6.0f} MiB")
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(f"\n(largest child process of the whole benchmark: {usage.ru_maxrss / 1024:.0f} MiB)")
+    out(f"\n(largest child process of the whole benchmark: {usage.ru_maxrss / 1024:.0f} MiB)")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text("\n".join(out.lines) + "\n")
 
 
 if __name__ == "__main__":
