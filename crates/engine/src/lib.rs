@@ -220,20 +220,35 @@ pub fn hive_keys(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter_map(|segment| segment.split_once('=').map(|(key, _)| key)).filter(|k| !k.is_empty())
 }
 
-/// Runs one work item.
-pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
-    let started = Instant::now();
+/// What each extra plan of an item (after the output sinks) counts.
+enum Counted {
+    Input(String),
+    Dropped(String),
+    Quarantined(String),
+}
+
+/// An item's one query: the output sinks first, then the plans that count what was read and
+/// set aside (and write the quarantine). Executed together, they share each input's scan.
+struct ItemPlan {
+    plans: Vec<DslPlan>,
+    counted: Vec<Counted>,
+    sink_count: usize,
+    output_schemas: BTreeMap<String, SchemaRef>,
+    stats: ItemStats,
+}
+
+/// The item's query as Polars optimizes it (its `explain`): what it reads, and how often.
+pub fn explain_item(run: &ItemRun<'_>) -> Result<String, EngineError> {
+    let planned = plan_item(run)?;
+    LazyFrame::from(DslPlan::SinkMultiple { inputs: planned.plans }).explain(true).map_err(polars_err(&run.step.name))
+}
+
+/// Builds the item's query (see [`ItemPlan`]).
+fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
     let step = run.step;
     let mut stats = ItemStats::default();
     let mut plans: Vec<DslPlan> = Vec::new();
-    // What each extra plan (after the output sinks) counts.
-    enum Counted {
-        Input(String),
-        Dropped(String),
-        Quarantined(String),
-    }
     let mut counted: Vec<Counted> = Vec::new();
-
     let mut ctx = polars::sql::SQLContext::new();
     for (name, spec) in &step.inputs {
         let files = run.inputs.get(name).cloned().unwrap_or_default();
@@ -305,8 +320,17 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
         sink_count += 1;
     }
 
+    Ok(ItemPlan { plans, counted, sink_count, output_schemas, stats })
+}
+
+/// Runs one work item.
+pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
+    let started = Instant::now();
+    let step = run.step;
+    let ItemPlan { plans, counted, sink_count, output_schemas, mut stats } = plan_item(&run)?;
     let results = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default())
         .map_err(|e| read::explain_failure(step, &run.inputs, e))?;
+
     for (what, df) in counted.iter().zip(results.iter().skip(sink_count).filter(|d| d.width() > 0)) {
         match what {
             Counted::Input(name) => {

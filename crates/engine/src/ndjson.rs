@@ -146,7 +146,8 @@ pub(super) fn read(
     };
     if policy == BadRows::Fail {
         let paths = files.iter().map(|f| PlRefPath::new(f.path.to_string_lossy().as_ref())).collect();
-        let frame = reader(spec, paths).finish().map_err(read_err)?;
+        // One scan for the counter and every output (see the CSV `fail` path).
+        let frame = reader(spec, paths).finish().map_err(read_err)?.cache();
         return Ok(ReadInput {
             counter: Some(counter(&frame, violation(spec, None))),
             frame,

@@ -320,6 +320,10 @@ pub(super) fn read_input(
             if let Some(columns) = &spec.columns {
                 scanned = parse_formatted(scanned, columns, &formats);
             }
+            // One scan for the counter and every output that reads the input. Polars' common
+            // subplan elimination finds this by itself for one output, but not when two outputs
+            // already share a larger subplan: the counter then scanned the input again.
+            let scanned = scanned.cache();
             let counter = Some(counter(&scanned, violation(spec, ragged)));
             let frame = match &spec.columns {
                 Some(columns) if !spec.header => {

@@ -662,3 +662,43 @@ fn a_corrupt_zstd_stream_and_a_parquet_file_corrupt_inside_are_named() {
     assert!(said.contains("broken.parquet"), "{said}");
     assert!(err.is_permanent(), "{said}");
 }
+
+#[test]
+fn each_input_is_scanned_once_however_many_plans_count_it() {
+    // The `fail` policy counts rows read, ragged rows and missing required values, and `skip`
+    // counts what it drops, beside the output sinks. They are one query: Polars' common-subplan
+    // elimination gives each input one scan, feeding every plan that reads it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    let csv = write_gz(dir.path(), "in/a.csv.gz", "a,1\nb,2\nc,3\n");
+    let ndjson = write(dir.path(), "in/a.ndjson", "{\"k\":\"a\",\"v\":1}\n{\"k\":\"b\",\"v\":2}\n");
+    let cases = [("csv", "Csv SCAN", &csv), ("ndjson", "NDJson SCAN", &ndjson)];
+    for ((format, scan, file), policy) in cases.iter().flat_map(|c| ["fail", "skip", "quarantine"].map(|p| (c, p))) {
+        let header = if *format == "csv" { "header = false" } else { "" };
+        let job = spec(&format!(
+            r#"
+name = "once"
+[[step]]
+name = "s"
+[step.inputs.t]
+path = "in/*"
+format = "{format}"
+{header}
+bad_rows = "{policy}"
+columns = [{{ name = "k", dtype = "str", required = true }}, ["v", "i64"]]
+[step.outputs.one]
+path = "one"
+sql = "SELECT k FROM t"
+[step.outputs.two]
+path = "two"
+sql = "SELECT v FROM t WHERE v > 1"
+"#
+        ));
+        let inputs: BTreeMap<String, Vec<LocalFile>> = [("t".to_string(), vec![local(file)])].into();
+        let out = dir.path().join(format!("out-{format}-{policy}"));
+        let run = ItemRun { step: &job.steps[0], partition: None, inputs, out_dir: &out, file_tag: "i", checks: &[] };
+        let plan = runner_engine::explain_item(&run).unwrap();
+        let scans = plan.matches(scan).count();
+        assert_eq!(scans, 1, "{format} {policy}: one scan of the input, however many plans read it:\n{plan}");
+    }
+}
