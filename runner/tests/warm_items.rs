@@ -194,3 +194,64 @@ fn a_killed_run_leaves_no_warm_process_behind() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// One item per raw CSV file.
+const MAP_JOB: &str = r#"
+name = "warm_map"
+[[step]]
+name = "map"
+split = "file"
+[step.inputs.web]
+path = "raw/*/web-*.csv.gz"
+format = "csv"
+header = false
+bad_rows = "skip"
+columns = [["event_id", "str"], ["user_id", "str"], ["ts", "datetime"], ["event_type", "str"], ["amount", "f64"], ["country", "str"], ["device", "str"]]
+[step.outputs.out]
+path = "out"
+sql = "SELECT event_id, user_id, event_type, amount FROM web"
+"#;
+
+#[test]
+fn a_spot_notice_hands_back_the_item_a_warm_process_is_running() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let reference = lake("");
+    std::fs::write(reference.root.join("map.toml"), MAP_JOB).unwrap();
+    reference.summary(&reference.root.join("map.toml"));
+    // Visibility far longer than the run may take: only an immediate hand-back can finish it.
+    let warm = lake(GENEROUS);
+    std::fs::write(
+        &warm.config,
+        format!("visibility_secs = 120\nheartbeat_secs = 1\nidle_shutdown_secs = 3\npoll_imds = true\n{GENEROUS}"),
+    )
+    .unwrap();
+    let job = warm.root.join("map.toml");
+    std::fs::write(&job, MAP_JOB).unwrap();
+    let (armed, served) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let imds = support::imds::serve(support::imds::Identity::default(), armed.clone(), served.clone());
+    let before = item_processes();
+    let summary = warm.root.join("spot.json");
+    let mut c = Command::new(support::runner_bin());
+    c.arg("run").arg(&job).arg("--root").arg(&warm.root).args(["--workers", "2", "--partition", "2024-01-01"]);
+    c.arg("--summary-json").arg(&summary).env("RUNNER_CONFIG", &warm.config).stderr(Stdio::piped());
+    c.env("RUNNER_TEST_ITEM_SLEEP_MS", "3000")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
+        .env("AWS_EC2_METADATA_DISABLED", "false");
+    let run = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while item_processes().iter().filter(|p| !before.contains(p)).count() < 2 {
+        assert!(Instant::now() < deadline, "the workers never started their item processes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    armed.store(true, Ordering::SeqCst);
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(served.load(Ordering::SeqCst), "a worker read the notice");
+    assert!(err.contains("handed back by its worker: spot interruption notice"), "{err}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert!(s["steps"][0]["interruptions_survived"].as_u64().unwrap() >= 1, "{s}");
+    assert!(rows(&reference.root.join("out")).equals_missing(&rows(&warm.root.join("out"))), "the same rows");
+}
