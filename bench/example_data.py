@@ -3,6 +3,16 @@
 import subprocess
 from pathlib import Path
 
+# The generated web CSV as a job spec input (headerless; one file per item with `split = "file"`).
+WEB_INPUT = """
+[step.inputs.web]
+path = "raw/*/web-*.csv.gz"
+format = "csv"
+header = false
+columns = [["event_id", "str"], ["user_id", "str"], ["ts", "datetime"], ["event_type", "str"],
+           ["amount", "f64"], ["country", "str"], ["device", "str"]]
+"""
+
 
 def generate_day(
     runner: Path, root: Path, events: int, files: int, day: str = "2024-01-01", users: int | None = None

@@ -10,27 +10,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from example_data import generate_day
+from example_data import WEB_INPUT, generate_day
 from moto_local import moto_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / os.environ.get("BENCH_PROFILE", "release")
 RUNNER = RELEASE / "runner"
 OVERHEAD = RELEASE / "examples" / "orchestration_overhead"
-MAP_JOB = """
+MAP_JOB = (
+    """
 name = "recovery"
 [[step]]
 name = "map"
 split = "file"
-[step.inputs.web]
-path = "raw/*/web-*.csv.gz"
-format = "csv"
-header = false
-columns = [["event_id", "str"], ["user_id", "str"], ["ts", "datetime"], ["event_type", "str"],
-           ["amount", "f64"], ["country", "str"], ["device", "str"]]
-[step.outputs.out]
+"""
+    + WEB_INPUT
+    + """[step.outputs.out]
 path = "out"
 """
+)
 
 
 def overhead(kind: str, items: int, env: dict) -> dict:

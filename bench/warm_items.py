@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from example_data import generate_day
+from example_data import WEB_INPUT, generate_day
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = Path(os.environ.get("BENCH_RUNNER", ROOT / "target" / "release" / "runner"))
@@ -20,22 +20,20 @@ ITEMS = int(os.environ.get("BENCH_WARM_ITEMS", "100"))
 EVENTS_PER_ITEM = int(os.environ.get("BENCH_WARM_EVENTS_PER_ITEM", "20000"))
 REPEATS = max(int(os.environ.get("BENCH_REPEATS", "3")), 1)
 RESULTS = Path(__file__).resolve().parent / "results" / "warm_items.txt"
-JOB = """
+JOB = (
+    """
 name = "warm"
 [[step]]
 name = "map"
 split = "file"
-[step.inputs.web]
-path = "raw/*/web-*.csv.gz"
-format = "csv"
-header = false
-columns = [["event_id", "str"], ["user_id", "str"], ["ts", "datetime"], ["event_type", "str"],
-           ["amount", "f64"], ["country", "str"], ["device", "str"]]
-[step.outputs.out]
+"""
+    + WEB_INPUT
+    + """[step.outputs.out]
 path = "out"
 partition_by = ["event_type"]
 sql = "SELECT user_id, event_type, count(*) AS events, sum(amount) AS revenue FROM web GROUP BY user_id, event_type"
 """
+)
 MODES = {"fresh": "", "warm": "[warm_items]\nmax_growth = 2.0\n"}
 
 

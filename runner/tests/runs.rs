@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use polars::prelude::*;
+use support::output::data_files;
 
 const MAP_JOB: &str = r#"
 name = "faults"
@@ -100,34 +101,9 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn data_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('_') || name.starts_with('.') {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            data_files(&entry.path(), out);
-        } else if name.ends_with(".parquet") {
-            out.push(entry.path());
-        }
-    }
-}
-
 /// Every row of an output, sorted, for comparing runs.
 fn rows(dir: &Path) -> DataFrame {
-    let mut files = Vec::new();
-    data_files(dir, &mut files);
-    assert!(!files.is_empty(), "no output files under {}", dir.display());
-    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
-    LazyFrame::scan_parquet_files(
-        paths.into(),
-        ScanArgsParquet { hive_options: HiveOptions::new_enabled(), ..Default::default() },
-    )
-    .unwrap()
-    .sort(["event_id"], Default::default())
-    .collect()
-    .unwrap()
+    support::output::scan_output(dir).sort(["event_id"], Default::default()).collect().unwrap()
 }
 
 fn assert_same_rows(a: &DataFrame, b: &DataFrame) {

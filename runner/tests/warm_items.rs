@@ -57,33 +57,9 @@ impl Lake {
     }
 }
 
-fn data_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('_') || name.starts_with('.') {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            data_files(&entry.path(), out);
-        } else if name.ends_with(".parquet") {
-            out.push(entry.path());
-        }
-    }
-}
-
 /// Every row of an output, in a stable order.
 fn rows(dir: &Path) -> DataFrame {
-    let mut files = Vec::new();
-    data_files(dir, &mut files);
-    assert!(!files.is_empty(), "no output under {}", dir.display());
-    let paths: Vec<PlRefPath> = files.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
-    let df = LazyFrame::scan_parquet_files(
-        paths.into(),
-        ScanArgsParquet { hive_options: HiveOptions::new_enabled(), ..Default::default() },
-    )
-    .unwrap()
-    .collect()
-    .unwrap();
+    let df = support::output::scan_output(dir).collect().unwrap();
     let columns: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
     df.sort(columns, Default::default()).unwrap()
 }

@@ -4,6 +4,7 @@
 
 pub mod imds;
 pub mod instances;
+pub mod output;
 
 use std::io::{BufRead, BufReader};
 
