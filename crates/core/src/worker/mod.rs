@@ -237,7 +237,18 @@ async fn serve(
         };
         // SQS hands out at most 10 messages per receive.
         let visibility = Duration::from_secs(shared.cfg.visibility_secs);
-        let received = shared.work.receive(free.min(10), wait, visibility).await.context("receiving work")?;
+        let receive = shared.work.receive(free.min(10), wait, visibility);
+        let received = if running.is_empty() && shared.cfg.backend == BackendKind::Local {
+            // An idle local worker told to stop (its fleet is being deleted at the end of the
+            // step) stops now rather than after its poll: waiting cost every local step up to
+            // 5 s. Nothing runs, and the local queue is only being deleted or cancelled then.
+            tokio::select! {
+                received = receive => received.context("receiving work")?,
+                _ = wait_terminate(spot, sig) => continue,
+            }
+        } else {
+            receive.await.context("receiving work")?
+        };
         while let Some(done) = running.try_join_next() {
             if let Some(reason) = log_task_end(me, done) {
                 stopping = Some(reason);
