@@ -132,41 +132,66 @@ fn a_warm_process_over_the_items_memory_limit_is_stopped_and_the_item_fails() {
     assert!(!warm.root.join("clean").exists(), "a stopped item publishes nothing");
 }
 
-fn item_processes() -> Vec<u32> {
+/// The parent of a process, from `/proc/{pid}/stat` (the field after the state).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The warm item processes (`exec-item --serve`) started under `run`: its descendants only, so
+/// tests running beside this one, with processes of their own, don't count.
+fn item_processes(run: u32) -> Vec<u32> {
+    let exe = support::runner_bin();
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let exe = support::runner_bin();
-        if args.first().is_some_and(|a| *a == exe.as_os_str().as_encoded_bytes()) && args.contains(&&b"--serve"[..]) {
-            pids.push(pid);
+        let serving =
+            args.first().is_some_and(|a| *a == exe.as_os_str().as_encoded_bytes()) && args.contains(&&b"--serve"[..]);
+        let mut ancestor = Some(pid);
+        while serving && let Some(p) = ancestor.filter(|p| *p > 1) {
+            if p == run {
+                pids.push(pid);
+                break;
+            }
+            ancestor = parent(p);
         }
     }
     pids
 }
 
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
 #[test]
 fn a_killed_run_leaves_no_warm_process_behind() {
     let warm = lake(GENEROUS);
-    let before = item_processes();
     let mut c = Command::new(support::runner_bin());
     c.arg("run").arg(example_job()).arg("--root").arg(&warm.root).args(["--workers", "2", "--partition", "2024-01-01"]);
     c.env("RUNNER_CONFIG", &warm.config).env("RUNNER_TEST_ITEM_SLEEP_MS", "500").stderr(Stdio::null());
     let mut run = c.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while item_processes().iter().all(|p| before.contains(p)) {
+    let started = loop {
+        let pids = item_processes(run.id());
+        if !pids.is_empty() {
+            break pids;
+        }
         assert!(Instant::now() < deadline, "no warm item process started");
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
     // SAFETY: killing the run this test started: its workers and their items die with it.
     unsafe {
         libc::kill(run.id() as i32, libc::SIGKILL);
     }
     run.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while item_processes().iter().any(|p| !before.contains(p)) {
-        assert!(Instant::now() < deadline, "warm item processes outlived their run: {:?}", item_processes());
+    // Orphaned, they are no longer the run's descendants: follow the ones seen by pid.
+    while started.iter().any(|p| alive(*p)) {
+        let left: Vec<&u32> = started.iter().filter(|p| alive(**p)).collect();
+        assert!(Instant::now() < deadline, "warm item processes outlived their run: {left:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -206,7 +231,6 @@ fn a_spot_notice_hands_back_the_item_a_warm_process_is_running() {
     std::fs::write(&job, MAP_JOB).unwrap();
     let (armed, served) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let imds = support::imds::serve(support::imds::Identity::default(), armed.clone(), served.clone());
-    let before = item_processes();
     let summary = warm.root.join("spot.json");
     let mut c = Command::new(support::runner_bin());
     c.arg("run").arg(&job).arg("--root").arg(&warm.root).args(["--workers", "2", "--partition", "2024-01-01"]);
@@ -216,7 +240,7 @@ fn a_spot_notice_hands_back_the_item_a_warm_process_is_running() {
         .env("AWS_EC2_METADATA_DISABLED", "false");
     let run = c.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while item_processes().iter().filter(|p| !before.contains(p)).count() < 2 {
+    while item_processes(run.id()).len() < 2 {
         assert!(Instant::now() < deadline, "the workers never started their item processes");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -134,18 +134,20 @@ impl WarmProcesses {
             Some(w) => w,
             None => self.spawn()?,
         };
-        let started_warm = warm.items > 0;
-        let stderr_from = std::fs::metadata(&warm.stderr).map(|m| m.len()).unwrap_or(0);
         let request = ServeRequest { item: item_path, result: result_path.clone(), scratch: scratch.join("work") };
         let mut line = serde_json::to_vec(&request).map_err(std::io::Error::other)?;
         line.push(b'\n');
+        // Where this item's part of the process's stderr begins.
+        let mut stderr_from = std::fs::metadata(&warm.stderr).map(|m| m.len()).unwrap_or(0);
         if let Err(e) = warm.stdin.write_all(&line).await {
             // It died while idle (the OOM killer, a signal): a fresh one takes the item.
+            let was_fresh = warm.items == 0;
             self.retire(warm).await;
-            if !started_warm {
+            if was_fresh {
                 return Err(e);
             }
             warm = self.spawn()?;
+            stderr_from = 0;
             warm.stdin.write_all(&line).await?;
         }
         warm.stdin.flush().await?;
