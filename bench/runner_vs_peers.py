@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from example_data import generate_day
@@ -46,6 +47,36 @@ def generate(root: Path, events: int, files: int, users: int | None = None) -> N
     generate_day(RUNNER, root, events, files, DAY, users)
 
 
+@dataclass
+class Usage:
+    """One engine run: wall seconds, CPU seconds (user + system, the whole process tree), and
+    the peak RSS of the largest process in it (the runner's item processes are separate
+    processes, so for the runner this is its largest item or its orchestrator, not a sum)."""
+
+    seconds: float
+    cpu: float
+    rss: int
+
+
+last_usage: list[Usage] = []
+
+
+def measured(command: list[str], env: dict[str, str] | None = None) -> None:
+    """Runs `command` to its end, failing on a non-zero exit, and appends its `Usage`.
+    `os.wait4` gives the child's own rusage, which includes every descendant it waited for."""
+    with tempfile.TemporaryFile() as log:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            log.seek(0)
+            tail = log.read()[-4000:].decode(errors="replace")
+            raise RuntimeError(f"{command[:3]} exited {child.returncode}:\n{tail}")
+    last_usage.append(Usage(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024))
+
+
 def runner(job: Path, root: Path, *extra: str, config: str = "") -> dict:
     summary = root / f"{job.stem}.summary.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
@@ -53,12 +84,7 @@ def runner(job: Path, root: Path, *extra: str, config: str = "") -> dict:
     config_file.write_text(config)
     env["RUNNER_CONFIG"] = str(config_file)
     command = [str(RUNNER), "run", str(job), "--root", str(root), "--partition", DAY, "--force"]
-    subprocess.run(
-        [*command, "--summary-json", str(summary), *extra],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
+    measured([*command, "--summary-json", str(summary), *extra], env)
     return json.loads(summary.read_text())
 
 
@@ -233,13 +259,7 @@ out = Out()
 
 
 def python(code: str, root: Path) -> None:
-    subprocess.run([sys.executable, "-c", code, str(root)], check=True, capture_output=True)
-
-
-def seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    measured([sys.executable, "-c", code, str(root)])
 
 
 def compare(
@@ -260,9 +280,27 @@ def compare(
     times: dict[str, list[float]] = {name: [] for name in engines}
     for round_ in range(REPEATS):
         for name, run in engines.items():
-            times[name].append(seconds(run))
-        out(f"    round {round_ + 1}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()))
+            last_usage.clear()
+            run()
+            usage = last_usage[-1]
+            times[name].append(usage.seconds)
+            usages.setdefault((label, name), []).append(usage)
+        out(
+            f"    round {round_ + 1}: "
+            + ", ".join(
+                f"{n} {u[-1].seconds:.2f} s"
+                + (
+                    ""
+                    if n.startswith("pyspark")
+                    else f" ({u[-1].cpu / u[-1].seconds:.2f} cores, {u[-1].rss / 2**20:.0f} MiB)"
+                )
+                for n, u in ((n, usages[(label, n)]) for n in engines)
+            )
+        )
     return times
+
+
+usages: dict[tuple[str, str], list[Usage]] = {}
 
 
 peaks: dict[tuple[str, str], list[int]] = {}
@@ -339,11 +377,21 @@ def main() -> None:
     )
     for line in inputs:
         out(f"  {line}")
-    out(f"\n{'work':<38}{'engine':<30}{'median s':>10}{'peer / runner':>24}")
+    out(
+        "\ncores: CPU seconds (user + system, the whole process tree) / wall seconds; "
+        "largest process: peak RSS of the largest single process in the tree (medians; "
+        "not for PySpark, whose JVM its Python parent does not wait for)"
+    )
+    out(f"\n{'work':<38}{'engine':<30}{'median s':>10}{'peer / runner':>24}{'cores':>7}{'largest MiB':>13}")
     for step, times in results.items():
         for name, t in times.items():
             ratio = "" if name == next(iter(times)) else ratio_text(times, name)
-            out(f"{step:<38}{name:<30}{statistics.median(t):>10.2f}{ratio:>24}")
+            u = usages[(step, name)]
+            cores = statistics.median(x.cpu / x.seconds for x in u)
+            rss = statistics.median(x.rss for x in u) / 2**20
+            # PySpark's JVM is not waited for by its Python parent, so its usage is not counted.
+            use = f"{'-':>7}{'-':>13}" if name.startswith("pyspark") else f"{cores:>7.2f}{rss:>13.0f}"
+            out(f"{step:<38}{name:<30}{statistics.median(t):>10.2f}{ratio:>24}{use}")
     out("\npeak item RSS (MiB), median over the rounds:")
     for (label, name), values in peaks.items():
         out(f"  {label:<38}{name:<30}{statistics.median(values) / 2**20:8.0f}")
