@@ -1,11 +1,12 @@
 //! The S3 chunked writer: messages are queued in memory and uploaded by a background thread as
 //! `{key_prefix}/1.json`, `2.json`, ... — contiguous, newline-joined, never empty, the last one
-//! holding `closed`. The caller does not wait on the network while S3 answers. While it does
-//! not, at most `max_pending_bytes` wait in memory; past that a write waits for room, and both a
-//! write and the close give up after `close_timeout` with an error.
+//! holding `closed`. The caller does not wait on the network while S3 keeps up. At most
+//! `max_pending_bytes` (and one line) wait in memory; past that a write waits for room, and
+//! both a write and the close give up after `close_timeout` with an error.
 
 use std::io;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,15 +16,48 @@ use crate::error::{PipesError, Result};
 
 /// Uploads message chunks to S3 from a background thread.
 pub struct S3ChunkSink {
-    tx: Option<mpsc::SyncSender<Vec<u8>>>,
-    /// The uploader's result, sent when it ends.
+    shared: Arc<Shared>,
+    max_pending_bytes: usize,
+    /// The uploader's result, sent when it ends; `None` once finished.
     done: Option<mpsc::Receiver<Result<u64>>>,
     close_timeout: Duration,
 }
 
-/// Messages queued between the writer and the uploader; the uploader's own buffer is bounded
-/// in bytes.
-const QUEUED: usize = 1024;
+/// What the writer and the uploader share. Writers append whole lines to `queued`; the
+/// uploader takes all of it at once. Appending under a lock, with no per-message channel send
+/// or wake-up, is what keeps a logging loop at memory speed.
+struct Shared {
+    state: Mutex<State>,
+    /// Tells the uploader that the buffer is full or the writer has closed.
+    to_uploader: Condvar,
+    /// Tells writers that the uploader made room (or is gone).
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Lines (each with its `\n`) not yet taken by the uploader.
+    queued: Vec<u8>,
+    /// Bytes the uploader holds: a chunk being uploaded, or kept for a retry.
+    held: usize,
+    /// The writer has finished: upload what is left, then end.
+    closed: bool,
+    /// The uploader has ended; nothing will make room again.
+    uploader_gone: bool,
+}
+
+impl State {
+    fn pending(&self) -> usize {
+        self.queued.len() + self.held
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A writer that panicked mid-append leaves whole lines behind it, so the state is sound.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 impl std::fmt::Debug for S3ChunkSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,84 +68,88 @@ impl std::fmt::Debug for S3ChunkSink {
 impl S3ChunkSink {
     /// Starts the uploader for `s3://{bucket}/{key_prefix}/{n}.json`.
     pub fn start(options: S3Options, bucket: &str, key_prefix: &str) -> Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUED);
+        let shared = Arc::new(Shared { state: Mutex::default(), to_uploader: Condvar::new(), room: Condvar::new() });
         let (done_tx, done) = mpsc::channel();
         let bucket = bucket.to_string();
         let prefix = key_prefix.trim_end_matches('/').to_string();
         let close_timeout = options.close_timeout;
+        let max_pending_bytes = options.max_pending_bytes.max(1);
+        let uploader = Arc::clone(&shared);
         // Detached: a close that gives up leaves it to end with the process.
         let _: JoinHandle<()> = std::thread::Builder::new()
             .name("dagster-pipes-s3".into())
             .spawn(move || {
                 crate::session::mark_pipes_thread();
                 let result = match crate::s3::runtime() {
-                    Ok(rt) => rt.block_on(upload_loop(options, bucket, prefix, rx)),
+                    Ok(rt) => rt.block_on(upload_loop(options, bucket, prefix, &uploader)),
                     Err(e) => Err(PipesError::Write(e)),
                 };
+                uploader.lock().uploader_gone = true;
+                uploader.room.notify_all();
                 let _ = done_tx.send(result);
             })
             .map_err(|source| PipesError::OpenChannel {
                 target: format!("S3 uploader thread for {key_prefix}"),
                 source,
             })?;
-        Ok(Self { tx: Some(tx), done: Some(done), close_timeout })
+        Ok(Self { shared, max_pending_bytes, done: Some(done), close_timeout })
     }
 }
 
-async fn upload_loop(options: S3Options, bucket: String, prefix: String, rx: mpsc::Receiver<Vec<u8>>) -> Result<u64> {
+/// Uploads what is queued every `upload_interval`, and at once when half the bound is queued
+/// (waiting out the interval then would only stall the writer once the other half fills),
+/// unless the last upload failed: then it waits out the interval before trying again.
+async fn upload_loop(options: S3Options, bucket: String, prefix: String, shared: &Shared) -> Result<u64> {
     let client = crate::s3::client(&options).await;
     let interval = options.upload_interval;
-    let mut pending: Vec<u8> = Vec::new();
+    // Half the bound: the writer fills the other half while this chunk is uploaded.
+    let early = options.max_pending_bytes.max(2) / 2;
+    let mut chunk: Vec<u8> = Vec::new();
     let mut uploaded: u64 = 0;
     let mut last_upload = Instant::now();
-
-    let full = |pending: &Vec<u8>| pending.len() >= options.max_pending_bytes;
+    let mut last_failed = false;
     loop {
-        let wait = interval.saturating_sub(last_upload.elapsed());
-        if full(&pending) {
-            // No more in memory until S3 takes some: writers wait on the bounded queue.
-            std::thread::sleep(wait);
-        } else {
-            // Blocking here is fine: this runtime lives on this thread alone, and the caller's
-            // `send` does not wait for it while the queue has room.
-            match rx.recv_timeout(wait) {
-                Ok(line) => pending.extend_from_slice(&line),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+        let closed = {
+            let mut state = shared.lock();
+            let due = last_upload + interval;
+            loop {
+                let now = Instant::now();
+                if state.closed || now >= due || (state.queued.len() >= early && !last_failed) {
+                    break;
+                }
+                state = shared.to_uploader.wait_timeout(state, due - now).unwrap_or_else(|p| p.into_inner()).0;
             }
+            // On failure the chunk is kept and retried under the same number, with what came
+            // since appended: a gap in the numbering would stall the reader forever.
+            chunk.append(&mut state.queued);
+            state.held = chunk.len();
+            state.closed
+        };
+        shared.room.notify_all();
+        if closed {
+            break;
         }
-        if last_upload.elapsed() < interval {
-            continue;
-        }
-        // Take everything already queued (within the bound) so one chunk holds it all.
-        while !full(&pending)
-            && let Ok(line) = rx.try_recv()
-        {
-            pending.extend_from_slice(&line);
-        }
-        if !pending.is_empty() {
+        if !chunk.is_empty() {
             let key = format!("{prefix}/{}.json", uploaded + 1);
-            // On failure the chunk is kept and retried under the same number: a gap in the
-            // numbering would stall the reader forever.
-            if crate::s3::put_object(&client, &bucket, &key, chunk_body(&pending)).await.is_ok() {
-                pending.clear();
+            last_failed = crate::s3::put_object(&client, &bucket, &key, chunk_body(&chunk)).await.is_err();
+            if !last_failed {
+                chunk.clear();
                 uploaded += 1;
+                shared.lock().held = 0;
+                shared.room.notify_all();
             }
         }
         last_upload = Instant::now();
     }
 
-    // The writer is gone: what it queued last is still to be taken.
-    while let Ok(line) = rx.try_recv() {
-        pending.extend_from_slice(&line);
-    }
+    // The writer is gone, and everything it wrote is in `chunk`.
     let mut backoff = Duration::from_millis(200);
     let mut attempt = 0;
-    while !pending.is_empty() {
+    while !chunk.is_empty() {
         let key = format!("{prefix}/{}.json", uploaded + 1);
-        match crate::s3::put_object(&client, &bucket, &key, chunk_body(&pending)).await {
+        match crate::s3::put_object(&client, &bucket, &key, chunk_body(&chunk)).await {
             Ok(()) => {
-                pending.clear();
+                chunk.clear();
                 uploaded += 1;
             }
             Err(e) if attempt >= 4 => return Err(e),
@@ -131,35 +169,43 @@ fn chunk_body(pending: &[u8]) -> Vec<u8> {
 }
 
 impl MessageSink for S3ChunkSink {
+    /// Appends the line. While the buffer (queued and held by the uploader) is at its bound,
+    /// waits for room, up to `close_timeout`; a line is never split, so the buffer may pass
+    /// the bound by one line.
     fn send(&mut self, line: &[u8]) -> io::Result<()> {
-        let Some(tx) = &self.tx else {
+        if self.done.is_none() {
             return Err(io::Error::other("the S3 writer is finished"));
-        };
-        let deadline = Instant::now() + self.close_timeout;
-        let mut message = line.to_vec();
-        loop {
-            match tx.try_send(message) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::TrySendError::Disconnected(_)) => {
-                    return Err(io::Error::other("the S3 uploader thread has stopped"));
-                }
-                Err(mpsc::TrySendError::Full(back)) if Instant::now() < deadline => {
-                    message = back;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(mpsc::TrySendError::Full(_)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("S3 has taken no Pipes messages for {:?}; the buffer is full", self.close_timeout),
-                    ));
-                }
-            }
         }
+        let deadline = Instant::now() + self.close_timeout;
+        let mut state = self.shared.lock();
+        while state.pending() >= self.max_pending_bytes {
+            if state.uploader_gone {
+                return Err(io::Error::other("the S3 uploader thread has stopped"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("S3 has taken no Pipes messages for {:?}; the buffer is full", self.close_timeout),
+                ));
+            }
+            self.shared.to_uploader.notify_one();
+            state = self.shared.room.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        if state.uploader_gone {
+            return Err(io::Error::other("the S3 uploader thread has stopped"));
+        }
+        state.queued.extend_from_slice(line);
+        if state.queued.len() >= self.max_pending_bytes / 2 {
+            self.shared.to_uploader.notify_one();
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.tx = None;
         let Some(done) = self.done.take() else { return Ok(()) };
+        self.shared.lock().closed = true;
+        self.shared.to_uploader.notify_one();
         match done.recv_timeout(self.close_timeout) {
             Ok(result) => result.map(|_| ()),
             Err(RecvTimeoutError::Timeout) => Err(PipesError::Write(io::Error::new(
