@@ -261,6 +261,41 @@ fn a_worker_killed_mid_item_loses_nothing() {
     assert_same_rows(&rows(&f.root.join("out")), &reference);
 }
 
+/// A process's environment variable, from `/proc/{pid}/environ`.
+fn env_of(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    environ.split(|b| *b == 0).find_map(|kv| String::from_utf8_lossy(kv).strip_prefix(&prefix).map(str::to_string))
+}
+
+#[test]
+fn a_step_of_fewer_items_than_workers_gives_its_items_every_core() {
+    // One file, one item, two workers allowed: the one worker that runs gets the machine, for
+    // its item's Polars pool and in the bill (it had been given half, as if two ran).
+    let f = fixture(MAP_JOB, "", 1);
+    let summary = f.root.join("summary.json");
+    let mut run = f.spawn(
+        &["--workers", "2", "--summary-json", summary.to_str().unwrap()],
+        &[("RUNNER_TEST_ITEM_SLEEP_MS", "1500")],
+    );
+    let mut item = 0;
+    wait_until("the item's process", Duration::from_secs(60), || {
+        item = worker_pids(&f.state()).into_iter().flat_map(children_of).next().unwrap_or(0);
+        item != 0
+    });
+    let threads = env_of(item, "POLARS_MAX_THREADS");
+    let status = run.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap();
+    assert_eq!(threads, Some(cores.to_string()), "the item's Polars pool has every core");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let usage = s["steps"][0]["usage"].as_array().unwrap();
+    assert_eq!(usage.len(), 1, "one worker for one item: {usage:?}");
+    assert_eq!(usage[0]["vcpus"].as_u64(), Some(cores as u64), "billed for the cores it had: {usage:?}");
+}
+
 #[test]
 fn a_window_of_one_feeds_items_one_at_a_time_and_loses_none() {
     let reference = reference_rows(MAP_JOB);

@@ -24,12 +24,13 @@ struct Record {
     pids: Vec<u32>,
 }
 
-/// A worker process and when it started.
+/// A worker process, when it started, and the cores it is billed for.
 #[derive(Debug)]
 struct Worker {
     child: Child,
     started: Instant,
     started_unix: f64,
+    vcpus: usize,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +38,10 @@ struct Live {
     children: Vec<Worker>,
     early_deaths: usize,
     spawned: usize,
+    /// The workers this fleet runs at most: the configured count, or fewer when the step has
+    /// fewer items. The machine's cores are shared among these, not among the configured
+    /// count, so a step of one item gets every core.
+    workers: usize,
 }
 
 /// Worker processes on this machine.
@@ -76,7 +81,7 @@ impl LocalFleet {
         self
     }
 
-    fn spawn(&self, request: &FleetRequest) -> std::io::Result<Child> {
+    fn spawn(&self, request: &FleetRequest, fleet_workers: usize) -> std::io::Result<Child> {
         let config = &request.worker_config;
         let exe = match &self.executable {
             Some(e) => e.clone(),
@@ -84,7 +89,7 @@ impl LocalFleet {
         };
         let mut cmd = Command::new(exe);
         cmd.arg("worker").arg("--config-json").arg(config).stdin(Stdio::null());
-        if let Some(threads) = polars_threads_per_worker(self.workers) {
+        if let Some(threads) = polars_threads_per_worker(fleet_workers) {
             cmd.env("POLARS_MAX_THREADS", threads.to_string());
         }
         // The worker ends with the orchestrator, so a killed orchestrator leaves no local
@@ -107,19 +112,13 @@ impl LocalFleet {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cores each worker is billed for: its share of this machine.
-    fn cores_per_worker(&self) -> usize {
-        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
-        (cores / self.workers).max(1)
-    }
-
     fn usage_of(&self, worker: &Worker, ended: bool) -> Usage {
         Usage {
             id: worker_id(worker.child.id()),
             instance_type: "local".into(),
             availability_zone: None,
             market: Market::Local,
-            vcpus: self.cores_per_worker(),
+            vcpus: worker.vcpus,
             launched_at: worker.started_unix,
             ended_at: unix_now(),
             ended,
@@ -133,6 +132,17 @@ impl LocalFleet {
 
 fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// The workers a fleet for `wanted_items` items runs: no more than it has items for.
+fn fleet_workers(wanted_items: usize, configured: usize) -> usize {
+    wanted_items.clamp(1, configured.max(1))
+}
+
+/// The cores each of a fleet's `workers` is billed for: its share of this machine.
+fn cores_per_worker(workers: usize) -> usize {
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    (cores / workers.max(1)).max(1)
 }
 
 /// Each of `workers` local workers gets its share of the cores for its items' Polars pool.
@@ -224,7 +234,8 @@ impl Fleet for LocalFleet {
             run_id: request.run_id.clone(),
             step: request.step.clone(),
         };
-        self.lock().insert(handle.id.clone(), Live::default());
+        let workers = fleet_workers(wanted_items, self.workers);
+        self.lock().insert(handle.id.clone(), Live { workers, ..Live::default() });
         self.maintain(&handle, request, wanted_items).await?;
         Ok(handle)
     }
@@ -252,10 +263,11 @@ impl Fleet for LocalFleet {
             live.children = kept;
             let crash_loop = live.early_deaths > MAX_EARLY_DEATHS;
             let mut spawn_error = None;
-            while !crash_loop && live.children.len() < wanted_items.min(self.workers) {
-                match self.spawn(request) {
+            while !crash_loop && live.children.len() < wanted_items.min(live.workers) {
+                match self.spawn(request, live.workers) {
                     Ok(child) => {
-                        live.children.push(Worker { child, started: Instant::now(), started_unix: unix_now() });
+                        let vcpus = cores_per_worker(live.workers);
+                        live.children.push(Worker { child, started: Instant::now(), started_unix: unix_now(), vcpus });
                         live.spawned += 1;
                     }
                     Err(e) => {
@@ -350,7 +362,18 @@ impl Fleet for LocalFleet {
 
 #[cfg(test)]
 mod tests {
-    use super::polars_threads_per_worker;
+    use super::{cores_per_worker, fleet_workers, polars_threads_per_worker};
+
+    #[test]
+    fn a_fleet_runs_no_more_workers_than_its_items_and_shares_the_cores_among_those() {
+        assert_eq!(fleet_workers(1, 4), 1);
+        assert_eq!(fleet_workers(3, 4), 3);
+        assert_eq!(fleet_workers(100, 4), 4);
+        assert_eq!(fleet_workers(0, 4), 1);
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        assert_eq!(cores_per_worker(fleet_workers(1, 4)), cores, "one item: the whole machine");
+        assert_eq!(cores_per_worker(cores * 2), 1);
+    }
 
     #[test]
     fn workers_share_the_cores_between_their_polars_pools() {
