@@ -205,6 +205,7 @@ pub fn fleet_request(run: &str, backend: BackendKind, work: &str, callbacks: &st
         memory_mib_per_item: None,
         slots: Some(1),
         workers_prefix: None,
+        step_items: None,
         warm_items: None,
     };
     FleetRequest {

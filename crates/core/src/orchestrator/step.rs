@@ -169,6 +169,7 @@ async fn run_leased(
             memory_mib_per_item: step.memory_limit_mb,
             slots: fleet_api.slots_per_worker(),
             workers_prefix: Some(workers_prefix.clone()),
+            step_items: Some(todo.len()),
             warm_items: opts.warm_items,
         };
         let request = FleetRequest {

@@ -75,9 +75,32 @@ pub fn pack(machine: Machine, needs: ItemNeeds) -> Packing {
     Packing { slots, threads_per_item: (machine.vcpus / slots).max(1) }
 }
 
+impl Packing {
+    /// The threads per item when the step has only `items` items in all. A worker never runs
+    /// more than that many at once, so the cores of slots they can't fill go to the items that
+    /// run: one item on a 16-vCPU instance gets 16 threads, not the 1 of a 16-slot packing.
+    pub fn for_step_items(self, vcpus: usize, items: Option<usize>) -> Packing {
+        let Some(items) = items else { return self };
+        let busy = self.slots.min(items).max(1);
+        Packing { slots: self.slots, threads_per_item: (vcpus / busy).max(self.threads_per_item) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_of_few_items_gives_them_the_cores_of_the_slots_they_cannot_fill() {
+        let p = pack(m(16, 65536), ItemNeeds { vcpus: 1, memory_mib: None });
+        assert_eq!(p, Packing { slots: 16, threads_per_item: 1 });
+        assert_eq!(p.for_step_items(16, Some(1)), Packing { slots: 16, threads_per_item: 16 });
+        assert_eq!(p.for_step_items(16, Some(3)), Packing { slots: 16, threads_per_item: 5 });
+        assert_eq!(p.for_step_items(16, Some(100)), p, "enough items fill every slot");
+        assert_eq!(p.for_step_items(16, None), p, "unknown: the packing as it is");
+        let big = pack(m(2, 4096), ItemNeeds { vcpus: 4, memory_mib: None });
+        assert_eq!(big.for_step_items(2, Some(1)), big, "never fewer threads than the packing gave");
+    }
 
     fn m(vcpus: usize, memory_mib: u64) -> Machine {
         Machine { vcpus, memory_mib: Some(memory_mib) }

@@ -64,6 +64,10 @@ pub struct WorkerConfig {
     /// answer, so the orchestrator knows instances boot.
     #[serde(default)]
     pub workers_prefix: Option<Location>,
+    /// Items in the step, all workers together: a worker gives the cores of slots that no item
+    /// can fill to the items that run ([`capacity::Packing::for_step_items`]).
+    #[serde(default)]
+    pub step_items: Option<usize>,
     /// Let an item process take the next item while its memory stays within this budget
     /// ([`warm`]); unset, every item runs in a fresh process.
     #[serde(default)]
@@ -81,12 +85,14 @@ impl WorkerConfig {
     /// How this worker divides the machine it runs on.
     pub fn packing(&self) -> Packing {
         let machine = Machine::read();
-        match self.slots {
+        let vcpus = machine.vcpus;
+        let packing = match self.slots {
             Some(slots) => Packing { slots: slots.max(1), threads_per_item: (machine.vcpus / slots.max(1)).max(1) },
             None => {
                 capacity::pack(machine, ItemNeeds { vcpus: self.vcpus_per_item, memory_mib: self.memory_mib_per_item })
             }
-        }
+        };
+        packing.for_step_items(vcpus, self.step_items)
     }
 }
 
