@@ -36,7 +36,7 @@ def overhead(kind: str, items: int, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def tiny_items(n: int, config: str = "") -> float:
+def tiny_items(n: int, config: str = "[warm_items]\nenabled = false\n") -> float:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         generate_day(RUNNER, root, events=n * 10, files=n)

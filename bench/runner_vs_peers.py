@@ -77,7 +77,12 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> None:
     last_usage.append(Usage(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024))
 
 
-def runner(job: Path, root: Path, *extra: str, config: str = "") -> dict:
+# Warm item processes are the default; the reference rows run a fresh process per item, and the
+# warm rows say what keeping them warm gains.
+FRESH = "[warm_items]\nenabled = false\n"
+
+
+def runner(job: Path, root: Path, *extra: str, config: str = FRESH) -> dict:
     summary = root / f"{job.stem}.summary.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
     config_file = root / "bench-runner.toml"
@@ -382,7 +387,7 @@ def main() -> None:
         "largest process: peak RSS of the largest single process in the tree (medians; "
         "not for PySpark, whose JVM its Python parent does not wait for)"
     )
-    out(f"\n{'work':<38}{'engine':<30}{'median s':>10}{'peer / runner':>24}{'cores':>7}{'largest MiB':>13}")
+    out(f"\n{'work':<42}{'engine':<30}{'median s':>10}{'peer / runner':>24}{'cores':>7}{'largest MiB':>13}")
     for step, times in results.items():
         for name, t in times.items():
             ratio = "" if name == next(iter(times)) else ratio_text(times, name)
@@ -391,10 +396,10 @@ def main() -> None:
             rss = statistics.median(x.rss for x in u) / 2**20
             # PySpark's JVM is not waited for by its Python parent, so its usage is not counted.
             use = f"{'-':>7}{'-':>13}" if name.startswith("pyspark") else f"{cores:>7.2f}{rss:>13.0f}"
-            out(f"{step:<38}{name:<30}{statistics.median(t):>10.2f}{ratio:>24}{use}")
+            out(f"{step:<42}{name:<30}{statistics.median(t):>10.2f}{ratio:>24}{use}")
     out("\npeak item RSS (MiB), median over the rounds:")
     for (label, name), values in peaks.items():
-        out(f"  {label:<38}{name:<30}{statistics.median(values) / 2**20:8.0f}")
+        out(f"  {label:<42}{name:<30}{statistics.median(values) / 2**20:8.0f}")
 
     out("\nrunner peak item RSS as the input grows (step 1):")
     base = max(EVENTS // 16, 100_000)

@@ -34,7 +34,7 @@ partition_by = ["event_type"]
 sql = "SELECT user_id, event_type, count(*) AS events, sum(amount) AS revenue FROM web GROUP BY user_id, event_type"
 """
 )
-MODES = {"fresh": "", "warm": "[warm_items]\nmax_growth = 2.0\n"}
+MODES = {"fresh": "[warm_items]\nenabled = false\n", "warm": "[warm_items]\nmax_growth = 2.0\n"}
 
 
 def item_process_rss() -> int:

@@ -55,11 +55,11 @@ pub struct Config {
     /// Work items kept in a step's queue at a time (default: 4 per fleet slot, at least 256).
     #[serde(default)]
     pub enqueue_window: Option<usize>,
-    /// `[warm_items]`: an item process may take the next item while its resident set after an
-    /// item stays under `max_rss_after_mib` and `max_growth` × what it held after its first.
-    /// Absent, every item runs in a fresh process.
+    /// `[warm_items]`: an item process takes the next item while its resident set after an
+    /// item stays under `max_rss_after_mib` and `max_growth` × what it held after its first
+    /// (on by default, `max_growth = 2`); `enabled = false` runs every item in a fresh process.
     #[serde(default)]
-    pub warm_items: Option<runner_core::worker::warm::WarmBudget>,
+    pub warm_items: runner_core::worker::warm::WarmBudget,
     /// The deployment (`prod`, `staging`): in every queue name and resource tag, so `fleet gc`
     /// for one never touches another's. Lowercase letters and digits; default `default`.
     #[serde(default)]

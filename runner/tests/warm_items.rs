@@ -1,6 +1,7 @@
-//! Warm item processes (`[warm_items]`): a process that ran an item takes the next one while
-//! its memory stays within the budget. The rows are a fresh-process run's; a process over its
-//! budget is replaced; the memory limit and a killed worker behave as with fresh processes.
+//! Warm item processes (`[warm_items]`, on by default): a process that ran an item takes the
+//! next one while its memory stays within the budget. The rows are a fresh-process run's; a
+//! process over its budget is replaced; the memory limit and a killed worker behave as with
+//! fresh processes.
 
 mod support;
 
@@ -72,10 +73,11 @@ fn written(step: &serde_json::Value) -> Vec<serde_json::Value> {
 }
 
 const GENEROUS: &str = "[warm_items]\nmax_growth = 1000.0\n";
+const FRESH: &str = "[warm_items]\nenabled = false\n";
 
 #[test]
 fn warm_processes_take_the_next_item_and_write_the_rows_fresh_ones_do() {
-    let fresh = lake("");
+    let fresh = lake(FRESH);
     let fresh_summary = fresh.summary(&example_job());
     let warm = lake(GENEROUS);
     let warm_summary = warm.summary(&example_job());
@@ -109,9 +111,12 @@ fn a_process_over_its_memory_budget_is_replaced_by_a_fresh_one() {
         assert_eq!(step["items_warm_started"], 0, "{step}");
         assert!(step["items"].as_u64().unwrap() > 0);
     }
-    let fresh = lake("");
-    fresh.summary(&example_job());
-    assert!(rows(&fresh.root.join("user_daily")).equals_missing(&rows(&warm.root.join("user_daily"))));
+    // With no `[warm_items]` at all, processes are kept warm (the default).
+    let default = lake("");
+    let summary = default.summary(&example_job());
+    let reduce = summary["steps"].as_array().unwrap().iter().find(|s| s["name"] == "user_daily").unwrap();
+    assert!(reduce["items_warm_started"].as_u64().unwrap() > 0, "warm by default: {reduce}");
+    assert!(rows(&default.root.join("user_daily")).equals_missing(&rows(&warm.root.join("user_daily"))));
 }
 
 #[test]

@@ -157,7 +157,7 @@ pub(super) async fn prepare(
         crash_loop_after: config.crash_loop_after.unwrap_or(3),
         deployment: config.deployment().to_string(),
         lease_wait: Duration::from_secs(config.lease_wait_secs.unwrap_or(0)),
-        warm_items: config.warm_items,
+        warm_items: config.warm_items.enabled.then_some(config.warm_items),
     };
     Ok(Prepared { backends: Backends { stores, queues, kind: config.backend, fleet, leases }, options, config })
 }

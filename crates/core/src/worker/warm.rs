@@ -25,10 +25,15 @@ use tracing::{debug, info};
 use super::child::{self, ChildOutcome, ChildResult};
 use crate::wire::WorkItem;
 
-/// When a process may take another item. Off by default: a process per item.
+/// When a process may take another item. On by default: `make bench` measured warm processes
+/// faster in every row (1.04x on the big reduce, 1.5x over 100 mid-sized items, 3x on tiny
+/// ones) with the same peak RSS within 6 %. `enabled = false` runs a fresh process per item.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WarmBudget {
+    /// Whether item processes are kept warm at all.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
     /// Keep a process while its resident set after an item stays under this many MiB.
     #[serde(default)]
     pub max_rss_after_mib: Option<u64>,
@@ -41,9 +46,13 @@ fn default_growth() -> f64 {
     2.0
 }
 
+fn default_enabled() -> bool {
+    true
+}
+
 impl Default for WarmBudget {
     fn default() -> Self {
-        Self { max_rss_after_mib: None, max_growth: default_growth() }
+        Self { enabled: default_enabled(), max_rss_after_mib: None, max_growth: default_growth() }
     }
 }
 
