@@ -51,10 +51,14 @@ def tiny_items(n: int, config: str = "[warm_items]\nenabled = false\n") -> float
 
 
 def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+    """Every thread's children: a worker starts its items from whichever thread runs the task."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
 
 
 def recovery(visibility: int) -> float:
@@ -76,6 +80,8 @@ def recovery(visibility: int) -> float:
         )
         fleets = root / "_runner" / "fleets"
         while True:
+            if run.poll() is not None:
+                raise RuntimeError(f"the run ended (exit {run.returncode}) before a worker was seen running an item")
             pids = [p for f in fleets.glob("*.json") for p in json.loads(f.read_text() or "{}").get("pids", [])]
             busy = [(p, c) for p in pids for c in children(p)]
             if busy:
