@@ -278,10 +278,14 @@ fn a_step_of_fewer_items_than_workers_gives_its_items_every_core() {
         &["--workers", "2", "--summary-json", summary.to_str().unwrap()],
         &[("RUNNER_TEST_ITEM_SLEEP_MS", "1500")],
     );
+    // The item's process once it has exec'd: between fork and exec its environment is still
+    // the worker's.
     let mut item = 0;
     wait_until("the item's process", Duration::from_secs(60), || {
         item = worker_pids(&f.state()).into_iter().flat_map(children_of).next().unwrap_or(0);
         item != 0
+            && std::fs::read(format!("/proc/{item}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"exec-item"))
     });
     let threads = env_of(item, "POLARS_MAX_THREADS");
     let status = run.wait().unwrap();

@@ -17,7 +17,6 @@ use crate::error::{PipesError, Result};
 /// Uploads message chunks to S3 from a background thread.
 pub struct S3ChunkSink {
     shared: Arc<Shared>,
-    max_pending_bytes: usize,
     /// The uploader's result, sent when it ends; `None` once finished.
     done: Option<mpsc::Receiver<Result<u64>>>,
     close_timeout: Duration,
@@ -27,6 +26,11 @@ pub struct S3ChunkSink {
 /// uploader takes all of it at once. Appending under a lock, with no per-message channel send
 /// or wake-up, is what keeps a logging loop at memory speed.
 struct Shared {
+    /// The most bytes held (queued and being uploaded) before a writer waits.
+    max_pending_bytes: usize,
+    /// Queued bytes at which the uploader goes at once rather than at its interval: half the
+    /// bound, so the writer fills the other half while this chunk is uploaded.
+    upload_early_at: usize,
     state: Mutex<State>,
     /// Tells the uploader that the buffer is full or the writer has closed.
     to_uploader: Condvar,
@@ -53,6 +57,17 @@ impl State {
 }
 
 impl Shared {
+    fn new(max_pending_bytes: usize) -> Self {
+        let max_pending_bytes = max_pending_bytes.max(2);
+        Self {
+            max_pending_bytes,
+            upload_early_at: max_pending_bytes / 2,
+            state: Mutex::default(),
+            to_uploader: Condvar::new(),
+            room: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A writer that panicked mid-append leaves whole lines behind it, so the state is sound.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -68,31 +83,40 @@ impl std::fmt::Debug for S3ChunkSink {
 impl S3ChunkSink {
     /// Starts the uploader for `s3://{bucket}/{key_prefix}/{n}.json`.
     pub fn start(options: S3Options, bucket: &str, key_prefix: &str) -> Result<Self> {
-        let shared = Arc::new(Shared { state: Mutex::default(), to_uploader: Condvar::new(), room: Condvar::new() });
+        let shared = Arc::new(Shared::new(options.max_pending_bytes));
         let (done_tx, done) = mpsc::channel();
         let bucket = bucket.to_string();
         let prefix = key_prefix.trim_end_matches('/').to_string();
         let close_timeout = options.close_timeout;
-        let max_pending_bytes = options.max_pending_bytes.max(1);
         let uploader = Arc::clone(&shared);
         // Detached: a close that gives up leaves it to end with the process.
         let _: JoinHandle<()> = std::thread::Builder::new()
             .name("dagster-pipes-s3".into())
             .spawn(move || {
                 crate::session::mark_pipes_thread();
+                // However the uploader ends, a panic included, waiting writers learn of it.
+                let _gone = UploaderGone(&uploader);
                 let result = match crate::s3::runtime() {
                     Ok(rt) => rt.block_on(upload_loop(options, bucket, prefix, &uploader)),
                     Err(e) => Err(PipesError::Write(e)),
                 };
-                uploader.lock().uploader_gone = true;
-                uploader.room.notify_all();
                 let _ = done_tx.send(result);
             })
             .map_err(|source| PipesError::OpenChannel {
                 target: format!("S3 uploader thread for {key_prefix}"),
                 source,
             })?;
-        Ok(Self { shared, max_pending_bytes, done: Some(done), close_timeout })
+        Ok(Self { shared, done: Some(done), close_timeout })
+    }
+}
+
+/// Marks the uploader gone when dropped, and wakes the writers waiting for room.
+struct UploaderGone<'a>(&'a Shared);
+
+impl Drop for UploaderGone<'_> {
+    fn drop(&mut self) {
+        self.0.lock().uploader_gone = true;
+        self.0.room.notify_all();
     }
 }
 
@@ -102,8 +126,6 @@ impl S3ChunkSink {
 async fn upload_loop(options: S3Options, bucket: String, prefix: String, shared: &Shared) -> Result<u64> {
     let client = crate::s3::client(&options).await;
     let interval = options.upload_interval;
-    // Half the bound: the writer fills the other half while this chunk is uploaded.
-    let early = options.max_pending_bytes.max(2) / 2;
     let mut chunk: Vec<u8> = Vec::new();
     let mut uploaded: u64 = 0;
     let mut last_upload = Instant::now();
@@ -114,7 +136,7 @@ async fn upload_loop(options: S3Options, bucket: String, prefix: String, shared:
             let due = last_upload + interval;
             loop {
                 let now = Instant::now();
-                if state.closed || now >= due || (state.queued.len() >= early && !last_failed) {
+                if state.closed || now >= due || (state.queued.len() >= shared.upload_early_at && !last_failed) {
                     break;
                 }
                 state = shared.to_uploader.wait_timeout(state, due - now).unwrap_or_else(|p| p.into_inner()).0;
@@ -178,7 +200,7 @@ impl MessageSink for S3ChunkSink {
         }
         let deadline = Instant::now() + self.close_timeout;
         let mut state = self.shared.lock();
-        while state.pending() >= self.max_pending_bytes {
+        while state.pending() >= self.shared.max_pending_bytes {
             if state.uploader_gone {
                 return Err(io::Error::other("the S3 uploader thread has stopped"));
             }
@@ -196,7 +218,7 @@ impl MessageSink for S3ChunkSink {
             return Err(io::Error::other("the S3 uploader thread has stopped"));
         }
         state.queued.extend_from_slice(line);
-        if state.queued.len() >= self.max_pending_bytes / 2 {
+        if state.queued.len() >= self.shared.upload_early_at {
             self.shared.to_uploader.notify_one();
         }
         Ok(())
