@@ -46,6 +46,7 @@ bench: venv
 	RUSTFLAGS="-C target-cpu=native" $(CARGO) build --release -p runner --bins --examples
 	$(PY) bench/pipes_throughput.py
 	$(PY) bench/runner_vs_peers.py
+	$(PY) bench/reduce_layout.py
 	$(PY) bench/warm_items.py
 	$(PY) bench/orchestration.py
 	$(PY) bench/fleet_packing.py

@@ -138,6 +138,7 @@ impl Config {
             config.deployment = Some(d);
         }
         runner_core::orchestrator::check_deployment(config.deployment()).map_err(anyhow::Error::msg)?;
+        runner_core::worker::item_env::check_user_env().map_err(anyhow::Error::msg)?;
         if let Some(rt) = &config.max_runtime {
             parse_duration(rt).context("max_runtime")?;
         }

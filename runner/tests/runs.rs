@@ -200,6 +200,54 @@ fn example_pipeline_runs_and_reruns_idempotently() {
     assert!(stderr.contains("check one_row_per_user on user_daily.user_daily: passed"), "{stderr}");
 }
 
+/// Every row of an output sorted by `key`, for comparing runs.
+fn rows_by(dir: &Path, key: &str) -> DataFrame {
+    support::output::scan_output(dir).sort([key], Default::default()).collect().unwrap()
+}
+
+#[test]
+fn bounded_files_fan_the_map_side_out_and_packed_buckets_give_the_same_rows() {
+    let example = std::fs::read_to_string(support::workspace().join("runner/examples/events/job.toml")).unwrap();
+    let reference = fixture(&example, "", 2);
+    let out = reference.run(&["--partition", "2024-01-01"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The clean step writes files of at most 1,000 rows, and the reduce packs whole buckets
+    // into items of up to 1 MiB (all 16 buckets of this small day fit in one).
+    let job = example
+        .replace("row_group_size = 250000", "row_group_size = 250000\nmax_rows_per_file = 1000")
+        .replace(r#"split = { partition = "user_bucket" }"#, r#"split = { partition = "user_bucket", size_mb = 1 }"#);
+    assert_ne!(job, example);
+    let f = fixture(&job, "", 2);
+    let summary = f.root.join("packed.json");
+    let out = f.run(&["--partition", "2024-01-01", "--summary-json", &summary.to_string_lossy()], &[]);
+    let s = f.summary(&out, "packed");
+    let steps = s["steps"].as_array().unwrap();
+
+    let mut clean_files = Vec::new();
+    data_files(&f.root.join("clean/day=2024-01-01"), &mut clean_files);
+    let clean_rows: Vec<usize> =
+        clean_files.iter().map(|p| ParquetReader::new(std::fs::File::open(p).unwrap()).num_rows().unwrap()).collect();
+    assert!(clean_rows.iter().all(|&n| n <= 1000), "no file over the bound: {clean_rows:?}");
+    let total: usize = clean_rows.iter().sum();
+    assert_eq!(clean_files.len(), total.div_ceil(1000), "files of the bound, the last one partial: {clean_rows:?}");
+    assert_eq!(
+        steps[1]["items"].as_u64().unwrap() as usize,
+        clean_files.len(),
+        "the shuffle (split by file) has an item per clean file"
+    );
+    assert_eq!(steps[2]["items"].as_u64().unwrap(), 1, "the 16 small buckets are packed into one item");
+    // The same per-user rows as one item per bucket from one file per day. Revenue is a float
+    // sum over rows that now arrive in another order, so it is compared to a rounding.
+    let (packed, one_per_bucket) =
+        (rows_by(&f.root.join("user_daily"), "user_id"), rows_by(&reference.root.join("user_daily"), "user_id"));
+    assert_eq!(packed.drop("revenue").unwrap(), one_per_bucket.drop("revenue").unwrap());
+    let revenue = |d: &DataFrame| d.column("revenue").unwrap().f64().unwrap().into_no_null_iter().collect::<Vec<_>>();
+    for (a, b) in revenue(&packed).iter().zip(revenue(&one_per_bucket)) {
+        assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "revenue {a} against {b}");
+    }
+}
+
 fn rows_count(dir: &Path) -> usize {
     let mut files = Vec::new();
     data_files(dir, &mut files);
@@ -504,6 +552,12 @@ fn bad_configuration_is_refused_before_anything_runs() {
     let out = f.run(&[], &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("runner.toml"), "the error names the file: {}", stderr(&out));
+    // Polars would panic in every group-by of every item on this; the run refuses it at once.
+    std::fs::write(&f.config, "").unwrap();
+    let out = f.run(&[], &[("POLARS_HOT_TABLE_SIZE", "100000")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("POLARS_HOT_TABLE_SIZE=\"100000\"") && stderr(&out).contains("power of two"));
+    assert!(!f.root.join("out").exists(), "nothing was written");
 }
 
 #[test]

@@ -157,6 +157,49 @@ pub struct PlanContext<'a> {
     pub state: &'a Location,
 }
 
+/// Packs units (each a size and its files), in order, into groups of at most `target` bytes; a
+/// unit is never split, so one bigger than `target` is a group of its own.
+fn pack<T>(units: impl IntoIterator<Item = (u64, Vec<T>)>, target: u64) -> Vec<Vec<T>> {
+    let mut groups = Vec::new();
+    let mut current: Vec<T> = Vec::new();
+    let mut size = 0;
+    for (unit_size, files) in units {
+        if !current.is_empty() && size + unit_size > target {
+            groups.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += unit_size;
+        current.extend(files);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
+/// Whole hive-key values packed into items of at most `target` bytes, in key order. An item's
+/// unit names its only value, or its first and last and how many (the order is the keys' text
+/// order, so the values between are not a numeric range).
+fn pack_values(
+    by: BTreeMap<String, Vec<(Location, ObjectMeta)>>,
+    target: u64,
+) -> Vec<(String, Vec<(Location, ObjectMeta)>)> {
+    let units = by.into_iter().map(|(value, files)| (files.iter().map(|f| f.1.size).sum(), vec![(value, files)]));
+    pack(units, target)
+        .into_iter()
+        .map(|group| {
+            let unit = match (group.first(), group.last()) {
+                (Some((first, _)), Some((last, _))) if group.len() > 1 => {
+                    format!("{first} … {last} ({} values)", group.len())
+                }
+                (Some((only, _)), _) => only.clone(),
+                _ => String::new(),
+            };
+            (unit, group.into_iter().flat_map(|(_, files)| files).collect())
+        })
+        .collect()
+}
+
 /// Plans one step for one partition.
 pub async fn plan_step(
     ctx: &PlanContext<'_>,
@@ -220,31 +263,20 @@ pub async fn plan_step(
             .into_iter()
             .map(|f| (f.1.key.rsplit('/').next().unwrap_or_default().to_string(), vec![f]))
             .collect(),
-        Split::Partition { partition: key } => {
+        Split::Partition { partition: key, size_mb } => {
             let mut by: BTreeMap<String, Vec<(Location, ObjectMeta)>> = BTreeMap::new();
             for f in split_files {
                 let value = hive_values(&f.1.key).get(key.as_str()).map(|v| v.to_string()).unwrap_or_default();
                 by.entry(format!("{key}={value}")).or_default().push(f);
             }
-            by.into_iter().collect()
+            match size_mb {
+                None => by.into_iter().collect(),
+                Some(mb) => pack_values(by, mb * 1024 * 1024),
+            }
         }
         Split::Size { size_mb } => {
-            let target = size_mb * 1024 * 1024;
-            let mut groups = Vec::new();
-            let mut current: Vec<(Location, ObjectMeta)> = Vec::new();
-            let mut size = 0;
-            for f in split_files {
-                if !current.is_empty() && size + f.1.size > target {
-                    groups.push((format!("group{}", groups.len()), std::mem::take(&mut current)));
-                    size = 0;
-                }
-                size += f.1.size;
-                current.push(f);
-            }
-            if !current.is_empty() {
-                groups.push((format!("group{}", groups.len()), current));
-            }
-            groups
+            let files = split_files.into_iter().map(|f| (f.1.size, vec![f]));
+            pack(files, size_mb * 1024 * 1024).into_iter().enumerate().map(|(i, g)| (format!("group{i}"), g)).collect()
         }
     };
     // The step's definition, canonical: any change to it makes new items.
@@ -277,4 +309,40 @@ pub async fn plan_step(
         });
     }
     Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(key: &str, size: u64) -> (Location, ObjectMeta) {
+        let meta = ObjectMeta { key: key.to_string(), size, version: String::new() };
+        (Location::parse_absolute(&format!("/lake/{key}")).unwrap(), meta)
+    }
+
+    fn keys(group: &[(Location, ObjectMeta)]) -> Vec<&str> {
+        group.iter().map(|f| f.1.key.as_str()).collect()
+    }
+
+    #[test]
+    fn packing_keeps_the_order_fills_up_to_the_target_and_never_splits_a_unit() {
+        let units = [("a", 3), ("b", 3), ("c", 3), ("d", 10), ("e", 1), ("f", 2)].map(|(k, s)| (s, vec![k]));
+        let groups = pack(units, 6);
+        assert_eq!(groups, vec![vec!["a", "b"], vec!["c"], vec!["d"], vec!["e", "f"]]);
+    }
+
+    #[test]
+    fn packed_hive_values_stay_whole_and_name_their_first_and_last_value() {
+        let mut by: BTreeMap<String, Vec<(Location, ObjectMeta)>> = BTreeMap::new();
+        for (value, files) in
+            [("k=0", vec![("k=0/x", 2), ("k=0/y", 2)]), ("k=1", vec![("k=1/x", 3)]), ("k=2", vec![("k=2/x", 9)])]
+        {
+            by.insert(value.to_string(), files.into_iter().map(|(key, size)| file(key, size)).collect());
+        }
+        let items = pack_values(by, 8);
+        let units: Vec<&str> = items.iter().map(|(unit, _)| unit.as_str()).collect();
+        assert_eq!(units, ["k=0 … k=1 (2 values)", "k=2"]);
+        assert_eq!(keys(&items[0].1), ["k=0/x", "k=0/y", "k=1/x"]);
+        assert_eq!(keys(&items[1].1), ["k=2/x"], "a value over the target is an item of its own");
+    }
 }

@@ -702,3 +702,43 @@ sql = "SELECT v FROM t WHERE v > 1"
         assert_eq!(scans, 1, "{format} {policy}: one scan of the input, however many plans read it:\n{plan}");
     }
 }
+
+#[test]
+fn max_rows_per_file_bounds_every_file_with_and_without_hive_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..2500 {
+        text.push_str(&format!("{i},u{},2024-01-0{} 10:00:00,1.5,true\n", i % 7, 1 + i % 2));
+    }
+    let f = write_gz(dir.path(), "a.csv.gz", &text);
+    let job = spec(
+        &CSV_JOB
+            .replace("POLICY", "fail")
+            .replace("row_group_size = 1000", "row_group_size = 300\nmax_rows_per_file = 1000")
+            .replace(
+                "sql = \"SELECT id, user_id, ts, amount, ok, CAST(ts AS DATE) AS day FROM raw\"",
+                "sql = \"SELECT id, user_id, ts, amount, ok, CAST(ts AS DATE) AS day FROM raw\"\n\
+                 [step.outputs.flat]\npath = \"flat\"\nmax_rows_per_file = 1000\nsql = \"SELECT id FROM raw\"",
+            ),
+    );
+    let out = dir.path().join("out");
+    let stats = run(&job, &[("raw", vec![f])], &out, None).unwrap();
+
+    let flat = &stats.outputs["flat"];
+    let rows: Vec<u64> = flat.files.iter().map(|(_, n)| *n).collect();
+    assert_eq!(rows.iter().sum::<u64>(), 2500);
+    assert_eq!(rows.len(), 3, "2,500 rows in files of at most 1,000: {:?}", flat.files);
+    assert!(rows.iter().all(|&n| n <= 1000), "{:?}", flat.files);
+    let mut ids: Vec<i64> =
+        read_dir_parquet(&out.join("flat")).column("id").unwrap().i64().unwrap().into_no_null_iter().collect();
+    ids.sort();
+    assert_eq!(ids, (0..2500).collect::<Vec<i64>>(), "every row once");
+
+    let clean = &stats.outputs["clean"];
+    assert_eq!(clean.rows_by_hive_key.get("day=2024-01-01"), Some(&1250));
+    for day in ["day=2024-01-01", "day=2024-01-02"] {
+        let files: Vec<u64> = clean.files.iter().filter(|(p, _)| p.starts_with(day)).map(|(_, n)| *n).collect();
+        assert_eq!(files.len(), 2, "1,250 rows of {day} in files of at most 1,000: {:?}", clean.files);
+        assert!(files.iter().all(|&n| n <= 1000), "{:?}", clean.files);
+    }
+}

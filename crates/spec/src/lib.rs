@@ -97,10 +97,18 @@ pub struct JobSpec {
 pub enum Split {
     /// `"file"` (one item per input file) or `"single"` (one item for everything).
     Simple(SimpleSplit),
-    /// One item per value of a hive key found in the input paths.
+    /// One item per value of a hive key found in the input paths, or, with `size_mb`, items of
+    /// whole values packed up to about that size.
     Partition {
         /// The hive key, e.g. `user_bucket` for `.../user_bucket=07/...`.
         partition: String,
+        /// Pack several values into one item while their files add up to at most this many MiB.
+        /// A value is never split: one bigger than this is an item of its own. Only for SQL
+        /// that is right over any union of whole values (a GROUP BY on a column that determines
+        /// the key). Left out of the serialized step when unset, so that steps without it keep
+        /// their item ids.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_mb: Option<u64>,
     },
     /// Groups of input files of about this many megabytes.
     Size {
@@ -368,6 +376,12 @@ pub struct OutputSpec {
     /// Rows per row group.
     #[serde(default)]
     pub row_group_size: Option<usize>,
+    /// At most this many rows per file (per partition directory when partitioned); an item
+    /// writes several files past it. Without it, one file per item (and directory). More,
+    /// smaller files let a step that splits by file spread over more items. Left out of the
+    /// serialized step when unset, so that steps without it keep their item ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows_per_file: Option<usize>,
     /// The Dagster asset this output materializes (defaults to the output's name).
     #[serde(default)]
     pub asset: Option<AssetKey>,

@@ -65,13 +65,13 @@ fn validate_step(step: &StepSpec, loc: &str) -> Result<(), Failure> {
         ));
     };
     match &step.split {
-        Split::Partition { partition } if !(split_spec.format == Format::Parquet && split_spec.hive) => {
+        Split::Partition { partition, .. } if !(split_spec.format == Format::Parquet && split_spec.hive) => {
             return Err(at(
                 format!("{loc} › split"),
                 format!("splitting by partition {partition:?} needs a hive-partitioned Parquet input (hive = true)"),
             ));
         }
-        Split::Size { size_mb: 0 } => {
+        Split::Size { size_mb: 0 } | Split::Partition { size_mb: Some(0), .. } => {
             return Err(at(format!("{loc} › split"), "size_mb must be positive"));
         }
         _ => {}
@@ -241,6 +241,9 @@ fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<()
     }
     if output.row_group_size == Some(0) {
         return Err(at(format!("{loc} › row_group_size"), "must be positive"));
+    }
+    if output.max_rows_per_file == Some(0) {
+        return Err(at(format!("{loc} › max_rows_per_file"), "must be positive"));
     }
     Ok(())
 }

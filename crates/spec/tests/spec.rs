@@ -158,3 +158,30 @@ fn the_description_is_the_asset_graph_and_code_versions_follow_their_step() {
     ));
     assert!(more.assets.iter().any(|a| &*a.key == "weekly" && a.step == "daily"), "{:?}", more.assets);
 }
+
+#[test]
+fn zero_file_and_item_bounds_are_refused_naming_the_field() {
+    let with_partition =
+        GOOD.replace("split = \"single\"", "split = { partition = \"day\", size_mb = 0 }\nsplit_input = \"clean\"");
+    let e = err(&with_partition);
+    assert!(e.contains(r#"step "daily" › split"#) && e.contains("size_mb must be positive"), "{e}");
+    let e = err(&GOOD.replace("partition_by = [\"day\"]", "partition_by = [\"day\"]\nmax_rows_per_file = 0"));
+    assert!(e.contains(r#"output "clean" › max_rows_per_file"#) && e.contains("must be positive"), "{e}");
+}
+
+#[test]
+fn the_file_and_item_bounds_change_a_steps_definition_only_when_set() {
+    let definition = |text: &str| {
+        let spec = JobSpec::parse(text, "job.toml").unwrap();
+        spec.steps.iter().map(|s| serde_json::to_string(s).unwrap()).collect::<Vec<_>>()
+    };
+    // Unset, they are left out, so steps written before them keep their item ids.
+    let before = definition(GOOD);
+    assert!(before.iter().all(|d| !d.contains("max_rows_per_file") && !d.contains("size_mb")), "{before:?}");
+    let bounded = GOOD
+        .replace("partition_by = [\"day\"]", "partition_by = [\"day\"]\nmax_rows_per_file = 1000")
+        .replace("split = \"single\"", "split = { partition = \"day\", size_mb = 64 }");
+    let after = definition(&bounded);
+    assert!(after[0].contains("\"max_rows_per_file\":1000"), "{}", after[0]);
+    assert!(after[1].contains("\"size_mb\":64"), "{}", after[1]);
+}

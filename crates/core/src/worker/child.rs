@@ -122,9 +122,7 @@ pub async fn run_item_process(
     // The item dies with its worker, so a worker killed mid-item leaves no process still
     // writing that item's outputs.
     runner_backends::process::die_with_parent(&mut cmd, libc::SIGKILL);
-    if let Some(n) = threads {
-        cmd.env("POLARS_MAX_THREADS", n.to_string());
-    }
+    super::item_env::apply(&mut cmd, threads);
     let child = cmd
         .arg("exec-item")
         .arg("--item")

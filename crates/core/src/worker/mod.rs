@@ -27,6 +27,7 @@ use warm::{WarmBudget, WarmProcesses};
 pub mod capacity;
 pub mod child;
 pub mod exec;
+pub mod item_env;
 pub mod warm;
 
 /// How workers find their queues and behave. The orchestrator writes it; the fleet carries it
@@ -147,6 +148,7 @@ struct Shared {
 
 /// Runs the worker until idle or interrupted.
 pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<WorkerExit> {
+    item_env::check_user_env().map_err(anyhow::Error::msg)?;
     let work = open_queue(&cfg, &cfg.work_queue, &aws).await?;
     let callbacks = open_queue(&cfg, &cfg.callback_queue, &aws).await?;
     let facts = if cfg.poll_imds { imds::facts().await } else { Default::default() };

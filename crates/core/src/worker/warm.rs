@@ -116,9 +116,7 @@ impl WarmProcesses {
         let (file, stderr) = stderr.keep().map_err(|e| e.error)?;
         let mut cmd = std::process::Command::new(std::env::current_exe()?);
         runner_backends::process::die_with_parent(&mut cmd, libc::SIGKILL);
-        if let Some(n) = self.threads {
-            cmd.env("POLARS_MAX_THREADS", n.to_string());
-        }
+        super::item_env::apply(&mut cmd, self.threads);
         cmd.args(["exec-item", "--serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(file);
         let mut child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn()?;
         let pid = child.id().unwrap_or(0);
