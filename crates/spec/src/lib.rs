@@ -91,9 +91,10 @@ pub struct JobSpec {
     pub checks: Vec<CheckSpec>,
 }
 
-/// How a step splits into work items.
+/// How a step splits into work items. Read through [`SplitText`], so that a misspelt key is an
+/// error naming it rather than a silently different split.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, try_from = "SplitText")]
 pub enum Split {
     /// `"file"` (one item per input file) or `"single"` (one item for everything).
     Simple(SimpleSplit),
@@ -130,6 +131,43 @@ pub enum SimpleSplit {
 impl Default for Split {
     fn default() -> Self {
         Self::Simple(SimpleSplit::File)
+    }
+}
+
+/// A split as written: a word, or a table of keys.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SplitText {
+    Word(String),
+    Table(BTreeMap<String, toml::Value>),
+}
+
+impl TryFrom<SplitText> for Split {
+    type Error = String;
+
+    fn try_from(text: SplitText) -> Result<Self, String> {
+        const FORMS: &str =
+            r#""file", "single", { partition = "key" }, { partition = "key", size_mb = N } or { size_mb = N }"#;
+        let table = match text {
+            SplitText::Word(w) if w == "file" => return Ok(Split::Simple(SimpleSplit::File)),
+            SplitText::Word(w) if w == "single" => return Ok(Split::Simple(SimpleSplit::Single)),
+            SplitText::Word(w) => return Err(format!("unknown split {w:?}; it is one of {FORMS}")),
+            SplitText::Table(table) => table,
+        };
+        if let Some(key) = table.keys().find(|k| *k != "partition" && *k != "size_mb") {
+            return Err(format!("unknown key {key:?} in split; it is one of {FORMS}"));
+        }
+        let size_mb = match table.get("size_mb") {
+            None => None,
+            Some(toml::Value::Integer(n)) if *n >= 0 => Some(*n as u64),
+            Some(other) => return Err(format!("split's size_mb must be a whole number of MiB, got {other}")),
+        };
+        match (table.get("partition"), size_mb) {
+            (Some(toml::Value::String(key)), size_mb) => Ok(Split::Partition { partition: key.clone(), size_mb }),
+            (Some(other), _) => Err(format!("split's partition must be a hive key's name, got {other}")),
+            (None, Some(size_mb)) => Ok(Split::Size { size_mb }),
+            (None, None) => Err(format!("an empty split; it is one of {FORMS}")),
+        }
     }
 }
 

@@ -185,3 +185,17 @@ fn the_file_and_item_bounds_change_a_steps_definition_only_when_set() {
     assert!(after[0].contains("\"max_rows_per_file\":1000"), "{}", after[0]);
     assert!(after[1].contains("\"size_mb\":64"), "{}", after[1]);
 }
+
+#[test]
+fn a_misspelt_split_is_refused_naming_the_key() {
+    let e = err(&GOOD.replace("split = \"single\"", "split = { partition = \"day\", sizemb = 64 }"));
+    assert!(e.contains("job.toml") && e.contains("\"sizemb\"") && e.contains("size_mb"), "{e}");
+    let e = err(&GOOD.replace("split = \"single\"", "split = \"files\""));
+    assert!(e.contains("\"files\"") && e.contains("\"single\""), "{e}");
+    let e = err(&GOOD.replace("split = \"single\"", "split = { size_mb = \"big\" }"));
+    assert!(e.contains("size_mb must be a whole number"), "{e}");
+    let e = err(&GOOD.replace("split = \"single\"", "split = { partition = 3 }"));
+    assert!(e.contains("partition must be a hive key"), "{e}");
+    let spec = JobSpec::parse(&GOOD.replace("split = \"single\"", "split = { size_mb = 64 }"), "job.toml").unwrap();
+    assert_eq!(spec.steps[1].split, runner_spec::Split::Size { size_mb: 64 });
+}
