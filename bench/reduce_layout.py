@@ -1,11 +1,7 @@
-"""The example's map and reduce sides on the 2.56 M-user day of `runner_vs_peers.py`
-(BENCH_STEP3_EVENTS), laid out several ways:
-
-- the map side (the shuffle, split by file) over the clean step's files of at most
-  `max_rows_per_file` rows, against the same shuffle as one item (what one file per day gave);
-- the reduce (one item per user bucket) with the runner's hot-table size against Polars' own,
-  with the shuffle writing 1 M-row groups, with 4 and 64 buckets instead of 16, and with the 16
-  buckets packed into items of about 4 buckets' size (`split = { partition, size_mb }`).
+"""The example's reduce on the 2.56 M-user day of `runner_vs_peers.py` (BENCH_STEP3_EVENTS),
+laid out several ways: one item per user bucket with the runner's hot-table size against Polars'
+own, with the shuffle writing 1 M-row groups, with 4 and 64 buckets instead of 16, and with the
+16 buckets packed into items of about 4 buckets' size (`split = { partition, size_mb }`).
 
 Each comparison runs BENCH_REPEATS interleaved rounds with the runner's defaults (warm item
 processes, 2 workers). It prints the reference's time over each variant's (above 1, the variant
@@ -14,6 +10,7 @@ to `bench/results/reduce_layout.txt`."""
 
 import json
 import os
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -38,19 +35,36 @@ out = Out()
 jobs: dict[str, int] = {}
 
 
-def variant(name: str, *, buckets: int = 16, row_group_size: int | None = None, split: str | None = None) -> str:
+def swap(text: str, old: str, new: str) -> str:
+    """`text` with `old` replaced, failing if it isn't there (a variant that silently equals the
+    example would compare the example with itself)."""
+    if old not in text:
+        raise ValueError(f"{old!r} is not in the example job")
+    return text.replace(old, new)
+
+
+def variant(
+    name: str,
+    *,
+    buckets: int = 16,
+    row_group_size: int | None = None,
+    split: str | None = None,
+    map_split: str | None = None,
+) -> str:
     """The example's shuffle and reduce under paths of their own, reading the committed clean day.
     Without the clean step in the job, the shuffle reads every file under `clean/`, which holds
     only what the one clean run committed."""
     text = EXAMPLE[EXAMPLE.index("# 2. the shuffle") :]
-    text = text.replace("by_user/", f"by_user_{name}/").replace("user_daily/", f"user_daily_{name}/")
-    text = text.replace("% 16 AS user_bucket", f"% {buckets} AS user_bucket")
+    text = swap(text, "by_user/", f"by_user_{name}/")
+    text = swap(text, "user_daily/", f"user_daily_{name}/")
+    text = swap(text, "% 16 AS user_bucket", f"% {buckets} AS user_bucket")
     if row_group_size:
-        text = text.replace(
-            'partition_by = ["user_bucket"]', f'partition_by = ["user_bucket"]\nrow_group_size = {row_group_size}'
-        )
+        key = 'partition_by = ["user_bucket"]'
+        text = swap(text, key, f"{key}\nrow_group_size = {row_group_size}")
     if split:
-        text = text.replace('split = { partition = "user_bucket" }', f"split = {split}")
+        text = swap(text, 'split = { partition = "user_bucket" }', f"split = {split}")
+    if map_split:
+        text = swap(text, 'split = "file"', f"split = {map_split}")
     checks = text.index("[[check]]")
     return f'name = "layout_{name}"\n' + text[:checks]
 
@@ -91,18 +105,10 @@ def main() -> None:
         out(f"generating {STEP3_EVENTS:,} events ({STEP3_USERS:,} users) and cleaning them with the example...")
         generate(root, STEP3_EVENTS, files=32, users=STEP3_USERS)
         run(root, EXAMPLE, "clean")
+        # The raw day is read only by the clean step; five shuffled copies of it need the room.
+        shutil.rmtree(root / "raw")
         clean_files = sorted((root / "clean").rglob("*.parquet"))
         out(f"  the clean day: {len(clean_files)} files (the example's max_rows_per_file)")
-
-        compare(
-            "map side: the shuffle",
-            root,
-            "shuffle",
-            {
-                "split by file (one item per clean file)": (variant("map"), {}),
-                "one item (as from one file per day)": (variant("map1", split='"single"'), {}),
-            },
-        )
 
         layouts = {
             "16": variant("16"),
