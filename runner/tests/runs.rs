@@ -212,12 +212,14 @@ fn bounded_files_fan_the_map_side_out_and_packed_buckets_give_the_same_rows() {
     let out = reference.run(&["--partition", "2024-01-01"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    // The clean step writes files of at most 1,000 rows, and the reduce packs whole buckets
-    // into items of up to 1 MiB (all 16 buckets of this small day fit in one).
+    // The clean step writes files of at most 1,000 rows (the example's 4 M would be one file
+    // here), and the reduce packs whole buckets into items of up to 1 MiB (all 16 buckets of
+    // this small day fit in one).
     let job = example
-        .replace("row_group_size = 250000", "row_group_size = 250000\nmax_rows_per_file = 1000")
+        .replace("max_rows_per_file = 4000000", "max_rows_per_file = 1000")
         .replace(r#"split = { partition = "user_bucket" }"#, r#"split = { partition = "user_bucket", size_mb = 1 }"#);
-    assert_ne!(job, example);
+    assert_eq!(job.matches("max_rows_per_file = 1000").count(), 1, "the example bounds its clean files");
+    assert!(job.contains("size_mb = 1 }"), "the example splits its reduce by bucket");
     let f = fixture(&job, "", 2);
     let summary = f.root.join("packed.json");
     let out = f.run(&["--partition", "2024-01-01", "--summary-json", &summary.to_string_lossy()], &[]);
