@@ -103,7 +103,7 @@ fn stderr(out: &Output) -> String {
 
 /// Every row of an output, sorted, for comparing runs.
 fn rows(dir: &Path) -> DataFrame {
-    support::output::scan_output(dir).sort(["event_id"], Default::default()).collect().unwrap()
+    rows_by(dir, "event_id")
 }
 
 fn assert_same_rows(a: &DataFrame, b: &DataFrame) {
@@ -200,7 +200,7 @@ fn example_pipeline_runs_and_reruns_idempotently() {
     assert!(stderr.contains("check one_row_per_user on user_daily.user_daily: passed"), "{stderr}");
 }
 
-/// Every row of an output sorted by `key`, for comparing runs.
+/// Every row of an output sorted by `key`.
 fn rows_by(dir: &Path, key: &str) -> DataFrame {
     support::output::scan_output(dir).sort([key], Default::default()).collect().unwrap()
 }
