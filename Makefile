@@ -47,6 +47,7 @@ bench: venv
 	$(PY) bench/pipes_throughput.py
 	$(PY) bench/runner_vs_peers.py
 	$(PY) bench/reduce_layout.py
+	$(PY) bench/reduce_at_scale.py
 	$(PY) bench/map_side.py
 	$(PY) bench/warm_items.py
 	$(PY) bench/orchestration.py
