@@ -82,13 +82,13 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> None:
 FRESH = "[warm_items]\nenabled = false\n"
 
 
-def runner(job: Path, root: Path, *extra: str, config: str = FRESH) -> dict:
+def runner(job: Path, root: Path, *extra: str, config: str = FRESH, binary: Path = RUNNER) -> dict:
     summary = root / f"{job.stem}.summary.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
     config_file = root / "bench-runner.toml"
     config_file.write_text(config)
     env["RUNNER_CONFIG"] = str(config_file)
-    command = [str(RUNNER), "run", str(job), "--root", str(root), "--partition", DAY, "--force"]
+    command = [str(binary), "run", str(job), "--root", str(root), "--partition", DAY, "--force"]
     measured([*command, "--summary-json", str(summary), *extra], env)
     return json.loads(summary.read_text())
 

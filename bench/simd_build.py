@@ -7,55 +7,45 @@ Not part of `make bench`: the second build needs a local edit. Polars' `simd` us
 RUSTC_BOOTSTRAP=1. To build it: add "simd" to the Polars features in `crates/engine/Cargo.toml`,
 then `RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C target-cpu=native" cargo build --release -p runner --bin runner`.
 
-Usage: `bench/simd_build.py STABLE_RUNNER SIMD_RUNNER EVENTS ROUNDS` (EVENTS in 8 gzip files).
-Prints each round and the ratios (median and range over the rounds)."""
+Usage: `bench/simd_build.py STABLE_RUNNER SIMD_RUNNER EVENTS` (EVENTS in 8 gzip files), with
+BENCH_REPEATS rounds. Prints each round and the ratios (median and range over the rounds)."""
 
-import os
-import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import runner_vs_peers as rv
+from reduce_at_scale import interleaved, peer, ratio_text
 
 
-def runner(binary: Path, root: Path) -> None:
-    config = root / "bench-runner.toml"
-    config.write_text(rv.FRESH)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
-    env["RUNNER_CONFIG"] = str(config)
-    job = rv.JOBS / "step1_csv.toml"
-    command = [str(binary), "run", str(job), "--root", str(root), "--partition", rv.DAY, "--force", "--workers", "1"]
-    rv.measured(command, env)
+def step1(binary: Path, root: Path) -> Callable[[], int]:
+    """Step 1 with `binary`; reports its largest item's peak RSS."""
+
+    def go() -> int:
+        summary = rv.runner(rv.JOBS / "step1_csv.toml", root, "--workers", "1", binary=binary)
+        return summary["steps"][-1]["peak_item_rss_bytes"]
+
+    return go
 
 
 def main() -> None:
-    stable, simd = Path(sys.argv[1]), Path(sys.argv[2])
-    events, rounds = int(sys.argv[3]), int(sys.argv[4])
+    stable, simd, events = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     with tempfile.TemporaryDirectory(prefix="simd-") as d:
         root = Path(d)
         rv.generate(root, events, files=8)
-        engines = {
-            "stable": lambda: runner(stable, root),
-            "simd": lambda: runner(simd, root),
-            "python polars, tuned": lambda: rv.python(rv.PY_POLARS_TUNED_STEP1, root),
-            "duckdb": lambda: rv.python(rv.DUCKDB_STEP1, root),
-        }
-        times: dict[str, list[float]] = {name: [] for name in engines}
-        for round_ in range(rounds):
-            for name, run in engines.items():
-                run()
-                times[name].append(rv.last_usage[-1].seconds)
-            print(f"round {round_ + 1}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
-
-    def ratio(a: str, b: str) -> str:
-        ratios = sorted(x / y for x, y in zip(times[a], times[b], strict=True))
-        return f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})"
-
-    print(f"{events:,} events, 8 files, {rounds} rounds")
-    print("stable / simd:", ratio("stable", "simd"))
-    for peer in ("python polars, tuned", "duckdb"):
-        print(f"{peer} / stable:", ratio(peer, "stable"), f"  {peer} / simd:", ratio(peer, "simd"))
+        runs = interleaved(
+            f"step 1, {events:,} events in 8 gzip files: the stable build against the simd one",
+            {
+                "stable": step1(stable, root),
+                "simd": step1(simd, root),
+                "python polars, tuned": peer(rv.PY_POLARS_TUNED_STEP1, root),
+                "duckdb": peer(rv.DUCKDB_STEP1, root),
+            },
+        )
+    for name in ("python polars, tuned", "duckdb"):
+        for build in ("stable", "simd"):
+            print(f"  {name} / {build}: {ratio_text(runs[name], runs[build])}")
 
 
 if __name__ == "__main__":
