@@ -242,59 +242,57 @@ impl Fleet for LocalFleet {
 
     async fn maintain(&self, handle: &FleetHandle, request: &FleetRequest, wanted_items: usize) -> Result<FleetState> {
         let mut exited = Vec::new();
-        let (pids, state) = {
-            let mut map = self.lock();
-            let Some(live) = map.get_mut(&handle.id) else {
-                return Ok(FleetState::default());
-            };
-            let mut kept = Vec::new();
-            for mut w in live.children.drain(..) {
-                match w.child.try_wait() {
-                    Ok(None) => kept.push(w),
-                    Ok(Some(status)) => {
-                        if !status.success() && w.started.elapsed() < Duration::from_secs(3) {
-                            live.early_deaths += 1;
-                        }
-                        exited.push(self.usage_of(&w, true));
-                    }
-                    Err(_) => exited.push(self.usage_of(&w, true)),
-                }
-            }
-            live.children = kept;
-            let crash_loop = live.early_deaths > MAX_EARLY_DEATHS;
-            let mut spawn_error = None;
-            while !crash_loop && live.children.len() < wanted_items.min(live.workers) {
-                match self.spawn(request, live.workers) {
-                    Ok(child) => {
-                        let vcpus = cores_per_worker(live.workers);
-                        live.children.push(Worker { child, started: Instant::now(), started_unix: unix_now(), vcpus });
-                        live.spawned += 1;
-                    }
-                    Err(e) => {
-                        spawn_error = Some(e);
-                        break;
-                    }
-                }
-            }
-            let state = FleetState {
-                instances: live.children.iter().map(|w| instance(w.child.id())).collect(),
-                capacity_items: live.children.len(),
-                requested: live.spawned,
-                errors: Vec::new(),
-            };
-            let pids = live.children.iter().map(|w| w.child.id()).collect::<Vec<_>>();
-            let early = live.early_deaths;
-            drop(map);
-            self.record_ended(&handle.id, std::mem::take(&mut exited));
-            if crash_loop {
-                return Err(FleetError::CrashLoop(format!("{early} early exits")));
-            }
-            if let Some(e) = spawn_error {
-                return Err(FleetError::Provider { operation: "spawn worker", detail: e.to_string() });
-            }
-            (pids, state)
+        let mut map = self.lock();
+        let Some(live) = map.get_mut(&handle.id) else {
+            return Ok(FleetState::default());
         };
-        self.write_record(handle, pids);
+        let mut kept = Vec::new();
+        for mut w in live.children.drain(..) {
+            match w.child.try_wait() {
+                Ok(None) => kept.push(w),
+                Ok(Some(status)) => {
+                    if !status.success() && w.started.elapsed() < Duration::from_secs(3) {
+                        live.early_deaths += 1;
+                    }
+                    exited.push(self.usage_of(&w, true));
+                }
+                Err(_) => exited.push(self.usage_of(&w, true)),
+            }
+        }
+        live.children = kept;
+        let crash_loop = live.early_deaths > MAX_EARLY_DEATHS;
+        let mut spawn_error = None;
+        while !crash_loop && live.children.len() < wanted_items.min(live.workers) {
+            match self.spawn(request, live.workers) {
+                Ok(child) => {
+                    let vcpus = cores_per_worker(live.workers);
+                    live.children.push(Worker { child, started: Instant::now(), started_unix: unix_now(), vcpus });
+                    live.spawned += 1;
+                }
+                Err(e) => {
+                    spawn_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let state = FleetState {
+            instances: live.children.iter().map(|w| instance(w.child.id())).collect(),
+            capacity_items: live.children.len(),
+            requested: live.spawned,
+            errors: Vec::new(),
+        };
+        // Written under the lock: `delete` removes the fleet, then its record, each under
+        // the lock, so a maintain racing a delete can't put the record back afterwards.
+        self.write_record(handle, live.children.iter().map(|w| w.child.id()).collect());
+        let early = live.early_deaths;
+        drop(map);
+        self.record_ended(&handle.id, std::mem::take(&mut exited));
+        if crash_loop {
+            return Err(FleetError::CrashLoop(format!("{early} early exits")));
+        }
+        if let Some(e) = spawn_error {
+            return Err(FleetError::Provider { operation: "spawn worker", detail: e.to_string() });
+        }
         Ok(state)
     }
 
@@ -331,6 +329,9 @@ impl Fleet for LocalFleet {
         .map_err(|e| FleetError::Provider { operation: "delete", detail: e.to_string() })?;
         let ended = waited.iter().map(|w| self.usage_of(w, true)).collect();
         self.record_ended(&handle.id, ended);
+        // Under the lock, so a `maintain` that began before the fleet was removed has written
+        // its record by now (see there), and one that begins after finds no fleet.
+        let _live = self.lock();
         let _ = std::fs::remove_file(self.records.join(format!("{}.json", handle.id)));
         Ok(())
     }
