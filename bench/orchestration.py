@@ -68,8 +68,12 @@ def recovery(visibility: int) -> float:
         generate_day(RUNNER, root, events=4000, files=4)
         (root / "job.toml").write_text(MAP_JOB)
         heartbeat = max(1, visibility // 3)
+        # Fresh item processes, so the item process's command line names its item (a warm one
+        # is handed its items on stdin). What is measured is the queue's redelivery, the same
+        # either way.
         (root / "runner.toml").write_text(
             f"visibility_secs = {visibility}\nheartbeat_secs = {heartbeat}\nidle_shutdown_secs = 30\n"
+            "[warm_items]\nenabled = false\n"
         )
         env = {**os.environ, "RUNNER_CONFIG": str(root / "runner.toml"), "RUNNER_TEST_ITEM_SLEEP_MS": "1000"}
         run = subprocess.Popen(
