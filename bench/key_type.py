@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 
 import polars as pl
@@ -60,7 +59,6 @@ def generate(root: Path, users: int) -> None:
 def main() -> None:
     out(f"runner examples: {RUNNER.parent / 'examples'}")
     out(f"BENCH_REPEATS={REPEATS}; {os.cpu_count()} cores; {EVENTS_PER_USER} events a user, {FILES} files an item")
-    sql = tomllib.loads(layout.EXAMPLE)["step"][2]["outputs"]["user_daily"]["sql"]
     with tempfile.TemporaryDirectory(prefix="bench-key-") as tmp:
         root = Path(tmp)
         for users in (40_000, 160_000):
@@ -68,8 +66,8 @@ def main() -> None:
             interleaved(
                 f"one item of {users:,} users ({users * EVENTS_PER_USER:,} rows): user_id as text against as Int64",
                 {
-                    "text key (the example)": engine("streaming", sql, text, root / "out-text.parquet"),
-                    "Int64 key": engine("streaming", sql, integer, root / "out-int.parquet"),
+                    "text key (the example)": engine("streaming", layout.REDUCE_SQL, text, root / "out-text.parquet"),
+                    "Int64 key": engine("streaming", layout.REDUCE_SQL, integer, root / "out-int.parquet"),
                 },
             )
     out("\n(ratios: the first row's time / this row's, within each round; median and range)")

@@ -17,7 +17,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,7 +99,6 @@ def engine(name: str, sql: str, files: list[Path], target: Path) -> Callable[[],
 def main() -> None:
     out(f"runner: {RUNNER}")
     out(f"BENCH_STEP3_EVENTS={STEP3_EVENTS} BENCH_REPEATS={REPEATS}; {os.cpu_count()} cores")
-    sql = tomllib.loads(layout.EXAMPLE)["step"][2]["outputs"]["user_daily"]["sql"]
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         root = Path(tmp)
         out(f"generating {STEP3_EVENTS:,} events ({STEP3_USERS:,} users) and cleaning them with the example...")
@@ -132,7 +130,7 @@ def main() -> None:
                 f"one item of {buckets} buckets ({len(files)} files, {size / 2**20:.0f} MiB, "
                 f"about {STEP3_USERS // buckets:,} users): the streaming engine against the in-memory one",
                 {
-                    name: engine(name, sql, files, root / f"engine-{name}.parquet")
+                    name: engine(name, layout.REDUCE_SQL, files, root / f"engine-{name}.parquet")
                     for name in ("streaming", "in-memory")
                 },
             )

@@ -13,6 +13,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import tomllib
 from pathlib import Path
 
 from runner_vs_peers import (
@@ -30,6 +31,8 @@ from runner_vs_peers import (
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reduce_layout.txt"
 EXAMPLE = EXAMPLE_JOB.read_text()
+# The example's reduce: one user bucket's per-user aggregates.
+REDUCE_SQL = tomllib.loads(EXAMPLE)["step"][2]["outputs"]["user_daily"]["sql"]
 out = Out()
 # A file name per distinct job text.
 jobs: dict[str, int] = {}
