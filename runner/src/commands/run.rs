@@ -14,6 +14,7 @@ use runner_core::summary::RunSummary;
 use crate::cost::Bill;
 use runner_spec::JobSpec;
 use runner_types::{Partition, RunId};
+use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
 use super::setup::{Prepared, daily_range, prepare};
@@ -121,6 +122,9 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
     );
     let live = LiveResources::default();
     let backends = Arc::new(backends);
+    // Both handlers exist before the orchestrator starts: a signal that came before them
+    // would kill the process with whatever it had made still standing.
+    let (mut int, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
     let mut task = {
         let (spec, spec_text, options, backends, live) =
             (spec.clone(), spec_text.clone(), options.clone(), backends.clone(), live.clone());
@@ -129,22 +133,20 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
             orchestrator::run_job(&spec, &spec_text, &options, &backends, &observer, &live).await
         })
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let outcome = tokio::select! {
         joined = &mut task => match joined {
             Ok(r) => r.map_err(anyhow::Error::from),
             Err(e) if e.is_panic() => Err(anyhow::anyhow!("the orchestrator panicked: {e}")),
             Err(e) => Err(anyhow::anyhow!("the orchestrator stopped: {e}")),
         },
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("cancelled by SIGINT")),
+        _ = int.recv() => Err(anyhow::anyhow!("cancelled by SIGINT")),
         _ = term.recv() => Err(anyhow::anyhow!("cancelled by SIGTERM")),
     };
-    let cancelled = !task.is_finished();
-    if cancelled {
+    if !task.is_finished() {
         // An abort takes effect at the orchestrator's next await, on another thread; until then
         // it may be registering a fleet it has just launched. Wait, so the clean-up sees it.
         task.abort();
-        let _ = (&mut task).await;
+        let _ = task.await;
     }
     // Whatever ended the run, no fleet outlives it.
     for handle in live.take_fleets() {
@@ -161,8 +163,8 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
             Err(e) => error!(queue, "could not delete queue: {e}; run `runner fleet gc`"),
         }
     }
-    if cancelled {
-        sweep_cancelled(&*backends.fleet, &options.run_id).await;
+    if outcome.is_err() {
+        sweep_unregistered(&*backends.fleet, &options.run_id).await;
     }
     let summary = outcome?;
     let bills = crate::cost::step_bills(&config.pricing.clone().unwrap_or_default(), &summary, &aws).await;
@@ -182,15 +184,15 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
     Ok(ExitCode::SUCCESS)
 }
 
-/// After a cancellation, deletes the fleets of this run the orchestrator never registered: an
-/// abort can land while a launch is in flight, after the launch template is made or the fleet
-/// requested, before the handle comes back. The fleet's `gc` finds them by their run id, as
+/// After a run that ended badly, deletes the fleets of this run the orchestrator never
+/// registered: a cancellation or a panic can land while a launch is in flight, after the launch
+/// template is made or the fleet requested, before the handle comes back. The fleet's `gc` finds them by their run id, as
 /// `runner fleet gc` does for runs that are over. (Queues need no sweep: a queue is registered
 /// before it is created.)
-async fn sweep_cancelled(fleet: &dyn runner_backends::fleet::Fleet, run: &RunId) {
+async fn sweep_unregistered(fleet: &dyn runner_backends::fleet::Fleet, run: &RunId) {
     match fleet.gc(&|r| r != run).await {
-        Ok(deleted) if !deleted.is_empty() => info!(?deleted, "deleted the cancelled run's unregistered fleets"),
+        Ok(deleted) if !deleted.is_empty() => info!(?deleted, "deleted the run's unregistered fleets"),
         Ok(_) => {}
-        Err(e) => error!("could not sweep the cancelled run's fleets: {e}; run `runner fleet gc`"),
+        Err(e) => error!("could not sweep the run's unregistered fleets: {e}; run `runner fleet gc`"),
     }
 }
