@@ -508,7 +508,14 @@ fn a_worker_crashing_on_an_item_sends_it_to_the_dead_letter_queue() {
     std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(!status.success(), "{err}");
     assert!(kills >= 2, "the item was delivered more than once ({kills}): {err}");
-    assert!(err.contains("dead-letter queue"), "{err}");
+    // The bound counts every delivery, and the error says how each ended.
+    assert!(
+        err.contains(
+            "failed after 2 attempt(s): the item went to the dead-letter queue after 2 deliveries: 0 failed, \
+             0 handed back by their worker, 2 with no callback"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -532,15 +539,54 @@ fn sigterm_deletes_the_fleet() {
 
 #[test]
 fn an_item_over_its_memory_limit_fails_cleanly() {
-    let job = MAP_JOB.replace("split = \"file\"", "split = \"file\"\nmemory_limit_mb = 1\nmax_attempts = 1");
+    let job = MAP_JOB.replace("split = \"file\"", "split = \"file\"\nmemory_limit_mb = 1\nmax_attempts = 3");
     let f = fixture(&job, "", 1);
     let out = f.run(&[], &[("RUNNER_TEST_ITEM_SLEEP_MS", "1000")]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("memory limit of 1 MiB"), "{err}");
+    assert!(err.contains("went over its memory limit of 1 MiB at "), "{err}");
+    // The same item needs the same memory: one attempt of the three, and how to give it more.
+    assert!(err.contains("failed after 1 attempt(s)") && err.contains("not retried"), "{err}");
+    assert!(err.contains("raise `memory_limit_mb` in step \"map\" of the job spec"), "{err}");
     let mut files = Vec::new();
     data_files(&f.root.join("out"), &mut files);
     assert!(files.is_empty(), "a failed item publishes nothing: {files:?}");
+}
+
+#[test]
+fn an_item_of_a_step_without_a_memory_limit_gets_a_share_of_its_machine() {
+    let f = fixture(MAP_JOB, "max_attempts = 3\n", 1);
+    // A machine of 2 MiB, as the worker is told: 90% of it, for the one item it runs, is 1 MiB.
+    let out = f.run(&["--workers", "1"], &[("RUNNER_MEMORY_MIB", "2"), ("RUNNER_TEST_ITEM_SLEEP_MS", "1000")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "went over its memory limit of 1 MiB (the default: 90% of the machine's 2 MiB, shared by the 1 item(s) it \
+             runs at once) at "
+        ),
+        "{err}"
+    );
+    assert!(err.contains("set `memory_limit_mb` in step \"map\" of the job spec to what one item needs"), "{err}");
+    assert!(err.contains("failed after 1 attempt(s)"), "{err}");
+}
+
+#[test]
+fn a_panic_inside_polars_fails_the_item_at_once_naming_the_step_the_output_and_where() {
+    let f = fixture(MAP_JOB, "max_attempts = 3\n", 1);
+    // Polars' Parquet writer panics on a morsel size that is not a number: a real panic, which
+    // every attempt would meet again.
+    let out = f.run(&[], &[("POLARS_IDEAL_SINK_MORSEL_SIZE_ROWS", "many")]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "step \"map\", output \"out\": Polars panicked while running the item: invalid value for \
+             POLARS_IDEAL_SINK_MORSEL_SIZE_ROWS: many (at polars-stream-"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("failed after 1 attempt(s)") && err.contains("not retried"), "{err}");
 }
 
 #[test]

@@ -124,7 +124,7 @@ fn a_warm_process_over_the_items_memory_limit_is_stopped_and_the_item_fails() {
     let warm = lake(GENEROUS);
     let job = std::fs::read_to_string(example_job()).unwrap().replacen(
         "[[step]]\nname = \"clean\"\n",
-        "[[step]]\nname = \"clean\"\nmemory_limit_mb = 1\nmax_attempts = 1\n",
+        "[[step]]\nname = \"clean\"\nmemory_limit_mb = 1\nmax_attempts = 3\n",
         1,
     );
     assert!(job.contains("memory_limit_mb = 1"), "the example's first step is `clean`");
@@ -134,6 +134,8 @@ fn a_warm_process_over_the_items_memory_limit_is_stopped_and_the_item_fails() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("memory limit of 1 MiB"), "{err}");
+    // A fresh process held only the item's own memory: another attempt would need the same.
+    assert!(err.contains("failed after 1 attempt(s)") && err.contains("not retried"), "{err}");
     assert!(!warm.root.join("clean").exists(), "a stopped item publishes nothing");
 }
 

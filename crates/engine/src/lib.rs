@@ -250,6 +250,8 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
     let mut plans: Vec<DslPlan> = Vec::new();
     let mut counted: Vec<Counted> = Vec::new();
     let mut ctx = polars::sql::SQLContext::new();
+    // The SQL front end tells a subquery's columns from the outer query's by the inputs' columns.
+    let mut catalog = runner_sql::Catalog::new();
     for (name, spec) in &step.inputs {
         let files = run.inputs.get(name).cloned().unwrap_or_default();
         stats.bytes_in += files.iter().map(|f| f.size).sum::<u64>();
@@ -273,6 +275,8 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
                 plans.push(sink.logical_plan);
             }
         }
+        let schema = frame.clone().collect_schema().map_err(|e| read::explain_failure(step, &run.inputs, e))?;
+        catalog = catalog.with_typed_table(name.clone(), schema.iter().map(|(n, t)| (n.to_string(), sql_type(t))));
         ctx.register(name, frame);
     }
 
@@ -288,7 +292,9 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
             bad @ (EngineError::BadRow { .. } | EngineError::Read { .. }) => bad,
             _ => EngineError::Sql { output: name.clone(), detail: e.to_string() },
         };
-        let frame = ctx.execute(&sql).map_err(sql_error)?;
+        let prepared = runner_sql::prepare(&sql, &catalog)
+            .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
+        let frame = ctx.execute(&prepared.sql).map_err(sql_error)?;
         let schema = frame.clone().collect_schema().map_err(sql_error)?;
         for key in &output.partition_by {
             if schema.get(key).is_none() {
@@ -321,6 +327,18 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
     }
 
     Ok(ItemPlan { plans, counted, sink_count, output_schemas, stats })
+}
+
+/// A column's type as the SQL front end's decimal rules see it.
+fn sql_type(t: &DataType) -> runner_sql::ColumnType {
+    match t {
+        DataType::Decimal(_, scale) => {
+            runner_sql::ColumnType::Decimal { scale: u8::try_from(*scale).unwrap_or(u8::MAX) }
+        }
+        t if t.is_integer() => runner_sql::ColumnType::Int,
+        t if t.is_float() => runner_sql::ColumnType::Float,
+        _ => runner_sql::ColumnType::Other,
+    }
 }
 
 /// Runs one work item.

@@ -5,7 +5,8 @@
 //! A value is rendered for where it goes, so that no key can change what the text means:
 //! in a path (and a hive filter, which is compared with directory names) the key is one
 //! escaped segment ([`runner_types::PartitionKey::path_segment`]); in SQL every placeholder
-//! must sit inside a single-quoted string literal and its value has its quotes doubled.
+//! must sit inside a plain single-quoted string literal, as the SQL's tokens say
+//! ([`check_sql`]), and its value has its quotes doubled.
 
 use runner_types::Partition;
 
@@ -74,21 +75,71 @@ pub fn placeholders(text: &str) -> Result<Vec<&str>, String> {
         .collect())
 }
 
-/// Checks that every placeholder in `sql` sits inside a single-quoted string literal
-/// (`day = '{partition_key}'`): a value outside one could change the query.
+/// Checks that every placeholder in `sql` sits inside a plain single-quoted string literal
+/// (`day = '{partition_key}'`): a value anywhere else could change the query.
+///
+/// It reads tokens, with the tokenizer and dialect Polars SQL parses with (`sqlparser`'s
+/// generic dialect), so an apostrophe in a comment or a quote in an identifier can't make a
+/// bare placeholder look quoted. Each placeholder is swapped for a marker word first (braces
+/// aren't SQL), and each marker must lie in a `'…'` token. In that dialect a `'…'` string has
+/// no backslash escapes and a doubled quote is a quote, which is what [`render`] does to a
+/// value: the value can't end its literal. Everywhere else is refused: bare, in a quoted
+/// identifier, in a `$$…$$` string or any other kind of literal (`E'…'` has backslash escapes,
+/// so doubled quotes would not keep a value in), and in a comment too (a value there could end
+/// a `/* */` comment).
 pub fn check_sql(sql: &str) -> Result<(), String> {
-    let mut quoted = false;
-    for piece in pieces(sql)? {
+    use sqlparser::dialect::GenericDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+    let pieces = pieces(sql)?;
+    let names: Vec<&str> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Placeholder(n) => Some(*n),
+            Piece::Text(_) => None,
+        })
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    // A word the text doesn't hold; `x` ends each marker, so none is a prefix of another.
+    let mut base = String::from("runnerplaceholder");
+    while sql.contains(&base) {
+        base.push('q');
+    }
+    let marker = |i: usize| format!("{base}{i}x");
+    let mut marked = String::with_capacity(sql.len() + 24 * names.len());
+    let mut next = 0;
+    for piece in &pieces {
         match piece {
-            // A doubled quote inside a literal flips twice: the parity is what counts.
-            Piece::Text(t) => quoted ^= t.matches('\'').count() % 2 == 1,
-            Piece::Placeholder(name) if !quoted => {
-                return Err(format!(
-                    "{{{name}}} must sit inside a single-quoted string ('{{{name}}}'), so a partition key can't change the query"
-                ));
+            Piece::Text(t) => marked.push_str(t),
+            Piece::Placeholder(_) => {
+                marked.push_str(&marker(next));
+                next += 1;
             }
-            Piece::Placeholder(_) => {}
         }
+    }
+    let tokens = Tokenizer::new(&GenericDialect {}, &marked)
+        .tokenize()
+        .map_err(|e| format!("the SQL can't be read to check where its placeholders sit: {e}"))?;
+    for (i, name) in names.iter().enumerate() {
+        let mark = marker(i);
+        // A marker split across tokens (glued to a number, say) is in none of them: bare.
+        let place = match tokens.iter().find(|t| t.to_string().contains(&mark)) {
+            Some(Token::SingleQuotedString(_)) => continue,
+            Some(Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_))) => {
+                "in a comment"
+            }
+            Some(Token::Word(w)) if w.quote_style == Some('"') => "in a double-quoted identifier",
+            Some(Token::Word(w)) if w.quote_style.is_some() => "in a quoted identifier",
+            Some(Token::DollarQuotedString(_)) => "in a dollar-quoted string",
+            Some(Token::Word(_)) | None => "bare, outside any string",
+            Some(_) => "in a literal other than a plain '…' string",
+        };
+        return Err(format!(
+            "{{{name}}} sits {place}; it must sit inside a single-quoted string ('{{{name}}}'), \
+             so a partition key can't change the query"
+        ));
     }
     Ok(())
 }
@@ -197,5 +248,87 @@ mod tests {
         assert!(check_sql("SELECT * FROM t WHERE d = 'x''{partition_key}'").is_ok());
         assert!(check_sql("SELECT * FROM t WHERE d = {partition_key}").unwrap_err().contains("single-quoted"));
         assert!(check_sql("SELECT 'a' FROM t WHERE d = {partition_start}").is_err());
+    }
+
+    fn refusal(sql: &str) -> String {
+        check_sql(sql).expect_err(sql)
+    }
+
+    #[test]
+    fn an_apostrophe_in_a_comment_does_not_make_a_bare_placeholder_quoted() {
+        // Counting apostrophes let this through, and the partition `1 OR 1=1` returned every row.
+        assert_eq!(
+            refusal("-- the user's pick\nSELECT * FROM t WHERE v = {partition_key}"),
+            "{partition_key} sits bare, outside any string; it must sit inside a single-quoted string \
+             ('{partition_key}'), so a partition key can't change the query"
+        );
+        assert!(
+            refusal("/* it's */ SELECT * FROM t WHERE v = {partition_key}").starts_with("{partition_key} sits bare")
+        );
+        assert!(
+            refusal("SELECT * FROM t -- '\nWHERE v = {partition_key} -- '").starts_with("{partition_key} sits bare")
+        );
+    }
+
+    #[test]
+    fn a_placeholder_in_an_identifier_a_dollar_string_a_comment_or_another_literal_is_refused() {
+        assert!(
+            refusal(r#"SELECT "{partition_key}" FROM t"#)
+                .starts_with("{partition_key} sits in a double-quoted identifier; it must sit inside")
+        );
+        assert!(
+            refusal(r#"SELECT * FROM t WHERE v = "it's {partition_key}""#)
+                .starts_with("{partition_key} sits in a double-quoted identifier;")
+        );
+        assert!(
+            refusal("SELECT * FROM t WHERE v = $${partition_key}$$")
+                .starts_with("{partition_key} sits in a dollar-quoted string;")
+        );
+        assert!(
+            refusal("SELECT * FROM t WHERE v = $tag$'{partition_end}'$tag$")
+                .starts_with("{partition_end} sits in a dollar-quoted string;")
+        );
+        // E'…' reads backslash escapes, so doubling the value's quotes would not keep it in.
+        assert!(
+            refusal("SELECT * FROM t WHERE v = E'{partition_key}'")
+                .starts_with("{partition_key} sits in a literal other than a plain '…' string;")
+        );
+        assert!(refusal("SELECT * FROM t /* day {partition_key} */").starts_with("{partition_key} sits in a comment;"));
+        assert!(refusal("SELECT * FROM t -- day '{partition_key}'").starts_with("{partition_key} sits in a comment;"));
+        assert!(
+            refusal("SELECT * FROM t WHERE a >= '{partition_start}' AND a < {partition_end}")
+                .starts_with("{partition_end} sits bare"),
+            "the second of two placeholders is the bare one"
+        );
+    }
+
+    #[test]
+    fn a_placeholder_in_a_plain_string_passes() {
+        for sql in [
+            "SELECT * FROM t WHERE v = '{partition_key}'",
+            "SELECT * FROM t WHERE v = 'it''s {partition_key}'",
+            "-- the user's pick\nSELECT * FROM t WHERE v = '{partition_key}' AND w = 'a''{partition_key}'''",
+            r#"SELECT "it's" FROM t WHERE ts >= '{partition_start}' AND ts < '{partition_end}' -- a '"#,
+            r#"SELECT '{{"k": 1}}' AS j FROM t WHERE v = '{partition_key}'"#,
+            "SELECT * FROM t",
+        ] {
+            assert_eq!(check_sql(sql), Ok(()), "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_rendered_key_stays_inside_the_literal_the_check_accepted() {
+        use sqlparser::dialect::GenericDialect;
+        use sqlparser::tokenizer::{Token, Tokenizer};
+
+        let sql = "SELECT * FROM t WHERE v = '{partition_key}' -- it's";
+        assert_eq!(check_sql(sql), Ok(()));
+        for key in ["1' OR 1=1 --", "x'' OR '1'='1", "it's $$ a key", "a'b -- c"] {
+            let p = Partition::from_key(key).unwrap();
+            let rendered = render(sql, Some(&p), Context::Sql).unwrap();
+            let tokens = Tokenizer::new(&GenericDialect {}, &rendered).tokenize().unwrap();
+            let literals: Vec<&Token> = tokens.iter().filter(|t| matches!(t, Token::SingleQuotedString(_))).collect();
+            assert_eq!(literals, [&Token::SingleQuotedString(key.to_string())], "{rendered}");
+        }
     }
 }

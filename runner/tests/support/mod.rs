@@ -207,6 +207,7 @@ pub fn fleet_request(run: &str, backend: BackendKind, work: &str, callbacks: &st
         workers_prefix: None,
         step_items: None,
         warm_items: None,
+        machine_items: None,
     };
     FleetRequest {
         run_id: RunId::from(run),

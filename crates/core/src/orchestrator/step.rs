@@ -171,6 +171,9 @@ async fn run_leased(
             workers_prefix: Some(workers_prefix.clone()),
             step_items: Some(todo.len()),
             warm_items: opts.warm_items,
+            // A fleet that sets each worker's slots runs its workers on one machine (local
+            // processes): as many items run on it at once as the fleet runs in all.
+            machine_items: fleet_api.slots_per_worker().map(|_| todo.len().min(fleet_api.max_items())),
         };
         let request = FleetRequest {
             run_id: opts.run_id.clone(),
@@ -195,6 +198,7 @@ async fn run_leased(
             record,
             watchdog,
             spans: HashMap::new(),
+            handed_back: HashMap::new(),
             leases,
         };
         let waited = wait.until_committed(queues, &fleet, &request).await;
@@ -281,6 +285,8 @@ struct Wait<'a, 'b> {
     watchdog: Watchdog,
     /// When each worker ran each committed attempt.
     spans: HashMap<String, Vec<(f64, f64)>>,
+    /// How often each item was handed back by its worker, and the last reason.
+    handed_back: HashMap<WorkItemId, (u32, String)>,
     /// The step's leases, which must not be lost while it runs.
     leases: &'a StepLeases,
 }
@@ -433,17 +439,30 @@ impl Wait<'_, '_> {
                 self.lose_attempt(item, worker, "interrupted", span);
                 self.summary.interruptions_survived += 1;
                 ctx.observer.item_interrupted(step, &item.label, &reason);
+                let entry = self.handed_back.entry(item.id.clone()).or_default();
+                entry.0 += 1;
+                entry.1 = reason;
             }
+            // Every delivery counts toward the queue's bound, so losses of every kind end here:
+            // failures, hand-backs, and attempts whose worker died without a callback.
             Event::DeadLettered { item } => {
                 if done.contains(&item.id) {
                     return Ok(());
                 }
-                let (n, error) = failures.get(&item.id).cloned().unwrap_or((0, "no error was reported".into()));
+                let deliveries = self.attempts + ctx.options.interruption_allowance;
+                let (failed, error) = failures.get(&item.id).cloned().unwrap_or_default();
+                let (handed_back, reason) = self.handed_back.get(&item.id).cloned().unwrap_or_default();
+                let silent = deliveries.saturating_sub(failed + handed_back);
+                let last = if handed_back > 0 { format!(" (the last: {reason})") } else { String::new() };
+                let lost = format!(
+                    "the item went to the dead-letter queue after {deliveries} deliveries: {failed} failed, \
+                     {handed_back} handed back by their worker{last}, {silent} with no callback (as when a worker dies)"
+                );
                 return Err(RunError::ItemFailed {
                     step: step.clone(),
                     item: item.label.clone(),
-                    attempts: n,
-                    error: format!("{error} (the item went to the dead-letter queue after too many deliveries)"),
+                    attempts: deliveries,
+                    error: if failed > 0 { format!("{error} ({lost})") } else { lost },
                 });
             }
         }

@@ -1,7 +1,8 @@
 //! Runs each work item in a child process (`runner exec-item`), so all of the item's memory
 //! goes back to the OS when it ends. The parent watches the child's resident size, stops it
-//! above the item's limit, and reads its peak from `wait4`. What an item's process reports, and
-//! how that becomes an outcome, is shared with warm processes ([`super::warm`]).
+//! above the item's limit ([`super::memory_limit`]), and reads its peak from `wait4`. What an
+//! item's process reports, and how that becomes an outcome, is shared with warm processes
+//! ([`super::warm`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use runner_types::ItemStats;
 
+use super::memory_limit::{self, MemoryLimit, OomKills};
 use crate::wire::WorkItem;
 
 /// What the child writes to its result file.
@@ -71,16 +73,6 @@ pub(super) fn read_result(path: &Path) -> Option<ChildResult> {
     std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<ChildResult>(&b).ok())
 }
 
-/// The error of an item stopped above its memory limit.
-pub(super) fn over_limit(item: &WorkItem, rss: u64) -> String {
-    format!(
-        "item {} went over its memory limit of {} MiB (resident {} MiB) and was stopped",
-        item.label,
-        item.memory_limit_mb.unwrap_or(0),
-        rss / (1024 * 1024)
-    )
-}
-
 /// How an item ended, from its result file and its process's exit status (`code`, 128+signal
 /// when killed; 0 for a warm process that answered), with its peak resident size.
 pub(super) fn outcome(result: Option<ChildResult>, code: i32, peak: u64, stderr: &str) -> ChildOutcome {
@@ -91,11 +83,18 @@ pub(super) fn outcome(result: Option<ChildResult>, code: i32, peak: u64, stderr:
         }
         (Some(ChildResult::Error(error)), _) => ChildOutcome::Failed { error, permanent: false },
         (Some(ChildResult::Permanent(error)), _) => ChildOutcome::Failed { error, permanent: true },
-        // Killed or terminated from outside (a shutdown, the OOM killer): not the job's fault
-        // as far as we can tell. Any other signal is a crash of the item itself.
+        // Killed or terminated from outside (a shutdown; the OOM killer is told apart before
+        // this): not the job's fault as far as we can tell. Any other signal is a crash of the
+        // item itself.
         (_, code) if code == 128 + libc::SIGKILL || code == 128 + libc::SIGTERM => {
             ChildOutcome::Killed(format!("item process killed by signal {}", code - 128))
         }
+        // A panic that could not unwind (one in a destructor, or in Polars' runtime where it
+        // aborts on purpose) prints where it happened, then aborts: the same item panics again.
+        (_, code) if code == 128 + libc::SIGABRT && stderr.contains("' panicked at ") => ChildOutcome::Failed {
+            error: with_stderr("item process aborted after a panic".into(), stderr),
+            permanent: true,
+        },
         (_, code) if code > 128 => ChildOutcome::Failed {
             error: with_stderr(format!("item process crashed with signal {}", code - 128), stderr),
             permanent: false,
@@ -108,14 +107,17 @@ pub(super) fn outcome(result: Option<ChildResult>, code: i32, peak: u64, stderr:
 }
 
 /// Runs the item in a child process of its own whose Polars pool has `threads` threads (its own
-/// default when `None`). `cancel` resolving stops it (SIGKILL) and reports Killed.
+/// default when `None`), stopped above `limit`. `cancel` resolving stops it (SIGKILL) and
+/// reports Killed.
 pub async fn run_item_process(
     item: &WorkItem,
     scratch: &Path,
     threads: Option<usize>,
+    limit: MemoryLimit,
     cancel: impl std::future::Future<Output = String>,
 ) -> std::io::Result<ChildOutcome> {
     let (item_path, result_path) = write_item(item, scratch)?;
+    let oom_kills = OomKills::now();
     let stderr_path = scratch.join("stderr.log");
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
@@ -135,7 +137,7 @@ pub async fn run_item_process(
         .stderr(std::fs::File::create(&stderr_path)?)
         .spawn()?;
     let pid = child.id();
-    let limit = item.memory_limit_mb.map(|mb| mb * 1024 * 1024);
+    let limit_bytes = limit.bytes();
     // The child is reaped by `wait4` below, not through `Child`.
     std::mem::forget(child);
     let waiter = tokio::task::spawn_blocking(move || wait(pid));
@@ -152,7 +154,7 @@ pub async fn run_item_process(
                 return Ok(ChildOutcome::Killed(reason));
             }
             _ = ticker.tick() => {
-                if let (Some(limit), Some(rss)) = (limit, rss_bytes(pid))
+                if let (Some(limit), Some(rss)) = (limit_bytes, rss_bytes(pid))
                     && rss > limit
                     && over.is_none()
                 {
@@ -163,10 +165,16 @@ pub async fn run_item_process(
         }
     };
     let stderr = forward_stderr(&stderr_path, 0);
+    // A fresh process holds only this item's memory: another attempt would need the same.
     if let Some(rss) = over {
-        return Ok(ChildOutcome::Failed { error: over_limit(item, rss), permanent: false });
+        return Ok(ChildOutcome::Failed { error: memory_limit::over_limit(item, limit, rss), permanent: true });
     }
-    Ok(outcome(read_result(&result_path), status, peak, &stderr))
+    let result = read_result(&result_path);
+    if result.is_none() && status == 128 + libc::SIGKILL && oom_kills.rose() {
+        let error = memory_limit::killed_by_kernel(item, limit, Some(peak));
+        return Ok(ChildOutcome::Failed { error, permanent: true });
+    }
+    Ok(outcome(result, status, peak, &stderr))
 }
 
 /// How much of a failed item's stderr travels in its callback: the end is where the cause is.
@@ -223,4 +231,43 @@ fn wait(pid: u32) -> std::io::Result<(i32, u64)> {
     // `ru_maxrss` is in KiB on Linux and in bytes on macOS.
     let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
     Ok((code, usage.ru_maxrss as u64 * unit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(outcome: ChildOutcome) -> (String, bool) {
+        match outcome {
+            ChildOutcome::Failed { error, permanent } => (error, permanent),
+            other => panic!("not a failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_panic_that_aborted_the_process_fails_the_item_for_good() {
+        let stderr = "thread 'polars-1' panicked at polars-core/src/x.rs:10:5:\nnot implemented for dtype Int128\n";
+        let (error, permanent) = failed(outcome(None, 128 + libc::SIGABRT, 0, stderr));
+        assert_eq!(
+            error,
+            "item process aborted after a panic; its stderr ends with:\n\
+             thread 'polars-1' panicked at polars-core/src/x.rs:10:5:\nnot implemented for dtype Int128"
+        );
+        assert!(permanent, "it would panic again");
+    }
+
+    #[test]
+    fn other_crashes_may_be_retried_and_a_kill_from_outside_is_an_interruption() {
+        let (error, permanent) = failed(outcome(None, 128 + libc::SIGABRT, 0, "native code said: buffer overrun\n"));
+        assert_eq!(
+            error,
+            "item process crashed with signal 6; its stderr ends with:\nnative code said: buffer overrun"
+        );
+        assert!(!permanent);
+        let (error, permanent) = failed(outcome(None, 128 + libc::SIGSEGV, 0, "thread 'a' panicked at x.rs:1:1:\n"));
+        assert!(error.starts_with("item process crashed with signal 11"), "{error}");
+        assert!(!permanent, "only an abort follows a panic");
+        let killed = outcome(None, 128 + libc::SIGKILL, 0, "");
+        assert!(matches!(&killed, ChildOutcome::Killed(r) if r == "item process killed by signal 9"), "{killed:?}");
+    }
 }

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use runner_backends::storage::{Location, StorageError, Stores};
 use runner_engine::{self as engine, EngineError, ItemRun, ItemStats, LocalFile};
-use runner_spec::JobSpec;
+use runner_spec::{JobSpec, StepSpec};
 
+use super::engine_panic;
 use crate::wire::{Manifest, WorkItem};
 
 /// Why an item failed.
@@ -37,12 +38,49 @@ pub enum ExecError {
         /// The error.
         source: std::io::Error,
     },
+    /// Polars panicked while it ran the item: the message names the step, its output when it
+    /// has one, what Polars said and where in Polars it was.
+    #[error("{0}")]
+    Panicked(String),
 }
 
 impl ExecError {
-    /// True when a retry must fail the same way (see [`EngineError::is_permanent`]).
+    /// True when a retry must fail the same way (see [`EngineError::is_permanent`]); a panic
+    /// of Polars is met again by every attempt on the same inputs.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Engine(e) if e.is_permanent())
+        matches!(self, Self::Engine(e) if e.is_permanent()) || matches!(self, Self::Panicked(_))
+    }
+}
+
+/// The error of an item of `step` whose engine panicked with `payload`. The outputs run in one
+/// plan, so only a step of one output can say which output it was.
+fn panicked(step: &StepSpec, payload: &(dyn std::any::Any + Send)) -> ExecError {
+    let output = match step.outputs.keys().collect::<Vec<_>>().as_slice() {
+        [name] => format!(", output {name:?}"),
+        _ => String::new(),
+    };
+    let message = engine_panic::message(payload);
+    let at = message.as_deref().and_then(engine_panic::location_of).map(|l| format!(" (at {l})")).unwrap_or_default();
+    let message = message.unwrap_or_else(|| "a panic with no message".into());
+    ExecError::Panicked(format!("step {:?}{output}: Polars panicked while running the item: {message}{at}", step.name))
+}
+
+/// Runs `work` (the engine on one item) on a blocking thread; a panic there, Polars' own
+/// included, becomes [`ExecError::Panicked`] rather than the end of the process.
+async fn run_engine(
+    step: &StepSpec,
+    work: impl FnOnce() -> Result<ItemStats, EngineError> + Send + 'static,
+) -> Result<ItemStats, ExecError> {
+    engine_panic::record_locations();
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => Ok(result?),
+        Err(e) => match e.try_into_panic() {
+            Ok(payload) => Err(panicked(step, &*payload)),
+            Err(e) => Err(ExecError::Engine(EngineError::Execute {
+                step: step.name.clone(),
+                detail: format!("engine thread: {e}"),
+            })),
+        },
     }
 }
 
@@ -69,9 +107,10 @@ pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Re
     let partition = item.partition.clone();
     let engine_out = out_dir.clone();
     let checks = job.checks.clone();
-    let mut stats = tokio::task::spawn_blocking(move || {
+    let engine_step = step.clone();
+    let mut stats = run_engine(&step, move || {
         engine::run_item(ItemRun {
-            step: &step,
+            step: &engine_step,
             partition: partition.as_ref(),
             inputs,
             out_dir: &engine_out,
@@ -79,10 +118,7 @@ pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Re
             checks: &checks,
         })
     })
-    .await
-    .map_err(|e| {
-        ExecError::Engine(EngineError::Execute { step: item.step.clone(), detail: format!("engine thread: {e}") })
-    })??;
+    .await?;
 
     failpoint_sleep().await;
     // Another attempt of this run may have committed the item while this one ran (a delivery
@@ -232,4 +268,47 @@ async fn publish_dir(stores: &dyn Stores, base: &Location, dir: &Path, tag: &str
         failpoint_hang_after_publish().await;
     }
     Ok(published)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Step `q10` of a job, with these `[step.outputs.*]` tables.
+    fn step(outputs: &str) -> StepSpec {
+        let text = format!(
+            "name = \"tpch\"\n[[step]]\nname = \"q10\"\nsplit = \"single\"\n\
+             [step.inputs.lineitem]\npath = \"lineitem/*.parquet\"\nformat = \"parquet\"\n{outputs}"
+        );
+        JobSpec::parse(&text, "job.toml").unwrap().steps[0].clone()
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_engine_fails_the_item_for_good_naming_the_step_the_output_and_where() {
+        let one = step("[step.outputs.revenue]\npath = \"out/revenue\"\n");
+        let err = run_engine(&one, || panic!("not implemented for dtype Int128")).await.unwrap_err();
+        let line = line!() - 1;
+        assert!(err.is_permanent(), "it would panic again: {err}");
+        let said = err.to_string();
+        let expected = "step \"q10\", output \"revenue\": Polars panicked while running the item: \
+                        not implemented for dtype Int128 (at ";
+        assert!(said.starts_with(expected), "{said}");
+        assert!(said.contains(&format!("{}:{line}:", file!())), "where it panicked: {said}");
+    }
+
+    #[tokio::test]
+    async fn a_step_of_several_outputs_is_named_without_one_and_errors_still_pass_through() {
+        let two = step(
+            "[step.outputs.a]\npath = \"out/a\"\nsql = \"SELECT * FROM lineitem\"\n\
+             [step.outputs.b]\npath = \"out/b\"\nsql = \"SELECT * FROM lineitem\"\n",
+        );
+        let err = run_engine(&two, || std::panic::panic_any(String::from("index out of bounds"))).await.unwrap_err();
+        assert!(
+            err.to_string().starts_with("step \"q10\": Polars panicked while running the item: index out of bounds"),
+            "{err}"
+        );
+        let err = run_engine(&two, || Err(EngineError::Template("no window".into()))).await.unwrap_err();
+        assert!(matches!(&err, ExecError::Engine(EngineError::Template(_))), "an error is not a panic: {err}");
+        assert_eq!(err.to_string(), "no window");
+    }
 }

@@ -22,12 +22,15 @@ use tracing::{error, info, warn};
 use crate::wire::{Callback, Outcome, WorkItem, WorkerInfo};
 use capacity::{ItemNeeds, Machine, Packing};
 use child::{ChildOutcome, run_item_process};
+use memory_limit::MemoryLimit;
 use warm::{WarmBudget, WarmProcesses};
 
 pub mod capacity;
 pub mod child;
+mod engine_panic;
 pub mod exec;
 pub mod item_env;
+pub mod memory_limit;
 pub mod warm;
 
 /// How workers find their queues and behave. The orchestrator writes it; the fleet carries it
@@ -73,6 +76,11 @@ pub struct WorkerConfig {
     /// ([`warm`]); unset, every item runs in a fresh process.
     #[serde(default)]
     pub warm_items: Option<WarmBudget>,
+    /// Items that run at once on the worker's machine, all its workers together, when the
+    /// fleet puts several workers on one machine (local workers); unset, the worker's own
+    /// slots. The default memory limit of an item is the machine's share for each of them.
+    #[serde(default)]
+    pub machine_items: Option<usize>,
 }
 
 /// The object a worker writes when it starts, under the workers prefix and its id.
@@ -94,6 +102,21 @@ impl WorkerConfig {
             }
         };
         packing.for_step_items(vcpus, self.step_items)
+    }
+
+    /// The memory limit of an item whose step sets none ([`memory_limit`]): a share of the
+    /// machine for each item that runs on it at once. A worker runs no more items at once
+    /// than the step has, so a step of one item gets its whole share of the machine.
+    pub fn default_memory_limit(&self, packing: Packing) -> MemoryLimit {
+        MemoryLimit::default_for(Machine::read().memory_mib, self.items_per_machine(packing))
+    }
+
+    /// Items that run at once on this worker's machine.
+    fn items_per_machine(&self, packing: Packing) -> usize {
+        match self.machine_items {
+            Some(n) => n,
+            None => packing.slots.min(self.step_items.unwrap_or(usize::MAX)),
+        }
     }
 }
 
@@ -144,6 +167,8 @@ struct Shared {
     threads_per_item: Option<usize>,
     /// Idle warm item processes, when the budget allows them.
     warm: Option<WarmProcesses>,
+    /// The memory limit of an item whose step sets none.
+    default_limit: MemoryLimit,
 }
 
 /// Runs the worker until idle or interrupted.
@@ -168,7 +193,8 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
     let warm = cfg.warm_items.map(|budget| {
         WarmProcesses::new(budget, threads_per_item, scratch_root.join(format!("runner-worker-{}", std::process::id())))
     });
-    let shared = Arc::new(Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm });
+    let default_limit = cfg.default_memory_limit(packing);
+    let shared = Arc::new(Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm, default_limit });
     let exit = serve(&shared, packing, &aws, &mut spot, &mut sig, idle_after).await;
     if let Some(warm) = &shared.warm {
         warm.shutdown().await;
@@ -199,6 +225,7 @@ async fn serve(
         queue = %shared.cfg.work_queue,
         slots = packing.slots,
         threads_per_item = packing.threads_per_item,
+        default_item_memory_mib = shared.default_limit.bytes().map(|b| b / (1024 * 1024)),
         "worker started"
     );
     let mut running: JoinSet<anyhow::Result<Option<String>>> = JoinSet::new();
@@ -331,7 +358,7 @@ async fn handle(
     spot: &mut Option<watch::Receiver<Notice>>,
     sig: &mut watch::Receiver<Notice>,
 ) -> anyhow::Result<Option<String>> {
-    let Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm } = shared;
+    let Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm, default_limit } = shared;
     let item: WorkItem = match serde_json::from_str(&message.body) {
         Ok(i) => i,
         Err(e) => {
@@ -362,9 +389,10 @@ async fn handle(
             }
         })
     };
+    let limit = MemoryLimit::of(&item, *default_limit);
     let outcome = match warm {
-        Some(warm) => warm.run(&item, scratch.path(), wait_terminate(spot, sig)).await,
-        None => run_item_process(&item, scratch.path(), *threads_per_item, wait_terminate(spot, sig)).await,
+        Some(warm) => warm.run(&item, scratch.path(), limit, wait_terminate(spot, sig)).await,
+        None => run_item_process(&item, scratch.path(), *threads_per_item, limit, wait_terminate(spot, sig)).await,
     };
     heartbeat.abort();
     let (outcome, stop) = match outcome.context("starting the item process")? {
@@ -411,4 +439,36 @@ async fn handle(
         (Ok(_), false) => {}
     }
     Ok(stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(machine_items: Option<usize>, step_items: Option<usize>) -> WorkerConfig {
+        let mut cfg: WorkerConfig = serde_json::from_value(serde_json::json!({
+            "backend": "local",
+            "work_queue": "w",
+            "callback_queue": "c",
+            "visibility_secs": 30,
+            "heartbeat_secs": 10,
+            "idle_shutdown_secs": 60,
+            "poll_imds": false,
+        }))
+        .unwrap();
+        cfg.machine_items = machine_items;
+        cfg.step_items = step_items;
+        cfg
+    }
+
+    #[test]
+    fn the_default_memory_limit_is_shared_by_the_items_that_run_on_the_machine_at_once() {
+        let packing = Packing { slots: 8, threads_per_item: 2 };
+        assert_eq!(config(None, None).items_per_machine(packing), 8, "an instance's slots");
+        assert_eq!(config(None, Some(3)).items_per_machine(packing), 3, "a step of three items fills three slots");
+        assert_eq!(config(None, Some(100)).items_per_machine(packing), 8);
+        // Local workers of one slot each share the orchestrator's machine.
+        let local = Packing { slots: 1, threads_per_item: 8 };
+        assert_eq!(config(Some(4), Some(100)).items_per_machine(local), 4);
+    }
 }

@@ -23,6 +23,7 @@ use tokio::sync::Mutex;
 use tracing::{debug, info};
 
 use super::child::{self, ChildOutcome, ChildResult};
+use super::memory_limit::{self, MemoryLimit, OomKills};
 use crate::wire::WorkItem;
 
 /// When a process may take another item. On by default, because `make bench` measured warm
@@ -133,6 +134,7 @@ impl WarmProcesses {
         &self,
         item: &WorkItem,
         scratch: &Path,
+        limit: MemoryLimit,
         cancel: impl std::future::Future<Output = String>,
     ) -> std::io::Result<ChildOutcome> {
         let (item_path, result_path) = child::write_item(item, scratch)?;
@@ -159,7 +161,13 @@ impl WarmProcesses {
         }
         warm.stdin.flush().await?;
         let started_warm = warm.items > 0;
-        let limit = item.memory_limit_mb.map(|mb| mb * 1024 * 1024);
+        // A process that ran items before still holds some of their memory, so an item that
+        // runs out of memory in it may fit in a fresh one: then the failure may be retried.
+        let permanent = !started_warm;
+        let oom_kills = OomKills::now();
+        let limit_bytes = limit.bytes();
+        // The largest resident size seen while the item ran (a killed process reports no peak).
+        let mut seen_rss = 0;
         tokio::pin!(cancel);
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         let report = loop {
@@ -170,9 +178,12 @@ impl WarmProcesses {
                     return Ok(ChildOutcome::Killed(reason));
                 }
                 _ = ticker.tick() => {
-                    if let (Some(limit), Some(rss)) = (limit, child::rss_bytes(warm.pid)) && rss > limit {
+                    let Some(rss) = child::rss_bytes(warm.pid) else { continue };
+                    seen_rss = seen_rss.max(rss);
+                    if limit_bytes.is_some_and(|limit| rss > limit) {
                         self.retire(warm).await;
-                        return Ok(ChildOutcome::Failed { error: child::over_limit(item, rss), permanent: false });
+                        let error = memory_limit::over_limit(item, limit, rss);
+                        return Ok(ChildOutcome::Failed { error, permanent });
                     }
                 }
             }
@@ -183,6 +194,10 @@ impl WarmProcesses {
             // It ended without a report: what its exit status says, as for a fresh process.
             let code = exit_code(warm.child.wait().await?);
             let result = child::read_result(&result_path);
+            if result.is_none() && code == 128 + libc::SIGKILL && oom_kills.rose() {
+                let error = memory_limit::killed_by_kernel(item, limit, Some(seen_rss));
+                return Ok(ChildOutcome::Failed { error, permanent });
+            }
             return Ok(child::outcome(result, code, 0, &stderr));
         };
         let result = child::read_result(&result_path);

@@ -1,0 +1,167 @@
+"""TPC-H at scale factor BENCH_TPCH_SCALE (default 1): the 22 job specs of `runner/examples/tpch`
+(the standard texts) run by the runner, against DuckDB and Python Polars running the same SQL on
+the same Parquet files, each writing its answer to Parquet, each query a whole process.
+
+BENCH_REPEATS interleaved rounds (runner, DuckDB, Polars per query). Prints each query's median
+times and the peer time over the runner's (the median of the rounds' ratios, and their range),
+the geometric means of those ratios, and the fixed cost of a local one-step run (a query over
+the 25-row `nation` table, so all of it is start, plan, lease, item process and commit).
+Every process runs under a memory bound (BENCH_MEMORY_MIB, default 16,384): a query that grows
+past it is killed and reported, not left to take the machine.
+Writes its output to `bench/results/tpch.txt`."""
+
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from reduce_at_scale import ratio_text
+from runner_vs_peers import REPEATS, RUNNER
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "runner" / "examples" / "tpch").glob("q*.toml"))
+SCALE = os.environ.get("BENCH_TPCH_SCALE", "1")
+MEMORY = int(os.environ.get("BENCH_MEMORY_MIB", "16384")) * 2**20
+TABLES = ["part", "supplier", "partsupp", "customer", "orders", "lineitem", "nation", "region"]
+TPCHGEN = Path(sys.executable).parent / "tpchgen-cli"
+RESULTS = Path(__file__).resolve().parent / "results" / "tpch.txt"
+lines: list[str] = []
+
+
+def out(line: str) -> None:
+    print(line, flush=True)
+    lines.append(line)
+
+
+def sql_of(spec: Path) -> str:
+    return spec.read_text().split('sql = """', 1)[1].split('"""', 1)[0]
+
+
+DUCKDB = """
+import duckdb, sys
+data, sql, target = sys.argv[1:4]
+con = duckdb.connect()
+for t in {tables}:
+    con.execute(f"CREATE VIEW {{t}} AS SELECT * FROM read_parquet('{{data}}/{{t}}.parquet')")
+con.execute(f"COPY ({{sql}}) TO '{{target}}' (FORMAT parquet)")
+""".format(tables=TABLES)
+
+POLARS = """
+import polars as pl, sys
+data, sql, target = sys.argv[1:4]
+ctx = pl.SQLContext({{t: pl.scan_parquet(f"{{data}}/{{t}}.parquet") for t in {tables}}})
+ctx.execute(sql).sink_parquet(target)
+""".format(tables=TABLES)
+
+
+def rss_of(pid: int) -> int:
+    """Resident bytes of `pid` and its children (the runner's item processes are children)."""
+    total = 0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    except OSError:
+        return total
+    return total + sum(rss_of(int(c)) for c in children)
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Runs `command` to its end under the memory bound; its wall seconds. Fails on a non-zero
+    exit or on the bound, saying which."""
+    with tempfile.TemporaryFile() as log:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        over: list[int] = []
+
+        def watch() -> None:
+            while child.poll() is None:
+                rss = rss_of(child.pid)
+                if rss > MEMORY:
+                    over.append(rss)
+                    os.killpg(child.pid, 9)
+                    return
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        code = child.wait()
+        elapsed = time.perf_counter() - start
+        watcher.join()
+        if over:
+            raise RuntimeError(f"{command[:3]} went past {MEMORY >> 20} MiB ({over[0] >> 20} MiB) and was killed")
+        if code != 0:
+            log.seek(0)
+            raise RuntimeError(f"{command[:3]} exited {code}:\n{log.read()[-4000:].decode(errors='replace')}")
+    return elapsed
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="tpch-bench-"))
+    try:
+        data = work / "data"
+        out(f"runner: {RUNNER}; TPC-H scale factor {SCALE}; {REPEATS} interleaved rounds")
+        subprocess.run([str(TPCHGEN), "parquet", "-s", SCALE, f"--output-dir={data}"], check=True)
+        root = work / "root"
+        root.mkdir()
+        for t in TABLES:
+            # A hard link: the runner's local storage doesn't follow symbolic links.
+            os.link(data / f"{t}.parquet", root / f"{t}.parquet")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
+
+        def runner(spec: Path) -> float:
+            shutil.rmtree(root / spec.stem, ignore_errors=True)
+            shutil.rmtree(root / "_runs", ignore_errors=True)
+            return timed([str(RUNNER), "run", str(spec), "--root", str(root)], env)
+
+        def peer(code: str, spec: Path) -> float:
+            target = work / f"{spec.stem}.parquet"
+            target.unlink(missing_ok=True)
+            return timed([sys.executable, "-c", code, str(data), sql_of(spec), str(target)])
+
+        out(f"  {'query':<6}{'runner s':>10}{'DuckDB s':>10}{'Polars s':>10}{'DuckDB / runner':>24}{'Polars / runner':>24}")
+        medians: dict[str, list[float]] = {"duckdb": [], "polars": []}
+        for spec in SPECS:
+            runs: dict[str, list[tuple[float, int]]] = {"runner": [], "duckdb": [], "polars": []}
+            for _ in range(REPEATS):
+                runs["runner"].append((runner(spec), 0))
+                runs["duckdb"].append((peer(DUCKDB, spec), 0))
+                runs["polars"].append((peer(POLARS, spec), 0))
+            med = {k: statistics.median(x[0] for x in v) for k, v in runs.items()}
+            for peer_name in ("duckdb", "polars"):
+                ratios = [p[0] / r[0] for p, r in zip(runs[peer_name], runs["runner"], strict=True)]
+                medians[peer_name].append(statistics.median(ratios))
+            out(
+                f"  {spec.stem:<6}{med['runner']:>10.2f}{med['duckdb']:>10.2f}{med['polars']:>10.2f}"
+                f"{ratio_text(runs['duckdb'], runs['runner']):>24}{ratio_text(runs['polars'], runs['runner']):>24}"
+            )
+        for peer_name, ratios in medians.items():
+            geo = math.exp(statistics.fmean(math.log(r) for r in ratios))
+            out(f"  geometric mean of {peer_name} time / runner time over the 22 queries: {geo:.2f}x")
+
+        fixed = work / "fixed.toml"
+        fixed.write_text(
+            'name = "fixed_cost"\n[[step]]\nname = "tiny"\nsplit = "single"\n'
+            '[step.inputs.nation]\npath = "nation.parquet"\nformat = "parquet"\n'
+            '[step.outputs.answer]\npath = "tiny"\nsql = "SELECT n_name FROM nation WHERE n_nationkey < 3"\n'
+        )
+        costs = sorted(runner(fixed) for _ in range(max(REPEATS, 5)))
+        out(
+            f"  fixed cost of a local one-step run (25-row query): median {statistics.median(costs):.3f} s "
+            f"({costs[0]:.3f}-{costs[-1]:.3f}) over {len(costs)} runs"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+//! The rewrite rules, and the walk that applies them: expression rules everywhere first, then,
+//! for each `SELECT` from the innermost out, the rules that change its `FROM` and `WHERE`.
+//!
+//! | rule | what it rewrites |
+//! |---|---|
+//! | `standard_intervals` | `INTERVAL '3' MONTH` → `INTERVAL '3 month'` |
+//! | `decimal_literals` | `0.06` → `CAST('0.06' AS DECIMAL(2, 2))` |
+//! | `float_division` | `a / b` → `CAST(a AS DOUBLE) / CAST(b AS DOUBLE)` |
+//! | `decimal_products` | `a * b` of decimals → both cast to `DECIMAL(38, scale a + scale b)` |
+//! | `join_conditions` | conditions in `JOIN … ON` that are not equalities of the two sides |
+//! | `common_or_factors` | `(A AND X) OR (A AND Y)` → `A AND (X OR Y)` |
+//! | `comma_joins` | `FROM a, b WHERE a.k = b.k` → `FROM a JOIN b ON a.k = b.k` |
+//! | `scalar_subqueries` | `x > (SELECT agg …)`, correlated or not → a join of the aggregate |
+//! | `semi_anti_joins` | `EXISTS`, `NOT EXISTS`, `IN`, `NOT IN` with a subquery → semi and anti joins |
+
+mod attach;
+mod comma_joins;
+mod decimals;
+mod division;
+mod intervals;
+mod join_conditions;
+mod or_factors;
+mod subqueries;
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Expr, JoinConstraint, Query, Select, SelectItem, SetExpr, TableFactor, VisitMut, VisitorMut};
+
+use crate::SqlError;
+use crate::scope::{Catalog, Scope, cte_columns};
+
+/// What a walk has done so far: the names of the rules that changed something, and the
+/// counter that names the relations the rules add (`__s1`, `__s2`, …).
+#[derive(Debug, Default)]
+pub(crate) struct Rewriter {
+    next: usize,
+    pub applied: BTreeSet<&'static str>,
+}
+
+impl Rewriter {
+    /// A name no query of a user has: `__s1`, `__s2`, …
+    pub fn fresh(&mut self) -> String {
+        self.next += 1;
+        format!("__s{}", self.next)
+    }
+}
+
+/// Rewrites a whole query in place.
+pub(crate) fn rewrite(query: &mut Query, catalog: &Catalog, rw: &mut Rewriter) -> Result<(), SqlError> {
+    let _ = sqlparser::ast::visit_expressions_mut(query, |e| {
+        if decimals::literal(e) {
+            rw.applied.insert("decimal_literals");
+        }
+        if intervals::rewrite(e) {
+            rw.applied.insert("standard_intervals");
+        }
+        if division::rewrite(e) {
+            rw.applied.insert("float_division");
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    rewrite_query(query, None, catalog, rw)
+}
+
+fn rewrite_query(
+    query: &mut Query,
+    outer: Option<&Scope<'_>>,
+    catalog: &Catalog,
+    rw: &mut Rewriter,
+) -> Result<(), SqlError> {
+    let mut catalog = catalog.clone();
+    if let Some(with) = &mut query.with {
+        for cte in &mut with.cte_tables {
+            rewrite_query(&mut cte.query, None, &catalog, rw)?;
+            let columns = cte_columns(cte, &catalog);
+            catalog.insert(cte.alias.name.value.clone(), columns);
+        }
+    }
+    rewrite_set(&mut query.body, outer, &catalog, rw)
+}
+
+fn rewrite_set(
+    body: &mut SetExpr,
+    outer: Option<&Scope<'_>>,
+    catalog: &Catalog,
+    rw: &mut Rewriter,
+) -> Result<(), SqlError> {
+    match body {
+        SetExpr::Select(select) => rewrite_select(select, outer, catalog, rw),
+        SetExpr::Query(q) => rewrite_query(q, outer, catalog, rw),
+        SetExpr::SetOperation { left, right, .. } => {
+            rewrite_set(left, outer, catalog, rw)?;
+            rewrite_set(right, outer, catalog, rw)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn rewrite_select(
+    select: &mut Select,
+    outer: Option<&Scope<'_>>,
+    catalog: &Catalog,
+    rw: &mut Rewriter,
+) -> Result<(), SqlError> {
+    // Derived tables see no outer scope: a LATERAL one would, and is refused.
+    for twj in &mut select.from {
+        for factor in std::iter::once(&mut twj.relation).chain(twj.joins.iter_mut().map(|j| &mut j.relation)) {
+            if let TableFactor::Derived { lateral, subquery, .. } = factor {
+                if *lateral {
+                    return Err(SqlError::unsupported(
+                        &**subquery,
+                        "LATERAL derived tables are not supported; join the table instead",
+                    ));
+                }
+                rewrite_query(subquery, None, catalog, rw)?;
+            }
+        }
+    }
+    // Subqueries in expressions see this SELECT's relations as their outer scope.
+    {
+        let scope = Scope::of(select, catalog, outer);
+        let mut inner = Subqueries { scope: &scope, catalog, rw, depth: 0 };
+        let mut exprs: Vec<&mut Expr> = Vec::new();
+        exprs.extend(select.selection.as_mut());
+        exprs.extend(select.having.as_mut());
+        for item in &mut select.projection {
+            match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => exprs.push(e),
+                _ => {}
+            }
+        }
+        for twj in &mut select.from {
+            for join in &mut twj.joins {
+                if let Some(JoinConstraint::On(e)) = attach::constraint_mut(&mut join.join_operator) {
+                    exprs.push(e);
+                }
+            }
+        }
+        for e in exprs {
+            if let ControlFlow::Break(err) = e.visit(&mut inner) {
+                return Err(err);
+            }
+        }
+    }
+    join_conditions::apply(select, catalog, outer, rw)?;
+    or_factors::apply(select, rw);
+    comma_joins::apply(select, catalog, outer, rw);
+    subqueries::apply(select, catalog, outer, rw)?;
+    // Last: the joins the rules added bring their columns' types into scope.
+    let scope = Scope::of(select, catalog, outer);
+    let mut exprs: Vec<&mut Expr> = Vec::new();
+    exprs.extend(select.selection.as_mut());
+    exprs.extend(select.having.as_mut());
+    for item in &mut select.projection {
+        match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => exprs.push(e),
+            _ => {}
+        }
+    }
+    if let sqlparser::ast::GroupByExpr::Expressions(group, _) = &mut select.group_by {
+        exprs.extend(group.iter_mut());
+    }
+    for e in exprs {
+        if decimals::products(e, &scope)? {
+            rw.applied.insert("decimal_products");
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the outermost subqueries of the expressions it visits, with `scope` around them.
+struct Subqueries<'s, 'a> {
+    scope: &'s Scope<'a>,
+    catalog: &'s Catalog,
+    rw: &'s mut Rewriter,
+    depth: usize,
+}
+
+impl VisitorMut for Subqueries<'_, '_> {
+    type Break = SqlError;
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
+        if self.depth == 0
+            && let Err(e) = rewrite_query(query, Some(self.scope), self.catalog, self.rw)
+        {
+            return ControlFlow::Break(e);
+        }
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<SqlError> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::{Catalog, prepare};
+
+    /// The TPC-H tables' columns, enough for the rules' tests.
+    pub(crate) fn tpch() -> Catalog {
+        Catalog::new()
+            .with_table("part", ["p_partkey", "p_name", "p_brand", "p_type", "p_size", "p_container"])
+            .with_table("supplier", ["s_suppkey", "s_name", "s_nationkey", "s_comment"])
+            .with_table("partsupp", ["ps_partkey", "ps_suppkey", "ps_availqty", "ps_supplycost"])
+            .with_table("customer", ["c_custkey", "c_name", "c_nationkey", "c_acctbal", "c_phone"])
+            .with_table("orders", ["o_orderkey", "o_custkey", "o_orderdate", "o_comment", "o_orderstatus"])
+            .with_table(
+                "lineitem",
+                [
+                    "l_orderkey",
+                    "l_partkey",
+                    "l_suppkey",
+                    "l_quantity",
+                    "l_extendedprice",
+                    "l_commitdate",
+                    "l_receiptdate",
+                ],
+            )
+            .with_table("nation", ["n_nationkey", "n_name", "n_regionkey"])
+            .with_table("region", ["r_regionkey", "r_name"])
+            .with_table("t", ["a", "b", "d", "x", "y"])
+    }
+
+    /// `sql` after every rule, as one line.
+    pub(crate) fn rewritten(sql: &str) -> String {
+        prepare(sql, &tpch()).unwrap_or_else(|e| panic!("{sql}: {e}")).sql
+    }
+
+    /// The refusal of `sql`.
+    pub(crate) fn refused(sql: &str) -> String {
+        match prepare(sql, &tpch()) {
+            Ok(p) => panic!("{sql} was not refused, it became {}", p.sql),
+            Err(e) => e.to_string(),
+        }
+    }
+}
