@@ -52,6 +52,8 @@ bench: venv
 	$(PY) bench/warm_items.py
 	$(PY) bench/orchestration.py
 	$(PY) bench/fleet_packing.py
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --target .bench/polars-newest polars==2.1.0
+	BENCH_POLARS_PATH=.bench/polars-newest $(PY) bench/tpch.py
 
 # The worker binary for EC2 (x86_64), linked against glibc 2.34 so it loads on Amazon Linux
 # 2023 (a plain build on a newer glibc needs GLIBC_2.35 symbols and would not start there).

@@ -124,7 +124,16 @@ def main() -> None:
         def peer(code: str, spec: Path) -> float:
             target = work / f"{spec.stem}.parquet"
             target.unlink(missing_ok=True)
-            return timed([sys.executable, "-c", code, str(data), sql_of(spec), str(target)])
+            return timed([sys.executable, "-c", code, str(data), sql_of(spec), str(target)], peer_env)
+
+        # Python Polars' newest release, installed apart (the other benchmarks pin 1.43.2).
+        peer_env = dict(os.environ)
+        if "BENCH_POLARS_PATH" in os.environ:
+            peer_env["PYTHONPATH"] = str(Path(os.environ["BENCH_POLARS_PATH"]).resolve())
+        out("peers: " + subprocess.run(
+            [sys.executable, "-c", "import duckdb, polars; print('duckdb', duckdb.__version__, 'polars', polars.__version__)"],
+            env=peer_env, capture_output=True, text=True, check=True,
+        ).stdout.strip())
 
         out(f"  {'query':<6}{'runner s':>10}{'DuckDB s':>10}{'Polars s':>10}{'DuckDB / runner':>24}{'Polars / runner':>24}")
         medians: dict[str, list[float]] = {"duckdb": [], "polars": []}

@@ -199,3 +199,31 @@ fn a_misspelt_split_is_refused_naming_the_key() {
     let spec = JobSpec::parse(&GOOD.replace("split = \"single\"", "split = { size_mb = 64 }"), "job.toml").unwrap();
     assert_eq!(spec.steps[1].split, runner_spec::Split::Size { size_mb: 64 });
 }
+
+#[test]
+fn sql_the_front_end_cant_run_is_refused_at_validation_naming_it_and_where() {
+    // The CSV input declares its columns, so a subquery's own columns are told from the outer's.
+    let correlated_under_or = GOOD.replace(
+        r#"sql = "SELECT id, ts, CAST(ts AS DATE) AS day FROM raw""#,
+        r#"sql = "SELECT id, ts, CAST(ts AS DATE) AS day FROM raw r WHERE id = 1 OR EXISTS (SELECT 1 FROM raw q WHERE q.ts = r.ts)""#,
+    );
+    assert_eq!(
+        err(&correlated_under_or),
+        "job.toml: step \"clean\" › output \"clean\" › sql: line 1, column 75: `SELECT 1 FROM raw q WHERE q.ts = r.ts`: \
+         a correlated subquery is supported as a condition of WHERE joined to the others by AND (EXISTS, NOT EXISTS, \
+         IN, or a comparison with an aggregate), not here"
+    );
+    // Refusals that need no columns work over any input: a scalar subquery that could return
+    // several rows.
+    let many_rows = GOOD.replace(
+        r#"sql = "SELECT day, COUNT(*) AS n FROM clean GROUP BY day""#,
+        r#"sql = "SELECT day, COUNT(*) AS n FROM clean WHERE day > (SELECT day FROM clean) GROUP BY day""#,
+    );
+    assert!(err(&many_rows).contains("must be one aggregate without GROUP BY"), "{}", err(&many_rows));
+    // What the front end rewrites passes.
+    let rewritten = GOOD.replace(
+        r#"sql = "SELECT day, COUNT(*) AS n FROM clean GROUP BY day""#,
+        r#"sql = "SELECT day, COUNT(*) AS n FROM clean WHERE day > (SELECT min(day) FROM clean) GROUP BY day""#,
+    );
+    JobSpec::parse(&rewritten, "job.toml").unwrap();
+}

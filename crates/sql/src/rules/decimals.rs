@@ -148,6 +148,18 @@ mod tests {
     }
 
     #[test]
+    fn a_product_past_the_widest_scale_is_refused() {
+        let catalog =
+            Catalog::new().with_typed_table("w", [("a", Decimal { scale: 20 }), ("b", Decimal { scale: 10 })]);
+        let e = prepare("SELECT a * b FROM w", &catalog).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "line 1, column 8: `a * b`: this product of decimals needs 30 digits after the point, more than the 28 kept; \
+             cast an operand to DOUBLE or a smaller scale"
+        );
+    }
+
+    #[test]
     fn products_through_derived_tables_and_literals() {
         assert_eq!(
             rewritten("SELECT 100.00 * v FROM (SELECT price * disc AS v FROM l) AS d"),

@@ -527,6 +527,19 @@ mod tests {
     }
 
     #[test]
+    fn select_star_keeps_the_querys_own_columns() {
+        assert_eq!(
+            rewritten("SELECT * FROM nation n WHERE n_regionkey = (SELECT max(r_regionkey) FROM region)"),
+            "SELECT n.n_nationkey, n.n_name, n.n_regionkey FROM nation n \
+             CROSS JOIN (SELECT max(r_regionkey) AS __s1_v FROM region) AS __s1 \
+             WHERE CASE WHEN n_regionkey = __s1.__s1_v THEN true ELSE false END"
+        );
+        assert!(
+            refused("SELECT * FROM mystery WHERE a > (SELECT max(b) FROM t)").contains("needs every table's columns")
+        );
+    }
+
+    #[test]
     fn correlated_scalar_subquery_is_grouped_and_joined() {
         assert_eq!(
             rewritten(
