@@ -3,7 +3,10 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{BinaryOperator, Expr, Query, Select, TableFactor, Visit, Visitor};
+use sqlparser::ast::{
+    BinaryOperator, Expr, GroupByExpr, JoinConstraint, JoinOperator, Query, Select, SelectItem, TableFactor, Visit,
+    Visitor,
+};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
@@ -72,14 +75,13 @@ fn parenthesise(e: Expr) -> Expr {
     }
 }
 
-/// Every column `e` references outside its subqueries.
-pub(crate) fn columns(e: &Expr) -> Vec<ColRef> {
-    #[derive(Default)]
-    struct Columns {
+/// True when `found` is true of some expression in `e` outside its subqueries (`e` included).
+fn any_outside_subqueries(e: &Expr, found: impl FnMut(&Expr) -> bool) -> bool {
+    struct Outside<F> {
         depth: usize,
-        found: Vec<ColRef>,
+        found: F,
     }
-    impl Visitor for Columns {
+    impl<F: FnMut(&Expr) -> bool> Visitor for Outside<F> {
         type Break = ();
         fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
             self.depth += 1;
@@ -90,17 +92,25 @@ pub(crate) fn columns(e: &Expr) -> Vec<ColRef> {
             ControlFlow::Continue(())
         }
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            if self.depth == 0
-                && let Some(c) = as_column(e).filter(|_| !matches!(e, Expr::Nested(_)))
-            {
-                self.found.push(c);
+            match self.depth == 0 && (self.found)(e) {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(()),
             }
-            ControlFlow::Continue(())
         }
     }
-    let mut v = Columns::default();
-    let _ = e.visit(&mut v);
-    v.found
+    e.visit(&mut Outside { depth: 0, found }).is_break()
+}
+
+/// Every column `e` references outside its subqueries.
+pub(crate) fn columns(e: &Expr) -> Vec<ColRef> {
+    let mut found = Vec::new();
+    any_outside_subqueries(e, |e| {
+        if !matches!(e, Expr::Nested(_)) {
+            found.extend(as_column(e));
+        }
+        false
+    });
+    found
 }
 
 /// True when `e` holds a subquery anywhere.
@@ -149,32 +159,71 @@ const AGGREGATES: &[&str] = &[
 ];
 
 fn calls(e: &Expr, names: &[&str]) -> bool {
-    struct Calls<'a> {
-        depth: usize,
-        names: &'a [&'a str],
+    any_outside_subqueries(
+        e,
+        |e| matches!(e, Expr::Function(f) if f.over.is_none() && names.contains(&f.name.to_string().to_lowercase().as_str())),
+    )
+}
+
+/// `e` without the parentheses around it.
+pub(crate) fn strip(e: &Expr) -> &Expr {
+    match e {
+        Expr::Nested(inner) => strip(inner),
+        other => other,
     }
-    impl Visitor for Calls<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
+}
+
+/// The expressions of `select`'s `WHERE`, `HAVING` and projection.
+pub(crate) fn clause_exprs(select: &Select) -> Vec<&Expr> {
+    let mut exprs: Vec<&Expr> = select.selection.iter().chain(select.having.iter()).collect();
+    for item in &select.projection {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            exprs.push(e);
         }
-        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
+    }
+    exprs
+}
+
+/// Every expression of `select` outside its `FROM` items: `WHERE`, `HAVING`, the projection,
+/// `GROUP BY` and the joins' `ON`, to change.
+pub(crate) fn exprs_mut(select: &mut Select) -> Vec<&mut Expr> {
+    let mut exprs: Vec<&mut Expr> = select.selection.iter_mut().chain(select.having.iter_mut()).collect();
+    for item in &mut select.projection {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            exprs.push(e);
         }
-        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            if let Expr::Function(f) = e
-                && self.depth == 0
-                && f.over.is_none()
-                && self.names.contains(&f.name.to_string().to_lowercase().as_str())
-            {
-                return ControlFlow::Break(());
+    }
+    if let GroupByExpr::Expressions(group, _) = &mut select.group_by {
+        exprs.extend(group.iter_mut());
+    }
+    for twj in &mut select.from {
+        for join in &mut twj.joins {
+            if let Some(JoinConstraint::On(e)) = constraint_mut(&mut join.join_operator) {
+                exprs.push(e);
             }
-            ControlFlow::Continue(())
         }
     }
-    e.visit(&mut Calls { depth: 0, names }).is_break()
+    exprs
+}
+
+/// The constraint of a join that has one.
+pub(crate) fn constraint_mut(op: &mut JoinOperator) -> Option<&mut JoinConstraint> {
+    match op {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c)
+        | JoinOperator::Semi(c)
+        | JoinOperator::LeftSemi(c)
+        | JoinOperator::RightSemi(c)
+        | JoinOperator::Anti(c)
+        | JoinOperator::LeftAnti(c)
+        | JoinOperator::RightAnti(c) => Some(c),
+        _ => None,
+    }
 }
 
 /// Parses an expression the rules wrote.

@@ -148,6 +148,29 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// The type of the column `c` leads to.
+    pub fn column_type(&self, c: &ColRef) -> ColumnType {
+        match self.resolve(c) {
+            Resolved::Local(i) => self.relations[i].type_of(&c.name),
+            Resolved::Outer { depth, relation } => {
+                let mut scope = self;
+                for _ in 0..depth {
+                    match scope.parent {
+                        Some(p) => scope = p,
+                        None => return ColumnType::Other,
+                    }
+                }
+                scope.relations[relation].type_of(&c.name)
+            }
+            Resolved::Unknown => ColumnType::Other,
+        }
+    }
+
+    /// The type of `e` in this scope.
+    pub fn infer(&self, e: &sqlparser::ast::Expr) -> ColumnType {
+        infer(e, &|c| self.column_type(c))
+    }
+
     /// `c` written so that it names its relation (`binding.name`), when it is local.
     pub fn qualified(&self, c: &ColRef) -> Option<String> {
         match self.resolve(c) {
@@ -264,12 +287,12 @@ fn select_columns(select: &Select, catalog: &Catalog) -> (Vec<(String, ColumnTyp
     let mut open = false;
     for item in &select.projection {
         match item {
-            SelectItem::ExprWithAlias { alias, expr } => columns.push((alias.value.clone(), infer(expr, &scope))),
+            SelectItem::ExprWithAlias { alias, expr } => columns.push((alias.value.clone(), scope.infer(expr))),
             SelectItem::UnnamedExpr(e) => match as_column(e) {
-                Some(c) => columns.push((c.name, infer(e, &scope))),
+                Some(c) => columns.push((c.name, scope.infer(e))),
                 // Kept in place, nameless, so an alias list `AS t (a, b)` names it by position.
                 None => {
-                    columns.push((String::new(), infer(e, &scope)));
+                    columns.push((String::new(), scope.infer(e)));
                     open = true;
                 }
             },

@@ -7,8 +7,7 @@ use sqlparser::ast::{
     UnaryOperator, Value,
 };
 
-use crate::expr::as_column;
-use crate::scope::{Resolved, Scope};
+use crate::expr::{ColRef, as_column};
 
 /// A column's or expression's type, as the front end tells them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,24 +27,12 @@ pub enum ColumnType {
 
 use ColumnType::{Decimal, Float, Int, Other};
 
-/// The type of `e` in `scope`.
-pub(crate) fn infer(e: &Expr, scope: &Scope<'_>) -> ColumnType {
+/// The type of `e`, with `column` telling the columns' types.
+pub(crate) fn infer(e: &Expr, column: &dyn Fn(&ColRef) -> ColumnType) -> ColumnType {
+    let infer = |e: &Expr| infer(e, column);
     match e {
-        Expr::Nested(inner) => infer(inner, scope),
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => match as_column(e).map(|c| (scope.resolve(&c), c)) {
-            Some((Resolved::Local(i), c)) => scope.relations[i].type_of(&c.name),
-            Some((Resolved::Outer { depth, relation }, c)) => {
-                let mut s = scope;
-                for _ in 0..depth {
-                    match s.parent {
-                        Some(p) => s = p,
-                        None => return Other,
-                    }
-                }
-                s.relations[relation].type_of(&c.name)
-            }
-            _ => Other,
-        },
+        Expr::Nested(inner) => infer(inner),
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => as_column(e).map_or(Other, |c| column(&c)),
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) if n.contains(['e', 'E']) => Float,
             Value::Number(n, _) if n.contains('.') => Decimal { scale: decimal_digits(n).1 },
@@ -53,9 +40,9 @@ pub(crate) fn infer(e: &Expr, scope: &Scope<'_>) -> ColumnType {
             _ => Other,
         },
         Expr::Cast { kind: CastKind::Cast | CastKind::DoubleColon, data_type, .. } => of_data_type(data_type),
-        Expr::UnaryOp { op: UnaryOperator::Minus | UnaryOperator::Plus, expr } => infer(expr, scope),
+        Expr::UnaryOp { op: UnaryOperator::Minus | UnaryOperator::Plus, expr } => infer(expr),
         Expr::BinaryOp { left, op, right } => {
-            let (l, r) = (infer(left, scope), infer(right, scope));
+            let (l, r) = (infer(left), infer(right));
             match op {
                 BinaryOperator::Plus | BinaryOperator::Minus => widen(l, r),
                 BinaryOperator::Multiply => match (l, r) {
@@ -70,15 +57,15 @@ pub(crate) fn infer(e: &Expr, scope: &Scope<'_>) -> ColumnType {
         }
         Expr::Case { conditions, else_result, .. } => conditions
             .iter()
-            .map(|c| infer(&c.result, scope))
-            .chain(else_result.iter().map(|e| infer(e, scope)))
+            .map(|c| infer(&c.result))
+            .chain(else_result.iter().map(|e| infer(e)))
             .reduce(widen)
             .unwrap_or(Other),
         Expr::Function(f) if f.over.is_none() => {
             let name = f.name.to_string().to_lowercase();
             let first = match &f.args {
                 FunctionArguments::List(list) => list.args.first().and_then(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(infer(e, scope)),
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(infer(e)),
                     _ => None,
                 }),
                 _ => None,
@@ -152,6 +139,7 @@ mod tests {
     use super::*;
     use crate::Catalog;
     use crate::expr::{parse_expr, parse_select};
+    use crate::scope::Scope;
 
     #[test]
     fn infers_what_the_decimal_rules_need() {
@@ -159,7 +147,7 @@ mod tests {
             .with_typed_table("l", [("price", Decimal { scale: 2 }), ("qty", Int), ("rate", Float), ("name", Other)]);
         let select = parse_select("SELECT * FROM l").unwrap();
         let scope = Scope::of(&select, &catalog, None);
-        let t = |e: &str| infer(&parse_expr(e).unwrap(), &scope);
+        let t = |e: &str| infer(&parse_expr(e).unwrap(), &|c| scope.column_type(c));
         assert_eq!(t("price * (1 - price)"), Decimal { scale: 4 });
         assert_eq!(t("price * qty"), Decimal { scale: 2 });
         assert_eq!(t("sum(price * 0.001)"), Decimal { scale: 5 });

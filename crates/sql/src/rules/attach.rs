@@ -17,26 +17,6 @@ pub(crate) enum Kind {
     Anti,
 }
 
-/// The constraint of a join that has one.
-pub(crate) fn constraint_mut(op: &mut JoinOperator) -> Option<&mut JoinConstraint> {
-    match op {
-        JoinOperator::Join(c)
-        | JoinOperator::Inner(c)
-        | JoinOperator::Left(c)
-        | JoinOperator::LeftOuter(c)
-        | JoinOperator::Right(c)
-        | JoinOperator::RightOuter(c)
-        | JoinOperator::FullOuter(c)
-        | JoinOperator::Semi(c)
-        | JoinOperator::LeftSemi(c)
-        | JoinOperator::RightSemi(c)
-        | JoinOperator::Anti(c)
-        | JoinOperator::LeftAnti(c)
-        | JoinOperator::RightAnti(c) => Some(c),
-        _ => None,
-    }
-}
-
 /// Joins `(query) AS alias` to `select`'s single join chain, right after relation `after`
 /// (its index in the chain), or at the end; `on` is the join condition (none for `Cross`).
 pub(crate) fn attach(

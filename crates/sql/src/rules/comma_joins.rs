@@ -11,7 +11,7 @@
 use sqlparser::ast::{BinaryOperator, Expr, Join, JoinConstraint, JoinOperator, Select};
 
 use super::Rewriter;
-use crate::expr::{and_all, as_column, conjuncts, parse_expr};
+use crate::expr::{and_all, as_column, conjuncts, parse_expr, strip};
 use crate::scope::{Catalog, Resolved, Scope};
 
 /// An equality between columns of two `FROM` items.
@@ -89,13 +89,6 @@ pub(crate) fn apply(select: &mut Select, catalog: &Catalog, outer: Option<&Scope
     select.from = vec![chain];
     select.selection = and_all(terms.into_iter().enumerate().filter(|(i, _)| !used[*i]).map(|(_, t)| t).collect());
     rw.applied.insert("comma_joins");
-}
-
-fn strip(e: &Expr) -> &Expr {
-    match e {
-        Expr::Nested(inner) => strip(inner),
-        other => other,
-    }
 }
 
 #[cfg(test)]

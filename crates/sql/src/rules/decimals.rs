@@ -19,7 +19,7 @@ use sqlparser::ast::{BinaryOperator, Expr, Query, Value, VisitMut, VisitorMut};
 use crate::SqlError;
 use crate::expr::parse_expr;
 use crate::scope::Scope;
-use crate::types::{ColumnType, decimal_digits, infer};
+use crate::types::{ColumnType, decimal_digits};
 
 /// Rewrites `e` if it is a number literal with a point; true when it did.
 pub(crate) fn literal(e: &mut Expr) -> bool {
@@ -69,7 +69,7 @@ pub(crate) fn products(e: &mut Expr, scope: &Scope<'_>) -> Result<bool, SqlError
                 return ControlFlow::Continue(());
             };
             let (ColumnType::Decimal { scale: a }, ColumnType::Decimal { scale: b }) =
-                (infer(left, self.scope), infer(right, self.scope))
+                (self.scope.infer(left), self.scope.infer(right))
             else {
                 return ControlFlow::Continue(());
             };

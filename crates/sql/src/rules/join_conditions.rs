@@ -12,9 +12,8 @@
 use sqlparser::ast::{BinaryOperator, Expr, JoinConstraint, JoinOperator, Select};
 
 use super::Rewriter;
-use super::attach::constraint_mut;
 use crate::SqlError;
-use crate::expr::{and_all, as_column, columns, conjuncts, has_subquery, parse_factor};
+use crate::expr::{and_all, as_column, columns, conjuncts, constraint_mut, has_subquery, parse_factor};
 use crate::scope::{Catalog, Resolved, Scope, quote};
 
 #[derive(Clone, Copy, PartialEq)]

@@ -25,9 +25,10 @@ mod subqueries;
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{Expr, JoinConstraint, Query, Select, SelectItem, SetExpr, TableFactor, VisitMut, VisitorMut};
+use sqlparser::ast::{Query, Select, SetExpr, TableFactor, VisitMut, VisitorMut};
 
 use crate::SqlError;
+use crate::expr::exprs_mut;
 use crate::scope::{Catalog, Scope, cte_columns};
 
 /// What a walk has done so far: the names of the rules that changed something, and the
@@ -121,23 +122,7 @@ fn rewrite_select(
     {
         let scope = Scope::of(select, catalog, outer);
         let mut inner = Subqueries { scope: &scope, catalog, rw, depth: 0 };
-        let mut exprs: Vec<&mut Expr> = Vec::new();
-        exprs.extend(select.selection.as_mut());
-        exprs.extend(select.having.as_mut());
-        for item in &mut select.projection {
-            match item {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => exprs.push(e),
-                _ => {}
-            }
-        }
-        for twj in &mut select.from {
-            for join in &mut twj.joins {
-                if let Some(JoinConstraint::On(e)) = attach::constraint_mut(&mut join.join_operator) {
-                    exprs.push(e);
-                }
-            }
-        }
-        for e in exprs {
+        for e in exprs_mut(select) {
             if let ControlFlow::Break(err) = e.visit(&mut inner) {
                 return Err(err);
             }
@@ -149,19 +134,7 @@ fn rewrite_select(
     subqueries::apply(select, catalog, outer, rw)?;
     // Last: the joins the rules added bring their columns' types into scope.
     let scope = Scope::of(select, catalog, outer);
-    let mut exprs: Vec<&mut Expr> = Vec::new();
-    exprs.extend(select.selection.as_mut());
-    exprs.extend(select.having.as_mut());
-    for item in &mut select.projection {
-        match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => exprs.push(e),
-            _ => {}
-        }
-    }
-    if let sqlparser::ast::GroupByExpr::Expressions(group, _) = &mut select.group_by {
-        exprs.extend(group.iter_mut());
-    }
-    for e in exprs {
+    for e in exprs_mut(select) {
         if decimals::products(e, &scope)? {
             rw.applied.insert("decimal_products");
         }

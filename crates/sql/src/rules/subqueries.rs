@@ -29,7 +29,8 @@ use super::Rewriter;
 use super::attach::{Kind, attach, expand_wildcard};
 use crate::SqlError;
 use crate::expr::{
-    and_all, as_column, columns, conjuncts, has_aggregate, has_count, has_subquery, parse_expr, parse_select,
+    and_all, as_column, clause_exprs, columns, conjuncts, has_aggregate, has_count, has_subquery, parse_expr,
+    parse_select, strip,
 };
 use crate::scope::{Catalog, Resolved, Scope};
 
@@ -163,13 +164,6 @@ fn flip(op: &BinaryOperator) -> Option<BinaryOperator> {
     })
 }
 
-fn strip(e: &Expr) -> &Expr {
-    match e {
-        Expr::Nested(inner) => strip(inner),
-        other => other,
-    }
-}
-
 fn is_comparison(op: &BinaryOperator) -> bool {
     matches!(
         op,
@@ -198,29 +192,20 @@ pub(crate) fn apply(
 ) -> Result<(), SqlError> {
     let original = Scope::of(select, catalog, outer).relations;
     let mut carries = false;
-    if let Some(selection) = select.selection.take_if(|s| has_subquery(s)) {
+    for having in [false, true] {
+        let clause = if having { &mut select.having } else { &mut select.selection };
+        let Some(clause) = clause.take_if(|c| has_subquery(c)) else { continue };
         let mut kept = Vec::new();
-        for term in conjuncts(selection) {
+        for term in conjuncts(clause) {
             if !has_subquery(&term) || select.from.len() != 1 {
                 kept.push(term);
                 continue;
             }
-            let done = condition(select, term, catalog, outer, rw, false)?;
+            let done = condition(select, term, catalog, outer, rw, having)?;
             carries |= done.carries;
             kept.extend(done.term);
         }
-        select.selection = and_all(kept);
-    }
-    if let Some(having) = select.having.take_if(|h| has_subquery(h)) {
-        let mut kept = Vec::new();
-        for term in conjuncts(having) {
-            if !has_subquery(&term) || select.from.len() != 1 {
-                kept.push(term);
-                continue;
-            }
-            kept.extend(condition(select, term, catalog, outer, rw, true)?.term);
-        }
-        select.having = and_all(kept);
+        *(if having { &mut select.having } else { &mut select.selection }) = and_all(kept);
     }
     if carries {
         expand_wildcard(select, &original)?;
@@ -472,13 +457,11 @@ fn refuse_correlated_leftovers(select: &Select, catalog: &Catalog, outer: Option
                 && let SetExpr::Select(s) = query.body.as_ref()
             {
                 let inner = Scope::of(s, self.catalog, Some(self.scope));
-                let mut exprs: Vec<&Expr> = s.selection.iter().chain(s.having.iter()).collect();
-                for item in &s.projection {
-                    if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
-                        exprs.push(e);
-                    }
-                }
-                if exprs.iter().flat_map(|e| columns(e)).any(|c| matches!(inner.resolve(&c), Resolved::Outer { .. })) {
+                if clause_exprs(s)
+                    .iter()
+                    .flat_map(|e| columns(e))
+                    .any(|c| matches!(inner.resolve(&c), Resolved::Outer { .. }))
+                {
                     self.found = Some(SqlError::unsupported(
                         query,
                         "a correlated subquery is supported as a condition of WHERE joined to the others by AND \
@@ -496,13 +479,7 @@ fn refuse_correlated_leftovers(select: &Select, catalog: &Catalog, outer: Option
     }
     let scope = Scope::of(select, catalog, outer);
     let mut v = Leftovers { scope: &scope, catalog, depth: 0, found: None };
-    let mut exprs: Vec<&Expr> = select.selection.iter().chain(select.having.iter()).collect();
-    for item in &select.projection {
-        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
-            exprs.push(e);
-        }
-    }
-    for e in exprs {
+    for e in clause_exprs(select) {
         let _ = e.visit(&mut v);
         if let Some(err) = v.found.take() {
             return Err(err);
