@@ -43,21 +43,21 @@ def sql_of(spec: Path) -> str:
     return spec.read_text().split('sql = """', 1)[1].split('"""', 1)[0]
 
 
-DUCKDB = """
+DUCKDB = f"""
 import duckdb, sys
 data, sql, target = sys.argv[1:4]
 con = duckdb.connect()
-for t in {tables}:
+for t in {TABLES}:
     con.execute(f"CREATE VIEW {{t}} AS SELECT * FROM read_parquet('{{data}}/{{t}}.parquet')")
 con.execute(f"COPY ({{sql}}) TO '{{target}}' (FORMAT parquet)")
-""".format(tables=TABLES)
+"""
 
-POLARS = """
+POLARS = f"""
 import polars as pl, sys
 data, sql, target = sys.argv[1:4]
-ctx = pl.SQLContext({{t: pl.scan_parquet(f"{{data}}/{{t}}.parquet") for t in {tables}}})
+ctx = pl.SQLContext({{t: pl.scan_parquet(f"{{data}}/{{t}}.parquet") for t in {TABLES}}})
 ctx.execute(sql).sink_parquet(target)
-""".format(tables=TABLES)
+"""
 
 
 def rss_of(pid: int) -> int:
@@ -130,12 +130,25 @@ def main() -> None:
         peer_env = dict(os.environ)
         if "BENCH_POLARS_PATH" in os.environ:
             peer_env["PYTHONPATH"] = str(Path(os.environ["BENCH_POLARS_PATH"]).resolve())
-        out("peers: " + subprocess.run(
-            [sys.executable, "-c", "import duckdb, polars; print('duckdb', duckdb.__version__, 'polars', polars.__version__)"],
-            env=peer_env, capture_output=True, text=True, check=True,
-        ).stdout.strip())
+        out(
+            "peers: "
+            + subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import duckdb, polars; print('duckdb', duckdb.__version__, 'polars', polars.__version__)",
+                ],
+                env=peer_env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
 
-        out(f"  {'query':<6}{'runner s':>10}{'DuckDB s':>10}{'Polars s':>10}{'DuckDB / runner':>24}{'Polars / runner':>24}")
+        out(
+            f"  {'query':<6}{'runner s':>10}{'DuckDB s':>10}{'Polars s':>10}"
+            f"{'DuckDB / runner':>24}{'Polars / runner':>24}"
+        )
         medians: dict[str, list[float]] = {"duckdb": [], "polars": []}
         for spec in SPECS:
             runs: dict[str, list[tuple[float, int]]] = {"runner": [], "duckdb": [], "polars": []}

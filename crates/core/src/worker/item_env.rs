@@ -8,8 +8,8 @@ use std::process::Command;
 /// aggregates (Polars' own default is 4,096). An item with more keys than that evicts on nearly
 /// every row and holds the evicted partials until its end. On the benchmark's reduce this size cut
 /// the item's peak 2.85x at 160 k users an item (time within noise) and 3.7x at 80 k (1.14x
-/// faster); README, "The runner" and "The reduce's layout". The table costs 12 bytes a slot per
-/// thread: 3 MiB each at this size.
+/// faster); README, "The runner", and bench/README.md, "The reduce's layout". The table costs
+/// 12 bytes a slot per thread: 3 MiB each at this size.
 pub const HOT_TABLE_SIZE: usize = 262_144;
 
 const HOT_TABLE_VAR: &str = "POLARS_HOT_TABLE_SIZE";

@@ -27,7 +27,7 @@ use super::memory_limit::{self, MemoryLimit, OomKills};
 use crate::wire::WorkItem;
 
 /// When a process may take another item. On by default, because `make bench` measured warm
-/// processes faster in every row at about the same peak RSS (the README's table);
+/// processes faster in every row at about the same peak RSS (the table in bench/README.md);
 /// `enabled = false` runs a fresh process per item.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
