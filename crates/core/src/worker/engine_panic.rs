@@ -23,7 +23,7 @@ pub(super) fn record_locations() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if let Some(at) = info.location() {
-                let message = info.payload_as_str().unwrap_or_default().to_string();
+                let message = message(info.payload()).unwrap_or_default();
                 let at = format!("{}:{}:{}", crate_relative(at.file()), at.line(), at.column());
                 let mut recent = RECENT.lock().unwrap_or_else(|p| p.into_inner());
                 if recent.len() == REMEMBERED {
