@@ -5,7 +5,8 @@ the same Parquet files, each writing its answer to Parquet, each query a whole p
 BENCH_REPEATS interleaved rounds (runner, DuckDB, Polars per query). Prints each query's median
 times and the peer time over the runner's (the median of the rounds' ratios, and their range),
 the geometric means of those ratios, and the fixed cost of a local one-step run (a query over
-the 25-row `nation` table, so all of it is start, plan, lease, item process and commit).
+the 25-row `nation` table, so all of it is start, plan, lease, item process and commit), and
+how many of the runner's answers are DuckDB's (compared as `tests/test_tpch.py` compares).
 Every process runs under a memory bound (BENCH_MEMORY_MIB, default 16,384): a query that grows
 past it is killed and reported, not left to take the machine.
 Writes its output to `bench/results/tpch.txt`."""
@@ -21,8 +22,13 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 from reduce_at_scale import ratio_text
 from runner_vs_peers import REPEATS, RUNNER
+
+# The test's comparison: decimals exactly, floats to 1e-9 relative.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from test_tpch import same, sort_key
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "runner" / "examples" / "tpch").glob("q*.toml"))
@@ -103,6 +109,23 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     return elapsed
 
 
+def answer_differs(runner_out: Path, duckdb_file: Path) -> str:
+    """Why the runner's answer (its output directory) is not DuckDB's (its Parquet file); empty
+    when it is."""
+    con = duckdb.connect()
+    files = sorted(str(p) for p in runner_out.rglob("*.parquet") if not p.name.startswith((".", "_")))
+    if not files:
+        return "the runner wrote nothing"
+    got = sorted(con.execute("SELECT * FROM read_parquet(?)", [files]).fetchall(), key=sort_key)
+    want = sorted(con.execute("SELECT * FROM read_parquet(?)", [str(duckdb_file)]).fetchall(), key=sort_key)
+    if len(got) != len(want):
+        return f"{len(got)} rows, DuckDB has {len(want)}"
+    for g, w in zip(got, want, strict=True):
+        if len(g) != len(w) or not all(same(a, b) for a, b in zip(g, w, strict=True)):
+            return f"{g} against DuckDB's {w}"
+    return ""
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tpch-bench-"))
     try:
@@ -149,12 +172,16 @@ def main() -> None:
             f"{'DuckDB / runner':>24}{'Polars / runner':>24}"
         )
         medians: dict[str, list[float]] = {"duckdb": [], "polars": []}
+        mismatches: list[str] = []
         for spec in SPECS:
             runs: dict[str, list[tuple[float, int]]] = {"runner": [], "duckdb": [], "polars": []}
             for _ in range(REPEATS):
                 runs["runner"].append((runner(spec), 0))
                 runs["duckdb"].append((peer(DUCKDB, spec), 0))
                 runs["polars"].append((peer(POLARS, spec), 0))
+            wrong = answer_differs(root / spec.stem, work / f"{spec.stem}.parquet")
+            if wrong:
+                mismatches.append(f"{spec.stem}: {wrong}")
             med = {k: statistics.median(x[0] for x in v) for k, v in runs.items()}
             for peer_name in ("duckdb", "polars"):
                 ratios = [p[0] / r[0] for p, r in zip(runs[peer_name], runs["runner"], strict=True)]
@@ -163,6 +190,9 @@ def main() -> None:
                 f"  {spec.stem:<6}{med['runner']:>10.2f}{med['duckdb']:>10.2f}{med['polars']:>10.2f}"
                 f"{ratio_text(runs['duckdb'], runs['runner']):>24}{ratio_text(runs['polars'], runs['runner']):>24}"
             )
+        out(f"  correct (the runner's answer is DuckDB's): {len(SPECS) - len(mismatches)}/{len(SPECS)}")
+        for m in mismatches:
+            out(f"    {m}")
         for peer_name, ratios in medians.items():
             geo = math.exp(statistics.fmean(math.log(r) for r in ratios))
             out(f"  geometric mean of {peer_name} time / runner time over the 22 queries: {geo:.2f}x")
