@@ -67,7 +67,7 @@ fn every_query_is_rewritten_by_the_rules_it_needs() {
         &["semi_anti_joins", "standard_intervals"],
         &["comma_joins", "decimal_products", "standard_intervals"],
         &["decimal_literals", "decimal_products", "standard_intervals"],
-        &["comma_joins", "decimal_products"],
+        &["comma_joins", "decimal_products", "or_table_filters"],
         &["comma_joins", "decimal_products", "float_division"],
         &["comma_joins", "decimal_products"],
         &["comma_joins", "decimal_products", "standard_intervals"],
@@ -79,7 +79,7 @@ fn every_query_is_rewritten_by_the_rules_it_needs() {
         &["comma_joins", "semi_anti_joins"],
         &["comma_joins", "decimal_literals", "float_division", "scalar_subqueries"],
         &["comma_joins", "semi_anti_joins"],
-        &["comma_joins", "common_or_factors", "decimal_products"],
+        &["comma_joins", "common_or_factors", "decimal_products", "or_table_filters"],
         &[
             "comma_joins",
             "decimal_literals",

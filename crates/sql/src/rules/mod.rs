@@ -9,6 +9,7 @@
 //! | `decimal_products` | `a * b` of decimals → both cast to `DECIMAL(38, scale a + scale b)` |
 //! | `join_conditions` | conditions in `JOIN … ON` that are not equalities of the two sides |
 //! | `common_or_factors` | `(A AND X) OR (A AND Y)` → `A AND (X OR Y)` |
+//! | `or_table_filters` | `(p.a = 1 AND l.b = 2) OR (p.a = 3 AND l.b = 4)` also filters each table: `(p.a = 1 OR p.a = 3)` |
 //! | `comma_joins` | `FROM a, b WHERE a.k = b.k` → `FROM a JOIN b ON a.k = b.k` |
 //! | `scalar_subqueries` | `x > (SELECT agg …)`, correlated or not → a join of the aggregate |
 //! | `semi_anti_joins` | `EXISTS`, `NOT EXISTS`, `IN`, `NOT IN` with a subquery → semi and anti joins |
@@ -20,6 +21,7 @@ mod division;
 mod intervals;
 mod join_conditions;
 mod or_factors;
+mod or_filters;
 mod subqueries;
 
 use std::collections::BTreeSet;
@@ -130,6 +132,7 @@ fn rewrite_select(
     }
     join_conditions::apply(select, catalog, outer, rw)?;
     or_factors::apply(select, rw);
+    or_filters::apply(select, catalog, outer, rw);
     comma_joins::apply(select, catalog, outer, rw);
     subqueries::apply(select, catalog, outer, rw)?;
     // Last: the joins the rules added bring their columns' types into scope.
