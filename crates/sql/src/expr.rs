@@ -67,6 +67,15 @@ pub(crate) fn and_all(terms: Vec<Expr>) -> Option<Expr> {
     })
 }
 
+/// The disjunction of `terms`, each in parentheses; `None` when empty.
+pub(crate) fn or_all(terms: impl IntoIterator<Item = Expr>) -> Option<Expr> {
+    terms.into_iter().map(|e| Expr::Nested(Box::new(e))).reduce(|left, right| Expr::BinaryOp {
+        left: Box::new(left),
+        op: BinaryOperator::Or,
+        right: Box::new(right),
+    })
+}
+
 /// `e`, parenthesised unless it binds tighter than `AND` already.
 fn parenthesise(e: Expr) -> Expr {
     match e {

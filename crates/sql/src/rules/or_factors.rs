@@ -3,10 +3,10 @@
 //! `p_partkey = l_partkey` in each of three branches; taken out, it is a join condition that
 //! `comma_joins` can see, instead of a filter over a cross product.
 
-use sqlparser::ast::{BinaryOperator, Expr, Select};
+use sqlparser::ast::{Expr, Select};
 
 use super::Rewriter;
-use crate::expr::{and_all, conjuncts, disjuncts};
+use crate::expr::{and_all, conjuncts, disjuncts, or_all};
 
 pub(crate) fn apply(select: &mut Select, rw: &mut Rewriter) {
     let Some(selection) = select.selection.take() else { return };
@@ -35,11 +35,7 @@ pub(crate) fn apply(select: &mut Select, rw: &mut Rewriter) {
         out.extend(common.iter().cloned());
         // A branch that was all common terms is implied by them: the OR is true.
         if rests.iter().all(Option::is_some) {
-            let or = rests.into_iter().flatten().map(|e| Expr::Nested(Box::new(e))).reduce(|l, r| Expr::BinaryOp {
-                left: Box::new(l),
-                op: BinaryOperator::Or,
-                right: Box::new(r),
-            });
+            let or = or_all(rests.into_iter().flatten());
             out.extend(or);
         }
     }

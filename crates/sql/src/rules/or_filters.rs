@@ -5,10 +5,10 @@
 //! before the join instead of the whole `OR` after it (TPC-H Q7's nation pairs, Q19's three
 //! branches of part and lineitem conditions).
 
-use sqlparser::ast::{BinaryOperator, Expr, Select};
+use sqlparser::ast::{Expr, Select};
 
 use super::Rewriter;
-use crate::expr::{and_all, columns, conjuncts, disjuncts, has_subquery, strip};
+use crate::expr::{and_all, columns, conjuncts, disjuncts, has_subquery, or_all, strip};
 use crate::scope::{Catalog, Scope};
 
 pub(crate) fn apply(select: &mut Select, catalog: &Catalog, outer: Option<&Scope<'_>>, rw: &mut Rewriter) {
@@ -29,12 +29,7 @@ pub(crate) fn apply(select: &mut Select, catalog: &Catalog, outer: Option<&Scope
             let on_r = |t: &&Expr| !has_subquery(t) && scope.locals(&columns(t)).as_deref() == Some(&[r][..]);
             let parts: Option<Vec<Expr>> =
                 branches.iter().map(|b| and_all(b.iter().filter(on_r).cloned().collect())).collect();
-            if let Some(filter) = parts
-                .into_iter()
-                .flatten()
-                .map(|e| Expr::Nested(Box::new(e)))
-                .reduce(|l, r| Expr::BinaryOp { left: Box::new(l), op: BinaryOperator::Or, right: Box::new(r) })
-            {
+            if let Some(filter) = parts.and_then(or_all) {
                 // Already there (written so, or derived before): nothing to add.
                 let text = filter.to_string();
                 if !terms.iter().chain(&added).any(|t| strip(t).to_string() == text) {
