@@ -298,6 +298,56 @@ async fn one_8_vcpu_instance_runs_8_items_at_once_and_loses_no_delivery() {
     env.assert_nothing_left().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_of_2500_input_files_travels_by_reference_and_runs() {
+    // 2,500 files make a message of about 300 KiB, over what the orchestrator sends inline.
+    const FILES: usize = 2_500;
+    let env = setup("").await;
+    let s3 = env.aws.s3().await;
+    let mut puts = tokio::task::JoinSet::new();
+    for i in 0..FILES {
+        let s3 = s3.clone();
+        puts.spawn(async move {
+            put(&s3, &format!("data/many/2024-01-01/part-{i:05}.csv"), format!("id,n\na{i},{i}\n").into_bytes()).await
+        });
+        if puts.len() >= 64 {
+            puts.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(done) = puts.join_next().await {
+        done.unwrap();
+    }
+    let job = support::workspace().join("runner/tests/jobs/one_item_many_files.toml");
+    let summary_path = env.dir.path().join("wide.json");
+    let run = env.spawn(
+        &[
+            "run",
+            &job.to_string_lossy(),
+            "--partition",
+            "2024-01-01",
+            "--run-id",
+            "wide1",
+            "--summary-json",
+            &summary_path.to_string_lossy(),
+        ],
+        &[],
+    );
+    let mut stand_ins = env.stand_ins();
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(600)).await;
+    assert!(status.success(), "{err}\n{}", stand_ins.consoles());
+    let s = summary(&summary_path);
+    assert_eq!(s["steps"][0]["items"], 1, "{s}");
+    // 0..2499 has 834 multiples of 3: every file was read.
+    assert_eq!(s["steps"][0]["outputs"]["out"]["rows"].as_u64(), Some(834), "{s}");
+    // The item went by reference: its JSON is in the run state, over the inline limit.
+    let stored = env.keys("state/runs/wide1/items/thirds/").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let body = s3.get_object().bucket("lake").key(&stored[0]).send().await.unwrap().body.collect().await.unwrap();
+    let len = body.into_bytes().len();
+    assert!(len > runner_core::feed::STORE_ITEMS_ABOVE, "{len} bytes");
+    env.assert_nothing_left().await;
+}
+
 /// Prices set for the bill test: a cent a second on spot, so cents mean something.
 const PRICES: &str = r#"
 [pricing]

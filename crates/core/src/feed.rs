@@ -5,6 +5,37 @@
 //! fast. Real SQS does not care about depth; the window costs it nothing.
 
 use runner_backends::queue::{Queue, QueueError};
+use runner_backends::storage::{Location, StorageError, Stores};
+
+use crate::wire::{StoredItem, WorkItem, WorkMessage};
+
+/// An item whose message would be larger than this is stored in the run state and referenced
+/// (SQS takes 1 MiB; a quarter of it leaves room for the queue's own attributes and keeps
+/// large bodies off the queue).
+pub const STORE_ITEMS_ABOVE: usize = 256 * 1024;
+
+/// The message bodies of a step's items: each item as it is, or, when too large for a message,
+/// a reference to where it is stored (written here, under the run state, by `store_at`).
+pub async fn bodies(
+    items: &[&WorkItem],
+    stores: &dyn Stores,
+    store_at: impl Fn(&WorkItem) -> Location,
+) -> Result<Vec<String>, StorageError> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        // An item goes as itself (the form `WorkMessage::Item` reads).
+        let body = serde_json::to_string(item).unwrap_or_default();
+        if body.len() <= STORE_ITEMS_ABOVE {
+            out.push(body);
+            continue;
+        }
+        let at = store_at(item);
+        stores.write(&at, body.into_bytes()).await?;
+        let stored = StoredItem { run_id: item.run_id.clone(), id: item.id.clone(), stored_at: at };
+        out.push(serde_json::to_string(&WorkMessage::Stored { stored_item: stored }).unwrap_or_default());
+    }
+    Ok(out)
+}
 
 /// The smallest window, whatever the capacity.
 pub const MIN_WINDOW: usize = 256;

@@ -32,6 +32,11 @@ pub fn workers_prefix(state: &Location, run_id: &RunId, step: &StepName) -> Loca
     state.join(&format!("runs/{run_id}/workers/{step}"))
 }
 
+/// Where a work item too large for a queue message is kept for the run's workers.
+pub fn stored_item_location(state: &Location, run_id: &RunId, step: &StepName, id: &WorkItemId) -> Location {
+    state.join(&format!("runs/{run_id}/items/{step}/{id}.json"))
+}
+
 /// Where a run's record lives.
 pub fn run_record_location(state: &Location, run_id: &RunId) -> Location {
     state.join(&format!("runs/{run_id}/run.json"))

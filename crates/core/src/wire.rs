@@ -48,6 +48,41 @@ pub struct WorkItem {
     pub memory_limit_mb: Option<u64>,
 }
 
+/// Where a work item too large for a queue message is kept: the message carries this instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredItem {
+    /// The run it belongs to.
+    pub run_id: RunId,
+    /// The item's id.
+    pub id: WorkItemId,
+    /// Where the item's JSON is, in the run state.
+    pub stored_at: Location,
+}
+
+/// What a work message holds: the item itself, or where it is stored when it is too large for
+/// a message (an item listing thousands of input files).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WorkMessage {
+    /// The item.
+    Item(Box<WorkItem>),
+    /// Where the item is.
+    Stored {
+        /// The reference.
+        stored_item: StoredItem,
+    },
+}
+
+impl WorkMessage {
+    /// The run and item a message is about, without fetching a stored item.
+    pub fn ids(&self) -> (&RunId, &WorkItemId) {
+        match self {
+            Self::Item(i) => (&i.run_id, &i.id),
+            Self::Stored { stored_item } => (&stored_item.run_id, &stored_item.id),
+        }
+    }
+}
+
 impl WorkItem {
     /// Where the item publishes the distinct keys of the `unique` checks on its outputs: beside
     /// its manifest in the run state, under `_checks/` (never where readers of the data look).

@@ -113,6 +113,9 @@ pub(super) async fn prepare(
     if let Some(b) = args.backend {
         config.backend = b;
     }
+    if let Some(id) = &args.run_id {
+        runner_core::orchestrator::check_run_id(id).map_err(|e| anyhow::anyhow!("--run-id: {e}"))?;
+    }
     if config.backend == BackendKind::Aws && config.ec2.is_none() {
         bail!("the aws backend needs an [ec2] table in the runner config (subnets, amis, worker_binaries)");
     }

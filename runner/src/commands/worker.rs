@@ -30,7 +30,10 @@ pub(super) async fn worker(args: crate::cli::WorkerArgs) -> anyhow::Result<ExitC
     let cfg: WorkerConfig = serde_json::from_str(&text).context("parsing the worker configuration")?;
     let exit = worker::run(cfg, Arc::new(AwsClients::new())).await?;
     info!("worker stopped: {exit:?}");
-    Ok(ExitCode::SUCCESS)
+    Ok(match exit {
+        worker::WorkerExit::Lost(_) => ExitCode::from(worker::LOST_EXIT_CODE),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 pub(super) async fn exec_item(args: &crate::cli::ExecItemArgs) -> anyhow::Result<ExitCode> {

@@ -30,6 +30,68 @@ pub const WORKER_LOG: &str = "worker.log";
 /// How often the boot script ships the log while the worker runs, in seconds.
 pub const SHIP_EVERY_SECS: u64 = 20;
 
+/// The variable the boot script hands the instance id in, for a worker that can't read it from
+/// the metadata service itself (check-ins are matched to instances by it).
+pub const INSTANCE_ID_ENV: &str = "RUNNER_INSTANCE_ID";
+/// Where the worker's wrapper leaves the worker's exit status.
+pub const WORKER_STATUS: &str = "worker.status";
+/// The systemd unit the worker runs as where systemd runs the machine.
+pub const WORKER_UNIT: &str = "spotlake-worker.service";
+/// The exit status of a worker that served and then lost its queue (the worker's
+/// `LOST_EXIT_CODE`, `EX_TEMPFAIL`): the boot script does not call that a failed boot.
+pub const LOST_EXIT_CODE: u8 = 75;
+/// How long shutdown waits for the worker to hand its items back and ship its log: under the
+/// two minutes between a spot notice and the reclaim.
+pub const STOP_TIMEOUT_SECS: u64 = 110;
+
+/// The systemd unit that runs the worker's wrapper from `home`. `KillMode=mixed` signals the
+/// wrapper alone first (it hands the signal to the worker and ships the log), and everything
+/// left after the stop timeout.
+pub fn unit(home: &str) -> String {
+    format!(
+        "[Unit]
+Description=spotlake worker (runner worker and its log shipper)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+WorkingDirectory={home}
+ExecStart=/bin/bash {home}/worker.sh
+KillMode=mixed
+KillSignal=SIGTERM
+TimeoutStopSec={STOP_TIMEOUT_SECS}
+"
+    )
+}
+
+/// The worker's wrapper: runs the worker, ships its log as it goes and at the end, and leaves
+/// the worker's exit status in [`WORKER_STATUS`]. A SIGTERM goes on to the worker, which hands
+/// its items back.
+fn wrapper() -> String {
+    format!(
+        r#"#!/bin/bash
+set -uo pipefail
+cd "$(dirname "$0")" || exit 1
+. ./boot.env
+ship() {{ aws s3 cp {log} "$PREFIX/$ID/{log}" --only-show-errors || true; }}
+(sleep 2; ship; while sleep {every}; do ship; done) &
+SHIPPER=$!
+trap 'kill -TERM "$WORKER" 2>/dev/null; wait "$WORKER"; echo $? > {status}; kill "$SHIPPER" 2>/dev/null; ship; exit 0' TERM
+{id_env}="$ID" ./runner worker --config-file worker.json >> {log} 2>&1 &
+WORKER=$!
+wait "$WORKER"
+echo $? > {status}
+kill "$SHIPPER" 2>/dev/null
+ship
+"#,
+        log = WORKER_LOG,
+        every = SHIP_EVERY_SECS,
+        status = WORKER_STATUS,
+        id_env = INSTANCE_ID_ENV,
+    )
+}
+
 /// Single-quotes a value for bash.
 fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
@@ -79,23 +141,39 @@ aws s3 cp "$BIN" runner --only-show-errors 2> download.err || fail "downloading 
 GOT=$(sha256sum runner | cut -d' ' -f1)
 [ "$GOT" = "$SHA" ] || fail "the runner at $BIN has sha256 $GOT, but ec2.worker_binaries says $SHA"
 chmod +x runner
-(sleep 2; ship; while sleep {every}; do ship; done) &
-SHIPPER=$!
-# Terminating the instance (the fleet deleted, a spot reclaim) stops the worker with SIGTERM
-# first: its items go back to the queue, and its log is shipped before the power goes.
-trap 'kill -TERM "$WORKER" 2>/dev/null; wait "$WORKER"; kill "$SHIPPER" 2>/dev/null; ship; exit 0' TERM
-./runner worker --config-file worker.json >> {log} 2>&1 &
-WORKER=$!
-wait "$WORKER"
-STATUS=$?
-kill "$SHIPPER" 2>/dev/null
-[ "$STATUS" -eq 0 ] || fail "the worker exited with status $STATUS; its log ends with: $(tail -c 2000 {log})"
+# What the worker's wrapper needs from this script, whether systemd starts it or this shell does.
+declare -p ID PREFIX AWS_DEFAULT_REGION > boot.env 2>/dev/null
+cat > worker.sh <<'SPOTLAKE_WORKER_SH'
+{wrapper}SPOTLAKE_WORKER_SH
+rm -f {status}
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  # A unit of its own: shutdown stops it in order, with time to hand items back and ship the
+  # log while the network is up (user data's cloud-final.service signals only cloud-init).
+  cat > /etc/systemd/system/{unit_name} <<SPOTLAKE_UNIT
+{unit}SPOTLAKE_UNIT
+  systemctl daemon-reload
+  systemctl start --wait {unit_name}
+else
+  /bin/bash worker.sh &
+  WRAPPER=$!
+  # Terminating the instance stops the worker with SIGTERM first: its items go back to the
+  # queue, and its log is shipped before the power goes.
+  trap 'kill -TERM "$WRAPPER" 2>/dev/null; wait "$WRAPPER"; exit 0' TERM
+  wait "$WRAPPER"
+fi
+STATUS=$(cat {status} 2>/dev/null || echo 1)
+# {lost}: the worker served, then lost its queue for a while: not a boot failure.
+[ "$STATUS" -eq 0 ] || [ "$STATUS" -eq {lost} ] || fail "the worker exited with status $STATUS; its log ends with: $(tail -c 2000 {log})"
 ship
 shutdown -h now
 "#,
         log = WORKER_LOG,
         failed = BOOT_FAILED,
-        every = SHIP_EVERY_SECS,
+        status = WORKER_STATUS,
+        lost = LOST_EXIT_CODE,
+        unit_name = WORKER_UNIT,
+        unit = unit("${HOME_DIR}"),
+        wrapper = wrapper(),
         x86 = case_arm("x86_64", "x86_64"),
         arm = case_arm("aarch64", "arm64"),
     )
@@ -122,6 +200,43 @@ mod tests {
         assert_eq!(worker_config_of(&s), Some(r#"{"a": 1}"#));
         assert!(s.contains(r"BIN='s3://b/bin/x'\''y'; SHA='ab12'"), "{s}");
         assert!(s.contains("PREFIX='s3://lake/state/runs/r/workers/clean'"), "{s}");
+    }
+
+    #[test]
+    fn the_worker_runs_as_a_unit_under_systemd_and_from_the_shell_elsewhere() {
+        let prefix = Location::parse_absolute("s3://lake/w").unwrap();
+        let s = script("{}", &prefix, &binaries());
+        // The unit, written with the home directory the script runs in.
+        assert!(s.contains("cat > /etc/systemd/system/spotlake-worker.service <<SPOTLAKE_UNIT\n[Unit]"), "{s}");
+        assert!(s.contains("ExecStart=/bin/bash ${HOME_DIR}/worker.sh\nKillMode=mixed"), "{s}");
+        assert!(s.contains("systemctl start --wait spotlake-worker.service"), "{s}");
+        // The fallback, and the status both paths leave.
+        assert!(s.contains("  /bin/bash worker.sh &\n"), "{s}");
+        assert!(s.contains(r#"[ "$STATUS" -eq 0 ] || [ "$STATUS" -eq 75 ] || fail"#), "{s}");
+        // The instance id goes to the worker.
+        assert!(s.contains(r#"RUNNER_INSTANCE_ID="$ID" ./runner worker"#), "{s}");
+        assert_eq!(LOST_EXIT_CODE, 75);
+    }
+
+    #[test]
+    fn the_unit_is_one_systemd_accepts() {
+        let u = unit("/opt/spotlake");
+        assert!(u.contains("TimeoutStopSec=110\n") && u.contains("After=network-online.target\n"), "{u}");
+        // systemd's own checker, where the machine has it (Debian's systemd package does).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WORKER_UNIT);
+        std::fs::write(&path, u.replace("/opt/spotlake", &dir.path().to_string_lossy())).unwrap();
+        std::fs::write(dir.path().join("worker.sh"), "#!/bin/bash\n").unwrap();
+        match std::process::Command::new("systemd-analyze").arg("verify").arg(&path).output() {
+            Ok(out) => {
+                let said = String::from_utf8_lossy(&out.stderr);
+                // verify exits 0 even for a setting it ignores ("Failed to parse kill mode
+                // specification, ignoring"), but names the file in each complaint: it must
+                // have none about the unit.
+                assert!(!said.contains(WORKER_UNIT), "{said}");
+            }
+            Err(e) => eprintln!("systemd-analyze is not on this machine ({e}); the unit's text is checked above"),
+        }
     }
 
     #[test]

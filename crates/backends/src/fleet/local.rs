@@ -279,7 +279,7 @@ impl Fleet for LocalFleet {
             instances: live.children.iter().map(|w| instance(w.child.id())).collect(),
             capacity_items: live.children.len(),
             requested: live.spawned,
-            errors: Vec::new(),
+            ..Default::default()
         };
         // Written under the lock: `delete` removes the fleet, then its record, each under
         // the lock, so a maintain racing a delete can't put the record back afterwards.

@@ -43,6 +43,12 @@ pub enum FleetError {
     /// Workers keep dying right after they start.
     #[error("workers keep failing to start ({0}); see their output above")]
     CrashLoop(String),
+    /// No capacity came for the configured wait.
+    #[error("no spot capacity: {0}")]
+    NoCapacity(String),
+    /// A clean-up that could not delete everything (every failure, each tried).
+    #[error("the clean-up left {} thing(s) behind: {}", .0.len(), .0.join("; "))]
+    Cleanup(Vec<String>),
 }
 
 /// Result alias.
@@ -77,6 +83,42 @@ pub struct FleetState {
     pub requested: usize,
     /// What the provider reported going wrong (launch errors), oldest first.
     pub errors: Vec<String>,
+    /// Instances seen ending since the last look, with why where the provider says.
+    pub ended: Vec<Ended>,
+    /// The fleet waits for spot capacity (a shortage or a quota): its own wait applies, not
+    /// the boot watchdog's.
+    pub waiting_for_capacity: bool,
+}
+
+/// An instance that ended, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// Instance id.
+    pub id: String,
+    /// Why, as far as the provider says.
+    pub why: EndReason,
+}
+
+/// Why an instance ended, as far as it counts for a crash loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The provider took it (a spot reclaim, a capacity or internal error): not the worker's
+    /// doing.
+    Provider,
+    /// It shut down or was terminated otherwise: a crash is among the reasons.
+    Own,
+}
+
+impl EndReason {
+    /// EC2's state reason code: `Server.*` codes (`Server.SpotInstanceTermination`,
+    /// `Server.InsufficientInstanceCapacity`, `Server.InternalError`, ...) are the provider's;
+    /// `Client.*` codes and none at all count as the instance's own.
+    pub fn of_ec2_code(code: Option<&str>) -> Self {
+        match code {
+            Some(c) if c.starts_with("Server.") => Self::Provider,
+            _ => Self::Own,
+        }
+    }
 }
 
 /// A launched fleet.

@@ -1,5 +1,7 @@
-//! SQS queues. Creation sets the visibility timeout and a redrive policy to the dead-letter
-//! queue; receives use long polling and ask for the receive count.
+//! SQS queues. Creation sets the visibility timeout, the largest message (explicitly: the
+//! default has changed before) and a redrive policy to the dead-letter queue, and waits out
+//! SQS's minute before a deleted name may be used again; receives use long polling and ask for
+//! the receive count; listing pages past SQS's 1,000 names.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,17 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 
-use super::{Depth, Queue, QueueBackend, QueueError, QueueOptions, Received, Result, check_size};
+use super::{Depth, MAX_MESSAGE_BYTES, Queue, QueueBackend, QueueError, QueueOptions, Received, Result, check_size};
+
+/// How long creation waits out SQS's `QueueDeletedRecently` (60 s after a delete, and a margin).
+const DELETED_RECENTLY_WAIT: Duration = Duration::from_secs(75);
+/// Names per `ListQueues` page (SQS's largest).
+const LIST_PAGE: i32 = 1000;
+
+/// Whether SQS refused a name because a queue of that name was deleted in the last minute.
+fn deleted_recently<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+    e.as_service_error().and_then(ProvideErrorMetadata::code).is_some_and(|c| c.contains("QueueDeletedRecently"))
+}
 
 /// Queues in one account and region.
 #[derive(Debug, Clone)]
@@ -46,7 +58,8 @@ impl QueueBackend for SqsQueues {
             .create_queue()
             .queue_name(name)
             .attributes(QueueAttributeName::VisibilityTimeout, options.visibility.as_secs().to_string())
-            .attributes(QueueAttributeName::ReceiveMessageWaitTimeSeconds, "0");
+            .attributes(QueueAttributeName::ReceiveMessageWaitTimeSeconds, "0")
+            .attributes(QueueAttributeName::MaximumMessageSize, MAX_MESSAGE_BYTES.to_string());
         if let Some((dlq, max)) = &options.dead_letter {
             let dlq_url = self
                 .client
@@ -70,7 +83,22 @@ impl QueueBackend for SqsQueues {
             let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string();
             req = req.attributes(QueueAttributeName::RedrivePolicy, policy);
         }
-        let url = req.send().await.map_err(|e| fail(name, "create_queue", e))?.queue_url.unwrap_or_default();
+        // SQS refuses a name deleted less than 60 s ago (a run resumed under its own id at once).
+        let mut waited = Duration::ZERO;
+        let url = loop {
+            match req.clone().send().await {
+                Ok(out) => break out.queue_url.unwrap_or_default(),
+                Err(e) if deleted_recently(&e) && waited < DELETED_RECENTLY_WAIT => {
+                    tracing::info!(
+                        queue = name,
+                        "SQS deleted this queue name less than a minute ago; waiting to make it again"
+                    );
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    waited += Duration::from_secs(5);
+                }
+                Err(e) => return Err(fail(name, "create_queue", e)),
+            }
+        };
         Ok(Arc::new(SqsQueue { client: self.client.clone(), name: name.to_string(), url }))
     }
 
@@ -101,7 +129,9 @@ impl QueueBackend for SqsQueues {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut pages = self.client.list_queues().queue_name_prefix(prefix).into_paginator().send();
+        // Without MaxResults, ListQueues returns at most 1,000 names and no next token.
+        let mut pages =
+            self.client.list_queues().queue_name_prefix(prefix).max_results(LIST_PAGE).into_paginator().send();
         let mut names = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| fail(prefix, "list_queues", e))?;

@@ -144,9 +144,20 @@ impl S3Storage {
         }
         .await;
         if result.is_err() {
-            // An abandoned upload is invisible to readers but still billed: abort it.
-            let _ =
-                self.client.abort_multipart_upload().bucket(&self.bucket).key(full).upload_id(&upload_id).send().await;
+            // An abandoned upload is invisible to readers but still billed: abort it, and say
+            // so when that fails too (a missing s3:AbortMultipartUpload, say): the bucket's
+            // lifecycle rule is then what removes it (runner/AWS.md).
+            if let Err(e) =
+                self.client.abort_multipart_upload().bucket(&self.bucket).key(full).upload_id(&upload_id).send().await
+            {
+                tracing::warn!(
+                    bucket = %self.bucket,
+                    key = %full,
+                    "aborting a failed multipart upload failed too; it stays billed until the bucket's lifecycle \
+                     rule aborts it: {}",
+                    DisplayErrorContext(&e)
+                );
+            }
         }
         result
     }

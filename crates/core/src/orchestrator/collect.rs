@@ -12,7 +12,7 @@ use runner_types::{RunId, WorkItemId};
 use tracing::warn;
 
 use crate::run_state::read_manifest;
-use crate::wire::{Callback, Outcome, WorkItem};
+use crate::wire::{Callback, Outcome, WorkItem, WorkMessage};
 
 /// Something that happened to one of the step's items.
 #[derive(Debug)]
@@ -122,9 +122,12 @@ impl<'a> Collector<'a> {
     pub(crate) async fn dead_letters(&self) -> Result<Vec<Event<'a>>, QueueError> {
         let mut events = Vec::new();
         for dead in self.dlq.receive(10, Duration::ZERO, RECEIVE_VISIBILITY).await? {
-            let item: Option<WorkItem> = serde_json::from_str(&dead.body).ok();
+            let message: Option<WorkMessage> = serde_json::from_str(&dead.body).ok();
             self.dlq.delete(&dead.receipt).await.ok();
-            if let Some(item) = item.filter(|i| &i.run_id == self.run_id).and_then(|i| self.by_id.get(&i.id).copied()) {
+            let ids = message.as_ref().map(WorkMessage::ids);
+            if let Some(item) =
+                ids.filter(|(run, _)| *run == self.run_id).and_then(|(_, id)| self.by_id.get(id).copied())
+            {
                 events.push(Event::DeadLettered { item });
             }
         }

@@ -348,11 +348,48 @@ fn safe(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
 }
 
-/// A queue's name: deployment, job and run, made safe for SQS (letters, digits, `-`, `_`; at
-/// most 80). The run id is whole in it, so `gc` can tell whose it is.
+/// The longest run id a queue name holds whole (SQS names are at most 80 characters).
+pub const MAX_RUN_ID_LEN: usize = 40;
+
+/// Checks a run id given on the command line: 1 to 40 letters, digits, `-` and `_`, so that
+/// every queue, tag and key made from it holds it whole.
+pub fn check_run_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || id.len() > MAX_RUN_ID_LEN
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "run id {id:?} must be 1 to {MAX_RUN_ID_LEN} letters, digits, '-' and '_' (it names the run's queues)"
+        ));
+    }
+    Ok(())
+}
+
+/// A short, stable hash of a queue's own part (FNV-1a, 32 bits shown): two steps whose names
+/// agree in their first characters, or differ only in characters SQS does not allow, still get
+/// two queues.
+fn short_hash(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", (h ^ (h >> 32)) as u32)
+}
+
+/// A queue's name: deployment, run, a hash of the job and the queue's own part, then as much
+/// of the job and that part as fits, made safe for SQS (letters, digits, `-`, `_`; at most 80).
+/// The run id is whole in it, so `gc` can tell whose it is; the hash keeps names distinct
+/// where the readable part is cut.
 pub fn queue_name(deployment: &str, job: &str, run_id: &RunId, suffix: &str) -> String {
-    let job: String = safe(job).chars().take(16).collect();
-    let name = format!("{}{job}-{}-{suffix}", queue_prefix(deployment), safe(run_id.as_str()));
+    let name = format!(
+        "{}{}-{}-{}-{}",
+        queue_prefix(deployment),
+        safe(run_id.as_str()),
+        short_hash(&format!("{job}\u{0}{suffix}")),
+        safe(job),
+        safe(suffix)
+    );
     name.chars().take(80).collect()
 }
 
@@ -374,6 +411,41 @@ mod tests {
         assert!(name.len() <= 80 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert!(queue_of_any_run(&name, std::slice::from_ref(&run)));
         assert!(!queue_of_any_run(&name, &[RunId::from("20240101T000000-ab1")]));
+    }
+
+    #[test]
+    fn queue_names_stay_distinct_where_their_readable_part_is_cut() {
+        let run = RunId::from("20240101T000000-ab12");
+        let job = "a-sixteen-char-j";
+        // Two steps whose names share their first 40 characters, and two that differ only in a
+        // character SQS does not allow: four queues.
+        let long = "normalise_events_by_session_and_country_";
+        let names: BTreeSet<String> =
+            [format!("{long}eu-work"), format!("{long}us-work"), "a b-work".into(), "a/b-work".into()]
+                .iter()
+                .map(|step| queue_name("production2026ab", job, &run, step))
+                .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        for n in &names {
+            assert!(n.len() <= 80 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{n}");
+            assert!(queue_of_any_run(n, std::slice::from_ref(&run)), "{n}");
+        }
+        // The longest run id allowed is whole in the name, with the hash after it.
+        let longest = RunId::from("r".repeat(MAX_RUN_ID_LEN).as_str());
+        let n = queue_name("production2026ab", job, &longest, "dlq");
+        assert!(n.contains(&format!("-{}-{}", longest.as_str(), short_hash(&format!("{job}\u{0}dlq")))), "{n}");
+        // Stable across releases: the name of a run's queue must not change under it.
+        // (FNV-1a of "job\0dlq", folded to 32 bits, worked out by hand in Python.)
+        assert_eq!(queue_name("prod", "job", &run, "dlq"), "spotlake-prod-20240101T000000-ab12-5de07e71-job-dlq");
+    }
+
+    #[test]
+    fn run_ids_given_are_checked() {
+        assert!(check_run_id("20240101T000000-ab12").is_ok());
+        assert!(check_run_id(&"r".repeat(MAX_RUN_ID_LEN)).is_ok());
+        assert!(check_run_id(&"r".repeat(MAX_RUN_ID_LEN + 1)).unwrap_err().contains("1 to 40"));
+        assert!(check_run_id("a/b").is_err());
+        assert!(check_run_id("").is_err());
     }
 
     #[test]

@@ -151,7 +151,8 @@ async fn run_leased(
 
     if !todo.is_empty() {
         let fleet_api = &ctx.backends.fleet;
-        let bodies: Vec<String> = todo.iter().map(|i| serde_json::to_string(i).unwrap_or_default()).collect();
+        let store_at = |i: &WorkItem| run_state::stored_item_location(&opts.state, &opts.run_id, &step.name, &i.id);
+        let bodies = feed::bodies(&todo, &*ctx.backends.stores, store_at).await.map_err(infra)?;
         let window = opts.enqueue_window.unwrap_or_else(|| feed::default_window(fleet_api.max_items()));
         let mut feeder = Feeder::new(bodies, window);
         feeder.top_up(&**queues.work, 0).await.map_err(infra)?;

@@ -1,14 +1,19 @@
 //! The fleet watchdog: fails a step in minutes, with the reason, when its workers cannot start,
 //! instead of letting a misconfigured fleet boot-loop until the run's maximum runtime. It reads
 //! what the boot script and the workers leave under the step's workers prefix (a check-in per
-//! worker, a `boot-failed.txt` when a boot fails) and what the fleet reports (its instances and
-//! errors).
+//! worker, a `boot-failed.txt` when a boot fails) and what the fleet reports (its instances,
+//! why they ended, and errors).
+//!
+//! A crash loop is counted from instances that ended before their worker checked in for their
+//! own reasons, within [`CRASH_LOOP_WINDOW`]: a spot reclaim or a capacity error during boot
+//! is the provider's doing and never counts, and a long step does not fail for three unlucky
+//! boots hours apart.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use runner_backends::fleet::FleetState;
 use runner_backends::fleet::boot::BOOT_FAILED;
+use runner_backends::fleet::{EndReason, FleetState};
 use runner_backends::storage::{Location, Stores};
 
 use crate::worker::CHECKED_IN;
@@ -52,6 +57,9 @@ pub enum BootError {
     },
 }
 
+/// How long an instance that ended without checking in counts towards a crash loop.
+pub(crate) const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 /// Watches one step's fleet.
 #[derive(Debug)]
 pub(crate) struct Watchdog {
@@ -61,8 +69,11 @@ pub(crate) struct Watchdog {
     launched: Instant,
     first_instance: Option<Instant>,
     seen: BTreeSet<String>,
+    /// The instances up at the last look.
+    up_before: BTreeSet<String>,
     checked_in: BTreeSet<String>,
-    ended_silent: BTreeSet<String>,
+    /// Instances that ended before checking in, for their own reasons, and when that was seen.
+    ended_silent: BTreeMap<String, Instant>,
     errors: Vec<String>,
 }
 
@@ -75,8 +86,9 @@ impl Watchdog {
             launched: Instant::now(),
             first_instance: None,
             seen: BTreeSet::new(),
+            up_before: BTreeSet::new(),
             checked_in: BTreeSet::new(),
-            ended_silent: BTreeSet::new(),
+            ended_silent: BTreeMap::new(),
             errors: Vec::new(),
         }
     }
@@ -105,16 +117,22 @@ impl Watchdog {
         if !now.is_empty() && self.first_instance.is_none() {
             self.first_instance = Some(Instant::now());
         }
-        for gone in self.seen.difference(&now) {
-            if !self.checked_in.contains(gone) {
-                self.ended_silent.insert(gone.clone());
+        let at = Instant::now();
+        let provider_took: BTreeSet<&str> =
+            fleet.ended.iter().filter(|e| e.why == EndReason::Provider).map(|e| e.id.as_str()).collect();
+        for gone in self.up_before.difference(&now) {
+            if !self.checked_in.contains(gone) && !provider_took.contains(gone.as_str()) {
+                self.ended_silent.entry(gone.clone()).or_insert(at);
             }
         }
+        // An instance is judged once, when it is first seen missing.
+        self.up_before = now.clone();
         self.seen.extend(now.iter().cloned());
+        self.ended_silent.retain(|_, seen| at.duration_since(*seen) < CRASH_LOOP_WINDOW);
         if self.ended_silent.len() >= self.crash_loop_after {
             return Err(BootError::CrashLoop {
                 count: self.ended_silent.len(),
-                ids: self.ended_silent.iter().cloned().collect::<Vec<_>>().join(", "),
+                ids: self.ended_silent.keys().cloned().collect::<Vec<_>>().join(", "),
                 errors: self.errors_text(),
             });
         }
@@ -127,7 +145,9 @@ impl Watchdog {
                 instances: self.seen.iter().cloned().collect::<Vec<_>>().join(", "),
                 errors: self.errors_text(),
             }),
-            None if self.launched.elapsed() > self.boot_timeout => {
+            // A fleet waiting out a spot shortage or a quota has its own, longer wait
+            // (`ec2.capacity_wait_secs`), which names the requirements and zones.
+            None if self.launched.elapsed() > self.boot_timeout && !fleet.waiting_for_capacity => {
                 Err(BootError::NoInstance { waited: self.boot_timeout, errors: self.errors_text() })
             }
             _ => Ok(()),
@@ -140,7 +160,7 @@ mod tests {
     use std::sync::Arc;
 
     use runner_backends::aws::AwsClients;
-    use runner_backends::fleet::Instance;
+    use runner_backends::fleet::{Ended, Instance};
     use runner_backends::storage::StoreCache;
 
     use super::*;
@@ -205,6 +225,53 @@ mod tests {
         assert!(matches!(e, BootError::CrashLoop { count: 3, .. }), "{text}");
         assert!(text.contains("i-1, i-3, i-4") && !text.contains("i-2"), "{text}");
         assert!(text.contains("InsufficientInstanceCapacity"), "the fleet's errors are part of it: {text}");
+    }
+
+    #[tokio::test]
+    async fn spot_reclaims_during_boot_are_no_crash_loop() {
+        let s = setup();
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_secs(300), 3);
+        dog.check(&s.stores, &fleet(&["i-1", "i-2", "i-3"])).await.unwrap();
+        // All three go before checking in: two reclaimed by EC2 (Server.* reasons), one crashed.
+        let mut state = fleet(&["i-4"]);
+        state.ended = vec![
+            Ended { id: "i-1".into(), why: EndReason::Provider },
+            Ended { id: "i-2".into(), why: EndReason::of_ec2_code(Some("Server.InsufficientInstanceCapacity")) },
+            Ended { id: "i-3".into(), why: EndReason::of_ec2_code(Some("Client.InstanceInitiatedShutdown")) },
+        ];
+        dog.check(&s.stores, &state).await.unwrap();
+        // Two more own ends make three: now it is a crash loop, naming only those.
+        dog.check(&s.stores, &fleet(&["i-5"])).await.unwrap();
+        let e = dog.check(&s.stores, &fleet(&[])).await.unwrap_err().to_string();
+        assert!(e.contains("3 instances ended") && e.contains("i-3, i-4, i-5"), "{e}");
+        assert!(!e.contains("i-1") && !e.contains("i-2"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn own_ends_older_than_the_window_are_forgotten() {
+        let s = setup();
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_secs(300), 3);
+        dog.check(&s.stores, &fleet(&["i-1", "i-2"])).await.unwrap();
+        dog.check(&s.stores, &fleet(&["i-3"])).await.unwrap();
+        // Two silent ends, seen over the window ago (a long step).
+        for seen in dog.ended_silent.values_mut() {
+            *seen -= CRASH_LOOP_WINDOW;
+        }
+        // A third, now: one in the window, not three.
+        dog.check(&s.stores, &fleet(&[])).await.unwrap();
+        assert_eq!(dog.ended_silent.keys().collect::<Vec<_>>(), ["i-3"]);
+    }
+
+    #[tokio::test]
+    async fn a_fleet_waiting_for_capacity_is_left_to_its_own_wait() {
+        let s = setup();
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_millis(1), 3);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut state = fleet(&[]);
+        state.waiting_for_capacity = true;
+        dog.check(&s.stores, &state).await.unwrap();
+        let e = dog.check(&s.stores, &fleet(&[])).await.unwrap_err();
+        assert!(matches!(e, BootError::NoInstance { .. }), "{e}");
     }
 
     #[tokio::test]

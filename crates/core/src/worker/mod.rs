@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::wire::{Callback, Outcome, WorkItem, WorkerInfo};
+use crate::wire::{Callback, Outcome, WorkItem, WorkMessage, WorkerInfo};
 use capacity::{ItemNeeds, Machine, Packing};
 use child::{ChildOutcome, run_item_process};
 use memory_limit::MemoryLimit;
@@ -130,7 +130,17 @@ pub enum WorkerExit {
     Idle,
     /// A spot notice or a signal.
     Interrupted(String),
+    /// The work queue stayed unreachable for [`QUEUE_PATIENCE`] after the worker had served:
+    /// not a boot failure (the boot script tells the two apart by [`LOST_EXIT_CODE`]).
+    Lost(String),
 }
+
+/// The exit code of a worker that lost its queue after it had served ([`WorkerExit::Lost`]).
+pub use runner_backends::fleet::boot::LOST_EXIT_CODE;
+/// How long the worker keeps asking a queue that fails (receives, callbacks) before giving up.
+pub const QUEUE_PATIENCE: Duration = Duration::from_secs(300);
+/// The variable the boot script hands the instance id in.
+pub use runner_backends::fleet::boot::INSTANCE_ID_ENV;
 
 /// Opens a queue by address with the configured backend.
 pub async fn open_queue(cfg: &WorkerConfig, address: &str, aws: &AwsClients) -> anyhow::Result<Arc<dyn Queue>> {
@@ -169,6 +179,8 @@ struct Shared {
     warm: Option<WarmProcesses>,
     /// The memory limit of an item whose step sets none.
     default_limit: MemoryLimit,
+    /// Storage: check-ins, and work items too large for a message.
+    stores: StoreCache,
 }
 
 /// Runs the worker until idle or interrupted.
@@ -179,7 +191,13 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
     let facts = if cfg.poll_imds { imds::facts().await } else { Default::default() };
     let packing = cfg.packing();
     let me = WorkerInfo {
-        id: facts.instance_id.clone().unwrap_or_else(|| local_worker_id(std::process::id())),
+        // Check-ins are matched to instances by this id: the boot script's reading of it is the
+        // fallback before a local name, which no instance would match.
+        id: facts
+            .instance_id
+            .clone()
+            .or_else(|| std::env::var(INSTANCE_ID_ENV).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| local_worker_id(std::process::id())),
         instance_type: facts.instance_type.clone(),
         availability_zone: facts.availability_zone.clone(),
         arch: std::env::consts::ARCH.to_string(),
@@ -194,8 +212,10 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
         WarmProcesses::new(budget, threads_per_item, scratch_root.join(format!("runner-worker-{}", std::process::id())))
     });
     let default_limit = cfg.default_memory_limit(packing);
-    let shared = Arc::new(Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm, default_limit });
-    let exit = serve(&shared, packing, &aws, &mut spot, &mut sig, idle_after).await;
+    let stores = StoreCache::new(aws.clone());
+    let shared =
+        Arc::new(Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm, default_limit, stores });
+    let exit = serve(&shared, packing, &mut spot, &mut sig, idle_after).await;
     if let Some(warm) = &shared.warm {
         warm.shutdown().await;
     }
@@ -206,7 +226,6 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
 async fn serve(
     shared: &Arc<Shared>,
     packing: Packing,
-    aws: &Arc<AwsClients>,
     spot: &mut Option<watch::Receiver<Notice>>,
     sig: &mut watch::Receiver<Notice>,
     idle_after: Duration,
@@ -214,8 +233,8 @@ async fn serve(
     let me = &shared.me;
     if let Some(prefix) = &shared.cfg.workers_prefix {
         let at = prefix.join(&format!("{}/{CHECKED_IN}", me.id));
-        let stores = StoreCache::new(aws.clone());
-        stores
+        shared
+            .stores
             .write(&at, serde_json::to_vec(me).unwrap_or_default())
             .await
             .with_context(|| format!("checking in at {at}"))?;
@@ -230,6 +249,10 @@ async fn serve(
     );
     let mut running: JoinSet<anyhow::Result<Option<String>>> = JoinSet::new();
     let mut idle_since = Instant::now();
+    // Receives that fail are asked again with backoff; only a worker that never received (its
+    // boot is what failed) or that can't reach its queue for QUEUE_PATIENCE gives up.
+    let mut received_once = false;
+    let mut failing = Retrying::default();
     let mut stopping: Option<String> = None;
     loop {
         match current_notice(spot, sig) {
@@ -278,11 +301,40 @@ async fn serve(
             // step) stops now rather than after its poll: waiting cost every local step up to
             // 5 s. Nothing runs, and the local queue is only being deleted or cancelled then.
             tokio::select! {
-                received = receive => received.context("receiving work")?,
+                received = receive => received,
                 _ = wait_terminate(spot, sig) => continue,
             }
         } else {
-            receive.await.context("receiving work")?
+            receive.await
+        };
+        let received = match received {
+            Ok(r) => {
+                received_once = true;
+                failing = Retrying::default();
+                r
+            }
+            Err(e) if !received_once => return Err(e).context("receiving work"),
+            Err(runner_backends::queue::QueueError::NoSuchQueue(q)) if running.is_empty() => {
+                // The step is over: its queue is deleted once its work is done.
+                info!(worker = %me.id, "the work queue {q} is gone; stopping");
+                return Ok(WorkerExit::Idle);
+            }
+            Err(e) => match failing.again(Instant::now()) {
+                Some(wait) => {
+                    warn!(worker = %me.id, "receiving work failed; asking again in {wait:?}: {e}");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = wait_terminate(spot, sig) => {}
+                    }
+                    Vec::new()
+                }
+                None => {
+                    while let Some(done) = running.join_next().await {
+                        log_task_end(me, done);
+                    }
+                    return Ok(WorkerExit::Lost(format!("the work queue failed for {QUEUE_PATIENCE:?}: {e}")));
+                }
+            },
         };
         while let Some(done) = running.try_join_next() {
             if let Some(reason) = log_task_end(me, done) {
@@ -297,6 +349,26 @@ async fn serve(
             let (shared, mut spot, mut sig) = (shared.clone(), spot.clone(), sig.clone());
             running.spawn(async move { handle(&shared, &message, &mut spot, &mut sig).await });
         }
+    }
+}
+
+/// Retries of a queue call that fails: waits of 1, 2, 4 ... 30 s, for [`QUEUE_PATIENCE`].
+#[derive(Debug, Default)]
+struct Retrying {
+    since: Option<Instant>,
+    tries: u32,
+}
+
+impl Retrying {
+    /// The wait before the next try, or `None` when patience has run out.
+    fn again(&mut self, now: Instant) -> Option<Duration> {
+        let since = *self.since.get_or_insert(now);
+        if now.duration_since(since) >= QUEUE_PATIENCE {
+            return None;
+        }
+        let wait = Duration::from_secs(1u64 << self.tries.min(5)).min(Duration::from_secs(30));
+        self.tries += 1;
+        Some(wait)
     }
 }
 
@@ -358,9 +430,19 @@ async fn handle(
     spot: &mut Option<watch::Receiver<Notice>>,
     sig: &mut watch::Receiver<Notice>,
 ) -> anyhow::Result<Option<String>> {
-    let Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm, default_limit } = shared;
+    let Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm, default_limit, stores } = shared;
     let item: WorkItem = match serde_json::from_str(&message.body) {
-        Ok(i) => i,
+        Ok(WorkMessage::Item(i)) => *i,
+        Ok(WorkMessage::Stored { stored_item }) => {
+            // Too large for a message: the orchestrator stored it. A read that fails leaves the
+            // message to come back (a retry may reach the store).
+            let bytes = stores
+                .read(&stored_item.stored_at)
+                .await
+                .with_context(|| format!("reading the stored work item {}", stored_item.stored_at))?;
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing the stored work item {}", stored_item.stored_at))?
+        }
         Err(e) => {
             // Not ours to retry: nothing can ever run it.
             error!("dropping a malformed work message {}: {e}", message.id);
@@ -426,7 +508,20 @@ async fn handle(
         finished_at: unix_seconds(),
         outcome,
     };
-    let sent = callbacks.send(&[serde_json::to_string(&callback).unwrap_or_default()]).await;
+    let body = serde_json::to_string(&callback).unwrap_or_default();
+    let mut failing = Retrying::default();
+    let sent = loop {
+        match callbacks.send(std::slice::from_ref(&body)).await {
+            Ok(ids) => break Ok(ids),
+            Err(e) => match failing.again(Instant::now()) {
+                Some(wait) => {
+                    warn!(item = %item.label, "sending the callback failed; trying again in {wait:?}: {e}");
+                    tokio::time::sleep(wait).await;
+                }
+                None => break Err(e),
+            },
+        }
+    };
     match (sent, succeeded || permanent) {
         (Ok(_), true) => work.delete(&message.receipt).await.context("deleting a finished item")?,
         (Err(e), true) => {
@@ -444,6 +539,16 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_queue_is_asked_again_with_backoff_for_a_bounded_time() {
+        let t0 = Instant::now();
+        let mut r = Retrying::default();
+        let waits: Vec<u64> = (0..8).map(|_| r.again(t0).unwrap().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert!(r.again(t0 + QUEUE_PATIENCE - Duration::from_secs(1)).is_some());
+        assert_eq!(r.again(t0 + QUEUE_PATIENCE), None);
+    }
 
     fn config(machine_items: Option<usize>, step_items: Option<usize>) -> WorkerConfig {
         let mut cfg: WorkerConfig = serde_json::from_value(serde_json::json!({

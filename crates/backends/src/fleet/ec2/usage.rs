@@ -1,6 +1,12 @@
 //! What a step's EC2 instances used, for the bill: each instance's type, zone and market, from
 //! its launch to its end. AWS records no end time as such; a terminated or stopped instance's
 //! state-transition reason carries it ("User initiated (2026-11-26 12:00:00 GMT)").
+//!
+//! AWS lists a terminated instance for about an hour only, so the bill can't be read once at
+//! the end of a long step: the [`Ledger`] writes down every instance as the fleet sees it while
+//! it runs (and its end, read while AWS still lists it), and the final listing is merged into it.
+
+use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{InstanceLifecycleType, InstanceStateName};
 use chrono::NaiveDateTime;
@@ -36,9 +42,132 @@ pub(super) fn usage_of(i: &aws_sdk_ec2::types::Instance, vcpus: usize, now: f64)
     }
 }
 
+/// Whether an instance is up (pending or running).
+pub(super) fn is_up(i: &aws_sdk_ec2::types::Instance) -> bool {
+    matches!(i.state().and_then(|s| s.name()), Some(InstanceStateName::Pending | InstanceStateName::Running))
+}
+
+/// Why an instance ended, as EC2 words it (`Server.SpotInstanceTermination`,
+/// `Client.InstanceInitiatedShutdown`, ...): the state reason's code.
+pub(super) fn end_reason(i: &aws_sdk_ec2::types::Instance) -> Option<String> {
+    i.state_reason().and_then(|r| r.code()).map(String::from)
+}
+
+/// Every instance a step's fleet has seen, with its life as far as it is known.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Ledger {
+    lives: BTreeMap<String, Life>,
+}
+
+#[derive(Debug, Clone)]
+struct Life {
+    usage: Usage,
+    /// When the fleet first saw it gone from the instances up, before its end was read.
+    gone_at: Option<f64>,
+}
+
+impl Ledger {
+    /// An instance seen up at `now` (its usage as read then).
+    pub(crate) fn saw_up(&mut self, usage: Usage) {
+        let id = usage.id.clone();
+        self.lives.insert(id, Life { usage, gone_at: None });
+    }
+
+    /// An instance whose end is recorded (read while AWS still lists it).
+    pub(crate) fn saw_end(&mut self, usage: Usage) {
+        if usage.ended {
+            let id = usage.id.clone();
+            self.lives.insert(id, Life { usage, gone_at: None });
+        }
+    }
+
+    /// Instances seen up before and not up now, whose end is not yet read: they are marked gone
+    /// at `now` and returned, so their end can be read.
+    pub(crate) fn gone(&mut self, up: &[&str], now: f64) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, life) in &mut self.lives {
+            if !life.usage.ended && !up.contains(&id.as_str()) {
+                life.gone_at.get_or_insert(now);
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+
+    /// The bill's instances: the final listing, and every instance the ledger holds that the
+    /// listing lacks (AWS forgot it). An instance whose end was never read is counted up to the
+    /// moment it was first seen gone: at most one look late, never short.
+    pub(crate) fn merged(&self, listing: Vec<Usage>) -> Vec<Usage> {
+        let mut out: BTreeMap<String, Usage> = BTreeMap::new();
+        for (id, life) in &self.lives {
+            let mut u = life.usage.clone();
+            if let Some(gone) = life.gone_at
+                && !u.ended
+            {
+                u.ended_at = gone.max(u.launched_at);
+            }
+            out.insert(id.clone(), u);
+        }
+        for u in listing {
+            let keep_ledger = out.get(&u.id).is_some_and(|known| known.ended && !u.ended);
+            if !keep_ledger {
+                out.insert(u.id.clone(), u);
+            }
+        }
+        out.into_values().collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::end_in_reason;
+    use super::*;
+    use crate::fleet::Market;
+
+    fn life(id: &str, launched_at: f64, ended_at: f64, ended: bool) -> Usage {
+        Usage {
+            id: id.into(),
+            instance_type: "m6i.large".into(),
+            availability_zone: Some("us-east-1a".into()),
+            market: Market::Spot,
+            vcpus: 2,
+            launched_at,
+            ended_at,
+            ended,
+        }
+    }
+
+    #[test]
+    fn instances_aws_no_longer_lists_stay_on_the_bill() {
+        let mut ledger = Ledger::default();
+        // Seen up at t=100: i-1 (reclaimed early, its end read at once), i-2 (gone, its end never
+        // read: AWS forgot it before the next look), i-3 (up to the end).
+        ledger.saw_up(life("i-1", 0.0, 100.0, false));
+        ledger.saw_up(life("i-2", 10.0, 100.0, false));
+        ledger.saw_up(life("i-3", 20.0, 100.0, false));
+        assert_eq!(ledger.gone(&["i-2", "i-3"], 200.0), vec!["i-1".to_string()]);
+        ledger.saw_end(life("i-1", 0.0, 150.0, true));
+        assert_eq!(ledger.gone(&["i-3"], 300.0), vec!["i-2".to_string()]);
+        // Two hours later, the final listing has i-3 only.
+        let bill = ledger.merged(vec![life("i-3", 20.0, 7300.0, true)]);
+        let lives: Vec<(&str, f64, f64)> = bill.iter().map(|u| (u.id.as_str(), u.launched_at, u.ended_at)).collect();
+        assert_eq!(lives, [("i-1", 0.0, 150.0), ("i-2", 10.0, 300.0), ("i-3", 20.0, 7300.0)]);
+        let seconds: f64 = bill.iter().map(Usage::seconds).sum();
+        assert_eq!(seconds, 150.0 + 290.0 + 7280.0);
+    }
+
+    #[test]
+    fn a_recorded_end_is_not_undone_by_a_later_look() {
+        let mut ledger = Ledger::default();
+        ledger.saw_up(life("i-1", 0.0, 50.0, false));
+        ledger.saw_end(life("i-1", 0.0, 60.0, true));
+        // A late listing that still shows it up (eventual consistency) does not extend its life.
+        let bill = ledger.merged(vec![life("i-1", 0.0, 500.0, false)]);
+        assert_eq!(bill[0].ended_at, 60.0);
+        // An instance seen ended only in the final listing is taken from it.
+        let bill = Ledger::default().merged(vec![life("i-9", 5.0, 65.0, true)]);
+        assert_eq!(bill.len(), 1);
+        assert_eq!(bill[0].seconds(), 60.0);
+    }
 
     #[test]
     fn the_end_is_read_from_the_transition_reason() {
