@@ -9,6 +9,7 @@ instance whose shutdown behaviour is `terminate`. The same stand-in as the Rust 
 import base64
 import hashlib
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -34,7 +35,48 @@ def upload_launcher(s3, bucket: str, runner: Path = RUNNER) -> str:  # type: ign
     return f'worker_binaries.x86_64 = {{ uri = "s3://{bucket}/{key}", sha256 = "{sha}" }}'
 
 
-def _metadata_service(instance_id: str, instance_type: str, zone: str) -> tuple[http.server.HTTPServer, str]:
+def aws_runner_config(workdir: Path, bucket: str, extra: str = "") -> dict:
+    """A bucket, a VPC with a subnet in two zones, the worker stand-in binary, and a runner
+    config for the aws backend over them (moto launches an instance per unit of capacity, so
+    the fleet is kept to 2 vCPUs). Returns the S3 client, the env for the runner and the
+    config's path."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.2.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+        for i, az in enumerate(["us-east-1a", "us-east-1b"])
+    ]
+    ami = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]["ImageId"]
+    binary = upload_launcher(s3, bucket)
+    config = workdir / "runner.toml"
+    config.write_text(
+        f"""
+backend = "aws"
+state = "s3://{bucket}/state"
+visibility_secs = 5
+heartbeat_secs = 1
+idle_shutdown_secs = 4
+{extra}
+[ec2]
+subnets = {json.dumps(subnets)}
+amis = {{ x86_64 = "{ami}" }}
+{binary}
+subnet_overrides = "separate"
+vcpus_per_item = 1
+max_vcpus = 2
+"""
+    )
+    env = {"RUNNER_CONFIG": str(config), "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"}
+    return {"s3": s3, "env": env, "config": config}
+
+
+def _metadata_service(
+    instance_id: str, instance_type: str, zone: str
+) -> tuple[http.server.HTTPServer, str, dict[str, str]]:
+    """A metadata service for one instance; the answers it returns can be added to while it runs
+    (a spot notice, a rebalance recommendation)."""
     answers = {
         "/latest/meta-data/instance-id": instance_id,
         "/latest/meta-data/instance-type": instance_type,
@@ -63,13 +105,30 @@ def _metadata_service(instance_id: str, instance_type: str, zone: str) -> tuple[
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    return server, f"http://127.0.0.1:{server.server_address[1]}", answers
+
+
+SPOT_ACTION = "/latest/meta-data/spot/instance-action"
+REBALANCE = "/latest/meta-data/events/recommendations/rebalance"
+#: What `FleetStandIn(chaos=...)` can do to an instance running an item.
+CHAOS_EVENTS = ("notice", "rebalance", "crash")
 
 
 class FleetStandIn:
-    def __init__(self, workdir: Path, env: dict[str, str], vcpus: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str], vcpus: int | None = None, chaos: list[str] | None = None
+    ) -> None:
         """`vcpus` overrides what each instance's worker sees of its machine (the benchmark's
-        "before packing": one item's worth, whatever the instance's size)."""
+        "before packing": one item's worth, whatever the instance's size). `chaos` lists events
+        (`CHAOS_EVENTS`) to bring, in order, each on the next instance seen running an item: a
+        spot notice (the metadata service answers `spot/instance-action`), a rebalance
+        recommendation, or a hard crash (its processes killed, the instance terminated). The
+        events that landed, with their instances, are in `landed`."""
+        assert all(e in CHAOS_EVENTS for e in chaos or []), chaos
+        self.chaos = list(chaos or [])
+        self.landed: list[tuple[str, str]] = []
+        self.answers: dict[str, dict[str, str]] = {}
+        self.homes: dict[str, Path] = {}
         self.workdir = workdir
         self.env = env
         self.vcpus = vcpus
@@ -152,9 +211,11 @@ class FleetStandIn:
         instance_id, instance_type = instance["InstanceId"], instance["InstanceType"]
         zone = instance.get("Placement", {}).get("AvailabilityZone", "us-east-1a")
         kind = self.ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"][0]
-        server, endpoint = _metadata_service(instance_id, instance_type, zone)
+        server, endpoint, answers = _metadata_service(instance_id, instance_type, zone)
         self.servers.append(server)
+        self.answers[instance_id] = answers
         home = self.workdir / "instances" / instance_id
+        self.homes[instance_id] = home
         home.mkdir(parents=True, exist_ok=True)
         (home / "user-data.sh").write_text(script)
         env = {
@@ -180,6 +241,34 @@ class FleetStandIn:
                 start_new_session=True,
             )
 
+    def _running_an_item(self, instance_id: str) -> bool:
+        log = self.homes[instance_id] / "home" / "worker.log"
+        try:
+            return " running" in log.read_text(errors="replace")
+        except OSError:
+            return False
+
+    def _bring_chaos(self, up_ids: set[str]) -> None:
+        """The next chaos event, on an instance up and running an item that has had none."""
+        if not self.chaos:
+            return
+        struck = {instance_id for _, instance_id in self.landed}
+        for instance_id in sorted(up_ids & set(self.booted) - struck - self.ended):
+            if not self._running_an_item(instance_id):
+                continue
+            event = self.chaos.pop(0)
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            if event == "notice":
+                reclaim = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 120))
+                self.answers[instance_id][SPOT_ACTION] = f'{{"action": "terminate", "time": "{reclaim}"}}'
+            elif event == "rebalance":
+                self.answers[instance_id][REBALANCE] = f'{{"noticeTime": "{now}"}}'
+            else:
+                self._kill(instance_id, signal.SIGKILL)
+                self.ec2.terminate_instances(InstanceIds=[instance_id])
+            self.landed.append((event, instance_id))
+            return
+
     def _loop(self) -> None:
         while not self._stop.wait(0.2):
             try:
@@ -189,6 +278,7 @@ class FleetStandIn:
                 for instance_id in set(self.booted) - up_ids:
                     # Terminated: the instance shuts down (SIGTERM, then what is left goes).
                     self._kill(instance_id, signal.SIGTERM)
+                self._bring_chaos(up_ids)
                 for instance in up:
                     if instance["InstanceId"] in self.booted:
                         continue

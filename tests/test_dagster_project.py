@@ -2,11 +2,12 @@
 as separate runs and as one ranged run, a failing job, the aws backend against moto, and a runner that
 forgets `closed`."""
 
-import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -22,7 +23,7 @@ from dagster import (
     materialize,
 )
 from dagster_aws.pipes import PipesS3ContextInjector
-from fleet_standin import FleetStandIn, upload_launcher
+from fleet_standin import FleetStandIn, aws_runner_config
 from runner_helpers import RUNNER, expected_user_daily, parquet_rows
 from spotlake import settings
 from spotlake.assets.events import events_pipeline, raw_events
@@ -321,39 +322,37 @@ def test_a_malformed_partition_window_in_extras_fails_naming_it(
     assert not (tmp_path / "clean").exists(), "nothing was written"
 
 
+# Prices for the bill: a cent a second on spot, so cents mean something (moto's own spot price is
+# $0.00001 an hour).
+PRICES = """
+[pricing]
+spot = { "m6i.large" = 36.0 }
+on_demand = { "m6i.large" = 72.0 }
+emr = { "m6i.large" = 18.0 }
+"""
+
+
 @pytest.fixture
 def aws(aws_env, tmp_path: Path) -> Iterator[dict]:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="lake")
+    yield aws_runner_config(tmp_path, "lake", extra=PRICES)
+
+
+def instance_lives(run_id: str, step: str) -> list[tuple[str, float, float]]:
+    """Each instance of a run's step as moto records it: (id, launch, end) in Unix seconds, the
+    end read from its state-transition reason ("User initiated (2026-12-01 20:23:45 GMT)")."""
     ec2 = boto3.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.2.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
-        for i, az in enumerate(["us-east-1a", "us-east-1b"])
+    filters = [
+        {"Name": "tag:spotlake:run-id", "Values": [run_id]},
+        {"Name": "tag:spotlake:step", "Values": [step]},
     ]
-    ami = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]["ImageId"]
-    binary = upload_launcher(s3, "lake")
-    config = tmp_path / "runner.toml"
-    config.write_text(
-        f"""
-backend = "aws"
-state = "s3://lake/state"
-visibility_secs = 5
-heartbeat_secs = 1
-idle_shutdown_secs = 4
-[ec2]
-subnets = {json.dumps(subnets)}
-amis = {{ x86_64 = "{ami}" }}
-{binary}
-subnet_overrides = "separate"
-# moto launches an instance per unit of capacity: keep the stand-ins few.
-vcpus_per_item = 1
-max_vcpus = 2
-"""
-    )
-    env = {"RUNNER_CONFIG": str(config), "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"}
-    yield {"s3": s3, "env": env, "config": config}
-    boto3.client("s3")  # keep the session alive until teardown
+    lives = []
+    for reservation in ec2.describe_instances(Filters=filters)["Reservations"]:
+        for i in reservation["Instances"]:
+            stamp = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", i["StateTransitionReason"])
+            assert stamp, i["StateTransitionReason"]
+            end = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+            lives.append((i["InstanceId"], i["LaunchTime"].timestamp(), end))
+    return lives
 
 
 def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instance: DagsterInstance) -> None:
@@ -392,9 +391,14 @@ def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instan
     # equivalent from the shipped table (moto has no Price List).
     lines = metrics.metadata["instances"].records
     assert {(line.data["instance_type"], line.data["market"]) for line in lines} == {("m6i.large", "spot")}, lines
-    assert metrics.metadata["cost_usd"].value > 0
-    assert metrics.metadata["emr_equivalent_usd"].value > metrics.metadata["cost_usd"].value
-    assert 0 < metrics.metadata["saving_ratio"].value < 1
+    # To the cent, from moto's own record of each instance's life (a minute at least each):
+    # spot at $36 an hour, EMR as on-demand $72 and its $18 charge.
+    lives = instance_lives(metrics.metadata["run_id"].value, "user_daily")
+    assert lives, "the step's instances are in moto's record"
+    billed = sum(max(end - launch, 60.0) for _, launch, end in lives)
+    assert round(metrics.metadata["cost_usd"].value * 100) == round(billed * 36 / 3600 * 100), (metrics, lives)
+    assert round(metrics.metadata["emr_equivalent_usd"].value * 100) == round(billed * 90 / 3600 * 100), lives
+    assert metrics.metadata["saving_ratio"].value == pytest.approx(1 - 36 / 90, abs=1e-6)
     assert metrics.metadata["instance_hours"].value * 3600 >= 60, "a minute at least"
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix="data/user_daily/")["Contents"]]
     assert {k.split("/")[2] for k in keys} == {"day=2024-01-02", "day=2024-01-03", "day=2024-01-04"}

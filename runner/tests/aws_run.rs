@@ -299,9 +299,9 @@ async fn one_8_vcpu_instance_runs_8_items_at_once_and_loses_no_delivery() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_item_of_2500_input_files_travels_by_reference_and_runs() {
-    // 2,500 files make a message of about 300 KiB, over what the orchestrator sends inline.
-    const FILES: usize = 2_500;
+async fn an_item_of_10000_input_files_travels_by_reference_and_runs() {
+    // 10,000 files make a message of over 1 MiB: more than SQS takes.
+    const FILES: usize = 10_000;
     let env = setup("").await;
     let s3 = env.aws.s3().await;
     let mut puts = tokio::task::JoinSet::new();
@@ -337,14 +337,14 @@ async fn an_item_of_2500_input_files_travels_by_reference_and_runs() {
     assert!(status.success(), "{err}\n{}", stand_ins.consoles());
     let s = summary(&summary_path);
     assert_eq!(s["steps"][0]["items"], 1, "{s}");
-    // 0..2499 has 834 multiples of 3: every file was read.
-    assert_eq!(s["steps"][0]["outputs"]["out"]["rows"].as_u64(), Some(834), "{s}");
+    // 0..9999 has 3,334 multiples of 3: every file was read.
+    assert_eq!(s["steps"][0]["outputs"]["out"]["rows"].as_u64(), Some(3334), "{s}");
     // The item went by reference: its JSON is in the run state, over the inline limit.
     let stored = env.keys("state/runs/wide1/items/thirds/").await;
     assert_eq!(stored.len(), 1, "{stored:?}");
     let body = s3.get_object().bucket("lake").key(&stored[0]).send().await.unwrap().body.collect().await.unwrap();
     let len = body.into_bytes().len();
-    assert!(len > runner_core::feed::STORE_ITEMS_ABOVE, "{len} bytes");
+    assert!(len > 1024 * 1024, "{len} bytes: more than one SQS message holds");
     env.assert_nothing_left().await;
 }
 

@@ -238,6 +238,21 @@ fn check_text_stream(f: &LocalFile, utf8: bool) -> Result<(), String> {
     if carry.is_empty() { Ok(()) } else { Err(format!("the file ends inside a UTF-8 character at byte {offset}")) }
 }
 
+/// Files grouped by their header line, in the order each header first appears (files keep their
+/// order within a group, so rows come in listing order where all headers agree; SQL without
+/// `ORDER BY` promises no order in any case).
+fn same_header_groups(input: &str, spec: &InputSpec, files: &[LocalFile]) -> Result<Vec<Vec<LocalFile>>, EngineError> {
+    let mut groups: Vec<(Vec<String>, Vec<LocalFile>)> = Vec::new();
+    for f in files {
+        let header = csv_header(spec, f).map_err(|e| read_err(input, f, e))?;
+        match groups.iter_mut().find(|(h, _)| *h == header) {
+            Some((_, group)) => group.push(f.clone()),
+            None => groups.push((header, vec![f.clone()])),
+        }
+    }
+    Ok(groups.into_iter().map(|(_, group)| group).collect())
+}
+
 fn read_err(input: &str, f: &LocalFile, e: impl std::fmt::Display) -> EngineError {
     EngineError::Read { input: input.to_string(), file: f.source.clone(), detail: e.to_string() }
 }
@@ -301,14 +316,17 @@ pub(super) fn read_input(
                 None => reader,
             };
             let mut scanned = match (&spec.columns, spec.header) {
-                // Columns by name: each file is read with its own header and narrowed to the
-                // declared columns, so files whose headers differ in order or extras agree.
+                // Columns by name: files are read with their own header and narrowed to the
+                // declared columns, so files whose headers differ in order or extras agree. One
+                // scan per distinct header, not per file: Polars' streaming engine takes time
+                // quadratic in the scans of one query (an item over 2,500 one-row files took
+                // 90 s with a scan each, 10,000 more than ten minutes).
                 (Some(columns), true) if files.len() > 1 => {
                     let declared: Vec<Expr> = columns.iter().map(|c| col(c.name())).collect();
-                    let frames = files
+                    let frames = same_header_groups(name, spec, files)?
                         .iter()
-                        .map(|f| {
-                            let reader = configure(csv_reader(spec, sources(std::slice::from_ref(f))), &mut ragged);
+                        .map(|group| {
+                            let reader = configure(csv_reader(spec, sources(group)), &mut ragged);
                             reader.finish().map(|lf| lf.select(declared.clone()))
                         })
                         .collect::<PolarsResult<Vec<_>>>()

@@ -180,6 +180,42 @@ path = "o"
 }
 
 #[test]
+fn csv_files_whose_headers_differ_in_order_and_extras_read_by_name() {
+    // Five files, three header forms: read by name, each file's rows land in the right columns,
+    // and files sharing a header are scanned together (one scan per header form).
+    let dir = tempfile::tempdir().unwrap();
+    let files = vec![
+        write(dir.path(), "a.csv", "id,n\na,1\nb,2\n"),
+        write(dir.path(), "b.csv", "n,extra,id\n30,x,c\n"),
+        write(dir.path(), "c.csv", "id,n\nd,4\n"),
+        write(dir.path(), "d.csv", "n,id\n50,e\n"),
+        write(dir.path(), "e.csv", "n,extra,id\n60,y,f\n"),
+    ];
+    let job = spec(
+        r#"
+name = "t"
+[[step]]
+name = "s"
+[step.inputs.p]
+path = "*.csv"
+format = "csv"
+columns = [["id", "str"], ["n", "i64"]]
+[step.outputs.o]
+path = "o"
+sql = "SELECT id, n FROM p"
+"#,
+    );
+    let out = dir.path().join("out");
+    let stats = run(&job, &[("p", files)], &out, None).unwrap();
+    assert_eq!(stats.outputs["o"].rows, 6);
+    let df = read_dir_parquet(&out.join("o")).sort(["id"], Default::default()).unwrap();
+    let ids: Vec<Option<&str>> = df.column("id").unwrap().str().unwrap().iter().collect();
+    let ns: Vec<Option<i64>> = df.column("n").unwrap().i64().unwrap().iter().collect();
+    assert_eq!(ids, ["a", "b", "c", "d", "e", "f"].map(Some));
+    assert_eq!(ns, [1, 2, 30, 4, 50, 60].map(Some));
+}
+
+#[test]
 fn ndjson_flatten_parse_json_and_policies() {
     let dir = tempfile::tempdir().unwrap();
     let lines = [

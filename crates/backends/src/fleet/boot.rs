@@ -45,8 +45,8 @@ pub const LOST_EXIT_CODE: u8 = 75;
 pub const STOP_TIMEOUT_SECS: u64 = 110;
 
 /// The systemd unit that runs the worker's wrapper from `home`. `KillMode=mixed` signals the
-/// wrapper alone first (it hands the signal to the worker and ships the log), and everything
-/// left after the stop timeout.
+/// wrapper alone first (it hands the signal to the worker, waits for it and ships the log);
+/// whatever is left when the wrapper exits, or at the stop timeout, is killed.
 pub fn unit(home: &str) -> String {
     format!(
         "[Unit]
@@ -77,7 +77,7 @@ cd "$(dirname "$0")" || exit 1
 ship() {{ aws s3 cp {log} "$PREFIX/$ID/{log}" --only-show-errors || true; }}
 (sleep 2; ship; while sleep {every}; do ship; done) &
 SHIPPER=$!
-trap 'kill -TERM "$WORKER" 2>/dev/null; wait "$WORKER"; echo $? > {status}; kill "$SHIPPER" 2>/dev/null; ship; exit 0' TERM
+trap 'kill -TERM "${{WORKER:-}}" 2>/dev/null; wait "${{WORKER:-}}"; echo $? > {status}; kill "$SHIPPER" 2>/dev/null; ship; exit 0' TERM
 {id_env}="$ID" ./runner worker --config-file worker.json >> {log} 2>&1 &
 WORKER=$!
 wait "$WORKER"

@@ -85,6 +85,9 @@ pub struct FleetState {
     pub errors: Vec<String>,
     /// Instances seen ending since the last look, with why where the provider says.
     pub ended: Vec<Ended>,
+    /// Whether the provider says why instances end (EC2 does, a look or two after; local
+    /// processes don't): a watchdog then waits a little for the reason of an instance gone.
+    pub end_reasons: bool,
     /// The fleet waits for spot capacity (a shortage or a quota): its own wait applies, not
     /// the boot watchdog's.
     pub waiting_for_capacity: bool,

@@ -45,15 +45,20 @@ pub async fn on_demand(client: &aws_sdk_pricing::Client, region: &str, instance_
         term("licenseModel", "No License required")?,
     ];
     let docs = products(client, "AmazonEC2", filters).await?;
-    // The plain `RunInstances` product, when more than one matched.
-    let plain: Vec<&String> =
-        docs.iter().filter(|d| attribute(d, "operation").as_deref() == Some("RunInstances")).collect();
-    let chosen = if plain.is_empty() { docs.iter().collect() } else { plain };
-    chosen.into_iter().find_map(|d| hourly_usd(d)).ok_or_else(|| PriceError::NotListed {
+    on_demand_in(&docs).ok_or_else(|| PriceError::NotListed {
         what: "on-demand",
         instance_type: instance_type.into(),
         region: region.into(),
     })
+}
+
+/// The on-demand price among the product documents of every page: the plain `RunInstances`
+/// product's, when more than one matched.
+fn on_demand_in(docs: &[String]) -> Option<f64> {
+    let plain: Vec<&String> =
+        docs.iter().filter(|d| attribute(d, "operation").as_deref() == Some("RunInstances")).collect();
+    let chosen = if plain.is_empty() { docs.iter().collect() } else { plain };
+    chosen.into_iter().find_map(|d| hourly_usd(d))
 }
 
 /// The EMR charge for an instance of `instance_type` in `region`, USD per hour (on top of the
@@ -82,9 +87,14 @@ async fn products(client: &aws_sdk_pricing::Client, service: &str, filters: Vec<
             operation: "GetProducts",
             detail: DisplayErrorContext(&e).to_string(),
         })?;
-        docs.extend(page.price_list().iter().cloned());
+        documents_of(&page, &mut docs);
     }
     Ok(docs)
+}
+
+/// The product documents of one `GetProducts` page (the SDK's paginator follows `NextToken`).
+fn documents_of(page: &aws_sdk_pricing::operation::get_products::GetProductsOutput, docs: &mut Vec<String>) {
+    docs.extend(page.price_list().iter().cloned());
 }
 
 fn attribute(document: &str, name: &str) -> Option<String> {
@@ -108,7 +118,39 @@ pub fn hourly_usd(document: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{attribute, hourly_usd};
+    use aws_sdk_pricing::operation::get_products::GetProductsOutput;
+
+    use super::{attribute, documents_of, hourly_usd, on_demand_in};
+
+    /// A `GetProducts` product document for m6i.large in us-east-1 in the shape the Price List
+    /// returns (format `aws_v1`: the product, its attributes and its terms, JSON in a string),
+    /// written down from AWS's documentation: the attribute names, the on-demand offer term code
+    /// `JRTCKXETXF` and a reserved term beside it are AWS's; the SKU and the other codes are
+    /// invented. $0.096 an hour is m6i.large's published Linux on-demand price there.
+    const M6I_LARGE_RUN_INSTANCES: &str = r#"{"product":{"productFamily":"Compute Instance","attributes":{"enhancedNetworkingSupported":"Yes","intelTurboAvailable":"Yes","memory":"8 GiB","dedicatedEbsThroughput":"Up to 10000 Mbps","vcpu":"2","capacitystatus":"Used","locationType":"AWS Region","storage":"EBS only","instanceFamily":"General purpose","operatingSystem":"Linux","intelAvx2Available":"Yes","regionCode":"us-east-1","physicalProcessor":"Intel Xeon 8375C (Ice Lake)","clockSpeed":"3.5 GHz","ecu":"NA","networkPerformance":"Up to 12500 Megabit","servicename":"Amazon Elastic Compute Cloud","instancesku":"QG5G45WKDWDDHTFV","gpuMemory":"NA","vpcnetworkingsupport":"true","instanceType":"m6i.large","tenancy":"Shared","usagetype":"BoxUsage:m6i.large","normalizationSizeFactor":"4","intelAvxAvailable":"Yes","processorFeatures":"Intel AVX; Intel AVX2; Intel AVX512; Intel Turbo","servicecode":"AmazonEC2","licenseModel":"No License required","currentGeneration":"Yes","preInstalledSw":"NA","location":"US East (N. Virginia)","processorArchitecture":"64-bit","marketoption":"OnDemand","operation":"RunInstances","availabilityzone":"NA"},"sku":"4HN2XPPNQSXFV3V8"},"serviceCode":"AmazonEC2","terms":{"OnDemand":{"4HN2XPPNQSXFV3V8.JRTCKXETXF":{"priceDimensions":{"4HN2XPPNQSXFV3V8.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs","endRange":"Inf","description":"$0.096 per On Demand Linux m6i.large Instance Hour","appliesTo":[],"rateCode":"4HN2XPPNQSXFV3V8.JRTCKXETXF.6YS6EN2CT7","beginRange":"0","pricePerUnit":{"USD":"0.0960000000"}}},"sku":"4HN2XPPNQSXFV3V8","effectiveDate":"2024-11-01T00:00:00Z","offerTermCode":"JRTCKXETXF","termAttributes":{}}},"Reserved":{"4HN2XPPNQSXFV3V8.38NPMPTW36":{"priceDimensions":{"4HN2XPPNQSXFV3V8.38NPMPTW36.2TG2D8R56U":{"unit":"Quantity","description":"Upfront Fee","pricePerUnit":{"USD":"1209"}}},"sku":"4HN2XPPNQSXFV3V8","offerTermCode":"38NPMPTW36","termAttributes":{"LeaseContractLength":"3yr","OfferingClass":"standard","PurchaseOption":"All Upfront"}}}},"version":"20241101000000","publicationDate":"2024-11-01T00:00:00Z"}"#;
+
+    /// The same type's product for another operation (`RunInstances:SV001`, with software),
+    /// which a filter may also match: dearer, and not the plain price.
+    const M6I_LARGE_WITH_SOFTWARE: &str = r#"{"product":{"productFamily":"Compute Instance","attributes":{"instanceType":"m6i.large","regionCode":"us-east-1","operatingSystem":"Linux","operation":"RunInstances:SV001","tenancy":"Shared"},"sku":"ZZZ"},"serviceCode":"AmazonEC2","terms":{"OnDemand":{"ZZZ.JRTCKXETXF":{"priceDimensions":{"ZZZ.JRTCKXETXF.6YS6EN2CT7":{"unit":"Hrs","pricePerUnit":{"USD":"0.1960000000"}}},"sku":"ZZZ","offerTermCode":"JRTCKXETXF","termAttributes":{}}}},"version":"20241101000000"}"#;
+
+    #[test]
+    fn a_paged_answer_is_read_whole_and_the_plain_product_priced() {
+        // Two pages, as the paginator follows NextToken: the plain product on the second.
+        let first = GetProductsOutput::builder()
+            .format_version("aws_v1")
+            .price_list(M6I_LARGE_WITH_SOFTWARE)
+            .next_token("page-2")
+            .build();
+        let second = GetProductsOutput::builder().format_version("aws_v1").price_list(M6I_LARGE_RUN_INSTANCES).build();
+        let mut docs = Vec::new();
+        documents_of(&first, &mut docs);
+        assert_eq!(on_demand_in(&docs), Some(0.196), "one page: the only product there");
+        documents_of(&second, &mut docs);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(on_demand_in(&docs), Some(0.096), "both pages: the plain RunInstances product");
+        // The reserved term's upfront fee is never the hourly price.
+        assert_eq!(hourly_usd(M6I_LARGE_RUN_INSTANCES), Some(0.096));
+    }
 
     /// A product document in the shape `GetProducts` documents (format `aws_v1`), trimmed to
     /// the fields read here.

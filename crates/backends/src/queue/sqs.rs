@@ -18,6 +18,27 @@ const DELETED_RECENTLY_WAIT: Duration = Duration::from_secs(75);
 /// Names per `ListQueues` page (SQS's largest).
 const LIST_PAGE: i32 = 1000;
 
+/// The most entries in one `SendMessageBatch`.
+const BATCH_ENTRIES: usize = 10;
+
+/// Splits bodies into `SendMessageBatch` calls: at most 10 entries, and at most SQS's message
+/// limit in all (a batch's total is capped as one message is).
+fn batches(bodies: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, body) in bodies.iter().enumerate() {
+        if i > start && (i - start == BATCH_ENTRIES || bytes + body.len() > MAX_MESSAGE_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < bodies.len() {
+        out.push(start..bodies.len());
+    }
+    out
+}
+
 /// Whether SQS refused a name because a queue of that name was deleted in the last minute.
 fn deleted_recently<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
     e.as_service_error().and_then(ProvideErrorMetadata::code).is_some_and(|c| c.contains("QueueDeletedRecently"))
@@ -162,7 +183,8 @@ impl Queue for SqsQueue {
 
     async fn send(&self, bodies: &[String]) -> Result<Vec<String>> {
         let mut ids = Vec::with_capacity(bodies.len());
-        for chunk in bodies.chunks(10) {
+        for range in batches(bodies) {
+            let chunk = &bodies[range];
             let mut entries = Vec::with_capacity(chunk.len());
             for (i, body) in chunk.iter().enumerate() {
                 check_size(&self.name, body)?;
@@ -266,5 +288,22 @@ impl Queue for SqsQueue {
             visible: get(QueueAttributeName::ApproximateNumberOfMessages),
             in_flight: get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_ten_entries_and_one_message_size_at_most() {
+        let small: Vec<String> = (0..25).map(|i| i.to_string()).collect();
+        assert_eq!(batches(&small), [0..10, 10..20, 20..25]);
+        // Items of 256 KiB: four make a MiB and the fifth goes to the next batch.
+        let big: Vec<String> = (0..9).map(|_| "x".repeat(256 * 1024)).collect();
+        assert_eq!(batches(&big), [0..4, 4..8, 8..9]);
+        let one_large = vec!["x".repeat(MAX_MESSAGE_BYTES), "y".into()];
+        assert_eq!(batches(&one_large), [0..1, 1..2]);
+        assert!(batches(&[]).is_empty());
     }
 }

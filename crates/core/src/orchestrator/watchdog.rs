@@ -57,6 +57,9 @@ pub enum BootError {
     },
 }
 
+/// How long the watchdog waits for the fleet to say why an instance ended.
+pub(crate) const UNDECIDED_FOR: Duration = Duration::from_secs(30);
+
 /// How long an instance that ended without checking in counts towards a crash loop.
 pub(crate) const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -74,6 +77,8 @@ pub(crate) struct Watchdog {
     checked_in: BTreeSet<String>,
     /// Instances that ended before checking in, for their own reasons, and when that was seen.
     ended_silent: BTreeMap<String, Instant>,
+    /// Instances gone before checking in whose reason the fleet has not said yet.
+    undecided: BTreeMap<String, Instant>,
     errors: Vec<String>,
 }
 
@@ -89,6 +94,7 @@ impl Watchdog {
             up_before: BTreeSet::new(),
             checked_in: BTreeSet::new(),
             ended_silent: BTreeMap::new(),
+            undecided: BTreeMap::new(),
             errors: Vec::new(),
         }
     }
@@ -118,11 +124,28 @@ impl Watchdog {
             self.first_instance = Some(Instant::now());
         }
         let at = Instant::now();
-        let provider_took: BTreeSet<&str> =
-            fleet.ended.iter().filter(|e| e.why == EndReason::Provider).map(|e| e.id.as_str()).collect();
+        let why: BTreeMap<&str, EndReason> = fleet.ended.iter().map(|e| (e.id.as_str(), e.why)).collect();
         for gone in self.up_before.difference(&now) {
-            if !self.checked_in.contains(gone) && !provider_took.contains(gone.as_str()) {
-                self.ended_silent.entry(gone.clone()).or_insert(at);
+            if !self.checked_in.contains(gone) {
+                self.undecided.entry(gone.clone()).or_insert(at);
+            }
+        }
+        // Each instance gone before checking in is judged by why it ended, when the fleet says
+        // (a reclaim is the provider's doing); a fleet that can't say, or hasn't within
+        // UNDECIDED_FOR, has it counted as the instance's own end.
+        let undecided = std::mem::take(&mut self.undecided);
+        for (id, since) in undecided {
+            match why.get(id.as_str()) {
+                Some(EndReason::Provider) => {}
+                Some(EndReason::Own) => {
+                    self.ended_silent.entry(id).or_insert(since);
+                }
+                None if !fleet.end_reasons || at.duration_since(since) >= UNDECIDED_FOR => {
+                    self.ended_silent.entry(id).or_insert(since);
+                }
+                None => {
+                    self.undecided.insert(id, since);
+                }
             }
         }
         // An instance is judged once, when it is first seen missing.
@@ -234,6 +257,7 @@ mod tests {
         dog.check(&s.stores, &fleet(&["i-1", "i-2", "i-3"])).await.unwrap();
         // All three go before checking in: two reclaimed by EC2 (Server.* reasons), one crashed.
         let mut state = fleet(&["i-4"]);
+        state.end_reasons = true;
         state.ended = vec![
             Ended { id: "i-1".into(), why: EndReason::Provider },
             Ended { id: "i-2".into(), why: EndReason::of_ec2_code(Some("Server.InsufficientInstanceCapacity")) },
@@ -245,6 +269,26 @@ mod tests {
         let e = dog.check(&s.stores, &fleet(&[])).await.unwrap_err().to_string();
         assert!(e.contains("3 instances ended") && e.contains("i-3, i-4, i-5"), "{e}");
         assert!(!e.contains("i-1") && !e.contains("i-2"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_reason_read_a_look_late_still_counts_and_none_at_all_counts_as_own() {
+        let s = setup();
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_secs(300), 2);
+        let ec2 = |ids: &[&str], ended: Vec<Ended>| FleetState { end_reasons: true, ended, ..fleet(ids) };
+        dog.check(&s.stores, &ec2(&["i-1", "i-2"], vec![])).await.unwrap();
+        // Both go; the fleet can't read why yet (a throttled describe).
+        dog.check(&s.stores, &ec2(&[], vec![])).await.unwrap();
+        assert!(dog.ended_silent.is_empty(), "not judged before the reason has had time to come");
+        // A look later: i-1 was a spot reclaim. i-2's reason never comes.
+        dog.check(&s.stores, &ec2(&[], vec![Ended { id: "i-1".into(), why: EndReason::Provider }])).await.unwrap();
+        assert!(dog.ended_silent.is_empty());
+        for since in dog.undecided.values_mut() {
+            *since -= UNDECIDED_FOR;
+        }
+        dog.check(&s.stores, &ec2(&[], vec![])).await.unwrap();
+        assert_eq!(dog.ended_silent.keys().collect::<Vec<_>>(), ["i-2"]);
+        assert!(dog.undecided.is_empty());
     }
 
     #[tokio::test]

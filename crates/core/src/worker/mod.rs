@@ -23,6 +23,8 @@ use crate::wire::{Callback, Outcome, WorkItem, WorkMessage, WorkerInfo};
 use capacity::{ItemNeeds, Machine, Packing};
 use child::{ChildOutcome, run_item_process};
 use memory_limit::MemoryLimit;
+use notices::{current_notice, signals, wait_terminate};
+use retrying::Retrying;
 use warm::{WarmBudget, WarmProcesses};
 
 pub mod capacity;
@@ -31,6 +33,8 @@ mod engine_panic;
 pub mod exec;
 pub mod item_env;
 pub mod memory_limit;
+mod notices;
+mod retrying;
 pub mod warm;
 
 /// How workers find their queues and behave. The orchestrator writes it; the fleet carries it
@@ -135,12 +139,11 @@ pub enum WorkerExit {
     Lost(String),
 }
 
-/// The exit code of a worker that lost its queue after it had served ([`WorkerExit::Lost`]).
-pub use runner_backends::fleet::boot::LOST_EXIT_CODE;
-/// How long the worker keeps asking a queue that fails (receives, callbacks) before giving up.
-pub const QUEUE_PATIENCE: Duration = Duration::from_secs(300);
+pub use retrying::QUEUE_PATIENCE;
 /// The variable the boot script hands the instance id in.
 pub use runner_backends::fleet::boot::INSTANCE_ID_ENV;
+/// The exit code of a worker that lost its queue after it had served ([`WorkerExit::Lost`]).
+pub use runner_backends::fleet::boot::LOST_EXIT_CODE;
 
 /// Opens a queue by address with the configured backend.
 pub async fn open_queue(cfg: &WorkerConfig, address: &str, aws: &AwsClients) -> anyhow::Result<Arc<dyn Queue>> {
@@ -149,21 +152,6 @@ pub async fn open_queue(cfg: &WorkerConfig, address: &str, aws: &AwsClients) -> 
         BackendKind::Aws => Box::new(SqsQueues::new(aws.sqs().await)),
     };
     backend.open(address).await.with_context(|| format!("opening queue {address}"))
-}
-
-fn signals() -> watch::Receiver<Notice> {
-    let (tx, rx) = watch::channel(Notice::None);
-    tokio::spawn(async move {
-        let (Ok(mut term), Ok(mut int)) = (
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        let which = tokio::select! { _ = term.recv() => "SIGTERM", _ = int.recv() => "SIGINT" };
-        let _ = tx.send(Notice::Terminate(format!("worker received {which}")));
-    });
-    rx
 }
 
 /// What every item task of a worker shares.
@@ -352,23 +340,18 @@ async fn serve(
     }
 }
 
-/// Retries of a queue call that fails: waits of 1, 2, 4 ... 30 s, for [`QUEUE_PATIENCE`].
-#[derive(Debug, Default)]
-struct Retrying {
-    since: Option<Instant>,
-    tries: u32,
+/// A spawned task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    fn abort(&self) {
+        self.0.abort();
+    }
 }
 
-impl Retrying {
-    /// The wait before the next try, or `None` when patience has run out.
-    fn again(&mut self, now: Instant) -> Option<Duration> {
-        let since = *self.since.get_or_insert(now);
-        if now.duration_since(since) >= QUEUE_PATIENCE {
-            return None;
-        }
-        let wait = Duration::from_secs(1u64 << self.tries.min(5)).min(Duration::from_secs(30));
-        self.tries += 1;
-        Some(wait)
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -386,30 +369,6 @@ fn log_task_end(
         Err(e) => {
             error!(worker = %me.id, "an item task ended abnormally: {e}");
             None
-        }
-    }
-}
-
-fn current_notice(spot: &Option<watch::Receiver<Notice>>, sig: &watch::Receiver<Notice>) -> Notice {
-    let s = sig.borrow().clone();
-    if s != Notice::None {
-        return s;
-    }
-    spot.as_ref().map(|r| r.borrow().clone()).unwrap_or(Notice::None)
-}
-
-/// Resolves when a termination notice (spot or signal) arrives.
-async fn wait_terminate(spot: &mut Option<watch::Receiver<Notice>>, sig: &mut watch::Receiver<Notice>) -> String {
-    loop {
-        let notice = current_notice(spot, sig);
-        if let Notice::Terminate(reason) = notice {
-            return reason;
-        }
-        tokio::select! {
-            r = sig.changed() => if r.is_err() { std::future::pending::<()>().await },
-            r = async { match spot { Some(s) => s.changed().await, None => std::future::pending().await } } => {
-                if r.is_err() { *spot = None; }
-            }
         }
     }
 }
@@ -454,7 +413,8 @@ async fn handle(
     let started_at = unix_seconds();
     let scratch =
         tempfile::Builder::new().prefix("runner-item-").tempdir_in(scratch_root).context("creating scratch space")?;
-    let heartbeat = {
+    // Aborted when dropped, so no return path leaves it extending a message's visibility.
+    let heartbeat = AbortOnDrop({
         let work = work.clone();
         let receipt = message.receipt.clone();
         let every = Duration::from_secs(cfg.heartbeat_secs.max(1));
@@ -470,13 +430,12 @@ async fn handle(
                 }
             }
         })
-    };
+    });
     let limit = MemoryLimit::of(&item, *default_limit);
     let outcome = match warm {
         Some(warm) => warm.run(&item, scratch.path(), limit, wait_terminate(spot, sig)).await,
         None => run_item_process(&item, scratch.path(), *threads_per_item, limit, wait_terminate(spot, sig)).await,
     };
-    heartbeat.abort();
     let (outcome, stop) = match outcome.context("starting the item process")? {
         ChildOutcome::Succeeded(stats) => (Outcome::Succeeded { stats }, None),
         ChildOutcome::Failed { error, permanent } => (Outcome::Failed { error, permanent }, None),
@@ -487,6 +446,7 @@ async fn handle(
     // deleted once the orchestrator has been told.
     let permanent = matches!(outcome, Outcome::Failed { permanent: true, .. });
     if !matches!(outcome, Outcome::Succeeded { .. }) && !permanent {
+        heartbeat.abort();
         work.set_visibility(&message.receipt, Duration::ZERO).await.ok();
     }
     match &outcome {
@@ -522,6 +482,9 @@ async fn handle(
             },
         }
     };
+    // The heartbeat kept the message invisible while the callback was retried: no other worker
+    // runs the item again meanwhile.
+    heartbeat.abort();
     match (sent, succeeded || permanent) {
         (Ok(_), true) => work.delete(&message.receipt).await.context("deleting a finished item")?,
         (Err(e), true) => {
@@ -539,16 +502,6 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_failing_queue_is_asked_again_with_backoff_for_a_bounded_time() {
-        let t0 = Instant::now();
-        let mut r = Retrying::default();
-        let waits: Vec<u64> = (0..8).map(|_| r.again(t0).unwrap().as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
-        assert!(r.again(t0 + QUEUE_PATIENCE - Duration::from_secs(1)).is_some());
-        assert_eq!(r.again(t0 + QUEUE_PATIENCE), None);
-    }
 
     fn config(machine_items: Option<usize>, step_items: Option<usize>) -> WorkerConfig {
         let mut cfg: WorkerConfig = serde_json::from_value(serde_json::json!({

@@ -36,11 +36,6 @@ impl Backoff {
         self.failures = 0;
         self.until = None;
     }
-
-    /// Failures since the last success.
-    pub(crate) fn failures(&self) -> u32 {
-        self.failures
-    }
 }
 
 #[cfg(test)]
@@ -56,7 +51,7 @@ mod tests {
         assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
         assert!(!b.ready(t0 + Duration::from_secs(59)));
         assert!(b.ready(t0 + Duration::from_secs(60)));
-        assert_eq!(b.failures(), 6);
+        assert_eq!(b.failures, 6);
         b.succeeded();
         assert!(b.ready(t0));
         assert_eq!(b.failed(t0).as_secs(), 5);

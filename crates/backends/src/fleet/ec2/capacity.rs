@@ -50,6 +50,8 @@ pub(crate) struct Capacity {
     starved_since: Option<Instant>,
     wait: Duration,
     running_before: usize,
+    /// A shortage or quota answer came since capacity last showed.
+    short_of_capacity: bool,
 }
 
 impl Capacity {
@@ -61,6 +63,7 @@ impl Capacity {
             starved_since: Some(now),
             wait,
             running_before: 0,
+            short_of_capacity: false,
         }
     }
 
@@ -69,9 +72,13 @@ impl Capacity {
         self.fleets.push(Launched { id, vcpus, at: now, shown: 0, failed: false });
     }
 
-    /// The fleets still on their way at `now` (their ids), to look at what they have shown.
-    pub(crate) fn in_flight(&self, now: Instant) -> Vec<String> {
-        self.fleets.iter().filter(|f| on_its_way(f, now)).map(|f| f.id.clone()).collect()
+    /// The fleets young enough that their instances may not be in EC2's listings yet.
+    pub(crate) fn young(&self, now: Instant) -> Vec<String> {
+        self.fleets
+            .iter()
+            .filter(|f| !f.failed && now.duration_since(f.at) < PENDING_GRACE)
+            .map(|f| f.id.clone())
+            .collect()
     }
 
     /// What a fleet has shown (vCPUs of its active instances).
@@ -81,12 +88,22 @@ impl Capacity {
         }
     }
 
-    /// A problem a fleet (or a `CreateFleet` call, `fleet` = None) reported at `now`.
+    /// A problem a fleet (or a `CreateFleet` call, `fleet` = None) reported at `now`: the fleet
+    /// is not on its way any more, and the next top-up waits (every kind of problem backs off:
+    /// a fleet that failed for a permission or a bad AMI would fail again at once).
     pub(crate) fn problem(&mut self, fleet: Option<&str>, trouble: Trouble, now: Instant) -> Option<Duration> {
         if let Some(f) = fleet.and_then(|id| self.fleets.iter_mut().find(|f| f.id == id)) {
             f.failed = true;
         }
-        matches!(trouble, Trouble::Capacity | Trouble::Quota).then(|| self.backoff.failed(now))
+        (trouble != Trouble::NotFound).then(|| self.backoff.failed(now))
+    }
+
+    /// Whether the wait is for spot capacity (a shortage or a quota), as opposed to another
+    /// problem.
+    pub(crate) fn shortage(&mut self, trouble: Trouble) {
+        if matches!(trouble, Trouble::Capacity | Trouble::Quota) {
+            self.short_of_capacity = true;
+        }
     }
 
     /// Decides at `now`, with the vCPUs up and the vCPUs wanted.
@@ -94,6 +111,7 @@ impl Capacity {
         if running_vcpus > self.running_before {
             // Capacity came: the shortage is over for now.
             self.backoff.succeeded();
+            self.short_of_capacity = false;
         }
         self.running_before = running_vcpus;
         if running_vcpus > 0 || desired_vcpus == 0 {
@@ -125,7 +143,7 @@ impl Capacity {
     /// Whether the step waits for capacity (wanted, and none up): the boot watchdog leaves
     /// such a step to the starvation rule.
     pub(crate) fn waiting(&self) -> bool {
-        self.starved_since.is_some() && self.backoff.failures() > 0
+        self.starved_since.is_some() && self.short_of_capacity
     }
 }
 
@@ -153,7 +171,7 @@ mod tests {
         assert_eq!(c.decide(8, 32, t0 + PENDING_GRACE), Decision::TopUp(24));
         c.launched("fleet-2".into(), 24, t0 + PENDING_GRACE);
         assert_eq!(c.decide(8, 32, t0 + PENDING_GRACE + Duration::from_secs(3)), Decision::Wait);
-        assert_eq!(c.in_flight(t0 + PENDING_GRACE), ["fleet-2"]);
+        assert_eq!(c.pending_vcpus(t0 + PENDING_GRACE), 24, "fleet-2 is on its way; fleet-1 is not");
         assert_eq!(c.requested(), 40);
     }
 
@@ -165,21 +183,46 @@ mod tests {
         // The fleet reports a shortage: it is not on its way any more, and the next top-up
         // waits 30 s, then 60 s after the next shortage.
         assert_eq!(c.problem(Some("fleet-1"), Trouble::Capacity, t0), Some(Duration::from_secs(30)));
+        c.shortage(Trouble::Capacity);
         assert_eq!(c.decide(0, 8, t0 + Duration::from_secs(3)), Decision::Wait);
         let t1 = t0 + Duration::from_secs(30);
         assert_eq!(c.decide(0, 8, t1), Decision::TopUp(8));
         c.launched("fleet-2".into(), 8, t1);
         assert_eq!(c.problem(None, Trouble::Quota, t1), Some(Duration::from_secs(60)));
+        c.shortage(Trouble::Quota);
         assert!(c.waiting());
         assert_eq!(c.decide(0, 8, t1 + Duration::from_secs(59)), Decision::Wait);
-        // Throttling or an IAM error does not back off the top-ups (they are handled elsewhere).
-        assert_eq!(c.problem(None, Trouble::Throttled, t1), None);
         // Capacity comes: the backoff resets.
         c.shown("fleet-2", 4);
         assert_eq!(c.decide(4, 8, t1 + Duration::from_secs(60)), Decision::Wait);
         assert!(!c.waiting());
         let t2 = t1 + PENDING_GRACE;
         assert_eq!(c.decide(4, 8, t2), Decision::TopUp(4));
+    }
+
+    #[test]
+    fn any_problem_backs_off_the_next_top_up_and_only_shortages_count_as_waiting() {
+        // A fleet failing for a permission or a bad AMI must not be followed by a new fleet
+        // every look (they would pile up for the whole run).
+        let t0 = Instant::now();
+        let mut c = Capacity::new(WAIT, t0);
+        c.launched("fleet-1".into(), 8, t0);
+        for (k, t) in
+            [Trouble::Permission, Trouble::Configuration, Trouble::Other, Trouble::Throttled].into_iter().enumerate()
+        {
+            let at = t0 + Duration::from_secs(100 * k as u64);
+            assert!(c.problem(Some("fleet-1"), t, at).is_some(), "{t:?}");
+            assert_eq!(c.decide(0, 8, at + Duration::from_secs(3)), Decision::Wait, "{t:?}");
+        }
+        assert!(!c.waiting(), "not a shortage: the boot watchdog still applies");
+        assert_eq!(c.problem(Some("fleet-1"), Trouble::NotFound, t0), None);
+        // Young fleets are the ones whose instances may lag in the listing.
+        let mut c = Capacity::new(WAIT, t0);
+        c.launched("fleet-2".into(), 4, t0);
+        c.shown("fleet-2", 4);
+        assert_eq!(c.pending_vcpus(t0), 0, "it showed all it asked for");
+        assert_eq!(c.young(t0), ["fleet-2"], "but its instances may not be listed yet");
+        assert!(c.young(t0 + PENDING_GRACE).is_empty());
     }
 
     #[test]

@@ -156,6 +156,9 @@ impl Launcher<'_> {
                 .client
                 .create_fleet()
                 .r#type(FleetType::Request)
+                // The SDK's own retries of this call (a timeout whose request went through) send
+                // the same token, so EC2 makes the fleet once.
+                .client_token(client_token(request))
                 .set_launch_template_configs(Some(self.template_configs(request)))
                 .target_capacity_specification(
                     TargetCapacitySpecificationRequest::builder()
@@ -202,6 +205,17 @@ impl Launcher<'_> {
             }
         }
     }
+}
+
+/// A `CreateFleet` idempotency token (at most 64 ASCII characters): the run, the moment and a
+/// sequence number, distinct for every fleet this process asks for.
+fn client_token(request: &FleetRequest) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let run: String = request.run_id.as_str().chars().filter(char::is_ascii_alphanumeric).take(24).collect();
+    format!("{run}-{nanos:x}-{n:x}")
 }
 
 /// Whether a `CreateFleet` error code says a launch template is not found (EC2's codes for

@@ -167,9 +167,14 @@ impl Ec2Fleet {
             .ok()
             .and_then(|o| o.instance_types().first().and_then(|t| t.v_cpu_info()).and_then(|v| v.default_v_cpus()))
             .map(|v| v.max(1) as usize);
-        let v = found.unwrap_or(self.config.vcpus_per_item);
-        self.vcpus_of_type.lock().unwrap_or_else(|p| p.into_inner()).insert(instance_type.to_string(), v);
-        v
+        match found {
+            Some(v) => {
+                self.vcpus_of_type.lock().unwrap_or_else(|p| p.into_inner()).insert(instance_type.to_string(), v);
+                v
+            }
+            // Not cached: a throttled answer must not make a 16-vCPU type count as 2 for good.
+            None => self.config.vcpus_per_item,
+        }
     }
 
     async fn vcpus_of(&self, i: &aws_sdk_ec2::types::Instance) -> usize {
@@ -215,6 +220,9 @@ impl Ec2Fleet {
         }
         match instances::by_ids(&self.client, &gone).await {
             Ok(found) => {
+                let listed: BTreeSet<&str> = found.iter().filter_map(|i| i.instance_id()).collect();
+                let forgotten: Vec<String> = gone.iter().filter(|id| !listed.contains(id.as_str())).cloned().collect();
+                s.ledger.forgotten(&forgotten);
                 for i in found.iter().filter(|i| !usage::is_up(i)) {
                     let vcpus = self.vcpus_of(i).await;
                     s.ledger.saw_end(usage::usage_of(i, vcpus, now));
@@ -227,24 +235,33 @@ impl Ec2Fleet {
         ended
     }
 
-    /// What the step's fleets show and say: each fleet on its way is asked what it has shown,
-    /// each fleet's state and activity is read, and due histories are read. Returns new problems.
-    async fn follow_fleets(&self, s: &mut StepFleet, now: Instant) -> Vec<Problem> {
+    /// What the step's fleets show and say: each young fleet is asked what it has shown, each
+    /// fleet's state and activity is read, and due histories are read. Returns new problems,
+    /// and the vCPUs of instances young fleets show that the tagged listing does not have yet
+    /// (EC2's listings are eventually consistent: counting them as up keeps a fleet that has
+    /// just filled from being asked for twice).
+    async fn follow_fleets(&self, s: &mut StepFleet, listed: &BTreeSet<&str>, now: Instant) -> (Vec<Problem>, usize) {
         let mut problems = Vec::new();
-        for id in s.capacity.in_flight(now) {
+        let mut unlisted_vcpus = 0;
+        for id in s.capacity.young(now) {
             if let Ok(out) = self.client.describe_fleet_instances().fleet_id(&id).send().await {
                 let mut shown = 0;
                 for i in out.active_instances() {
-                    shown += match i.instance_type() {
+                    let vcpus = match i.instance_type() {
                         Some(t) => self.vcpus(t).await,
                         None => self.config.vcpus_per_item,
                     };
+                    shown += vcpus;
+                    if i.instance_id().is_some_and(|i| !listed.contains(i)) {
+                        unlisted_vcpus += vcpus;
+                    }
                 }
                 s.capacity.shown(&id, shown);
             }
         }
         let ids: Vec<String> = s.capacity.fleets.iter().map(|f| f.id.clone()).collect();
         let history_works = self.history.load(Ordering::Relaxed);
+        let mut over = Vec::new();
         if !ids.is_empty()
             && let Ok(out) = self.client.describe_fleets().set_fleet_ids(Some(ids)).send().await
         {
@@ -252,7 +269,8 @@ impl Ec2Fleet {
                 let id = f.fleet_id().unwrap_or_default().to_string();
                 let state = f.fleet_state().map(|s| s.as_str()).unwrap_or_default();
                 if state.starts_with("deleted") || state == "failed" || state == "expired" {
-                    s.history.forget(&id);
+                    // Read once more first: why it failed is in its history.
+                    over.push(id.clone());
                 }
                 // `Errors` is filled for instant fleets only; kept for an endpoint that fills it.
                 for e in f.errors() {
@@ -288,7 +306,10 @@ impl Ec2Fleet {
                 problems.extend(found);
             }
         }
-        problems
+        for id in over {
+            s.history.forget(&id);
+        }
+        (problems, unlisted_vcpus)
     }
 
     async fn read_history(&self, fleet: &str, since: SystemTime) -> Read {
@@ -338,11 +359,13 @@ impl Ec2Fleet {
             }
             Err((t @ (Trouble::Capacity | Trouble::Quota), e)) => {
                 let wait = s.capacity.problem(None, t, now).unwrap_or_default();
+                s.capacity.shortage(t);
                 let p = Problem { fleet: "(new)".into(), trouble: t, text: format!("{e}; asking again in {wait:?}") };
                 Ok(Some(self.worded(&p)))
             }
-            Err((Trouble::Throttled | Trouble::Transient, e)) => {
-                tracing::debug!("adding capacity must wait: {e}");
+            Err((t @ (Trouble::Throttled | Trouble::Transient), e)) => {
+                let wait = s.capacity.problem(None, t, now).unwrap_or_default();
+                tracing::debug!("adding capacity must wait {wait:?}: {e}");
                 Ok(None)
             }
             Err((_, e)) => Err(e),
@@ -453,9 +476,13 @@ impl Fleet for Ec2Fleet {
         for i in &listed {
             running_vcpus += self.vcpus_of(i).await;
         }
+        let listed_ids: BTreeSet<&str> = listed.iter().filter_map(|i| i.instance_id()).collect();
+        let (problems, unlisted_vcpus) = self.follow_fleets(&mut s, &listed_ids, now).await;
+        running_vcpus += unlisted_vcpus;
         let mut errors = Vec::new();
-        for p in self.follow_fleets(&mut s, now).await {
+        for p in problems {
             s.capacity.problem(Some(&p.fleet), p.trouble, now);
+            s.capacity.shortage(p.trouble);
             let text = self.worded(&p);
             s.problems.push(p.text.clone());
             errors.push(text);
@@ -477,6 +504,7 @@ impl Fleet for Ec2Fleet {
             requested: s.capacity.requested(),
             errors,
             ended,
+            end_reasons: true,
             waiting_for_capacity: s.capacity.waiting(),
         };
         s.last = state.clone();

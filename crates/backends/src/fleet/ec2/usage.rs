@@ -64,20 +64,31 @@ struct Life {
     usage: Usage,
     /// When the fleet first saw it gone from the instances up, before its end was read.
     gone_at: Option<f64>,
+    /// EC2 no longer lists it: its end will never be read, so it is not asked for again.
+    forgotten: bool,
 }
 
 impl Ledger {
     /// An instance seen up at `now` (its usage as read then).
     pub(crate) fn saw_up(&mut self, usage: Usage) {
         let id = usage.id.clone();
-        self.lives.insert(id, Life { usage, gone_at: None });
+        self.lives.insert(id, Life { usage, gone_at: None, forgotten: false });
     }
 
     /// An instance whose end is recorded (read while AWS still lists it).
     pub(crate) fn saw_end(&mut self, usage: Usage) {
         if usage.ended {
             let id = usage.id.clone();
-            self.lives.insert(id, Life { usage, gone_at: None });
+            self.lives.insert(id, Life { usage, gone_at: None, forgotten: false });
+        }
+    }
+
+    /// Instances gone whose end EC2 no longer has: counted up to when they were seen gone.
+    pub(crate) fn forgotten(&mut self, ids: &[String]) {
+        for id in ids {
+            if let Some(life) = self.lives.get_mut(id) {
+                life.forgotten = true;
+            }
         }
     }
 
@@ -86,7 +97,7 @@ impl Ledger {
     pub(crate) fn gone(&mut self, up: &[&str], now: f64) -> Vec<String> {
         let mut out = Vec::new();
         for (id, life) in &mut self.lives {
-            if !life.usage.ended && !up.contains(&id.as_str()) {
+            if !life.usage.ended && !life.forgotten && !up.contains(&id.as_str()) {
                 life.gone_at.get_or_insert(now);
                 out.push(id.clone());
             }
@@ -109,7 +120,10 @@ impl Ledger {
             out.insert(id.clone(), u);
         }
         for u in listing {
-            let keep_ledger = out.get(&u.id).is_some_and(|known| known.ended && !u.ended);
+            // A listing without a recorded end (one whose reason can't be read) does not undo an
+            // end, or a time seen gone, the ledger has.
+            let seen_gone = self.lives.get(&u.id).is_some_and(|l| l.gone_at.is_some());
+            let keep_ledger = out.get(&u.id).is_some_and(|known| (known.ended || seen_gone) && !u.ended);
             if !keep_ledger {
                 out.insert(u.id.clone(), u);
             }
@@ -163,6 +177,13 @@ mod tests {
         // A late listing that still shows it up (eventual consistency) does not extend its life.
         let bill = ledger.merged(vec![life("i-1", 0.0, 500.0, false)]);
         assert_eq!(bill[0].ended_at, 60.0);
+        // Seen gone at 300, and listed at the end without a readable end: counted to 300.
+        let mut ledger = Ledger::default();
+        ledger.saw_up(life("i-2", 0.0, 100.0, false));
+        assert_eq!(ledger.gone(&[], 300.0), vec!["i-2".to_string()]);
+        ledger.forgotten(&["i-2".to_string()]);
+        assert!(ledger.gone(&[], 400.0).is_empty(), "not asked for again");
+        assert_eq!(ledger.merged(vec![life("i-2", 0.0, 9000.0, false)])[0].ended_at, 300.0);
         // An instance seen ended only in the final listing is taken from it.
         let bill = Ledger::default().merged(vec![life("i-9", 5.0, 65.0, true)]);
         assert_eq!(bill.len(), 1);
