@@ -597,6 +597,8 @@ async fn preflight_names_the_setting_before_anything_is_launched() {
     let arm = support::ami(&env.aws.ec2().await, "arm64").await;
     let x86 = support::ami(&env.aws.ec2().await, "x86_64").await;
     let sha = config.split("sha256 = \"").nth(1).unwrap()[..64].to_string();
+    // An instance profile without a role: its instances would have no credentials.
+    env.aws.iam().await.create_instance_profile().instance_profile_name("empty-profile").send().await.unwrap();
     let cases: Vec<(String, String)> = vec![
         (config.replace("s3://lake/state", "s3://no-such-bucket/state"), "no-such-bucket".into()),
         (config.replace("[ec2]\n", "[ec2]\nvcpus = [8, 2]\n"), "ec2.vcpus [8, 2]".into()),
@@ -613,6 +615,14 @@ async fn preflight_names_the_setting_before_anything_is_launched() {
             "ec2.worker_binaries.x86_64: cannot read s3://lake/bin/".into(),
         ),
         (config.replace("[ec2]\n", "[ec2]\nsecurity_groups = [\"sg-12345678\"]\n"), "sg-12345678".into()),
+        (
+            config.replace("[ec2]\n", "[ec2]\ninstance_profile = \"no-such-profile\"\n"),
+            "ec2.instance_profile: no-such-profile does not exist".into(),
+        ),
+        (
+            config.replace("[ec2]\n", "[ec2]\ninstance_profile = \"empty-profile\"\n"),
+            "ec2.instance_profile: empty-profile has no role".into(),
+        ),
         (
             config.replace(&format!("x86_64 = \"{x86}\""), &format!("x86_64 = \"{x86}\", arm64 = \"{arm}\"")),
             "arm64".into(),

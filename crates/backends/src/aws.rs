@@ -101,4 +101,9 @@ impl AwsClients {
     pub async fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(self.sdk().await)
     }
+
+    /// An IAM client (preflight reads the instance profile and the fleet's role).
+    pub async fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(self.sdk().await)
+    }
 }

@@ -74,7 +74,7 @@ pub(super) async fn backends(
                 lifetime: max_runtime + Duration::from_secs(600),
                 deployment: config.deployment().to_string(),
             };
-            let fleet = Ec2Fleet::new(aws.ec2().await, aws.s3().await, ec2, settings);
+            let fleet = Ec2Fleet::new(aws.ec2().await, aws.s3().await, ec2, settings).with_iam(aws.iam().await);
             (Arc::new(SqsQueues::new(aws.sqs().await)), Arc::new(fleet))
         }
     })

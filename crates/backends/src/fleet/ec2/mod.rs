@@ -98,6 +98,8 @@ impl StepFleet {
 pub struct Ec2Fleet {
     client: Client,
     s3: aws_sdk_s3::Client,
+    /// IAM, for preflight's checks of the instance profile and the fleet's role.
+    iam: Option<aws_sdk_iam::Client>,
     config: Ec2Config,
     settings: Ec2Settings,
     /// When every fleet expires.
@@ -120,6 +122,7 @@ impl Ec2Fleet {
         Self {
             client,
             s3,
+            iam: None,
             config,
             deadline: SystemTime::now() + settings.lifetime,
             settings,
@@ -128,6 +131,12 @@ impl Ec2Fleet {
             zones: Mutex::default(),
             history: AtomicBool::new(true),
         }
+    }
+
+    /// With IAM: preflight also checks the instance profile and the fleet's service-linked role.
+    pub fn with_iam(mut self, iam: aws_sdk_iam::Client) -> Self {
+        self.iam = Some(iam);
+        self
     }
 
     /// The boot script for a step's instances.
@@ -409,7 +418,7 @@ impl Fleet for Ec2Fleet {
     }
 
     async fn preflight(&self) -> Result<()> {
-        let zones = preflight::preflight(&self.client, &self.s3, &self.config).await?;
+        let zones = preflight::preflight(&self.client, &self.s3, self.iam.as_ref(), &self.config).await?;
         *self.zones.lock().unwrap_or_else(|p| p.into_inner()) = zones;
         Ok(())
     }

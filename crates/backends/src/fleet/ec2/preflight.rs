@@ -1,7 +1,8 @@
 //! Checks before anything is launched, by AWS's own rules: the subnets exist, lie in one VPC
 //! and in distinct availability zones (an EC2 Fleet can't span two subnets of one zone), the
-//! security groups exist in that VPC, each AMI is of its configured architecture, and each
-//! worker binary is where the config says, with its sha256.
+//! security groups exist in that VPC, each AMI is of its configured architecture, each worker
+//! binary is where the config says, with its sha256, and (where IAM can be read) the instance
+//! profile exists with a role, and the fleet's service-linked role is there or can be made.
 
 use std::collections::BTreeMap;
 
@@ -69,6 +70,7 @@ pub(crate) fn check_security_groups(configured: &[String], known: &[(String, Str
 pub(crate) async fn preflight(
     client: &Client,
     s3: &aws_sdk_s3::Client,
+    iam: Option<&aws_sdk_iam::Client>,
     config: &Ec2Config,
 ) -> Result<BTreeMap<String, String>> {
     config.validate()?;
@@ -125,7 +127,58 @@ pub(crate) async fn preflight(
             check_binary(s3, arch, b).await?;
         }
     }
+    if let Some(iam) = iam {
+        check_iam(iam, config).await?;
+    }
     Ok(zones)
+}
+
+/// The name of an instance profile given as a name or an ARN
+/// (`arn:aws:iam::123456789012:instance-profile/path/name`).
+pub(crate) fn profile_name(profile: &str) -> &str {
+    if profile.starts_with("arn:") { profile.rsplit('/').next().unwrap_or(profile) } else { profile }
+}
+
+/// The role EC2 Fleet launches and terminates instances with.
+pub(crate) const FLEET_ROLE: &str = "AWSServiceRoleForEC2Fleet";
+
+/// Checks the instance profile (it must exist and hold a role, or the workers have no
+/// credentials) and the fleet's service-linked role (EC2 makes it at the first fleet when the
+/// caller may `iam:CreateServiceLinkedRole`, so its absence is said, not refused). A caller
+/// not allowed to read IAM is told so, and the launch goes on: the fleet's history names a
+/// missing profile within a look.
+async fn check_iam(iam: &aws_sdk_iam::Client, config: &Ec2Config) -> Result<()> {
+    if let Some(profile) = &config.instance_profile {
+        let name = profile_name(profile);
+        match iam.get_instance_profile().instance_profile_name(name).send().await {
+            Ok(out) => {
+                if out.instance_profile().is_none_or(|p| p.roles().is_empty()) {
+                    return Err(FleetError::Config(format!(
+                        "ec2.instance_profile: {profile} has no role, so its instances would have no credentials: \
+                         add the worker role to it (runner/AWS.md)"
+                    )));
+                }
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                return Err(FleetError::Config(format!(
+                    "ec2.instance_profile: {profile} does not exist (IAM has no instance profile named {name})"
+                )));
+            }
+            Err(e) => tracing::warn!(
+                "could not check ec2.instance_profile {profile} (needs iam:GetInstanceProfile): {}",
+                DisplayErrorContext(&e)
+            ),
+        }
+    }
+    match iam.get_role().role_name(FLEET_ROLE).send().await {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => tracing::info!(
+            "the {FLEET_ROLE} service-linked role does not exist yet: EC2 makes it at the first fleet if the caller \
+             may iam:CreateServiceLinkedRole (runner/AWS.md), else the fleet's history names it"
+        ),
+        Err(e) => tracing::debug!("could not read the {FLEET_ROLE} role: {}", DisplayErrorContext(&e)),
+    }
+    Ok(())
 }
 
 /// Checks that the binary exists and hashes to what the config says.
@@ -177,6 +230,16 @@ mod tests {
         assert!(e.contains("subnet-a and subnet-b are both in us-east-1a"), "{e}");
         let zones = check_subnets(&["subnet-a".into(), "subnet-c".into()], &known).unwrap();
         assert_eq!(zones["subnet-c"], "us-east-1b");
+    }
+
+    #[test]
+    fn an_instance_profile_is_named_by_its_name_or_arn() {
+        assert_eq!(profile_name("spotlake-worker"), "spotlake-worker");
+        assert_eq!(profile_name("arn:aws:iam::123456789012:instance-profile/spotlake-worker"), "spotlake-worker");
+        assert_eq!(
+            profile_name("arn:aws:iam::123456789012:instance-profile/teams/data/spotlake-worker"),
+            "spotlake-worker"
+        );
     }
 
     #[test]
