@@ -133,6 +133,17 @@ impl Ec2Fleet {
         }
     }
 
+    /// Deletes a step's launch templates after a launch that failed part-way; what can't be
+    /// deleted is said (`fleet gc` deletes it later), not dropped.
+    async fn undo_templates(&self, request: &FleetRequest) {
+        let mut failures = Failures::default();
+        let deployment = &self.settings.deployment;
+        cleanup::delete_step_templates(&self.client, deployment, &request.run_id, &request.step, &mut failures).await;
+        if !failures.0.is_empty() {
+            tracing::warn!("a failed launch left launch templates behind: {}", failures.0.join("; "));
+        }
+    }
+
     /// With IAM: preflight also checks the instance profile and the fleet's service-linked role.
     pub fn with_iam(mut self, iam: aws_sdk_iam::Client) -> Self {
         self.iam = Some(iam);
@@ -429,14 +440,7 @@ impl Fleet for Ec2Fleet {
         for (arch, ami) in &self.config.amis {
             if let Err(e) = launcher.template(request, arch, ami).await {
                 // A second architecture's template failing must not strand the first.
-                cleanup::delete_step_templates(
-                    &self.client,
-                    &self.settings.deployment,
-                    &request.run_id,
-                    &request.step,
-                    &mut Failures::default(),
-                )
-                .await;
+                self.undo_templates(request).await;
                 return Err(e);
             }
         }
@@ -444,14 +448,7 @@ impl Fleet for Ec2Fleet {
         let id = match launcher.fleet(request, vcpus, wanted_items).await {
             Ok(id) => id,
             Err((_, e)) => {
-                cleanup::delete_step_templates(
-                    &self.client,
-                    &self.settings.deployment,
-                    &request.run_id,
-                    &request.step,
-                    &mut Failures::default(),
-                )
-                .await;
+                self.undo_templates(request).await;
                 return Err(e);
             }
         };
