@@ -32,6 +32,7 @@
 mod bad_rows;
 pub mod checks;
 mod dtype;
+pub mod extensions;
 pub mod files;
 mod ndjson;
 mod ops;
@@ -144,6 +145,18 @@ pub enum EngineError {
     /// A template could not be rendered.
     #[error("{0}")]
     Template(String),
+    /// One of the binary's own functions panicked, failed, or returned the wrong length or type.
+    #[error("step {step:?}: function {function} {detail} (the item's files: {files})")]
+    Function {
+        /// The step.
+        step: StepName,
+        /// The function.
+        function: String,
+        /// What went wrong.
+        detail: String,
+        /// The item's input files, for finding the rows.
+        files: String,
+    },
 }
 
 impl EngineError {
@@ -161,7 +174,8 @@ impl EngineError {
             | Self::Op { .. }
             | Self::Sql { .. }
             | Self::Output { .. }
-            | Self::Template(_) => true,
+            | Self::Template(_)
+            | Self::Function { .. } => true,
             Self::Execute { .. } | Self::Scratch { .. } => false,
         }
     }
@@ -235,6 +249,8 @@ struct ItemPlan {
     sink_count: usize,
     output_schemas: BTreeMap<String, SchemaRef>,
     stats: ItemStats,
+    /// Where the binary's functions record the first failure of this item's calls.
+    failure: extensions::Failure,
 }
 
 /// The item's query as Polars optimizes it (its `explain`): what it reads, and how often.
@@ -249,15 +265,21 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
     let mut stats = ItemStats::default();
     let mut plans: Vec<DslPlan> = Vec::new();
     let mut counted: Vec<Counted> = Vec::new();
+    let brought = extensions::installed();
+    let failure = extensions::Failure::default();
     let mut ctx = polars::sql::SQLContext::new();
-    // The SQL front end tells a subquery's columns from the outer query's by the inputs' columns.
-    let mut catalog = runner_sql::Catalog::new();
+    if brought.has_functions() {
+        ctx = ctx.with_function_registry(brought.registry(&failure));
+    }
+    // The SQL front end tells a subquery's columns from the outer query's by the inputs' columns,
+    // and checks the functions called against Polars' and the binary's.
+    let mut catalog = runner_sql::Catalog::new().with_functions(brought.signatures().functions.keys());
     for (name, spec) in &step.inputs {
         let files = run.inputs.get(name).cloned().unwrap_or_default();
         stats.bytes_in += files.iter().map(|f| f.size).sum::<u64>();
         *stats.files_in.entry(name.clone()).or_default() += files.len() as u64;
         let read = read::read_input(name, spec, &files, run.out_dir, run.file_tag)?;
-        let frame = ops::apply(name, &spec.ops, read.frame)?;
+        let frame = ops::apply(name, &spec.ops, read.frame, brought)?;
         if let Some(rows) = read.known_rows {
             *stats.rows_in.entry(name.clone()).or_default() += rows;
         }
@@ -294,6 +316,11 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
         };
         let prepared = runner_sql::prepare(&sql, &catalog)
             .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
+        // Nested queries that call the binary's functions are planned first, at the top level.
+        for piece in &prepared.pieces {
+            let frame = ctx.execute(&piece.sql).map_err(sql_error)?;
+            ctx.register(&piece.name, frame);
+        }
         let frame = ctx.execute(&prepared.sql).map_err(sql_error)?;
         let schema = frame.clone().collect_schema().map_err(sql_error)?;
         for key in &output.partition_by {
@@ -326,7 +353,7 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
         sink_count += 1;
     }
 
-    Ok(ItemPlan { plans, counted, sink_count, output_schemas, stats })
+    Ok(ItemPlan { plans, counted, sink_count, output_schemas, stats, failure })
 }
 
 /// A column's type as the SQL front end's decimal rules see it.
@@ -341,13 +368,31 @@ fn sql_type(t: &DataType) -> runner_sql::ColumnType {
     }
 }
 
+/// The item's input files, for a message: the first few, and how many more.
+fn item_files(inputs: &BTreeMap<String, Vec<LocalFile>>) -> String {
+    const SHOWN: usize = 3;
+    let all: Vec<&str> = inputs.values().flatten().map(|f| f.source.as_str()).collect();
+    let mut text = all.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    if all.len() > SHOWN {
+        text.push_str(&format!(" and {} more", all.len() - SHOWN));
+    }
+    text
+}
+
 /// Runs one work item.
 pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
     let started = Instant::now();
     let step = run.step;
-    let ItemPlan { plans, counted, sink_count, output_schemas, mut stats } = plan_item(&run)?;
-    let results = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default())
-        .map_err(|e| read::explain_failure(step, &run.inputs, e))?;
+    let ItemPlan { plans, counted, sink_count, output_schemas, mut stats, failure } = plan_item(&run)?;
+    let results = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default()).map_err(|e| {
+        // A function's own failure is the cause, whatever Polars made of it on the way out.
+        match failure.lock().ok().and_then(|mut f| f.take()) {
+            Some((function, detail)) => {
+                EngineError::Function { step: step.name.clone(), function, detail, files: item_files(&run.inputs) }
+            }
+            None => read::explain_failure(step, &run.inputs, e),
+        }
+    })?;
 
     for (what, df) in counted.iter().zip(results.iter().skip(sink_count).filter(|d| d.width() > 0)) {
         match what {

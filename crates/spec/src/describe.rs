@@ -79,9 +79,45 @@ fn source_key(job: &JobSpec, input_name: &str, input: &super::InputSpec) -> Asse
     input.asset.clone().unwrap_or_else(|| AssetKey::from(format!("{}/{input_name}", job.name).as_str()))
 }
 
-/// The step's definition as a version.
+/// The step's definition as a version, with the versions of the binary's functions and
+/// operations it uses: a new version of one shows the step as changed.
 pub fn code_version(step: &StepSpec) -> String {
-    stable_hash(&[&serde_json::to_string(step).unwrap_or_default()])
+    code_version_with(step, crate::extensions::installed())
+}
+
+/// [`code_version`] with the functions and operations of `brought`.
+pub fn code_version_with(step: &StepSpec, brought: &crate::extensions::Signatures) -> String {
+    let definition = serde_json::to_string(step).unwrap_or_default();
+    let used = extensions_used(step, brought);
+    if used.is_empty() {
+        return stable_hash(&[&definition]);
+    }
+    stable_hash(&[&definition, &used.join(" ")])
+}
+
+/// `function name@version` and `op name@version` of each function and operation of `brought`
+/// that `step` uses, sorted.
+pub fn extensions_used(step: &StepSpec, brought: &crate::extensions::Signatures) -> Vec<String> {
+    let mut used = std::collections::BTreeSet::new();
+    for output in step.outputs.values() {
+        let sql = step.output_sql(output);
+        let neutral = crate::template::neutral(&sql).unwrap_or(sql);
+        for name in runner_sql::functions_called(&neutral).unwrap_or_default() {
+            if let Some(f) = brought.functions.get(&name) {
+                used.insert(format!("function {name}@{}", f.version));
+            }
+        }
+    }
+    for input in step.inputs.values() {
+        for op in &input.ops {
+            if let super::OpSpec::Custom(c) = op
+                && let Some(sig) = brought.table_ops.get(&c.op)
+            {
+                used.insert(format!("op {}@{}", c.op, sig.version));
+            }
+        }
+    }
+    used.into_iter().collect()
 }
 
 fn check_text(check: &CheckSpec) -> String {

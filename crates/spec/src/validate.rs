@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{BadRows, CheckSpec, DType, Format, InputSpec, JobSpec, OpSpec, OutputSpec, Split, StepSpec, template};
+use super::{
+    BadRows, BuiltinOp, CheckSpec, DType, Format, InputSpec, JobSpec, OpSpec, OutputSpec, Split, StepSpec, template,
+};
 
 type Failure = (String, String);
 
@@ -195,8 +197,26 @@ fn validate_input(input: &InputSpec, loc: &str) -> Result<(), Failure> {
         template::placeholders(value).map_err(|m| at(format!("{loc} › hive_filter"), m))?;
     }
     for (i, op) in input.ops.iter().enumerate() {
-        if let OpSpec::ParseJson { fields, .. } = op {
-            validate_columns(fields, &format!("{loc} › ops[{i}] › fields"))?;
+        match op {
+            OpSpec::Builtin(BuiltinOp::ParseJson { fields, .. }) => {
+                validate_columns(fields, &format!("{loc} › ops[{i}] › fields"))?;
+            }
+            OpSpec::Builtin(_) => {}
+            OpSpec::Custom(custom) => {
+                let brought = crate::extensions::installed();
+                let Some(sig) = brought.table_ops.get(&custom.op) else {
+                    return Err(at(
+                        format!("{loc} › ops[{i}]"),
+                        format!(
+                            "no operation {:?}: the built-in ones are {}, and this binary's own are {}",
+                            custom.op,
+                            crate::BUILTIN_OPS.join(", "),
+                            brought.table_op_list()
+                        ),
+                    ));
+                };
+                sig.check(&custom.params).map_err(|m| at(format!("{loc} › ops[{i}] › {}", custom.op), m))?;
+            }
         }
     }
     Ok(())
@@ -225,7 +245,7 @@ fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<()
         }
         // What the SQL front end refuses for sure is refused now, before any data is read. Inputs
         // whose columns the spec declares (and no op changes) let it tell outer columns apart.
-        let mut catalog = runner_sql::Catalog::new();
+        let mut catalog = runner_sql::Catalog::new().with_functions(crate::extensions::installed().functions.keys());
         for (name, input) in &step.inputs {
             if let (Some(columns), true) = (&input.columns, input.ops.is_empty()) {
                 catalog = catalog.with_table(name.clone(), columns.iter().map(|c| c.name().to_string()));

@@ -51,6 +51,14 @@ fn a_good_spec_parses_and_orders_steps() {
 }
 
 #[test]
+fn the_plain_runner_refuses_a_function_it_lacks_before_reading_data() {
+    let e = err(&GOOD.replace("SELECT id, ts,", "SELECT id, ua_family(id) AS f, ts,"));
+    assert!(e.contains("step \"clean\"") || e.contains("clean"), "{e}");
+    assert!(e.contains("no function \"ua_family\": Polars SQL has none of that name"), "{e}");
+    assert!(e.contains("this binary brings no functions of its own"), "{e}");
+}
+
+#[test]
 fn unknown_field_names_the_field_and_line() {
     let e = err(&GOOD.replace("header = false", "header = false\nseperator = \";\""));
     assert!(e.contains("job.toml") && e.contains("seperator"), "{e}");

@@ -2,7 +2,7 @@
 //! holds the relations of one `SELECT`'s `FROM` (tables, CTEs, derived tables, with their
 //! aliases) and the scope around it, so a rule can tell a local column from an outer one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlparser::ast::{Query, Select, SelectItem, SetExpr, TableFactor};
 
@@ -13,6 +13,9 @@ use crate::types::{ColumnType, infer};
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     tables: BTreeMap<String, Vec<(String, ColumnType)>>,
+    /// The binary's own functions (user functions), lower-cased: a query may call these and
+    /// Polars SQL's.
+    functions: BTreeSet<String>,
 }
 
 impl Catalog {
@@ -36,6 +39,17 @@ impl Catalog {
     ) -> Self {
         self.insert(name.into(), columns.into_iter().map(|(c, t)| (c.into(), t)).collect());
         self
+    }
+
+    /// Adds the binary's own functions by name (matched without regard to case, as Polars does).
+    pub fn with_functions(mut self, names: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.functions.extend(names.into_iter().map(|n| n.as_ref().to_lowercase()));
+        self
+    }
+
+    /// The binary's own functions, lower-cased.
+    pub(crate) fn functions(&self) -> &BTreeSet<String> {
+        &self.functions
     }
 
     pub(crate) fn insert(&mut self, name: String, columns: Vec<(String, ColumnType)>) {

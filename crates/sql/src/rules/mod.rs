@@ -13,6 +13,7 @@
 //! | `comma_joins` | `FROM a, b WHERE a.k = b.k` → `FROM a JOIN b ON a.k = b.k` |
 //! | `scalar_subqueries` | `x > (SELECT agg …)`, correlated or not → a join of the aggregate |
 //! | `semi_anti_joins` | `EXISTS`, `NOT EXISTS`, `IN`, `NOT IN` with a subquery → semi and anti joins |
+//! | `nested_user_functions` | a CTE, derived table, set-operation branch or subquery calling a user function → a [`Piece`] planned first |
 
 mod attach;
 mod comma_joins;
@@ -23,6 +24,9 @@ mod join_conditions;
 mod or_factors;
 mod or_filters;
 mod subqueries;
+mod user_functions;
+
+pub use user_functions::Piece;
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -64,6 +68,12 @@ pub(crate) fn rewrite(query: &mut Query, catalog: &Catalog, rw: &mut Rewriter) -
         ControlFlow::<()>::Continue(())
     });
     rewrite_query(query, None, catalog, rw)
+}
+
+/// Moves the nested queries that call a user function into pieces (last: the other rules add
+/// derived tables of their own).
+pub(crate) fn lift(query: &mut Query, catalog: &Catalog, rw: &mut Rewriter) -> Result<Vec<Piece>, SqlError> {
+    user_functions::apply(query, catalog.functions(), rw)
 }
 
 fn rewrite_query(

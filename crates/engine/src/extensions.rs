@@ -1,0 +1,301 @@
+//! The binary's own functions and table operations, as Polars runs them: the builder a user's
+//! `main` fills ([`Extensions`]), the function registry an item's SQL context looks them up in,
+//! and the guard around each call that turns a panic, an error, a wrong length or a wrong type
+//! into a failure naming the function.
+//!
+//! The set is a fact of the process: [`install`] records it once, before the first command, and
+//! hands its Polars-free half (names, versions, parameters) to `runner-spec` for validation.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use polars::prelude::*;
+use polars::sql::{FunctionOptions, FunctionRegistry};
+use runner_spec::extensions::{FunctionSig, Param, Params, Signatures, TableOpSig};
+
+/// A column function: the argument columns in (all of one length, or length 1 for a literal),
+/// one column out.
+pub type ColumnFn = dyn Fn(&[Column]) -> PolarsResult<Column> + Send + Sync;
+
+/// A table operation: a frame and the job's parameters in, a frame out.
+pub type TableOpFn = dyn Fn(LazyFrame, &Params) -> PolarsResult<LazyFrame> + Send + Sync;
+
+/// What a function takes, checked when a query is planned (before any data is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Takes {
+    /// Whatever its own code accepts.
+    Any,
+    /// One text column.
+    Text,
+    /// `n` numeric columns (cast to `f64`).
+    Numbers(usize),
+}
+
+#[derive(Clone)]
+struct Function {
+    version: String,
+    output: DataType,
+    takes: Takes,
+    call: Arc<ColumnFn>,
+}
+
+#[derive(Clone)]
+struct TableOp {
+    sig: TableOpSig,
+    call: Arc<TableOpFn>,
+}
+
+/// The functions and table operations a binary brings. Built once in its `main`:
+///
+/// ```no_run
+/// use runner_engine::extensions::Extensions;
+/// let ext = Extensions::new()
+///     .text_function("host", "1", |url| url.split('/').nth(2).map(str::to_string))
+///     .number_function("km", "1", 1, |v| Some(v[0] / 1000.0));
+/// runner_engine::extensions::install(ext);
+/// ```
+///
+/// Names are lower-case identifiers (SQL finds functions without regard to case), may not be a
+/// Polars SQL function's or a built-in operation's, and are given once: a binary that breaks
+/// these rules panics when it builds its set, at its first start, naming the function.
+#[derive(Clone, Default)]
+pub struct Extensions {
+    functions: BTreeMap<String, Function>,
+    table_ops: BTreeMap<String, TableOp>,
+}
+
+impl Extensions {
+    /// An empty set: what the plain `runner` brings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A function over whole columns, returning a column of `output` type, as long as its
+    /// arguments. The fastest kind: work on the column's chunked arrays directly.
+    pub fn scalar(
+        self,
+        name: &str,
+        version: &str,
+        output: DataType,
+        f: impl Fn(&[Column]) -> PolarsResult<Column> + Send + Sync + 'static,
+    ) -> Self {
+        self.function(name, version, output, Takes::Any, Arc::new(f))
+    }
+
+    /// A function of one text value, `None` for null: `host(url)`. Null in, null out, without
+    /// calling it.
+    pub fn text_function(
+        self,
+        name: &str,
+        version: &str,
+        f: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        let call = move |args: &[Column]| -> PolarsResult<Column> {
+            let text = args[0].str()?;
+            let out: StringChunked = text.iter().map(|v| v.and_then(&f)).collect();
+            Ok(out.with_name(args[0].name().clone()).into_column())
+        };
+        self.function(name, version, DataType::String, Takes::Text, Arc::new(call))
+    }
+
+    /// A function of `arity` numbers (each argument cast to `f64`), `None` for null:
+    /// `km(distance_m)`, `haversine(lat1, lon1, lat2, lon2)`. A null argument gives null without
+    /// calling it.
+    pub fn number_function(
+        self,
+        name: &str,
+        version: &str,
+        arity: usize,
+        f: impl Fn(&[f64]) -> Option<f64> + Send + Sync + 'static,
+    ) -> Self {
+        let call = move |args: &[Column]| -> PolarsResult<Column> {
+            let rows = args.iter().map(Column::len).max().unwrap_or(0);
+            let mut numbers = Vec::with_capacity(args.len());
+            for a in args {
+                let a = if a.len() == 1 && rows > 1 { a.new_from_index(0, rows) } else { a.clone() };
+                numbers.push(a.cast(&DataType::Float64)?.f64()?.rechunk().into_owned());
+            }
+            let mut row = vec![0.0; numbers.len()];
+            let out: Float64Chunked = (0..rows)
+                .map(|i| {
+                    for (slot, column) in row.iter_mut().zip(&numbers) {
+                        *slot = column.get(i)?;
+                    }
+                    f(&row)
+                })
+                .collect();
+            Ok(out.with_name(args[0].name().clone()).into_column())
+        };
+        self.function(name, version, DataType::Float64, Takes::Numbers(arity), Arc::new(call))
+    }
+
+    /// A table operation named in an input's `ops` as `{ op = "name", … }`, taking `params`.
+    pub fn table_op(
+        mut self,
+        name: &str,
+        version: &str,
+        params: Vec<Param>,
+        f: impl Fn(LazyFrame, &Params) -> PolarsResult<LazyFrame> + Send + Sync + 'static,
+    ) -> Self {
+        check_name(name, "table operation");
+        assert!(
+            !runner_spec::BUILTIN_OPS.contains(&name),
+            "table operation {name:?} has the name of a built-in operation; choose another"
+        );
+        assert!(!self.table_ops.contains_key(name), "table operation {name:?} is given twice");
+        let sig = TableOpSig { version: version.to_string(), params };
+        self.table_ops.insert(name.to_string(), TableOp { sig, call: Arc::new(f) });
+        self
+    }
+
+    fn function(mut self, name: &str, version: &str, output: DataType, takes: Takes, call: Arc<ColumnFn>) -> Self {
+        check_name(name, "function");
+        assert!(
+            !runner_sql::POLARS_FUNCTIONS.contains(&name),
+            "function {name:?} has the name of a Polars SQL function; choose another"
+        );
+        assert!(!self.functions.contains_key(name), "function {name:?} is given twice");
+        self.functions.insert(name.to_string(), Function { version: version.to_string(), output, takes, call });
+        self
+    }
+
+    /// Names, versions and parameters, for validation.
+    pub fn signatures(&self) -> Signatures {
+        Signatures {
+            functions: self
+                .functions
+                .iter()
+                .map(|(n, f)| (n.clone(), FunctionSig { version: f.version.clone() }))
+                .collect(),
+            table_ops: self.table_ops.iter().map(|(n, t)| (n.clone(), t.sig.clone())).collect(),
+        }
+    }
+
+    /// True when the binary brings no functions.
+    pub fn has_functions(&self) -> bool {
+        !self.functions.is_empty()
+    }
+
+    /// The registry an item's SQL context looks functions up in; each call records its failure
+    /// in `failure`, so the item can name the function.
+    pub(crate) fn registry(&self, failure: &Failure) -> Arc<dyn FunctionRegistry> {
+        let udfs = self.functions.iter().map(|(name, f)| (name.clone(), udf(name, f, failure.clone()))).collect();
+        Arc::new(Registry { udfs })
+    }
+
+    /// Applies table operation `name` to `frame`; its panic or error names it.
+    pub(crate) fn apply_table_op(&self, name: &str, frame: LazyFrame, params: &Params) -> Result<LazyFrame, String> {
+        let Some(op) = self.table_ops.get(name) else {
+            return Err(format!(
+                "this binary has no table operation {name:?} (it has: {}); was the fleet launched with \
+                 another binary than the one that validated the job?",
+                self.signatures().table_op_list()
+            ));
+        };
+        match catch_unwind(AssertUnwindSafe(|| (op.call)(frame, params))) {
+            Ok(Ok(frame)) => Ok(frame),
+            Ok(Err(e)) => Err(format!("table operation {name} failed: {e}")),
+            Err(panic) => Err(format!("table operation {name} panicked: {}", panic_text(&panic))),
+        }
+    }
+}
+
+fn check_name(name: &str, what: &str) {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    assert!(ok, "{what} {name:?}: a name is a lower-case identifier (a-z, 0-9, _)");
+}
+
+/// The first failure of a user function during one item: the function and what went wrong.
+pub(crate) type Failure = Arc<Mutex<Option<(String, String)>>>;
+
+struct Registry {
+    udfs: PlHashMap<String, UserDefinedFunction>,
+}
+
+impl FunctionRegistry for Registry {
+    fn register(&mut self, name: &str, _: UserDefinedFunction) -> PolarsResult<()> {
+        polars_bail!(ComputeError: "functions are registered by the binary's main, not by SQL ({name})")
+    }
+
+    fn get_udf(&self, name: &str) -> PolarsResult<Option<UserDefinedFunction>> {
+        Ok(self.udfs.get(name).cloned())
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.udfs.contains_key(name)
+    }
+}
+
+/// `f` as Polars calls it: elementwise (so the streaming engine runs it batch by batch), its
+/// arguments checked at planning, and each call guarded.
+fn udf(name: &str, f: &Function, failure: Failure) -> UserDefinedFunction {
+    let (plan_name, output, takes) = (name.to_string(), f.output.clone(), f.takes);
+    let output_type = move |_: &Schema, fields: &[Field]| -> PolarsResult<Field> {
+        let wrong = |want: String| polars_err!(InvalidOperation: "function {plan_name} takes {want}; it was given {}", fields.iter().map(|f| format!("{} ({})", f.name(), f.dtype())).collect::<Vec<_>>().join(", "));
+        match takes {
+            Takes::Any => {}
+            Takes::Text => {
+                if fields.len() != 1 || !matches!(fields[0].dtype(), DataType::String | DataType::Null) {
+                    return Err(wrong("one text argument".into()));
+                }
+            }
+            Takes::Numbers(n) => {
+                if fields.len() != n || !fields.iter().all(|f| f.dtype().is_primitive_numeric() || f.dtype().is_null())
+                {
+                    return Err(wrong(format!("{n} numeric arguments")));
+                }
+            }
+        }
+        let column = fields.first().map(|f| f.name().clone()).unwrap_or_else(|| plan_name.as_str().into());
+        Ok(Field::new(column, output.clone()))
+    };
+    let (call_name, call, declared) = (name.to_string(), f.call.clone(), f.output.clone());
+    let guarded = move |args: &mut [Column]| -> PolarsResult<Column> {
+        let rows = args.iter().map(Column::len).max().unwrap_or(0);
+        let problem = match catch_unwind(AssertUnwindSafe(|| call(args))) {
+            Ok(Ok(out)) if out.len() != rows && !args.is_empty() => {
+                format!("returned {} rows for {rows} (a function returns one value per row)", out.len())
+            }
+            Ok(Ok(out)) if out.dtype() != &declared && !out.dtype().is_null() => {
+                format!("returned {} values, not the {declared} it declares", out.dtype())
+            }
+            Ok(Ok(out)) => return Ok(out),
+            Ok(Err(e)) => format!("failed: {e}"),
+            Err(panic) => format!("panicked: {}", panic_text(&panic)),
+        };
+        if let Ok(mut slot) = failure.lock() {
+            slot.get_or_insert_with(|| (call_name.clone(), problem.clone()));
+        }
+        Err(polars_err!(ComputeError: "function {call_name} {problem}"))
+    };
+    UserDefinedFunction {
+        name: name.into(),
+        fun: new_column_udf(BaseColumnUdf::new(guarded, output_type)),
+        options: FunctionOptions::elementwise(),
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+static INSTALLED: OnceLock<Extensions> = OnceLock::new();
+
+/// Records what this binary brings, for every item it runs and every spec it validates; the
+/// first call wins.
+pub fn install(extensions: Extensions) {
+    runner_spec::extensions::install(extensions.signatures());
+    let _ = INSTALLED.set(extensions);
+}
+
+/// What this binary brings: nothing for the plain `runner`.
+pub fn installed() -> &'static Extensions {
+    static NONE: OnceLock<Extensions> = OnceLock::new();
+    INSTALLED.get().unwrap_or_else(|| NONE.get_or_init(Extensions::default))
+}

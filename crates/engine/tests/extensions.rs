@@ -1,0 +1,191 @@
+//! The binary's own functions and table operations in an item's SQL and ops: everywhere SQL may
+//! call a function (select, where, group by, a CTE, a subquery, a derived table, a union), and
+//! the failures that name the function. This test binary installs one set for the process, as a
+//! binary built with `runner::Extensions` does.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use polars::prelude::*;
+use runner_engine::extensions::{Extensions, install};
+use runner_engine::{EngineError, ItemRun, LocalFile, run_item};
+use runner_spec::JobSpec;
+use runner_spec::extensions::{Param, ParamKind};
+
+const EVENTS: &str = "user_id,url,m,x,y
+u1,https://a.com/x,1500,0,0
+u1,https://b.org/y,500,3,4
+u2,https://a.com/z,2000,6,8
+u2,,0,1,1
+";
+
+fn setup() {
+    install(
+        Extensions::new()
+            .text_function("host", "1", |url| url.split('/').nth(2).map(str::to_string))
+            .number_function("km", "1", 1, |v| Some(v[0] / 1000.0))
+            .number_function("dist", "1", 4, |v| Some(((v[2] - v[0]).powi(2) + (v[3] - v[1]).powi(2)).sqrt()))
+            .scalar("boom", "1", DataType::String, |args| {
+                let text = args[0].str()?;
+                if text.iter().any(|v| v == Some("https://b.org/y")) {
+                    panic!("cannot parse https://b.org/y");
+                }
+                Ok(args[0].clone())
+            })
+            .scalar("short", "1", DataType::String, |args| Ok(args[0].head(Some(1))))
+            .scalar("wrongtype", "1", DataType::String, |args| Ok(Column::new("n".into(), vec![1i64; args[0].len()])))
+            .table_op(
+                "scale",
+                "1",
+                vec![Param::required("column", ParamKind::Text), Param::required("factor", ParamKind::Float)],
+                |frame, params| {
+                    let column = params.text("column").unwrap_or_default().to_string();
+                    let factor = params.float("factor").unwrap_or(1.0);
+                    Ok(frame.with_column((col(column.as_str()) * lit(factor)).alias(column.as_str())))
+                },
+            ),
+    );
+}
+
+fn job(ops: &str, sql: &str) -> JobSpec {
+    setup();
+    let text = format!(
+        r#"
+name = "web"
+[[step]]
+name = "clean"
+[step.inputs.raw]
+path = "raw/*.csv"
+format = "csv"
+columns = [["user_id", "str"], ["url", "str"], ["m", "f64"], ["x", "f64"], ["y", "f64"]]
+ops = [{ops}]
+[step.outputs.out]
+path = "out"
+sql = """{sql}"""
+"#
+    );
+    JobSpec::parse(&text, "job.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(job: &JobSpec, dir: &Path) -> Result<DataFrame, EngineError> {
+    let file = dir.join("a.csv");
+    std::fs::write(&file, EVENTS).unwrap();
+    let inputs = BTreeMap::from([(
+        "raw".to_string(),
+        vec![LocalFile { path: file.clone(), source: "raw/a.csv".into(), size: EVENTS.len() as u64 }],
+    )]);
+    let out = dir.join("out");
+    run_item(ItemRun { step: &job.steps[0], partition: None, inputs, out_dir: &out, file_tag: "i", checks: &[] })?;
+    Ok(LazyFrame::scan_parquet(PlRefPath::new(out.join("out").to_string_lossy().as_ref()), Default::default())
+        .unwrap()
+        .collect()
+        .unwrap())
+}
+
+fn query(sql: &str) -> DataFrame {
+    let dir = tempfile::tempdir().unwrap();
+    run(&job("", sql), dir.path()).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn texts(df: &DataFrame, column: &str) -> Vec<Option<String>> {
+    df.column(column).unwrap().str().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+}
+
+fn numbers(df: &DataFrame, column: &str) -> Vec<Option<f64>> {
+    df.column(column).unwrap().cast(&DataType::Float64).unwrap().f64().unwrap().iter().collect()
+}
+
+#[test]
+fn functions_stand_in_select_where_and_group_by() {
+    let df = query(
+        "SELECT host(url) AS h, sum(km(m)) AS k, count(*) AS n FROM raw \
+         WHERE host(url) IS NOT NULL GROUP BY host(url) ORDER BY h",
+    );
+    assert_eq!(texts(&df, "h"), [Some("a.com".into()), Some("b.org".into())]);
+    assert_eq!(numbers(&df, "k"), [Some(3.5), Some(0.5)]);
+    assert_eq!(numbers(&df, "n"), [Some(2.0), Some(1.0)]);
+    // Null in, null out; literals broadcast; several arguments.
+    let df = query("SELECT host(url) AS h, dist(0, 0, x, y) AS d FROM raw ORDER BY d");
+    assert_eq!(texts(&df, "h"), [Some("a.com".into()), None, Some("b.org".into()), Some("a.com".into())]);
+    assert_eq!(numbers(&df, "d"), [Some(0.0), Some(2f64.sqrt()), Some(5.0), Some(10.0)]);
+}
+
+#[test]
+fn functions_stand_in_ctes_subqueries_derived_tables_and_unions() {
+    let df = query(
+        "WITH hosts AS (SELECT user_id, host(url) AS h FROM raw) \
+         SELECT h AS v FROM hosts WHERE user_id IN (SELECT user_id FROM raw WHERE dist(0, 0, x, y) > 6) \
+         UNION ALL SELECT CAST(d.k AS VARCHAR) AS v FROM (SELECT km(m) AS k FROM raw WHERE user_id = 'u1') AS d",
+    );
+    let mut v = texts(&df, "v");
+    v.sort();
+    assert_eq!(v, [None, Some("0.5".into()), Some("1.5".into()), Some("a.com".into())]);
+}
+
+#[test]
+fn a_table_operation_takes_its_parameters_from_the_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(r#"{ op = "scale", column = "m", factor = 0.001 }"#, "SELECT user_id, m FROM raw ORDER BY m");
+    let df = run(&job, dir.path()).unwrap();
+    assert_eq!(numbers(&df, "m"), [Some(0.0), Some(0.5), Some(1.5), Some(2.0)]);
+}
+
+fn failure(sql: &str) -> (EngineError, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = run(&job("", sql), dir.path()).unwrap_err();
+    let permanent = e.is_permanent();
+    (e, permanent)
+}
+
+#[test]
+fn a_panic_a_wrong_length_or_a_wrong_type_fails_the_item_naming_function_step_and_file() {
+    let (e, permanent) = failure("SELECT boom(url) AS b FROM raw");
+    assert_eq!(
+        e.to_string(),
+        "step \"clean\": function boom panicked: cannot parse https://b.org/y (the item's files: raw/a.csv)"
+    );
+    assert!(permanent, "a retry can't fix it");
+    let (e, _) = failure("SELECT short(url) AS s FROM raw");
+    assert_eq!(
+        e.to_string(),
+        "step \"clean\": function short returned 1 rows for 4 (a function returns one value per row) \
+         (the item's files: raw/a.csv)"
+    );
+    let (e, _) = failure("WITH c AS (SELECT wrongtype(url) AS w FROM raw) SELECT w FROM c");
+    assert_eq!(
+        e.to_string(),
+        "step \"clean\": function wrongtype returned i64 values, not the str it declares (the item's files: raw/a.csv)"
+    );
+}
+
+#[test]
+fn wrong_arguments_are_refused_when_the_query_is_planned() {
+    let (e, permanent) = failure("SELECT host(m) AS h FROM raw");
+    assert!(permanent);
+    assert!(e.to_string().contains("function host takes one text argument; it was given m (f64)"), "{e}");
+    let (e, _) = failure("SELECT dist(x, y) AS d FROM raw");
+    assert!(e.to_string().contains("function dist takes 4 numeric arguments; it was given x (f64), y (f64)"), "{e}");
+}
+
+#[test]
+fn every_name_in_the_front_ends_list_is_a_polars_sql_function() {
+    let frame = df!("a" => [1i64, 2], "s" => ["x", "y"]).unwrap().lazy();
+    let mut refused = Vec::new();
+    for name in runner_sql::POLARS_FUNCTIONS {
+        let mut ctx = polars::sql::SQLContext::new();
+        ctx.register("t", frame.clone());
+        for args in ["a", "s", "a, a"] {
+            if let Err(e) = ctx.execute(&format!("SELECT {name}({args}) FROM t"))
+                && e.to_string().contains("unsupported function")
+            {
+                refused.push(*name);
+                break;
+            }
+        }
+    }
+    assert_eq!(refused, Vec::<&str>::new(), "Polars SQL refuses these as unknown");
+    let mut ctx = polars::sql::SQLContext::new();
+    ctx.register("t", frame);
+    let unknown = ctx.execute("SELECT ua_family(s) FROM t").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(unknown.contains("unsupported function"), "the test can tell: {unknown}");
+}
