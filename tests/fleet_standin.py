@@ -35,10 +35,10 @@ def upload_launcher(s3, bucket: str, runner: Path = RUNNER) -> str:  # type: ign
     return f'worker_binaries.x86_64 = {{ uri = "s3://{bucket}/{key}", sha256 = "{sha}" }}'
 
 
-def aws_runner_config(workdir: Path, bucket: str, extra: str = "") -> dict:
+def aws_runner_config(workdir: Path, bucket: str, extra: str = "", runner: Path = RUNNER) -> dict:
     """A bucket, a VPC with a subnet in two zones, the worker stand-in binary, and a runner
     config for the aws backend over them (moto launches an instance per unit of capacity, so
-    the fleet is kept to 2 vCPUs). Returns the S3 client, the env for the runner and the
+    the fleet is kept to 2 vCPUs); the workers run `runner`. Returns the S3 client, the env for the runner and the
     config's path."""
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=bucket)
@@ -49,7 +49,7 @@ def aws_runner_config(workdir: Path, bucket: str, extra: str = "") -> dict:
         for i, az in enumerate(["us-east-1a", "us-east-1b"])
     ]
     ami = ec2.describe_images(Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]["ImageId"]
-    binary = upload_launcher(s3, bucket)
+    binary = upload_launcher(s3, bucket, runner)
     config = workdir / "runner.toml"
     config.write_text(
         f"""

@@ -25,8 +25,10 @@
 //! runner fleet gc --config runner.toml
 //! ```
 //!
-//! It owns no planning, execution or backend logic of its own.
+//! It owns no planning, execution or backend logic of its own. A user's crate extends it with
+//! functions and table operations of its own ([`extend`]): `Extensions::new()….main()`.
 
+mod alloc;
 pub mod checks;
 pub mod cli;
 pub mod commands;
@@ -35,6 +37,12 @@ pub mod cost;
 pub mod dagster;
 pub mod dist;
 pub mod example_data;
+pub mod extend;
 pub mod logging;
 pub mod memory;
 pub mod progress;
+
+pub use extend::{Extensions, Main, Param, ParamKind, ParamValue, Params};
+/// The Polars the engine is built with (0.55.2, with the engine's features), for the functions
+/// a binary brings.
+pub use runner_engine::polars;

@@ -242,7 +242,10 @@ fn udf(name: &str, f: &Function, failure: Failure) -> UserDefinedFunction {
                 }
             }
             Takes::Numbers(n) => {
-                if fields.len() != n || !fields.iter().all(|f| f.dtype().is_primitive_numeric() || f.dtype().is_null())
+                if fields.len() != n
+                    || !fields
+                        .iter()
+                        .all(|f| f.dtype().is_primitive_numeric() || f.dtype().is_decimal() || f.dtype().is_null())
                 {
                     return Err(wrong(format!("{n} numeric arguments")));
                 }

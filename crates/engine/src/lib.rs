@@ -47,6 +47,7 @@ use std::time::Instant;
 
 use polars::prelude::*;
 
+pub use polars;
 use runner_spec::StepSpec;
 pub use runner_types::{ItemStats, OutputStats};
 use runner_types::{Partition, StepName};

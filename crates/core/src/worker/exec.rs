@@ -46,9 +46,11 @@ pub enum ExecError {
 
 impl ExecError {
     /// True when a retry must fail the same way (see [`EngineError::is_permanent`]); a panic
-    /// of Polars is met again by every attempt on the same inputs.
+    /// of Polars is met again by every attempt on the same inputs, and a spec this binary can't
+    /// take (one naming a function or operation it lacks: a fleet launched with another binary
+    /// than the one that validated the job) by every worker of the fleet.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Engine(e) if e.is_permanent()) || matches!(self, Self::Panicked(_))
+        matches!(self, Self::Engine(e) if e.is_permanent()) || matches!(self, Self::Panicked(_) | Self::Spec { .. })
     }
 }
 
