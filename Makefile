@@ -59,15 +59,19 @@ bench: venv
 # 2023 (a plain build on a newer glibc needs GLIBC_2.35 symbols and would not start there).
 # zig, from PyPI, is the linker; cargo-zigbuild drives it. Upload the result with
 # `runner dist upload target/dist/runner-x86_64 --to s3://BUCKET/bin` (see runner/AWS.md).
+# A binary with your own functions builds the same way, by its package and binary names:
+# `make dist DIST_PACKAGE=clickstream DIST_BIN=clickstream-runner` (see runner/EXTENDING.md).
 DIST_GLIBC ?= 2.34
+DIST_PACKAGE ?= runner
+DIST_BIN ?= runner
 dist: venv build
 	@command -v cargo-zigbuild >/dev/null || $(CARGO) install --locked cargo-zigbuild
 	$(VENV)/bin/uv pip install --quiet --python $(PY) ziglang
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release -p runner --bin runner \
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release -p $(DIST_PACKAGE) --bin $(DIST_BIN) \
 		--target x86_64-unknown-linux-gnu.$(DIST_GLIBC)
 	mkdir -p target/dist
-	cp target/x86_64-unknown-linux-gnu/release/runner target/dist/runner-x86_64
-	target/debug/runner dist check target/dist/runner-x86_64 --max-glibc $(DIST_GLIBC)
+	cp target/x86_64-unknown-linux-gnu/release/$(DIST_BIN) target/dist/$(DIST_BIN)-x86_64
+	target/debug/runner dist check target/dist/$(DIST_BIN)-x86_64 --max-glibc $(DIST_GLIBC)
 
 lint: venv
 	$(CARGO) fmt --all --check

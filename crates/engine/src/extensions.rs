@@ -37,6 +37,8 @@ struct Function {
     version: String,
     output: DataType,
     takes: Takes,
+    /// True for an aggregate: one value per group (or per query without `GROUP BY`).
+    aggregate: bool,
     call: Arc<ColumnFn>,
 }
 
@@ -80,7 +82,34 @@ impl Extensions {
         output: DataType,
         f: impl Fn(&[Column]) -> PolarsResult<Column> + Send + Sync + 'static,
     ) -> Self {
-        self.function(name, version, output, Takes::Any, Arc::new(f))
+        self.function(name, version, output, Takes::Any, false, Arc::new(f))
+    }
+
+    /// An aggregate function: called with a group's rows (all rows without `GROUP BY`), it
+    /// returns one value of `output` type, as a column of length 1.
+    pub fn aggregate(
+        self,
+        name: &str,
+        version: &str,
+        output: DataType,
+        f: impl Fn(&[Column]) -> PolarsResult<Column> + Send + Sync + 'static,
+    ) -> Self {
+        self.function(name, version, output, Takes::Any, true, Arc::new(f))
+    }
+
+    /// An aggregate of one numeric argument (cast to `f64`, nulls left out): `geomean(x)`.
+    pub fn number_aggregate(
+        self,
+        name: &str,
+        version: &str,
+        f: impl Fn(&[f64]) -> Option<f64> + Send + Sync + 'static,
+    ) -> Self {
+        let call = move |args: &[Column]| -> PolarsResult<Column> {
+            let numbers = args[0].cast(&DataType::Float64)?;
+            let values: Vec<f64> = numbers.f64()?.iter().flatten().collect();
+            Ok(Column::new(args[0].name().clone(), [f(&values)]))
+        };
+        self.function(name, version, DataType::Float64, Takes::Numbers(1), true, Arc::new(call))
     }
 
     /// A function of one text value, `None` for null: `host(url)`. Null in, null out, without
@@ -96,7 +125,7 @@ impl Extensions {
             let out: StringChunked = text.iter().map(|v| v.and_then(&f)).collect();
             Ok(out.with_name(args[0].name().clone()).into_column())
         };
-        self.function(name, version, DataType::String, Takes::Text, Arc::new(call))
+        self.function(name, version, DataType::String, Takes::Text, false, Arc::new(call))
     }
 
     /// A function of `arity` numbers (each argument cast to `f64`), `None` for null:
@@ -127,7 +156,7 @@ impl Extensions {
                 .collect();
             Ok(out.with_name(args[0].name().clone()).into_column())
         };
-        self.function(name, version, DataType::Float64, Takes::Numbers(arity), Arc::new(call))
+        self.function(name, version, DataType::Float64, Takes::Numbers(arity), false, Arc::new(call))
     }
 
     /// A table operation named in an input's `ops` as `{ op = "name", … }`, taking `params`.
@@ -149,14 +178,23 @@ impl Extensions {
         self
     }
 
-    fn function(mut self, name: &str, version: &str, output: DataType, takes: Takes, call: Arc<ColumnFn>) -> Self {
+    fn function(
+        mut self,
+        name: &str,
+        version: &str,
+        output: DataType,
+        takes: Takes,
+        aggregate: bool,
+        call: Arc<ColumnFn>,
+    ) -> Self {
         check_name(name, "function");
         assert!(
             !runner_sql::POLARS_FUNCTIONS.contains(&name),
             "function {name:?} has the name of a Polars SQL function; choose another"
         );
         assert!(!self.functions.contains_key(name), "function {name:?} is given twice");
-        self.functions.insert(name.to_string(), Function { version: version.to_string(), output, takes, call });
+        self.functions
+            .insert(name.to_string(), Function { version: version.to_string(), output, takes, aggregate, call });
         self
     }
 
@@ -228,8 +266,8 @@ impl FunctionRegistry for Registry {
     }
 }
 
-/// `f` as Polars calls it: elementwise (so the streaming engine runs it batch by batch), its
-/// arguments checked at planning, and each call guarded.
+/// `f` as Polars calls it: elementwise (so the streaming engine runs it batch by batch) or, for
+/// an aggregate, once per group; its arguments checked at planning, and each call guarded.
 fn udf(name: &str, f: &Function, failure: Failure) -> UserDefinedFunction {
     let (plan_name, output, takes) = (name.to_string(), f.output.clone(), f.takes);
     let output_type = move |_: &Schema, fields: &[Field]| -> PolarsResult<Field> {
@@ -254,11 +292,14 @@ fn udf(name: &str, f: &Function, failure: Failure) -> UserDefinedFunction {
         let column = fields.first().map(|f| f.name().clone()).unwrap_or_else(|| plan_name.as_str().into());
         Ok(Field::new(column, output.clone()))
     };
-    let (call_name, call, declared) = (name.to_string(), f.call.clone(), f.output.clone());
+    let (call_name, call, declared, aggregate) = (name.to_string(), f.call.clone(), f.output.clone(), f.aggregate);
     let guarded = move |args: &mut [Column]| -> PolarsResult<Column> {
         let rows = args.iter().map(Column::len).max().unwrap_or(0);
         let problem = match catch_unwind(AssertUnwindSafe(|| call(args))) {
-            Ok(Ok(out)) if out.len() != rows && !args.is_empty() => {
+            Ok(Ok(out)) if aggregate && out.len() != 1 => {
+                format!("returned {} rows for a group (an aggregate returns one value)", out.len())
+            }
+            Ok(Ok(out)) if !aggregate && out.len() != rows && !args.is_empty() => {
                 format!("returned {} rows for {rows} (a function returns one value per row)", out.len())
             }
             Ok(Ok(out)) if out.dtype() != &declared && !out.dtype().is_null() => {
@@ -276,7 +317,7 @@ fn udf(name: &str, f: &Function, failure: Failure) -> UserDefinedFunction {
     UserDefinedFunction {
         name: name.into(),
         fun: new_column_udf(BaseColumnUdf::new(guarded, output_type)),
-        options: FunctionOptions::elementwise(),
+        options: if f.aggregate { FunctionOptions::aggregation() } else { FunctionOptions::elementwise() },
     }
 }
 

@@ -32,6 +32,9 @@ fn setup() {
                 }
                 Ok(args[0].clone())
             })
+            .number_aggregate("geomean", "1", |v| {
+                (!v.is_empty()).then(|| (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp())
+            })
             .scalar("short", "1", DataType::String, |args| Ok(args[0].head(Some(1))))
             .scalar("wrongtype", "1", DataType::String, |args| Ok(Column::new("n".into(), vec![1i64; args[0].len()])))
             .table_op(
@@ -120,6 +123,40 @@ fn functions_stand_in_ctes_subqueries_derived_tables_and_unions() {
     let mut v = texts(&df, "v");
     v.sort();
     assert_eq!(v, [None, Some("0.5".into()), Some("1.5".into()), Some("a.com".into())]);
+}
+
+#[test]
+fn aggregates_stand_in_group_by_ctes_and_whole_queries() {
+    // m: u1 1500, 500; u2 2000, 0. geomean(1500, 500) = sqrt(750000); (2000, 0) = 0.
+    let df = query(
+        "WITH g AS (SELECT user_id, geomean(m) AS gm, count(*) AS n FROM raw GROUP BY user_id) \
+         SELECT user_id, gm, n FROM g ORDER BY user_id",
+    );
+    assert_eq!(texts(&df, "user_id"), [Some("u1".into()), Some("u2".into())]);
+    let gm = numbers(&df, "gm");
+    assert!((gm[0].unwrap() - 750_000f64.sqrt()).abs() < 1e-9, "{gm:?}");
+    assert_eq!(gm[1], Some(0.0));
+    let whole = query("SELECT geomean(x + 1) AS g FROM raw");
+    // x + 1: 1, 4, 7, 2 → (56)^(1/4).
+    assert!((numbers(&whole, "g")[0].unwrap() - 56f64.powf(0.25)).abs() < 1e-9);
+}
+
+#[test]
+fn functions_stand_in_having_order_by_join_on_and_over_aggregates() {
+    let df = query(
+        "SELECT user_id, geomean(m + 1) AS g, km(sum(m)) AS total FROM raw GROUP BY user_id \
+         HAVING geomean(m + 1) > 100 ORDER BY total DESC",
+    );
+    // u1: 1501, 501 → sqrt(752001) ≈ 867; u2: 2001, 1 → sqrt(2001) ≈ 44.7, dropped by HAVING.
+    assert_eq!(texts(&df, "user_id"), [Some("u1".into())]);
+    assert_eq!(numbers(&df, "total"), [Some(2.0)]);
+    let df = query(
+        "SELECT a.user_id AS a, b.user_id AS b FROM raw AS a JOIN raw AS b ON host(a.url) = host(b.url) \
+         WHERE a.user_id < b.user_id ORDER BY host(a.url), a.user_id",
+    );
+    // a.com: u1 and u2.
+    assert_eq!(texts(&df, "a"), [Some("u1".into())]);
+    assert_eq!(texts(&df, "b"), [Some("u2".into())]);
 }
 
 #[test]

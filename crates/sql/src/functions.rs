@@ -182,6 +182,13 @@ pub(crate) fn check_known(query: &Query, user: &BTreeSet<String>) -> Result<(), 
     let _ = sqlparser::ast::visit_expressions(query, |e| {
         if let Expr::Function(f) = e {
             let name = name_of(f);
+            if user.contains(&name) && f.over.is_some() {
+                unknown = Some(SqlError::unsupported(
+                    f,
+                    format!("{name} is one of the binary's functions, which can't be window functions (OVER)"),
+                ));
+                return ControlFlow::Break(());
+            }
             if !POLARS_FUNCTIONS.contains(&name.as_str()) && !user.contains(&name) {
                 unknown = Some(SqlError::unsupported(
                     f,
@@ -241,6 +248,13 @@ mod tests {
         let other = check_known(&q, &user(&["host", "dist"])).unwrap_err().to_string();
         assert!(other.ends_with("this binary's own functions are dist, host"), "{other}");
         check_known(&q, &user(&["ua_family"])).unwrap();
+        let window = parse_query("SELECT ua_family(a) OVER (PARTITION BY b) FROM t").unwrap();
+        assert!(
+            check_known(&window, &user(&["ua_family"]))
+                .unwrap_err()
+                .to_string()
+                .ends_with("can't be window functions (OVER)")
+        );
     }
 
     #[test]
