@@ -43,7 +43,7 @@ demo: venv build
 bench: venv
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -r bench/requirements.txt
 	RUSTFLAGS="-C target-cpu=native" $(CARGO) build --release -p pipes-rs --all-features --examples --bins
-	RUSTFLAGS="-C target-cpu=native" $(CARGO) build --release -p runner --bins --examples
+	RUSTFLAGS="-C target-cpu=native" $(CARGO) build --release -p runner -p clickstream --bins --examples
 	$(PY) bench/pipes_throughput.py
 	$(PY) bench/runner_vs_peers.py
 	$(PY) bench/reduce_layout.py
@@ -54,6 +54,7 @@ bench: venv
 	$(PY) bench/fleet_packing.py
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --target .bench/polars-newest polars==2.1.0
 	BENCH_POLARS_PATH=.bench/polars-newest $(PY) bench/tpch.py
+	BENCH_POLARS_PATH=.bench/polars-newest $(PY) bench/custom_functions.py
 
 # The worker binary for EC2 (x86_64), linked against glibc 2.34 so it loads on Amazon Linux
 # 2023 (a plain build on a newer glibc needs GLIBC_2.35 symbols and would not start there).

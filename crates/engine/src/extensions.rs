@@ -146,14 +146,33 @@ impl Extensions {
                 numbers.push(a.cast(&DataType::Float64)?.f64()?.rechunk().into_owned());
             }
             let mut row = vec![0.0; numbers.len()];
-            let out: Float64Chunked = (0..rows)
-                .map(|i| {
-                    for (slot, column) in row.iter_mut().zip(&numbers) {
-                        *slot = column.get(i)?;
-                    }
-                    f(&row)
-                })
-                .collect();
+            // Without nulls, the values are read straight from their buffers.
+            let slices: Option<Vec<&[f64]>> = numbers.iter().map(|c| c.cont_slice().ok()).collect();
+            let out: Float64Chunked = match slices {
+                Some(slices) => (0..rows)
+                    .map(|i| {
+                        for (slot, values) in row.iter_mut().zip(&slices) {
+                            *slot = values[i];
+                        }
+                        f(&row)
+                    })
+                    .collect(),
+                None => {
+                    let mut columns: Vec<_> = numbers.iter().map(|c| c.iter()).collect();
+                    (0..rows)
+                        .map(|_| {
+                            let mut null = false;
+                            for (slot, values) in row.iter_mut().zip(columns.iter_mut()) {
+                                match values.next().flatten() {
+                                    Some(v) => *slot = v,
+                                    None => null = true,
+                                }
+                            }
+                            if null { None } else { f(&row) }
+                        })
+                        .collect()
+                }
+            };
             Ok(out.with_name(args[0].name().clone()).into_column())
         };
         self.function(name, version, DataType::Float64, Takes::Numbers(arity), false, Arc::new(call))

@@ -111,6 +111,10 @@ fn functions_stand_in_select_where_and_group_by() {
     let df = query("SELECT host(url) AS h, dist(0, 0, x, y) AS d FROM raw ORDER BY d");
     assert_eq!(texts(&df, "h"), [Some("a.com".into()), None, Some("b.org".into()), Some("a.com".into())]);
     assert_eq!(numbers(&df, "d"), [Some(0.0), Some(2f64.sqrt()), Some(5.0), Some(10.0)]);
+    // A null argument gives null without a call.
+    let df = query("SELECT km(NULLIF(m, 0)) AS k, dist(x, y, NULLIF(x, 0), 0) AS d FROM raw ORDER BY m");
+    assert_eq!(numbers(&df, "k"), [None, Some(0.5), Some(1.5), Some(2.0)]);
+    assert_eq!(numbers(&df, "d"), [Some(1.0), Some(4.0), None, Some(8.0)]);
 }
 
 #[test]
