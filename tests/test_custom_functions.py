@@ -8,7 +8,9 @@ import csv
 import math
 import os
 import random
+import shutil
 import subprocess
+import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import boto3
 import duckdb
 import pytest
 from dagster import DailyPartitionsDefinition, instance_for_test, materialize
+from dagster.components.testing import create_defs_folder_sandbox
 from fleet_standin import FleetStandIn, aws_runner_config
 from runner_helpers import ROOT, RUNNER
 from spotlake.job_assets import results, run_selection, runner_assets
@@ -252,6 +255,37 @@ def test_through_dagster_with_the_users_binary(tmp_path: Path) -> None:
             for e in result.get_asset_materialization_events()
         }
     assert rows["sessionized_hits"] == len(hits)
+    assert_outputs_match(tmp_path, hits)
+
+
+def test_the_component_runs_the_users_binary(tmp_path: Path) -> None:
+    hits = make_hits(1000)
+    write_hits(tmp_path / "raw" / DAY, hits)
+    with create_defs_folder_sandbox() as sandbox:
+        folder = sandbox.defs_folder_path / "clicks"
+        folder.mkdir(parents=True)
+        shutil.copy(JOB, folder / "job.toml")
+        (folder / "defs.yaml").write_text(
+            textwrap.dedent(
+                f"""\
+                type: spotlake.RunnerJobComponent
+                attributes:
+                  job: job.toml
+                  runner_bin: {CLICKSTREAM}
+                  root: {tmp_path}
+                  partitions:
+                    type: daily
+                    start: "{DAY}"
+                """
+            )
+        )
+        with sandbox.build_all_defs() as defs, instance_for_test() as instance:
+            keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+            assert keys == {"raw_hits", "sessionized_hits", "sessions", "hit_counts"}
+            result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+                instance=instance, partition_key=DAY
+            )
+            assert result.success
     assert_outputs_match(tmp_path, hits)
 
 
