@@ -320,3 +320,27 @@ def test_on_the_aws_backend_the_fleet_runs_the_users_binary(aws: dict, tmp_path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 s3.download_file("clicks", o["Key"], str(target))
     assert_outputs_match(outputs, hits)
+
+
+def test_a_fleet_launched_with_another_binary_fails_at_once_naming_what_it_lacks(aws_env, tmp_path: Path) -> None:
+    # The orchestrator is the user's binary (it validates the job); the workers run the plain runner.
+    config = aws_runner_config(tmp_path, "wrongbin", runner=RUNNER)
+    local = tmp_path / "upload"
+    write_hits(local / "raw" / DAY, make_hits(100))
+    for f in sorted((local / "raw" / DAY).iterdir()):
+        config["s3"].upload_file(str(f), "wrongbin", f"data/raw/{DAY}/{f.name}")
+    with FleetStandIn(tmp_path, config["env"]) as fleet:
+        done = subprocess.run(
+            [str(CLICKSTREAM), "run", str(JOB), "--backend", "aws", "--root", "s3://wrongbin/data", "--partition", DAY],
+            capture_output=True,
+            text=True,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}, **config["env"]},
+            timeout=600,
+        )
+        assert fleet.running_instances() == 0 and fleet.live_fleets() == 0
+    assert done.returncode != 0
+    assert (
+        'no operation "sessionize": the built-in ones are parse_json, unnest, explode, flatten, '
+        "and this binary's own are none" in done.stderr
+    ), done.stderr
+    assert "all failed after 1 attempt(s)" in done.stderr, done.stderr
