@@ -280,7 +280,7 @@ pub async fn plan_step(
         }
     };
     // The step's definition, canonical: any change to it makes new items.
-    let definition = serde_json::to_string(step).unwrap_or_default();
+    let definition = definition_of(step, runner_spec::extensions::installed());
     let mut items = Vec::new();
     for (unit, files) in groups {
         let mut inputs = shared.clone();
@@ -311,6 +311,15 @@ pub async fn plan_step(
     Ok(items)
 }
 
+/// What an item's id holds of its step: the step as written and, when it uses the binary's own
+/// functions or operations, their versions, so a new version of one makes new items (the old
+/// outputs are stale) while a step that uses none keeps its ids.
+fn definition_of(step: &StepSpec, brought: &runner_spec::extensions::Signatures) -> String {
+    let written = serde_json::to_string(step).unwrap_or_default();
+    let used = runner_spec::describe::extensions_used(step, brought);
+    if used.is_empty() { written } else { format!("{written}\u{1}{}", used.join(" ")) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +331,32 @@ mod tests {
 
     fn keys(group: &[(Location, ObjectMeta)]) -> Vec<&str> {
         group.iter().map(|f| f.1.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_new_version_of_a_used_function_makes_new_items_and_others_keep_theirs() {
+        use runner_spec::extensions::{FunctionSig, Signatures};
+        let job = |sql: &str| {
+            let text = format!(
+                r#"{{"name": "j", "step": [{{"name": "s", "inputs": {{"raw": {{"path": "raw/*.csv", "format": "csv"}}}},
+                    "outputs": {{"out": {{"path": "out", "sql": "{sql}"}}}}}}]}}"#
+            );
+            // Read without validation: this test's process brings no functions.
+            serde_json::from_str::<JobSpec>(&text).unwrap()
+        };
+        let brought = |version: &str| {
+            let mut s = Signatures::default();
+            s.functions.insert("host".into(), FunctionSig { version: version.into() });
+            s
+        };
+        let uses = job("SELECT host(url) AS h FROM raw");
+        assert_ne!(definition_of(&uses.steps[0], &brought("1")), definition_of(&uses.steps[0], &brought("2")));
+        let plain = job("SELECT url FROM raw");
+        assert_eq!(
+            definition_of(&plain.steps[0], &brought("1")),
+            serde_json::to_string(&plain.steps[0]).unwrap(),
+            "a step using none keeps the ids it had"
+        );
     }
 
     #[test]
