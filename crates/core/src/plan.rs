@@ -346,7 +346,7 @@ mod tests {
         };
         let brought = |version: &str| {
             let mut s = Signatures::default();
-            s.functions.insert("host".into(), FunctionSig { version: version.into() });
+            s.functions.insert("host".into(), FunctionSig { version: version.into(), aggregate: false });
             s
         };
         let uses = job("SELECT host(url) AS h FROM raw");

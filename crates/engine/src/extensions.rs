@@ -121,7 +121,9 @@ impl Extensions {
         f: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         let call = move |args: &[Column]| -> PolarsResult<Column> {
-            let text = args[0].str()?;
+            // An all-null argument comes typed as null: it is text with no values.
+            let text = args[0].cast(&DataType::String)?;
+            let text = text.str()?;
             let out: StringChunked = text.iter().map(|v| v.and_then(&f)).collect();
             Ok(out.with_name(args[0].name().clone()).into_column())
         };
@@ -139,10 +141,11 @@ impl Extensions {
         f: impl Fn(&[f64]) -> Option<f64> + Send + Sync + 'static,
     ) -> Self {
         let call = move |args: &[Column]| -> PolarsResult<Column> {
-            let rows = args.iter().map(Column::len).max().unwrap_or(0);
+            let rows = rows_of(args);
             let mut numbers = Vec::with_capacity(args.len());
             for a in args {
-                let a = if a.len() == 1 && rows > 1 { a.new_from_index(0, rows) } else { a.clone() };
+                // A literal comes as one value: it stands for every row (of none, too).
+                let a = if a.len() == 1 && rows != 1 { a.new_from_index(0, rows) } else { a.clone() };
                 numbers.push(a.cast(&DataType::Float64)?.f64()?.rechunk().into_owned());
             }
             let mut row = vec![0.0; numbers.len()];
@@ -211,6 +214,10 @@ impl Extensions {
             !runner_sql::POLARS_FUNCTIONS.contains(&name),
             "function {name:?} has the name of a Polars SQL function; choose another"
         );
+        assert!(
+            !runner_sql::SYNTAX_NAMES.contains(&name),
+            "function {name:?} has a name SQL reads as syntax of its own (as in TRIM(BOTH …)); choose another"
+        );
         assert!(!self.functions.contains_key(name), "function {name:?} is given twice");
         self.functions
             .insert(name.to_string(), Function { version: version.to_string(), output, takes, aggregate, call });
@@ -223,7 +230,7 @@ impl Extensions {
             functions: self
                 .functions
                 .iter()
-                .map(|(n, f)| (n.clone(), FunctionSig { version: f.version.clone() }))
+                .map(|(n, f)| (n.clone(), FunctionSig { version: f.version.clone(), aggregate: f.aggregate }))
                 .collect(),
             table_ops: self.table_ops.iter().map(|(n, t)| (n.clone(), t.sig.clone())).collect(),
         }
@@ -313,7 +320,7 @@ fn udf(name: &str, f: &Function, failure: Failure) -> UserDefinedFunction {
     };
     let (call_name, call, declared, aggregate) = (name.to_string(), f.call.clone(), f.output.clone(), f.aggregate);
     let guarded = move |args: &mut [Column]| -> PolarsResult<Column> {
-        let rows = args.iter().map(Column::len).max().unwrap_or(0);
+        let rows = rows_of(args);
         let problem = match catch_unwind(AssertUnwindSafe(|| call(args))) {
             Ok(Ok(out)) if aggregate && out.len() != 1 => {
                 format!("returned {} rows for a group (an aggregate returns one value)", out.len())
@@ -338,6 +345,12 @@ fn udf(name: &str, f: &Function, failure: Failure) -> UserDefinedFunction {
         fun: new_column_udf(BaseColumnUdf::new(guarded, output_type)),
         options: if f.aggregate { FunctionOptions::aggregation() } else { FunctionOptions::elementwise() },
     }
+}
+
+/// How many rows a call is for: the length of its column arguments; literals come as one value
+/// each, so a call of literals alone is for one row.
+fn rows_of(args: &[Column]) -> usize {
+    args.iter().map(Column::len).find(|&n| n != 1).unwrap_or(1)
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {

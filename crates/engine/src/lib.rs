@@ -268,13 +268,14 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
     let mut counted: Vec<Counted> = Vec::new();
     let brought = extensions::installed();
     let failure = extensions::Failure::default();
-    let mut ctx = polars::sql::SQLContext::new();
-    if brought.has_functions() {
-        ctx = ctx.with_function_registry(brought.registry(&failure));
-    }
+    let registry = brought.has_functions().then(|| brought.registry(&failure));
+    // Each output is planned in a context of its own over the inputs: Polars keeps a top-level
+    // derived table's alias in its context's tables, where a later output's CTE of the same name
+    // would find it first.
+    let mut frames: Vec<(String, LazyFrame)> = Vec::new();
     // The SQL front end tells a subquery's columns from the outer query's by the inputs' columns,
     // and checks the functions called against Polars' and the binary's.
-    let mut catalog = runner_sql::Catalog::new().with_functions(brought.signatures().functions.keys());
+    let mut catalog = brought.signatures().catalog();
     for (name, spec) in &step.inputs {
         let files = run.inputs.get(name).cloned().unwrap_or_default();
         stats.bytes_in += files.iter().map(|f| f.size).sum::<u64>();
@@ -300,7 +301,7 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
         }
         let schema = frame.clone().collect_schema().map_err(|e| read::explain_failure(step, &run.inputs, e))?;
         catalog = catalog.with_typed_table(name.clone(), schema.iter().map(|(n, t)| (n.to_string(), sql_type(t))));
-        ctx.register(name, frame);
+        frames.push((name.clone(), frame));
     }
 
     let mut output_schemas = BTreeMap::new();
@@ -317,6 +318,13 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
         };
         let prepared = runner_sql::prepare(&sql, &catalog)
             .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
+        let mut ctx = polars::sql::SQLContext::new();
+        if let Some(registry) = &registry {
+            ctx = ctx.with_function_registry(registry.clone());
+        }
+        for (input, frame) in &frames {
+            ctx.register(input, frame.clone());
+        }
         // Nested queries that call the binary's functions are planned first, at the top level.
         for piece in &prepared.pieces {
             let frame = ctx.execute(&piece.sql).map_err(sql_error)?;

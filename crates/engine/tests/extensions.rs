@@ -71,15 +71,20 @@ sql = """{sql}"""
 }
 
 fn run(job: &JobSpec, dir: &Path) -> Result<DataFrame, EngineError> {
+    run_on(job, dir, EVENTS, "out")
+}
+
+/// Runs `job` over `data` as its one input file; returns output `output`.
+fn run_on(job: &JobSpec, dir: &Path, data: &str, output: &str) -> Result<DataFrame, EngineError> {
     let file = dir.join("a.csv");
-    std::fs::write(&file, EVENTS).unwrap();
+    std::fs::write(&file, data).unwrap();
     let inputs = BTreeMap::from([(
         "raw".to_string(),
-        vec![LocalFile { path: file.clone(), source: "raw/a.csv".into(), size: EVENTS.len() as u64 }],
+        vec![LocalFile { path: file.clone(), source: "raw/a.csv".into(), size: data.len() as u64 }],
     )]);
     let out = dir.join("out");
     run_item(ItemRun { step: &job.steps[0], partition: None, inputs, out_dir: &out, file_tag: "i", checks: &[] })?;
-    Ok(LazyFrame::scan_parquet(PlRefPath::new(out.join("out").to_string_lossy().as_ref()), Default::default())
+    Ok(LazyFrame::scan_parquet(PlRefPath::new(out.join(output).to_string_lossy().as_ref()), Default::default())
         .unwrap()
         .collect()
         .unwrap())
@@ -161,6 +166,60 @@ fn functions_stand_in_having_order_by_join_on_and_over_aggregates() {
     // a.com: u1 and u2.
     assert_eq!(texts(&df, "a"), [Some("u1".into())]);
     assert_eq!(texts(&df, "b"), [Some("u2".into())]);
+}
+
+#[test]
+fn empty_inputs_literal_arguments_and_untyped_nulls_are_rows_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let header_only = "user_id,url,m,x,y\n";
+    let job = job("", "SELECT dist(x, y, 0, 0) AS d, host(url) AS h, km(2500) AS k FROM raw");
+    let df = run_on(&job, dir.path(), header_only, "out").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(df.height(), 0);
+    let df = query("SELECT host(NULL) AS h, km(NULL) AS k, km(2500) AS c FROM raw");
+    assert_eq!(texts(&df, "h"), [None, None, None, None]);
+    assert_eq!(numbers(&df, "k"), [None, None, None, None]);
+    assert_eq!(numbers(&df, "c"), [Some(2.5); 4]);
+}
+
+#[test]
+fn each_output_is_planned_apart_so_names_of_one_never_reach_another() {
+    setup();
+    // Output "a" names a derived table `s` (Polars keeps it among its context's tables), and
+    // output "b" a CTE `s`: "b" must read its own.
+    let text = r#"
+name = "two"
+[[step]]
+name = "clean"
+[step.inputs.raw]
+path = "raw/*.csv"
+format = "csv"
+columns = [["user_id", "str"], ["url", "str"], ["m", "f64"], ["x", "f64"], ["y", "f64"]]
+[step.outputs.a]
+path = "a"
+sql = "SELECT s.h, count(*) AS n FROM (SELECT host(url) AS h FROM raw) AS s GROUP BY s.h"
+[step.outputs.b]
+path = "b"
+sql = "WITH s AS (SELECT user_id FROM raw) SELECT * FROM s"
+"#;
+    let job = JobSpec::parse(text, "job.toml").unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let b = run_on(&job, dir.path(), EVENTS, "b").unwrap_or_else(|e| panic!("{e}"));
+    let mut users = texts(&b, "user_id");
+    users.sort();
+    assert_eq!(users, [Some("u1".into()), Some("u1".into()), Some("u2".into()), Some("u2".into())]);
+}
+
+#[test]
+fn a_subquery_of_one_aggregate_of_the_binarys_is_one_value() {
+    // geomean(m + 1) of all rows: (1501 · 501 · 2001 · 1)^¼ ≈ 196.9.
+    let df = query("SELECT m FROM raw WHERE m > (SELECT geomean(m + 1) FROM raw) ORDER BY m");
+    assert_eq!(numbers(&df, "m"), [Some(500.0), Some(1500.0), Some(2000.0)]);
+    // Per user: u1 √(1501 · 501) ≈ 867.2, u2 √(2001 · 1) ≈ 44.7.
+    let df = query(
+        "SELECT user_id, m FROM raw WHERE m >= (SELECT geomean(r.m + 1) FROM raw AS r WHERE r.user_id = raw.user_id) \
+         ORDER BY user_id",
+    );
+    assert_eq!(numbers(&df, "m"), [Some(1500.0), Some(2000.0)]);
 }
 
 #[test]

@@ -144,6 +144,8 @@ impl Params {
 pub struct FunctionSig {
     /// Its version: a change shows the steps that call it as changed.
     pub version: String,
+    /// True for an aggregate (one value per group).
+    pub aggregate: bool,
 }
 
 /// A table operation as validation sees it.
@@ -184,6 +186,13 @@ pub struct Signatures {
 }
 
 impl Signatures {
+    /// The SQL front end's catalog, knowing the binary's functions and which are aggregates.
+    pub fn catalog(&self) -> runner_sql::Catalog {
+        runner_sql::Catalog::new()
+            .with_functions(self.functions.keys())
+            .with_aggregates(self.functions.iter().filter(|(_, f)| f.aggregate).map(|(n, _)| n))
+    }
+
     /// What the binary's functions are called, for messages.
     pub fn function_list(&self) -> String {
         list(self.functions.keys())

@@ -245,7 +245,7 @@ fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<()
         }
         // What the SQL front end refuses for sure is refused now, before any data is read. Inputs
         // whose columns the spec declares (and no op changes) let it tell outer columns apart.
-        let mut catalog = runner_sql::Catalog::new().with_functions(crate::extensions::installed().functions.keys());
+        let mut catalog = crate::extensions::installed().catalog();
         for (name, input) in &step.inputs {
             if let (Some(columns), true) = (&input.columns, input.ops.is_empty()) {
                 catalog = catalog.with_table(name.clone(), columns.iter().map(|c| c.name().to_string()));

@@ -8,8 +8,8 @@ use runner_spec::extensions::{FunctionSig, Param, ParamKind, Signatures, TableOp
 
 fn brought(ua_version: &str) -> Signatures {
     let mut s = Signatures::default();
-    s.functions.insert("ua_family".into(), FunctionSig { version: ua_version.into() });
-    s.functions.insert("host".into(), FunctionSig { version: "1".into() });
+    s.functions.insert("ua_family".into(), FunctionSig { version: ua_version.into(), aggregate: false });
+    s.functions.insert("host".into(), FunctionSig { version: "1".into(), aggregate: false });
     s.table_ops.insert(
         "sessionize".into(),
         TableOpSig {

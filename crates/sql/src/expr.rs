@@ -134,9 +134,14 @@ pub(crate) fn has_subquery(e: &Expr) -> bool {
     e.visit(&mut Finds).is_break()
 }
 
-/// True when `e` calls an aggregate function outside its subqueries.
-pub(crate) fn has_aggregate(e: &Expr) -> bool {
+/// True when `e` calls an aggregate function outside its subqueries: one of SQL's, or one of
+/// `user_aggregates` (the binary's own, lower-cased).
+pub(crate) fn has_aggregate(e: &Expr, user_aggregates: &std::collections::BTreeSet<String>) -> bool {
     calls(e, AGGREGATES)
+        || any_outside_subqueries(
+            e,
+            |e| matches!(e, Expr::Function(f) if f.over.is_none() && user_aggregates.contains(&f.name.to_string().to_lowercase())),
+        )
 }
 
 /// True when `e` calls `COUNT` outside its subqueries.
@@ -297,9 +302,12 @@ mod tests {
 
     #[test]
     fn finds_aggregates_outside_subqueries_only() {
-        assert!(has_aggregate(&expr("0.2 * AVG(x)")));
-        assert!(!has_aggregate(&expr("x + (SELECT sum(y) FROM t)")));
-        assert!(!has_aggregate(&expr("sum(x) OVER (PARTITION BY y)")));
+        let none = std::collections::BTreeSet::new();
+        assert!(has_aggregate(&expr("0.2 * AVG(x)"), &none));
+        assert!(!has_aggregate(&expr("x + (SELECT sum(y) FROM t)"), &none));
+        assert!(!has_aggregate(&expr("sum(x) OVER (PARTITION BY y)"), &none));
+        assert!(!has_aggregate(&expr("geomean(x)"), &none));
+        assert!(has_aggregate(&expr("2 * GeoMean(x)"), &["geomean".to_string()].into()));
         assert!(has_count(&expr("count(*) + 1")));
         assert!(has_subquery(&expr("x IN (SELECT y FROM t)")));
         assert!(!has_subquery(&expr("x IN (1, 2)")));

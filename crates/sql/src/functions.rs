@@ -9,6 +9,11 @@ use sqlparser::ast::{Expr, Function, Query, Visit, Visitor};
 
 use crate::SqlError;
 
+/// Names sqlparser reads as syntax of their own (`TRIM(BOTH …)`, `SUBSTRING(… FROM …)`, …), not
+/// as function calls: a function of the binary's can't take one, since SQL would never call it.
+pub const SYNTAX_NAMES: &[&str] =
+    &["cast", "ceil", "convert", "extract", "floor", "overlay", "position", "substring", "trim", "try_cast"];
+
 /// Every function name Polars SQL 0.55.2 plans, lower-cased (read from `polars-sql`'s
 /// `PolarsSQLFunctions::try_from_sql`; Polars lower-cases names before looking them up). The
 /// engine's tests ask Polars about each, so a name Polars would refuse can't stay in the list.
@@ -144,7 +149,8 @@ pub const POLARS_FUNCTIONS: &[&str] = &[
     "xor",
 ];
 
-/// The name a call looks its function up by: the last part, lower-cased (as Polars does).
+/// The name a call looks its function up by, lower-cased (as Polars does); a qualified name is
+/// refused by [`check_known`].
 pub(crate) fn name_of(f: &Function) -> String {
     f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase()).unwrap_or_default()
 }
@@ -182,11 +188,24 @@ pub(crate) fn check_known(query: &Query, user: &BTreeSet<String>) -> Result<(), 
     let _ = sqlparser::ast::visit_expressions(query, |e| {
         if let Expr::Function(f) = e {
             let name = name_of(f);
-            if user.contains(&name) && f.over.is_some() {
-                unknown = Some(SqlError::unsupported(
-                    f,
-                    format!("{name} is one of the binary's functions, which can't be window functions (OVER)"),
-                ));
+            let refusal = if f.name.0.len() > 1 {
+                Some(
+                    "a function name with a qualifier is not supported (Polars looks up its first part); \
+                      write the function's name alone"
+                        .to_string(),
+                )
+            } else if user.contains(&name) && f.over.is_some() {
+                Some(format!("{name} is one of the binary's functions, which can't be window functions (OVER)"))
+            } else if user.contains(&name) && f.filter.is_some() {
+                Some(format!(
+                    "{name} is one of the binary's functions, which take no FILTER (Polars would ignore it); \
+                     filter in WHERE, or with CASE WHEN inside the call"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = refusal {
+                unknown = Some(SqlError::unsupported(f, why));
                 return ControlFlow::Break(());
             }
             if !POLARS_FUNCTIONS.contains(&name.as_str()) && !user.contains(&name) {

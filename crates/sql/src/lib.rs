@@ -31,7 +31,7 @@ mod scope;
 mod types;
 
 pub use error::SqlError;
-pub use functions::POLARS_FUNCTIONS;
+pub use functions::{POLARS_FUNCTIONS, SYNTAX_NAMES};
 pub use rules::Piece;
 pub use scope::Catalog;
 pub use types::ColumnType;

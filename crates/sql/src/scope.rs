@@ -16,6 +16,8 @@ pub struct Catalog {
     /// The binary's own functions (user functions), lower-cased: a query may call these and
     /// Polars SQL's.
     functions: BTreeSet<String>,
+    /// Those of them that are aggregates.
+    aggregates: BTreeSet<String>,
 }
 
 impl Catalog {
@@ -47,9 +49,23 @@ impl Catalog {
         self
     }
 
+    /// Marks some of the binary's functions as aggregates (a subquery comparing with one of them
+    /// returns one row, as with `max`).
+    pub fn with_aggregates(mut self, names: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let names: Vec<String> = names.into_iter().map(|n| n.as_ref().to_lowercase()).collect();
+        self.functions.extend(names.iter().cloned());
+        self.aggregates.extend(names);
+        self
+    }
+
     /// The binary's own functions, lower-cased.
     pub(crate) fn functions(&self) -> &BTreeSet<String> {
         &self.functions
+    }
+
+    /// The binary's own aggregate functions, lower-cased.
+    pub(crate) fn aggregates(&self) -> &BTreeSet<String> {
+        &self.aggregates
     }
 
     pub(crate) fn insert(&mut self, name: String, columns: Vec<(String, ColumnType)>) {

@@ -279,7 +279,7 @@ fn scalar(
     let one_row = a.select.as_ref().is_some_and(|s| {
         matches!(&s.group_by, GroupByExpr::Expressions(g, _) if g.is_empty())
             && s.projection.len() == 1
-            && matches!(&s.projection[0], SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } if has_aggregate(e))
+            && matches!(&s.projection[0], SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } if has_aggregate(e, catalog.aggregates()))
     });
     if !one_row {
         return Err(SqlError::unsupported(
