@@ -217,6 +217,25 @@ def test_the_plain_runner_refuses_the_job_naming_what_it_lacks() -> None:
     assert "clickstream: 1 step(s), valid" in ok.stdout
 
 
+def test_the_users_binary_has_every_command_of_the_runner() -> None:
+    helps = {}
+    for binary in (RUNNER, CLICKSTREAM):
+        done = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=True)
+        helps[binary.name] = [
+            line.split()[0]
+            for line in done.stdout.split("Commands:")[1].split("Options:")[0].splitlines()
+            if line.strip()
+        ]
+    assert helps["clickstream-runner"] == helps["runner"]
+    assert {"run", "worker", "fleet", "dist", "validate", "describe"} <= set(helps["runner"])
+    # `dist check`, as `make dist` runs it on the user's binary (here the debug build).
+    checked = subprocess.run(
+        [str(CLICKSTREAM), "dist", "check", str(CLICKSTREAM), "--max-glibc", "9.99"], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "newest glibc needed 2." in checked.stdout, checked.stdout
+
+
 def test_a_function_given_the_wrong_arguments_fails_at_once_and_publishes_nothing(tmp_path: Path) -> None:
     write_hits(tmp_path / "raw" / DAY, make_hits(200))
     job = tmp_path / "job.toml"
