@@ -121,6 +121,21 @@ queue_tests!(
     list_finds_queues_by_prefix,
 );
 
+/// SQS returns at most 1,000 names, and a next token only when asked for pages (`MaxResults`):
+/// `fleet gc` must see the 1,001st queue. moto answers as SQS does here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_lists_queues_past_the_first_thousand() {
+    let aws = AwsClients::for_endpoint(&shared_moto().endpoint, "us-east-1").await;
+    let sqs = aws.sqs().await;
+    let prefix = unique("many");
+    for i in 0..1001 {
+        sqs.create_queue().queue_name(format!("{prefix}-{i:04}")).send().await.unwrap();
+    }
+    let names = SqsQueues::new(sqs).list(&prefix).await.unwrap();
+    assert_eq!(names.len(), 1001);
+    assert_eq!(names.last().map(String::as_str), Some(format!("{prefix}-1000").as_str()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_queue_survives_a_reopen() {
     // A crashed orchestrator finds its messages where they were.
