@@ -139,6 +139,15 @@ mod tests {
     }
 
     #[test]
+    fn literals_inside_functions_of_floats_stay_floats() {
+        // Polars' trigonometry, roots and logarithms refuse decimals.
+        assert_eq!(
+            rewritten("SELECT COS(RADIANS(52.52)) * x, SQRT(x - 0.5) AS r, ROUND(x, 2) + 0.06 AS y FROM t"),
+            "SELECT COS(RADIANS(52.52)) * x, SQRT(x - 0.5) AS r, ROUND(x, 2) + CAST('0.06' AS DECIMAL(2,2)) AS y FROM t"
+        );
+    }
+
+    #[test]
     fn products_of_decimals_keep_every_digit() {
         assert_eq!(
             rewritten("SELECT sum(price * (1 - disc) * (1 + disc)) AS s, price * qty AS t, price * rate AS u FROM l"),

@@ -55,19 +55,54 @@ impl Rewriter {
 
 /// Rewrites a whole query in place.
 pub(crate) fn rewrite(query: &mut Query, catalog: &Catalog, rw: &mut Rewriter) -> Result<(), SqlError> {
-    let _ = sqlparser::ast::visit_expressions_mut(query, |e| {
-        if decimals::literal(e) {
-            rw.applied.insert("decimal_literals");
+    let _ = query.visit(&mut ExpressionRules { rw: &mut *rw, in_float_function: 0 });
+    rewrite_query(query, None, catalog, rw)
+}
+
+/// The rules that rewrite single expressions, everywhere. `decimal_literals` leaves the literals
+/// inside a function of floats alone (`COS(RADIANS(52.52))`): Polars' trigonometry, roots and
+/// logarithms refuse decimals, and would turn the value into a float anyway.
+struct ExpressionRules<'r> {
+    rw: &'r mut Rewriter,
+    in_float_function: usize,
+}
+
+/// Functions of floats only (Polars refuses a decimal argument).
+const FLOAT_FUNCTIONS: &[&str] = &[
+    "acos", "acosd", "asin", "asind", "atan", "atan2", "atan2d", "atand", "cbrt", "cos", "cosd", "cot", "cotd",
+    "degrees", "exp", "ln", "log", "log10", "log1p", "log2", "pow", "power", "radians", "sin", "sind", "sqrt", "tan",
+    "tand",
+];
+
+fn is_float_function(e: &sqlparser::ast::Expr) -> bool {
+    matches!(e, sqlparser::ast::Expr::Function(f) if FLOAT_FUNCTIONS.contains(&f.name.to_string().to_lowercase().as_str()))
+}
+
+impl VisitorMut for ExpressionRules<'_> {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, e: &mut sqlparser::ast::Expr) -> ControlFlow<()> {
+        if is_float_function(e) {
+            self.in_float_function += 1;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut sqlparser::ast::Expr) -> ControlFlow<()> {
+        if is_float_function(e) {
+            self.in_float_function -= 1;
+        }
+        if self.in_float_function == 0 && decimals::literal(e) {
+            self.rw.applied.insert("decimal_literals");
         }
         if intervals::rewrite(e) {
-            rw.applied.insert("standard_intervals");
+            self.rw.applied.insert("standard_intervals");
         }
         if division::rewrite(e) {
-            rw.applied.insert("float_division");
+            self.rw.applied.insert("float_division");
         }
-        ControlFlow::<()>::Continue(())
-    });
-    rewrite_query(query, None, catalog, rw)
+        ControlFlow::Continue(())
+    }
 }
 
 /// Moves the nested queries that call a user function into pieces (last: the other rules add
