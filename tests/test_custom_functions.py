@@ -16,7 +16,6 @@ from pathlib import Path
 
 import boto3
 import duckdb
-import pytest
 from dagster import DailyPartitionsDefinition, instance_for_test, materialize
 from dagster.components.testing import create_defs_folder_sandbox
 from fleet_standin import FleetStandIn, aws_runner_config
@@ -190,10 +189,12 @@ def assert_outputs_match(outputs: Path, hits: list[dict]) -> None:
     assert_same(table(got, counts_sql), table(want, counts_sql))
 
 
-def run(binary: Path, root: Path, *extra: str, job: Path = JOB) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
+def run(
+    binary: Path, root: Path | str, *extra: str, job: Path = JOB, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
     args = [str(binary), "run", str(job), "--root", str(root), "--partition", DAY, *extra]
-    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(args, capture_output=True, text=True, env={**base, **(env or {})}, timeout=600)
 
 
 def test_the_example_binary_runs_its_functions_and_matches_an_independent_computation(tmp_path: Path) -> None:
@@ -308,28 +309,27 @@ def test_the_component_runs_the_users_binary(tmp_path: Path) -> None:
     assert_outputs_match(tmp_path, hits)
 
 
-@pytest.fixture
-def aws(aws_env, tmp_path: Path) -> dict:
-    return aws_runner_config(tmp_path, "clicks", runner=CLICKSTREAM)
-
-
-def test_on_the_aws_backend_the_fleet_runs_the_users_binary(aws: dict, tmp_path: Path) -> None:
-    hits = make_hits(1500)
-    local = tmp_path / "upload"
-    write_hits(local / "raw" / DAY, hits)
-    for f in sorted((local / "raw" / DAY).iterdir()):
-        aws["s3"].upload_file(str(f), "clicks", f"data/raw/{DAY}/{f.name}")
-    with FleetStandIn(tmp_path, aws["env"]) as fleet:
-        done = subprocess.run(
-            [str(CLICKSTREAM), "run", str(JOB), "--backend", "aws", "--root", "s3://clicks/data", "--partition", DAY],
-            capture_output=True,
-            text=True,
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}, **aws["env"]},
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stderr
-        assert fleet.booted, "the step ran on the fleet"
+def run_on_aws(
+    tmp_path: Path, bucket: str, workers: Path, hits: list[dict]
+) -> tuple[subprocess.CompletedProcess, bool]:
+    """Runs the job with `clickstream-runner` on the aws backend (moto, boot stand-ins) whose
+    workers run `workers`; returns the run and whether a fleet booted. Nothing may be left."""
+    config = aws_runner_config(tmp_path, bucket, runner=workers)
+    raw = tmp_path / "upload" / "raw" / DAY
+    write_hits(raw, hits)
+    for f in sorted(raw.iterdir()):
+        config["s3"].upload_file(str(f), bucket, f"data/raw/{DAY}/{f.name}")
+    with FleetStandIn(tmp_path, config["env"]) as fleet:
+        done = run(CLICKSTREAM, f"s3://{bucket}/data", "--backend", "aws", env=config["env"])
         assert fleet.running_instances() == 0 and fleet.live_fleets() == 0
+        return done, fleet.booted
+
+
+def test_on_the_aws_backend_the_fleet_runs_the_users_binary(aws_env, tmp_path: Path) -> None:
+    hits = make_hits(1500)
+    done, booted = run_on_aws(tmp_path, "clicks", CLICKSTREAM, hits)
+    assert done.returncode == 0, done.stderr
+    assert booted, "the step ran on the fleet"
     outputs = tmp_path / "outputs"
     s3 = boto3.client("s3")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket="clicks", Prefix="data/"):
@@ -343,20 +343,7 @@ def test_on_the_aws_backend_the_fleet_runs_the_users_binary(aws: dict, tmp_path:
 
 def test_a_fleet_launched_with_another_binary_fails_at_once_naming_what_it_lacks(aws_env, tmp_path: Path) -> None:
     # The orchestrator is the user's binary (it validates the job); the workers run the plain runner.
-    config = aws_runner_config(tmp_path, "wrongbin", runner=RUNNER)
-    local = tmp_path / "upload"
-    write_hits(local / "raw" / DAY, make_hits(100))
-    for f in sorted((local / "raw" / DAY).iterdir()):
-        config["s3"].upload_file(str(f), "wrongbin", f"data/raw/{DAY}/{f.name}")
-    with FleetStandIn(tmp_path, config["env"]) as fleet:
-        done = subprocess.run(
-            [str(CLICKSTREAM), "run", str(JOB), "--backend", "aws", "--root", "s3://wrongbin/data", "--partition", DAY],
-            capture_output=True,
-            text=True,
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}, **config["env"]},
-            timeout=600,
-        )
-        assert fleet.running_instances() == 0 and fleet.live_fleets() == 0
+    done, _ = run_on_aws(tmp_path, "wrongbin", RUNNER, make_hits(100))
     assert done.returncode != 0
     assert (
         'no operation "sessionize": the built-in ones are parse_json, unnest, explode, flatten, '
