@@ -14,7 +14,7 @@ use runner_backends::storage::{Location, StoreCache, Stores};
 use runner_core::summary::{OutputSummary, RunSummary};
 use runner_engine::checks::{self, CheckResult};
 use runner_spec::JobSpec;
-use runner_types::OutputRef;
+use runner_types::{OutputRef, Severity};
 
 /// A check over the run: the verdict over all its partitions, and each partition's own.
 #[derive(Debug, Clone)]
@@ -69,6 +69,15 @@ fn combine(check: &runner_spec::CheckSpec, parts: &BTreeMap<String, CheckResult>
     }
     let failed: Vec<String> =
         parts.iter().filter(|(_, r)| !r.passed).map(|(p, r)| format!("{p}: {}", r.description)).collect();
+    // The range's verdict is its worst partition's: an error if one failed as an error, else a
+    // warning if one warned.
+    let severity = if parts.values().any(|r| !r.passed && r.severity == Severity::Error) {
+        Severity::Error
+    } else if parts.values().any(|r| !r.passed) {
+        Severity::Warn
+    } else {
+        check.severity()
+    };
     let description = if failed.is_empty() {
         format!("passed in each of {} partitions", parts.len())
     } else {
@@ -78,7 +87,7 @@ fn combine(check: &runner_spec::CheckSpec, parts: &BTreeMap<String, CheckResult>
         name: check.name().to_string(),
         output: check.output().clone(),
         passed: failed.is_empty() && !parts.is_empty(),
-        severity: check.severity(),
+        severity,
         observed,
         description,
     }
@@ -165,5 +174,54 @@ impl CheckData {
         }
         self.local.insert(loc.clone(), target.clone());
         Ok(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runner_engine::checks::CheckResult;
+    use runner_spec::CheckSpec;
+    use runner_types::{OutputRef, Severity};
+
+    use super::*;
+
+    fn result(passed: bool, severity: Severity) -> CheckResult {
+        CheckResult {
+            name: "rows".into(),
+            output: OutputRef::new("s", "o"),
+            passed,
+            severity,
+            observed: BTreeMap::from([("rows".to_string(), 5.0)]),
+            description: if passed { "ok".into() } else { "too few".into() },
+        }
+    }
+
+    #[test]
+    fn a_range_is_its_worst_partition() {
+        let check = CheckSpec::RowCount {
+            name: "rows".into(),
+            output: OutputRef::new("s", "o"),
+            severity: None,
+            min: Some(1),
+            max: None,
+            warn_min: Some(3),
+            warn_max: None,
+        };
+        let range = |verdicts: &[(bool, Severity)]| {
+            let parts: BTreeMap<String, CheckResult> =
+                verdicts.iter().enumerate().map(|(i, (p, s))| (format!("d{i}"), result(*p, *s))).collect();
+            let r = combine(&check, &parts);
+            (r.passed, r.severity, r.description, r.observed.get("rows").copied())
+        };
+        let mixed = range(&[(true, Severity::Error), (false, Severity::Warn), (false, Severity::Error)]);
+        assert_eq!(
+            mixed,
+            (false, Severity::Error, "failed in 2 of 3 partitions (d1: too few; d2: too few)".into(), Some(15.0))
+        );
+        let warned = range(&[(false, Severity::Warn), (true, Severity::Error)]);
+        assert_eq!((warned.0, warned.1), (false, Severity::Warn));
+        let passed = range(&[(true, Severity::Error), (true, Severity::Error)]);
+        assert_eq!((passed.0, passed.1, passed.2.as_str()), (true, Severity::Error, "passed in each of 2 partitions"));
+        assert!(!range(&[]).0, "no partition is no pass");
     }
 }

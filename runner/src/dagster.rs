@@ -19,6 +19,7 @@ use runner_spec::JobSpec;
 use runner_types::{OutputRef, Partition};
 
 use crate::cost::Bill;
+use crate::per_partition;
 
 /// One partition as the Dagster client passes it in extras.
 #[derive(Debug, Deserialize)]
@@ -110,6 +111,7 @@ fn step_whole(step: &StepSummary) -> StepPart {
         rows_dropped: step.rows_dropped,
         rows_quarantined: step.rows_quarantined,
         attempt_seconds: step.by_partition.values().map(|p| p.attempt_seconds).sum(),
+        committed_items: step.committed_items.clone(),
     }
 }
 
@@ -132,7 +134,8 @@ fn figures_metadata(
         .with("step_rows_in", step.rows_in)
         .with("step_bytes_in", step.bytes_in)
         .with("step_rows_quarantined", step.rows_quarantined)
-        .with("step_rows_dropped", step.rows_dropped);
+        .with("step_rows_dropped", step.rows_dropped)
+        .with("step_attempt_seconds", step.attempt_seconds);
     if let Some(path) = path {
         m.insert("path", path);
     }
@@ -223,13 +226,12 @@ fn cost_metadata(m: &mut Metadata, bill: Option<&Bill>, rows: u64) {
     m.insert("instances", t);
 }
 
-/// Each partition's share of a bill, by the seconds its attempts ran.
-fn bill_by_partition(step: &StepSummary, bill: &Bill) -> BTreeMap<String, Bill> {
-    let total: f64 = step.by_partition.values().map(|p| p.attempt_seconds).sum();
-    if total <= 0.0 {
-        return BTreeMap::new();
+/// A severity as Dagster spells it.
+fn severity_name(s: runner_types::Severity) -> &'static str {
+    match s {
+        runner_types::Severity::Warn => "WARN",
+        runner_types::Severity::Error => "ERROR",
     }
-    step.by_partition.iter().map(|(p, part)| (p.clone(), bill.share(part.attempt_seconds / total))).collect()
 }
 
 /// Reports materializations and checks for every asset the step targets (or every output, for
@@ -251,7 +253,7 @@ pub fn report(
     for (step, bill) in summary.steps.iter().zip(bills) {
         let outputs = step.outputs.len().max(1) as f64;
         let bill = bill.as_ref().map(|b| b.share(1.0 / outputs));
-        let bills = bill.as_ref().map(|b| bill_by_partition(step, b)).unwrap_or_default();
+        let bills = bill.as_ref().map(|b| per_partition::bills(step, b)).unwrap_or_default();
         for (output, o) in &step.outputs {
             let asset = job.asset_of(&OutputRef::new(step.name.clone(), output.as_str()));
             if targeted.as_ref().is_some_and(|t| !t.iter().any(|k| asset == k.as_str())) {
@@ -268,20 +270,24 @@ pub fn report(
                 "rows_by_partition",
                 rows_table(&o.by_partition.iter().map(|(p, f)| (p.clone(), f.rows)).collect(), "partition"),
             );
-            // What was committed, not when: a rerun that commits nothing new keeps the version,
-            // and a changed input or step (new item ids) changes it.
-            let ids: Vec<&str> = step.committed_items.iter().map(String::as_str).collect();
-            let version = runner_types::stable_hash(&[asset.as_str(), &ids.join(",")]);
+            let version = per_partition::data_version(asset.as_str(), &step.committed_items);
             ctx.report_asset_materialization(
                 AssetMaterialization::new().asset_key(asset.as_str()).data_version(version).metadata(m),
             )?;
             // Pipes has no partition on a materialization, so Dagster copies the one above to
             // every partition of a ranged run; this carries each partition's own, with the same
-            // keys, for the Dagster side to record. A partition whose items wrote nothing to
-            // this output reports zero rows, not the run's.
+            // keys, and its own data version, for the Dagster side to record. A partition whose
+            // items wrote nothing to this output reports zero rows, not the run's.
             let partitions: BTreeSet<&String> = step.by_partition.keys().chain(o.by_partition.keys()).collect();
             if partitions.iter().any(|p| !p.is_empty()) {
                 let (no_output, no_step) = (OutputFigures::default(), StepPart::default());
+                let data_versions: BTreeMap<&String, String> = partitions
+                    .iter()
+                    .map(|p| {
+                        let items = step.by_partition.get(*p).map(|s| &s.committed_items);
+                        (*p, per_partition::data_version(asset.as_str(), items.into_iter().flatten()))
+                    })
+                    .collect();
                 let by_partition: BTreeMap<&String, Metadata> = partitions
                     .into_iter()
                     .map(|p| {
@@ -297,6 +303,7 @@ pub fn report(
                     "kind": "partition_metadata",
                     "asset_key": asset,
                     "by_partition": by_partition,
+                    "data_versions": data_versions,
                 }))?;
             }
         }
@@ -319,23 +326,26 @@ pub fn report(
                 "kind": "check_partitions",
                 "asset_key": asset,
                 "check_name": check.name,
-                "severity": match check.severity {
-                    runner_types::Severity::Warn => "WARN",
-                    runner_types::Severity::Error => "ERROR",
-                },
                 "by_partition": run_check.by_partition.iter().map(|(p, r)| {
-                    (p.clone(), serde_json::json!({"passed": r.passed, "description": r.description}))
+                    let verdict = serde_json::json!({
+                        "passed": r.passed,
+                        "severity": severity_name(r.severity),
+                        "description": r.description,
+                    });
+                    (p.clone(), verdict)
                 }).collect::<BTreeMap<_, _>>(),
             }))?;
             let mut t = Table::new(vec![
                 TableColumn::new("partition", "string"),
                 TableColumn::new("passed", "bool"),
+                TableColumn::new("severity", "string"),
                 TableColumn::new("description", "string"),
             ]);
             for (p, r) in &run_check.by_partition {
                 t.push_row([
                     TableCell::from(p.as_str()),
                     TableCell::from(r.passed),
+                    TableCell::from(severity_name(r.severity)),
                     TableCell::from(r.description.as_str()),
                 ]);
             }

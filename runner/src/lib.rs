@@ -40,6 +40,7 @@ pub mod example_data;
 pub mod extend;
 pub mod logging;
 pub mod memory;
+pub mod per_partition;
 pub mod progress;
 
 pub use extend::{Extensions, Main, Param, ParamKind, ParamValue, Params};

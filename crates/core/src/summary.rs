@@ -82,6 +82,9 @@ pub struct StepPart {
     /// Seconds of every attempt this run made (committed, failed or handed back): how a
     /// ranged run's bill is split.
     pub attempt_seconds: f64,
+    /// The ids of its items: its own data version, whatever range it ran in.
+    #[serde(skip)]
+    pub committed_items: std::collections::BTreeSet<String>,
 }
 
 /// What a step did.
@@ -220,6 +223,7 @@ impl StepSummary {
             part.bytes_in += s.bytes_in;
             part.rows_dropped += rows_dropped;
             part.rows_quarantined += rows_quarantined;
+            part.committed_items.insert(item.id.to_string());
             self.committed_items.insert(item.id.to_string());
             for (check, part) in &s.checks {
                 let parts = self.check_parts.entry(check.clone()).or_default().entry(pkey.clone()).or_default();

@@ -118,22 +118,37 @@ pub fn evaluate_parts(check: &CheckSpec, parts: &[CheckPart], key_files: &[PathB
     verdict(check, measured)
 }
 
-/// The check's verdict on what was measured.
+/// Whether `rows` is within bounds.
+fn within(rows: u64, min: Option<u64>, max: Option<u64>) -> bool {
+    min.is_none_or(|m| rows >= m) && max.is_none_or(|m| rows <= m)
+}
+
+fn bounds(min: Option<u64>, max: Option<u64>) -> String {
+    let text = |b: Option<u64>| b.map_or("-".into(), |v| v.to_string());
+    format!("between {} and {}", text(min), text(max))
+}
+
+/// The check's verdict on what was measured. A failure has the check's severity, except a row
+/// count within its hard bounds but outside its softer ones (`warn_min`, `warn_max`): a warning.
 fn verdict(check: &CheckSpec, measured: PolarsResult<CheckPart>) -> CheckResult {
+    let mut severity = check.severity();
     let (passed, observed, description) = match measured {
         Err(e) => (false, BTreeMap::new(), format!("the check could not be evaluated: {e}")),
         Ok(CheckPart { rows, nulls, distinct_keys }) => {
             let mut observed = BTreeMap::from([("rows".to_string(), rows as f64)]);
             match check {
-                CheckSpec::RowCount { min, max, .. } => (
-                    min.is_none_or(|m| rows >= m) && max.is_none_or(|m| rows <= m),
-                    observed,
-                    format!(
-                        "{rows} rows; expected between {} and {}",
-                        min.map_or("-".into(), |v| v.to_string()),
-                        max.map_or("-".into(), |v| v.to_string())
-                    ),
-                ),
+                CheckSpec::RowCount { min, max, warn_min, warn_max, .. } => {
+                    let hard = within(rows, *min, *max);
+                    let soft = within(rows, *warn_min, *warn_max);
+                    let mut text = format!("{rows} rows; expected {}", bounds(*min, *max));
+                    if warn_min.is_some() || warn_max.is_some() {
+                        text.push_str(&format!(", warns outside {}", bounds(*warn_min, *warn_max)));
+                    }
+                    if hard && !soft {
+                        severity = Severity::Warn;
+                    }
+                    (hard && soft, observed, text)
+                }
                 CheckSpec::NoNulls { column, .. } => {
                     let nulls = nulls.unwrap_or(0);
                     observed.insert("nulls".into(), nulls as f64);
@@ -151,8 +166,57 @@ fn verdict(check: &CheckSpec, measured: PolarsResult<CheckPart>) -> CheckResult 
         name: check.name().to_string(),
         output: check.output().clone(),
         passed,
-        severity: check.severity(),
+        severity,
         observed,
         description,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row_count(severity: Option<&str>, warn_min: Option<u64>) -> CheckSpec {
+        CheckSpec::RowCount {
+            name: "rows".into(),
+            output: OutputRef::new("s", "o"),
+            severity: severity.map(String::from),
+            min: Some(10),
+            max: Some(1000),
+            warn_min,
+            warn_max: Some(500),
+        }
+    }
+
+    fn rows(check: &CheckSpec, n: u64) -> (bool, Severity, String) {
+        let r = evaluate_parts(check, &[CheckPart { rows: n, nulls: Some(0), distinct_keys: None }], &[]);
+        (r.passed, r.severity, r.description)
+    }
+
+    #[test]
+    fn a_row_count_fails_warns_or_passes_by_which_bound_it_breaks() {
+        let check = row_count(None, Some(100));
+        let expect = ", warns outside between 100 and 500";
+        assert_eq!(rows(&check, 9), (false, Severity::Error, format!("9 rows; expected between 10 and 1000{expect}")));
+        assert_eq!(rows(&check, 1001).1, Severity::Error);
+        assert_eq!(rows(&check, 10), (false, Severity::Warn, format!("10 rows; expected between 10 and 1000{expect}")));
+        assert_eq!(rows(&check, 99).0, false);
+        assert_eq!(rows(&check, 501).1, Severity::Warn);
+        assert_eq!(
+            rows(&check, 100),
+            (true, Severity::Error, format!("100 rows; expected between 10 and 1000{expect}"))
+        );
+        assert_eq!(rows(&check, 500).0, true);
+        // Without softer bounds a check fails at its own severity.
+        let plain = CheckSpec::RowCount {
+            name: "rows".into(),
+            output: OutputRef::new("s", "o"),
+            severity: Some("WARN".into()),
+            min: Some(10),
+            max: None,
+            warn_min: None,
+            warn_max: None,
+        };
+        assert_eq!(rows(&plain, 9), (false, Severity::Warn, "9 rows; expected between 10 and -".to_string()));
     }
 }

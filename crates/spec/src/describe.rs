@@ -120,14 +120,24 @@ pub fn extensions_used(step: &StepSpec, brought: &crate::extensions::Signatures)
     used.into_iter().collect()
 }
 
+fn bounds_text(min: Option<u64>, max: Option<u64>) -> Option<String> {
+    match (min, max) {
+        (Some(a), Some(b)) => Some(format!("between {a} and {b} rows")),
+        (Some(a), None) => Some(format!("at least {a} rows")),
+        (None, Some(b)) => Some(format!("at most {b} rows")),
+        (None, None) => None,
+    }
+}
+
 fn check_text(check: &CheckSpec) -> String {
     match check {
-        CheckSpec::RowCount { min, max, .. } => match (min, max) {
-            (Some(a), Some(b)) => format!("between {a} and {b} rows"),
-            (Some(a), None) => format!("at least {a} rows"),
-            (None, Some(b)) => format!("at most {b} rows"),
-            (None, None) => "any number of rows".into(),
-        },
+        CheckSpec::RowCount { min, max, warn_min, warn_max, .. } => {
+            let hard = bounds_text(*min, *max).unwrap_or_else(|| "any number of rows".into());
+            match bounds_text(*warn_min, *warn_max) {
+                Some(soft) => format!("{hard}; warns unless {soft}"),
+                None => hard,
+            }
+        }
         CheckSpec::NoNulls { column, .. } => format!("no nulls in {column}"),
         CheckSpec::Unique { columns, .. } => format!("one row per {}", columns.join(", ")),
     }

@@ -420,6 +420,13 @@ pub enum CheckSpec {
         /// Maximum rows (inclusive).
         #[serde(default)]
         max: Option<u64>,
+        /// Fewer rows than this, but not fewer than `min`, fail the check as a warning: a
+        /// partition can then fail, warn or pass on its own.
+        #[serde(default)]
+        warn_min: Option<u64>,
+        /// More rows than this, but not more than `max`, fail the check as a warning.
+        #[serde(default)]
+        warn_max: Option<u64>,
     },
     /// A column has no nulls.
     NoNulls {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{
     BadRows, BuiltinOp, CheckSpec, DType, Format, InputSpec, JobSpec, OpSpec, OutputSpec, Split, StepSpec, template,
 };
+use runner_types::Severity;
 
 type Failure = (String, String);
 
@@ -290,10 +291,29 @@ fn validate_check(spec: &JobSpec, check: &CheckSpec, loc: &str) -> Result<(), Fa
     {
         return Err(at(loc, format!("severity must be WARN or ERROR, got {sev:?}")));
     }
-    if let CheckSpec::RowCount { min: Some(lo), max: Some(hi), .. } = check
-        && lo > hi
-    {
-        return Err(at(loc, format!("min {lo} is above max {hi}")));
+    if let CheckSpec::RowCount { min, max, warn_min, warn_max, .. } = check {
+        if let (Some(lo), Some(hi)) = (min, max)
+            && lo > hi
+        {
+            return Err(at(loc, format!("min {lo} is above max {hi}")));
+        }
+        if (warn_min.is_some() || warn_max.is_some()) && check.severity() == Severity::Warn {
+            return Err(at(loc, "warn_min and warn_max are softer bounds of an ERROR check; this one is WARN"));
+        }
+        // A softer bound outside the hard one could never be what fails.
+        let bounds = [("warn_min", *warn_min, "min", *min, true), ("warn_max", *warn_max, "max", *max, false)];
+        for (soft_name, soft, hard_name, hard, is_min) in bounds {
+            if let (Some(s), Some(h)) = (soft, hard)
+                && (if is_min { s < h } else { s > h })
+            {
+                return Err(at(loc, format!("{soft_name} {s} is outside {hard_name} {h}")));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (warn_min, warn_max)
+            && lo > hi
+        {
+            return Err(at(loc, format!("warn_min {lo} is above warn_max {hi}")));
+        }
     }
     Ok(())
 }

@@ -235,3 +235,19 @@ fn sql_the_front_end_cant_run_is_refused_at_validation_naming_it_and_where() {
     );
     JobSpec::parse(&rewritten, "job.toml").unwrap();
 }
+
+#[test]
+fn softer_row_count_bounds_are_refused_where_they_could_never_fail() {
+    let bounded = |extra: &str| GOOD.replace("min = 1", &format!("min = 1\n{extra}"));
+    assert!(JobSpec::parse(&bounded("max = 100\nwarn_min = 10\nwarn_max = 50"), "job.toml").is_ok());
+    let e = err(&bounded("warn_min = 0"));
+    assert!(e.contains("check[0]") && e.contains("warn_min 0 is outside min 1"), "{e}");
+    let e = err(&bounded("max = 100\nwarn_max = 101"));
+    assert!(e.contains("warn_max 101 is outside max 100"), "{e}");
+    let e = err(&bounded("warn_min = 60\nwarn_max = 50"));
+    assert!(e.contains("warn_min 60 is above warn_max 50"), "{e}");
+    let e = err(&bounded("warn_min = 10\nseverity = \"WARN\""));
+    assert!(e.contains("softer bounds of an ERROR check"), "{e}");
+    let d = runner_spec::describe::describe(&JobSpec::parse(&bounded("warn_min = 10"), "job.toml").unwrap()).unwrap();
+    assert_eq!(d.checks[0].description, "at least 1 rows; warns unless at least 10 rows");
+}
