@@ -175,4 +175,10 @@ def test_the_component_loads_from_defs_yaml_and_materializes(tmp_path: Path, ins
             assert result.success
             made = {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
             assert made == {"clean_events", "events_by_user", "user_daily_metrics"}
-            assert all(e.passed for e in result.get_asset_check_evaluations())
+            evaluations = result.get_asset_check_evaluations()
+            verdicts = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in evaluations}
+            assert verdicts == {
+                ("clean_events", "user_id_present"): True,
+                ("user_daily_metrics", "one_row_per_user"): True,
+                ("user_daily_metrics", "has_users"): True,
+            }
