@@ -760,6 +760,51 @@ fn keys_that_would_share_a_folder_each_keep_their_own_and_quotes_stay_in_their_l
     assert_eq!(folders.len(), keys.len(), "one folder per key: {folders:?}");
 }
 
+#[test]
+fn keys_that_differ_only_in_case_are_refused_naming_both_wherever_the_job_runs() {
+    let (_dir, root, job) = keyed_fixture();
+    let pairs = [("EU", "eu"), ("Zürich", "ZÜRICH")];
+    for key in pairs.iter().flat_map(|(a, b)| [a, b]) {
+        let seg = runner_types::PartitionKey::new(*key).unwrap().path_segment();
+        std::fs::create_dir_all(root.join("in").join(&seg)).unwrap();
+        std::fs::write(root.join("in").join(&seg).join("p.csv"), format!("id,n\n{key},1\n")).unwrap();
+    }
+    for (first, second) in pairs {
+        let out = run_keyed(&root, &job, first);
+        assert!(out.status.success(), "{first:?}: {}", stderr(&out));
+        let before = tree(&root.join("out"));
+        let out = run_keyed(&root, &job, second);
+        assert!(!out.status.success(), "{second:?} was accepted beside {first:?}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("partition key {second:?} differs only in case from {first:?}")), "{err}");
+        assert_eq!(tree(&root.join("out")), before, "{second:?} wrote something");
+        // The first keeps its claim: its reruns go on.
+        let out = run_keyed(&root, &job, first);
+        assert!(out.status.success(), "{first:?} again: {}", stderr(&out));
+    }
+    let folders: BTreeSet<String> = std::fs::read_dir(root.join("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(folders, BTreeSet::from(["k=EU".to_string(), "k=Zürich".to_string()]));
+    // Both in one run: refused before any step, naming both.
+    let out = Command::new(support::runner_bin())
+        .arg("run")
+        .arg(&job)
+        .arg("--root")
+        .arg(&root)
+        .args(["--workers", "1", "--partition", "NEW", "--partition", "new"])
+        .env_remove("DAGSTER_PIPES_CONTEXT")
+        .env_remove("DAGSTER_PIPES_MESSAGES")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(r#"partition key "new" differs only in case from "NEW""#), "{}", stderr(&out));
+    let out = run_keyed(&root, &job, "new");
+    assert!(!stderr(&out).contains("differs only in case"), "the refused run claimed nothing: {}", stderr(&out));
+}
+
 /// Every row of the Parquet files under `dir`.
 fn rows_any(dir: &Path) -> DataFrame {
     let mut files = Vec::new();

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod feed;
+pub mod key_claims;
 pub mod observer;
 pub mod orchestrator;
 pub mod plan;

@@ -196,6 +196,12 @@ pub async fn run_job(
         .write(&spec_loc, spec_text.as_bytes().to_vec())
         .await
         .map_err(|e| RunError::Preflight(format!("cannot write run state at {}: {e}", options.state)))?;
+    crate::key_claims::claim(&*backends.stores, &options.state, &spec.name, &options.partitions).await.map_err(
+        |e| match e {
+            crate::key_claims::KeyClaimError::Clash { .. } => RunError::Preflight(e.to_string()),
+            crate::key_claims::KeyClaimError::Store { .. } => infra(e),
+        },
+    )?;
     let mut record = RunRecord::started(options.run_id.clone(), &spec.name);
     record.write(&*backends.stores, &options.state).await.map_err(infra)?;
 
