@@ -733,7 +733,9 @@ fn hostile_partition_keys_are_refused_before_anything_is_written() {
 #[test]
 fn keys_that_would_share_a_folder_each_keep_their_own_and_quotes_stay_in_their_literal() {
     let (_dir, root, job) = keyed_fixture();
-    let keys = ["a b", "a_b", "a:b", "o'brien", "' OR '1'='1", "Zürich"];
+    // The last is the longest accepted: a folder name of 200 bytes.
+    let long = format!("long key x{}", "ß".repeat(95));
+    let keys = ["a b", "a_b", "a:b", "100%", "o'brien", "' OR '1'='1", "Zürich", long.as_str()];
     for (i, key) in keys.iter().enumerate() {
         let seg = runner_types::PartitionKey::new(*key).unwrap().path_segment();
         std::fs::create_dir_all(root.join("in").join(&seg)).unwrap();

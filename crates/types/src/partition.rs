@@ -30,9 +30,10 @@ pub struct InvalidPartitionKey {
     pub reason: &'static str,
 }
 
-/// The longest key accepted, in bytes (an S3 key is at most 1,024 bytes, and a key appears in
-/// several of them).
-const MAX_KEY_BYTES: usize = 255;
+/// The longest folder name a key may have, in bytes (its escaped form, [`PartitionKey::path_segment`]):
+/// file systems allow 255 bytes per name, and a key's folder may carry a prefix (`day=`) or a
+/// suffix. An S3 key is at most 1,024 bytes, and a key appears in several of them.
+const MAX_SEGMENT_BYTES: usize = 200;
 
 /// Characters that would make a key a glob when rendered into an input path.
 const GLOB: &[char] = &['*', '?', '[', ']', '{', '}'];
@@ -43,7 +44,7 @@ const GLOB: &[char] = &['*', '?', '[', ']', '{', '}'];
 const ESCAPED: &[char] = &['"', '#', '%', '\'', '*', '/', ':', '=', '?', '\\', '{', '[', ']', '^'];
 
 impl PartitionKey {
-    /// A key, checked: not empty, at most 255 bytes, and none of what would let it leave its
+    /// A key, checked: not empty, a folder name of at most 200 bytes, and none of what would let it leave its
     /// own folder or widen a glob: no `/` or `\\`, no `.` or `..`, no glob characters
     /// (`* ? [ ] { }`), no control characters, no scheme (`s3://`).
     pub fn new(key: impl Into<String>) -> Result<Self, InvalidPartitionKey> {
@@ -52,8 +53,8 @@ impl PartitionKey {
         if key.is_empty() {
             return refuse("it is empty");
         }
-        if key.len() > MAX_KEY_BYTES {
-            return refuse("it is longer than 255 bytes");
+        if key.len() > MAX_SEGMENT_BYTES {
+            return refuse("its folder name would be longer than 200 bytes");
         }
         if key.contains('/') || key.contains('\\') {
             return refuse("it has a path separator (`/` or `\\`), which would write into another partition's folder");
@@ -73,7 +74,14 @@ impl PartitionKey {
         if key.starts_with(char::is_whitespace) || key.ends_with(char::is_whitespace) {
             return refuse("it starts or ends with white space");
         }
-        Ok(Self(key))
+        let checked = Self(key);
+        if checked.path_segment().len() > MAX_SEGMENT_BYTES {
+            return Err(InvalidPartitionKey {
+                key: checked.0,
+                reason: "its folder name (escaped: `%` and `:` take 3 bytes each) would be longer than 200 bytes",
+            });
+        }
+        Ok(checked)
     }
 
     /// The key as text.
@@ -210,7 +218,11 @@ mod tests {
                 (Err(e), r) => assert!(e.to_string().contains(r), "{key:?}: {e}"),
             }
         }
-        assert!(PartitionKey::new("x".repeat(256)).is_err());
+        assert!(PartitionKey::new("x".repeat(200)).is_ok());
+        assert!(PartitionKey::new("x".repeat(201)).unwrap_err().reason.contains("longer than 200 bytes"));
+        // Escaping makes the folder name longer than the key: 67 colons are 201 bytes of folder.
+        assert!(PartitionKey::new(":".repeat(66)).is_ok());
+        assert!(PartitionKey::new(":".repeat(67)).unwrap_err().reason.contains("escaped"));
         for fine in
             ["2024-01-02", "2024-01-02-03:00", "2024-01-02|eu", "a b", "a_b", "o'brien", "' OR '1'='1", "Zürich 東京"]
         {
