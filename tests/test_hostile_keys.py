@@ -21,18 +21,7 @@ from spotlake.job_assets import results, run_selection, runner_assets
 from spotlake.pipes import RunnerPipesClient
 from test_dagster_project import engine_errors, materializations
 
-JOB = """
-name = "keyed"
-[[step]]
-name = "copy"
-[step.inputs.part]
-path = "in/{partition_key}/*.csv"
-format = "csv"
-columns = [["id", "str"], ["n", "i64"]]
-[step.outputs.out]
-path = "out/k={partition_key}"
-sql = "SELECT id, n, '{partition_key}' AS key FROM part"
-"""
+JOB = Path(__file__).resolve().parents[1] / "runner" / "tests" / "jobs" / "keyed.toml"
 
 LONGEST = "long key x" + "ß" * 95  # a 200-byte folder name, the longest accepted
 # Each key and the folder its escaped form names (Hive's and Spark's escaping).
@@ -56,14 +45,12 @@ def instance() -> Iterator[DagsterInstance]:
 
 @pytest.fixture
 def keyed(tmp_path: Path):
-    job = tmp_path / "job.toml"
-    job.write_text(JOB)
     for i, folder in enumerate(KEYS.values()):
         (tmp_path / "data" / "in" / folder).mkdir(parents=True)
         (tmp_path / "data" / "in" / folder / "p.csv").write_text(f"id,n\nrow-{i},{i}\n")
 
     @runner_assets(
-        job=job,
+        job=JOB,
         runner_bin=str(RUNNER),
         name="keyed",
         partitions_def=StaticPartitionsDefinition([*KEYS, *REFUSED]),

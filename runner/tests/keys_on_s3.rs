@@ -11,24 +11,10 @@ use std::process::{Command, Output};
 use polars::prelude::{ParquetReader, SerReader};
 use runner_backends::aws::AwsClients;
 
-const JOB: &str = r#"
-name = "keyed"
-[[step]]
-name = "copy"
-[step.inputs.part]
-path = "in/{partition_key}/*.csv"
-format = "csv"
-columns = [["id", "str"], ["n", "i64"]]
-[step.outputs.out]
-path = "out/k={partition_key}"
-sql = "SELECT id, n, '{partition_key}' AS key FROM part"
-"#;
-
 struct Lake {
     moto: support::Moto,
     s3: aws_sdk_s3::Client,
     job: std::path::PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 impl Lake {
@@ -36,10 +22,8 @@ impl Lake {
         let moto = support::Moto::start();
         let s3 = AwsClients::for_endpoint(&moto.endpoint, "us-east-1").await.s3().await;
         s3.create_bucket().bucket("lake").send().await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let job = dir.path().join("job.toml");
-        std::fs::write(&job, JOB).unwrap();
-        Lake { moto, s3, job, _dir: dir }
+        let job = support::workspace().join("runner/tests/jobs/keyed.toml");
+        Lake { moto, s3, job }
     }
 
     fn run(&self, keys: &[&str]) -> Output {

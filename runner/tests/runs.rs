@@ -662,18 +662,7 @@ fn a_second_run_of_a_partition_being_worked_on_is_refused_and_no_row_is_lost_or_
 }
 
 /// A job whose input, output and SQL all use the key.
-const KEYED_JOB: &str = r#"
-name = "keyed"
-[[step]]
-name = "copy"
-[step.inputs.part]
-path = "in/{partition_key}/*.csv"
-format = "csv"
-columns = [["id", "str"], ["n", "i64"]]
-[step.outputs.out]
-path = "out/k={partition_key}"
-sql = "SELECT id, n, '{partition_key}' AS key FROM part"
-"#;
+const KEYED_JOB: &str = include_str!("jobs/keyed.toml");
 
 fn keyed_fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
