@@ -107,12 +107,27 @@ impl Aws {
 
     /// Starts `runner` with its stderr in a file, so a test that times out can show it.
     fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
-        let log = std::fs::File::create(self.dir.path().join("orchestrator.log")).unwrap();
-        self.runner(args).envs(env.iter().copied()).stderr(log).spawn().unwrap()
+        self.spawn_logged("orchestrator", args, env)
+    }
+
+    /// Starts `runner` with its stderr in `{log}.log`, for tests that run several at once.
+    fn spawn_logged(&self, log: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
+        let file = std::fs::File::create(self.dir.path().join(format!("{log}.log"))).unwrap();
+        self.runner(args).envs(env.iter().copied()).stderr(file).spawn().unwrap()
     }
 
     fn orchestrator_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("orchestrator.log")).unwrap_or_default()
+        self.log("orchestrator")
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Adds top-level settings to the runner config (`setup`'s extra goes under `[ec2]`).
+    fn configure(&self, settings: &str) {
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(&self.config, format!("{settings}\n{config}")).unwrap();
     }
 
     fn stand_ins(&self) -> StandIns {
@@ -140,6 +155,67 @@ impl Aws {
         let status = run.wait().unwrap();
         stand_ins.tick(&ec2).await;
         (status, self.orchestrator_log())
+    }
+
+    /// Runs several orchestrators to their ends while the stand-in boots what their fleets
+    /// launch; each one's exit and how long after `since` it came. Each is waited for on a
+    /// thread of its own: the stand-in's tick can block for seconds stopping an instance.
+    async fn drive_all(
+        &self,
+        runs: Vec<Child>,
+        stand_ins: &mut StandIns,
+        since: Instant,
+        limit: Duration,
+    ) -> Vec<(ExitStatus, Duration)> {
+        let ec2 = self.aws.ec2().await;
+        let waits: Vec<_> = runs
+            .into_iter()
+            .map(|mut run| std::thread::spawn(move || (run.wait().unwrap(), since.elapsed())))
+            .collect();
+        while !waits.iter().all(|w| w.is_finished()) {
+            assert!(since.elapsed() < limit, "the runs did not finish\n{}", stand_ins.consoles());
+            stand_ins.tick(&ec2).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stand_ins.tick(&ec2).await;
+        waits.into_iter().map(|w| w.join().unwrap()).collect()
+    }
+
+    /// The run id each fleet on the server was launched for.
+    async fn fleet_runs(&self) -> Vec<String> {
+        let out = self.aws.ec2().await.describe_fleets().send().await.unwrap();
+        out.fleets()
+            .iter()
+            .flat_map(|f| f.tags().iter().filter(|t| t.key() == Some("spotlake:run-id")).filter_map(|t| t.value()))
+            .map(String::from)
+            .collect()
+    }
+
+    async fn get(&self, key: &str) -> Vec<u8> {
+        let out = self.aws.s3().await.get_object().bucket("lake").key(key).send().await.unwrap();
+        out.body.collect().await.unwrap().to_vec()
+    }
+
+    /// The `id` of every row of the Parquet files under a prefix, sorted.
+    async fn ids(&self, prefix: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        for key in self.keys(prefix).await {
+            let df = ParquetReader::new(std::io::Cursor::new(self.get(&key).await)).finish().unwrap();
+            ids.extend(df.column("id").unwrap().str().unwrap().iter().flatten().map(String::from));
+        }
+        ids.sort();
+        ids
+    }
+
+    /// The run that committed each item under a prefix of manifests, sorted.
+    async fn committers(&self, prefix: &str) -> Vec<String> {
+        let mut runs = Vec::new();
+        for key in self.keys(prefix).await {
+            let manifest: serde_json::Value = serde_json::from_slice(&self.get(&key).await).unwrap();
+            runs.push(manifest["run_id"].as_str().unwrap().to_string());
+        }
+        runs.sort();
+        runs
     }
 
     async fn running_instances(&self) -> usize {
@@ -717,14 +793,49 @@ async fn a_second_architectures_template_failing_deletes_the_first_and_the_queue
     assert_eq!(env.running_instances().await, 0);
 }
 
+/// How many times each key under a prefix was written (its versions, in a versioned bucket).
+async fn writes(env: &Aws, prefix: &str) -> std::collections::BTreeMap<String, usize> {
+    let s3 = env.aws.s3().await;
+    let out = s3.list_object_versions().bucket("lake").prefix(prefix).send().await.unwrap();
+    assert!(!out.is_truncated().unwrap_or(false), "{prefix} has more versions than one page");
+    let mut counts = std::collections::BTreeMap::new();
+    for v in out.versions() {
+        *counts.entry(v.key().unwrap().to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// S3, SQS and EC2 stop answering for 30 s while an item waits to publish (moto paused). The
+/// bounds are chosen so that the run rides the silence out and its two hazards happen every
+/// time: a lease renewal times out in the silence and lands after it, and the item's delivery
+/// outlives its visibility, so a worker with a free slot is given it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_sqs_and_ec2_silent_for_30_seconds_mid_run_lose_and_double_nothing() {
     let env = setup(SMALL).await;
-    let n = 8;
+    // Renewed every 8 s: a renewal starts in the silence's first 8 s, and its first attempt
+    // times out (20 s, below) before the silence ends.
+    env.configure("lease_ttl_secs = 24");
+    // One item in the queue at a time: the one in flight is the only one there to be given
+    // again, and the two after it keep the step going well past that attempt's end.
+    env.configure("enqueue_window = 1");
+    // No heartbeat in the silence to extend a delivery: each one in flight outlives its 10 s.
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let config = config.replace("visibility_secs = 5\nheartbeat_secs = 1", "visibility_secs = 10\nheartbeat_secs = 60");
+    std::fs::write(&env.config, config).unwrap();
+    // Every write counted: each is a version of its key.
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    let s3 = env.aws.s3().await;
+    s3.put_bucket_versioning().bucket("lake").versioning_configuration(enabled).send().await.unwrap();
+    // Three items on two workers of two slots: three slots are free, and ask for work through
+    // the silence.
+    let n = 3;
     let job = items(&env, n).await;
     let summary_path = env.dir.path().join("paused.json");
-    // Bounds shorter than the pause: calls time out and are retried, rather than wait it out.
-    let bounds = [("RUNNER_TEST_ITEM_SLEEP_MS", "2000"), ("RUNNER_AWS_TIMEOUT_SECS", "10")];
+    // A response is waited for 20 s: an attempt sent in the silence times out in it, and a call's
+    // next attempt is waiting when it ends. Items sleep 5 s before they publish.
+    let bounds = [("RUNNER_TEST_ITEM_SLEEP_MS", "5000"), ("RUNNER_AWS_TIMEOUT_SECS", "20")];
     let mut run = env.spawn(
         &[
             "run",
@@ -741,39 +852,227 @@ async fn s3_sqs_and_ec2_silent_for_30_seconds_mid_run_lose_and_double_nothing() 
         stand_ins = stand_ins.with_env(k, v);
     }
     let ec2 = env.aws.ec2().await;
-    // Until the first item has committed, with others in flight.
+    // Until both workers are up and the first item runs.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while env.keys("state/items/many/copy/").await.is_empty() {
-        assert!(Instant::now() < deadline, "no item committed\n{}\n{}", env.orchestrator_log(), stand_ins.consoles());
+    loop {
+        let consoles = stand_ins.consoles();
+        if consoles.matches("worker started").count() == 2 && consoles.contains("running item=") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the items never ran\n{}\n{consoles}", env.orchestrator_log());
         assert!(run.try_wait().unwrap().is_none(), "the run ended early\n{}", env.orchestrator_log());
         stand_ins.tick(&ec2).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The silence begins while the item sleeps, past its reads and before its writes.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(env.keys("state/items/many/copy/").await.is_empty(), "no item committed before the silence");
     env.moto.pause();
     tokio::time::sleep(Duration::from_secs(30)).await;
     env.moto.resume();
-    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(300)).await;
-    if !status.success() {
-        // Failing is allowed, clearly: the error names what did not answer.
-        assert!(err.contains("timed out") || err.contains("timeout"), "{err}\n{}", stand_ins.consoles());
-    } else {
-        let s = summary(&summary_path);
-        assert_eq!(s["steps"][0]["items"], n, "{s}");
-    }
-    // Either way: every committed item's row is there once, and nothing else is.
-    let manifests = env.keys("state/items/many/copy/").await;
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(180)).await;
+    let consoles = stand_ins.consoles();
+    assert!(status.success(), "{err}\n{consoles}");
+    let s = summary(&summary_path);
+    assert_eq!((s["steps"][0]["items"].as_u64(), s["steps"][0]["retries"].as_u64()), (Some(3), Some(0)), "{s}");
+    // The renewal that landed unheard kept the lease: the run said so once, never lost it, and
+    // released it as its own (a release over a stale ETag would have left it).
+    assert_eq!(
+        err.matches("a renewal of the lease on many/copy/2024-01-01 landed unheard; the lease is still this run's")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("was lost"), "{err}");
+    assert_eq!(env.keys(LEASE).await, Vec::<String>::new(), "the lease was released");
+    // The item was given once more; that attempt found it committed and published nothing:
+    // every output file and every manifest was written once, and each row is there once.
+    assert_eq!(consoles.matches("running item=copy[2024-01-01] part-0.csv attempt=2").count(), 1, "{consoles}");
+    assert_eq!(consoles.matches("attempt=2").count(), 1, "{consoles}");
+    assert_eq!(
+        consoles.matches("another attempt of this run committed the item; not publishing again").count(),
+        1,
+        "{consoles}"
+    );
+    let (files, manifests) = (writes(&env, "data/many_out/").await, writes(&env, "state/items/many/copy/").await);
+    assert_eq!((files.len(), manifests.len()), (n, n), "{files:?} {manifests:?}");
+    let once = vec![1; n];
+    assert_eq!(files.values().copied().collect::<Vec<_>>(), once, "{files:?}\n{consoles}");
+    assert_eq!(manifests.values().copied().collect::<Vec<_>>(), once, "{manifests:?}\n{consoles}");
+    assert_eq!(env.ids("data/many_out/").await, item_ids(0..n));
+    env.assert_nothing_left().await;
+}
+
+/// The rows `a{i}` of `items`' files, sorted as `Aws::ids` sorts them.
+fn item_ids(range: std::ops::Range<usize>) -> Vec<String> {
+    let mut ids: Vec<String> = range.map(|i| format!("a{i}")).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_runs_of_a_partition_started_together_in_s3_exactly_one_works_and_the_other_fails_at_once_naming_it() {
+    let env = setup(SMALL).await;
+    let n = 4;
+    let job = items(&env, n).await;
+    let job = job.to_string_lossy();
+    let slow = ("RUNNER_TEST_ITEM_SLEEP_MS", "3000");
+    let names = ["race-a", "race-b"];
+    let since = Instant::now();
+    let runs =
+        names.map(|run| env.spawn_logged(run, &["run", &job, "--partition", "2024-01-01", "--run-id", run], &[slow]));
+    let mut stand_ins = env.stand_ins().with_env(slow.0, slow.1);
+    let ended = env.drive_all(runs.into(), &mut stand_ins, since, Duration::from_secs(180)).await;
+    let worked: Vec<usize> = (0..2).filter(|i| ended[*i].0.success()).collect();
+    let logs = format!("--- race-a\n{}\n--- race-b\n{}", env.log("race-a"), env.log("race-b"));
+    assert_eq!(worked.len(), 1, "exactly one run works:\n{logs}\n{}", stand_ins.consoles());
+    let (w, l) = (worked[0], 1 - worked[0]);
+    let (winner, loser) = (names[w], names[l]);
+    assert!(
+        env.log(loser).contains(&format!("many/copy/2024-01-01 is being worked on by run {winner} on ")),
+        "the loser names the winner's run:\n{logs}"
+    );
+    // At once: 3 s and more before the winner, whose items sleep 3 s each, and having launched
+    // nothing: the one fleet is the winner's.
+    assert!(
+        ended[l].1 + Duration::from_secs(3) < ended[w].1,
+        "{loser} ended after {:?}, {winner} after {:?}",
+        ended[l].1,
+        ended[w].1
+    );
+    assert_eq!(env.fleet_runs().await, vec![winner.to_string()], "{logs}");
+    // The output is the winner's: each row once, each item committed by it.
+    assert_eq!(env.ids("data/many_out/").await, item_ids(0..n));
+    assert_eq!(env.keys("data/many_out/").await.len(), n);
+    assert_eq!(env.committers("state/items/many/copy/2024-01-01/").await, vec![winner.to_string(); n]);
+    env.assert_nothing_left().await;
+}
+
+/// Where a run holds its lease on the one-file-items step's partition.
+const LEASE: &str = "state/leases/many/copy/2024-01-01.json";
+
+/// Takes the lease over as another run does once it expired: a new object naming that run,
+/// whose ETag is not the holder's.
+async fn take_over_the_lease(env: &Aws, thief: &str) {
+    let expires_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let holder = serde_json::json!({
+        "run_id": thief,
+        "dagster_run_id": null,
+        "host": "elsewhere",
+        "pid": 1,
+        "started_at": "2026-12-01T00:00:00Z",
+        "expires_at": expires_at as f64,
+    });
+    put(&env.aws.s3().await, LEASE, serde_json::to_vec(&holder).unwrap()).await;
+}
+
+async fn lease_holder(env: &Aws) -> String {
+    let holder: serde_json::Value = serde_json::from_slice(&env.get(LEASE).await).unwrap();
+    holder["run_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_s3_lease_is_taken_over_mid_step_stops_it_and_its_uncommitted_items_publish_nothing() {
+    let env = setup(SMALL).await;
+    // Renewed every second: a holder learns of a takeover within a second or two.
+    env.configure("lease_ttl_secs = 3");
+    let job = items(&env, 2).await;
+    let job = job.to_string_lossy();
+    let first = env.spawn(&["run", &job, "--partition", "2024-01-01", "--run-id", "first"], &[]);
+    let (status, err) = env.drive(first, &mut env.stand_ins(), Duration::from_secs(120)).await;
+    assert!(status.success(), "{err}");
+    let (files, manifests) = (env.keys("data/many_out/").await, env.keys("state/items/many/copy/").await);
+    assert_eq!((files.len(), manifests.len()), (2, 2), "{files:?} {manifests:?}");
+
+    // Two more files: the holder's run has two items to do, which sleep 20 s before publishing.
     let s3 = env.aws.s3().await;
-    let mut ids = Vec::new();
-    for key in env.keys("data/many_out/").await {
-        let body = s3.get_object().bucket("lake").key(&key).send().await.unwrap().body.collect().await.unwrap();
-        let df = ParquetReader::new(std::io::Cursor::new(body.into_bytes().to_vec())).finish().unwrap();
-        ids.extend(df.column("id").unwrap().str().unwrap().iter().flatten().map(String::from));
+    for i in 2..4 {
+        put(&s3, &format!("data/many/2024-01-01/part-{i}.csv"), format!("id,n\na{i},{i}\n").into_bytes()).await;
     }
-    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
-    assert_eq!(unique.len(), ids.len(), "no row twice: {ids:?}");
-    assert_eq!(ids.len(), manifests.len(), "a row per committed item: {ids:?} {manifests:?}");
-    if status.success() {
-        assert_eq!(ids.len(), n);
+    let slow = ("RUNNER_TEST_ITEM_SLEEP_MS", "20000");
+    let mut run = env.spawn(&["run", &job, "--partition", "2024-01-01", "--run-id", "holder"], &[slow]);
+    let mut stand_ins = env.stand_ins().with_env(slow.0, slow.1);
+    let ec2 = env.aws.ec2().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(2..4).all(|i| stand_ins.consoles().contains(&format!("running item=copy[2024-01-01] part-{i}.csv"))) {
+        assert!(Instant::now() < deadline, "the items never ran\n{}\n{}", env.orchestrator_log(), stand_ins.consoles());
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early\n{}", env.orchestrator_log());
+        stand_ins.tick(&ec2).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    take_over_the_lease(&env, "thief").await;
+    let taken = Instant::now();
+    let ended = env.drive_all(vec![run], &mut stand_ins, taken, Duration::from_secs(60)).await;
+    let err = env.orchestrator_log();
+    let (status, after) = ended[0];
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("step \"copy\": the lease on many/copy/2024-01-01 was lost to run thief on elsewhere (pid 1)"),
+        "{err}"
+    );
+    // Within seconds: its items were stopped long before their 20 s were up.
+    assert!(after < Duration::from_secs(12), "{after:?}\n{err}");
+    // Nothing of its two items was published or committed; the first run's are untouched.
+    assert_eq!(env.keys("data/many_out/").await, files, "{}", stand_ins.consoles());
+    assert_eq!(env.keys("state/items/many/copy/").await, manifests);
+    assert_eq!(env.ids("data/many_out/").await, item_ids(0..2));
+    // Its release left the new holder's lease alone.
+    assert_eq!(lease_holder(&env).await, "thief");
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_s3_lease_is_taken_over_before_its_first_renewal_fails_without_pruning_or_reporting() {
+    let env = setup(SMALL).await;
+    // Renewed every 100 s: the step is over before the holder renews, and only a check at its
+    // end can find the takeover.
+    env.configure("lease_ttl_secs = 300");
+    items(&env, 2).await;
+    // The output in a folder of the partition's own, which the step sweeps for files no
+    // committed item wrote.
+    let job = env.dir.path().join("keyed.toml");
+    let text = std::fs::read_to_string(support::workspace().join("runner/tests/jobs/one_file_items.toml")).unwrap();
+    std::fs::write(&job, text.replace("path = \"many_out\"", "path = \"many_out/day={partition_key}\"")).unwrap();
+    let summary_path = env.dir.path().join("holder.json");
+    let mut run = env.spawn(
+        &[
+            "run",
+            &job.to_string_lossy(),
+            "--partition",
+            "2024-01-01",
+            "--run-id",
+            "holder",
+            "--summary-json",
+            &summary_path.to_string_lossy(),
+        ],
+        &[],
+    );
+    let mut stand_ins = env.stand_ins();
+    let ec2 = env.aws.ec2().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.keys(LEASE).await.is_empty() {
+        assert!(Instant::now() < deadline, "the run never took its lease\n{}", env.orchestrator_log());
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early\n{}", env.orchestrator_log());
+        stand_ins.tick(&ec2).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // As soon as the holder has the lease, another run takes it over and publishes a file of an
+    // item it has not committed yet.
+    take_over_the_lease(&env, "thief").await;
+    let theirs = "data/many_out/day=2024-01-01/part-00000000000000ff.parquet";
+    put(&env.aws.s3().await, theirs, b"the thief's, not yet committed".to_vec()).await;
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(120)).await;
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("step \"copy\": the lease on many/copy/2024-01-01 was lost to run thief on elsewhere (pid 1)"),
+        "{err}"
+    );
+    // Its items committed before it knew; it swept nothing of the thief's and reported nothing.
+    assert_eq!(env.committers("state/items/many/copy/").await, vec!["holder".to_string(); 2]);
+    let files = env.keys("data/many_out/").await;
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.contains(&theirs.to_string()), "the thief's file is still there: {files:?}\n{err}");
+    assert!(!summary_path.exists(), "no summary of a step whose lease was lost");
+    assert_eq!(lease_holder(&env).await, "thief");
     env.assert_nothing_left().await;
 }

@@ -256,6 +256,7 @@ lease_tests!(
     renewing_keeps_the_lease,
     a_gone_holders_lease_is_taken_over,
     a_renewal_that_landed_unheard_keeps_the_lease,
+    of_runs_racing_for_a_lease_exactly_one_wins,
 );
 
 /// An S3 lease taken over after its holder stopped renewing is lost to that holder: its next

@@ -661,6 +661,152 @@ fn a_second_run_of_a_partition_being_worked_on_is_refused_and_no_row_is_lost_or_
     assert_eq!(ids.iter().filter(|i| i.starts_with("late-")).count(), 5);
 }
 
+/// A spawned run's end: its exit, its stderr, and how long it took from `since`.
+struct Ended {
+    success: bool,
+    stderr: String,
+    after: Duration,
+}
+
+/// Waits for a spawned run on a thread of its own (its stderr is read meanwhile, so a chatty
+/// run never blocks on a full pipe).
+fn ended(child: Child, since: Instant) -> std::thread::JoinHandle<Ended> {
+    std::thread::spawn(move || {
+        let out = child.wait_with_output().unwrap();
+        Ended { success: out.status.success(), stderr: stderr(&out), after: since.elapsed() }
+    })
+}
+
+/// The run that committed each of a step's items, from the manifests under the run state.
+fn committers(state: &Path, job: &str, step: &str) -> Vec<String> {
+    let dir = state.join(format!("items/{job}/{step}/_"));
+    let mut runs = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "json") {
+            let m: serde_json::Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+            runs.push(m["run_id"].as_str().unwrap().to_string());
+        }
+    }
+    runs
+}
+
+/// The summary a run wrote to `{root}/{run}.json`.
+fn summary_of(f: &Fixture, run: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(f.root.join(format!("{run}.json"))).unwrap()).unwrap()
+}
+
+#[test]
+fn of_two_runs_of_a_partition_started_together_exactly_one_works_and_the_other_fails_at_once_naming_it() {
+    let reference = reference_rows(MAP_JOB);
+    let f = fixture(MAP_JOB, "", 6);
+    let summary = |run: &str| f.root.join(format!("{run}.json")).to_string_lossy().into_owned();
+    // Items that take a while, so the winner is still at work when the loser has long ended.
+    let slow = [("RUNNER_TEST_ITEM_SLEEP_MS", "2000")];
+    let since = Instant::now();
+    let a = f.spawn(&["--run-id", "race-a", "--summary-json", &summary("race-a")], &slow);
+    let b = f.spawn(&["--run-id", "race-b", "--summary-json", &summary("race-b")], &slow);
+    let (a, b) = (ended(a, since), ended(b, since));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    assert!(a.success != b.success, "exactly one run works:\n--- race-a\n{}\n--- race-b\n{}", a.stderr, b.stderr);
+    let ((winner, won), (loser, lost)) =
+        if a.success { (("race-a", a), ("race-b", b)) } else { (("race-b", b), ("race-a", a)) };
+    assert!(
+        lost.stderr.contains(&format!("faults/map/_ is being worked on by run {winner} on ")),
+        "the loser names the winner's run: {}",
+        lost.stderr
+    );
+    // At once: the winner's six items of 2 s on two workers took 6 s at least, and the loser
+    // ended 4 s before it; it launched no worker.
+    assert!(lost.after + Duration::from_secs(4) < won.after, "{loser} took {:?}, {winner} {:?}", lost.after, won.after);
+    assert!(!f.state().join(format!("runs/{loser}/workers")).exists(), "{loser} launched no worker");
+    assert!(!f.root.join(format!("{loser}.json")).exists(), "{loser} wrote no summary");
+    // The output is the winner's: every row once, each item committed by it.
+    assert_same_rows(&rows(&f.root.join("out")), &reference);
+    assert_eq!(summary_of(&f, winner)["steps"][0]["outputs"]["out"]["rows"].as_u64(), Some(reference.height() as u64));
+    assert_eq!(committers(&f.state(), "faults", "map"), vec![winner.to_string(); 6], "{}", won.stderr);
+}
+
+/// `fixture`'s config with `lease_wait_secs` set, in a file of its own.
+fn waiting_config(f: &Fixture, secs: u64) -> PathBuf {
+    let path = f.root.join(format!("wait-{secs}.toml"));
+    let base = std::fs::read_to_string(&f.config).unwrap();
+    std::fs::write(&path, format!("{base}lease_wait_secs = {secs}\n")).unwrap();
+    path
+}
+
+/// The earliest launch and the latest end of a step's workers, from a run's summary.
+fn workers_span(summary: &serde_json::Value) -> (f64, f64) {
+    let usage = summary["steps"][0]["usage"].as_array().unwrap();
+    assert!(!usage.is_empty(), "the step launched workers: {summary}");
+    let at = |k: &'static str| usage.iter().map(move |u| u[k].as_f64().unwrap());
+    (at("launched_at").fold(f64::INFINITY, f64::min), at("ended_at").fold(0.0, f64::max))
+}
+
+#[test]
+fn with_lease_wait_secs_a_second_run_waits_for_the_first_and_a_shorter_wait_fails_naming_it() {
+    let reference = reference_rows(MAP_JOB);
+    let f = fixture(MAP_JOB, "", 6);
+    let summary = |run: &str| f.root.join(format!("{run}.json")).to_string_lossy().into_owned();
+    // Six items of 1.5 s on one worker: the holder holds the lease for 9 s at least.
+    let since = Instant::now();
+    let holder = f.spawn(
+        &["--workers", "1", "--run-id", "holder", "--summary-json", &summary("holder")],
+        &[("RUNNER_TEST_ITEM_SLEEP_MS", "1500")],
+    );
+    let holder = ended(holder, since);
+    wait_until("the holder's worker running an item", Duration::from_secs(60), || {
+        worker_pids(&f.state()).iter().any(|p| !children_of(*p).is_empty())
+    });
+    // A file lands after the holder planned: only a run that plans after it can see it.
+    let day = std::fs::read_dir(f.root.join("raw")).unwrap().flatten().next().unwrap().path();
+    std::fs::write(day.join("web-late.csv.gz"), late_file()).unwrap();
+
+    // A wait of 2 s runs out while the holder works: the run fails naming it.
+    let short = waiting_config(&f, 2);
+    let asked = Instant::now();
+    let out = f.run(&["--run-id", "short"], &[("RUNNER_CONFIG", &short.to_string_lossy())]);
+    let waited = asked.elapsed();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("faults/map/_ is being worked on by run holder on "), "{err}");
+    assert!(waited >= Duration::from_secs(2), "it waited its 2 s first: {waited:?}\n{err}");
+    assert!(!holder.is_finished(), "the holder was still at work when the short wait ran out");
+
+    // A wait longer than the holder's run: the run waits, then does the work the holder left.
+    let long = waiting_config(&f, 120);
+    let waiter = f.spawn(
+        &["--run-id", "waiter", "--summary-json", &summary("waiter")],
+        &[("RUNNER_CONFIG", &long.to_string_lossy())],
+    );
+    let waiter = ended(waiter, since);
+    let (holder, waiter) = (holder.join().unwrap(), waiter.join().unwrap());
+    assert!(holder.success, "{}", holder.stderr);
+    assert!(waiter.success, "{}", waiter.stderr);
+    assert!(waiter.stderr.contains("waiting for faults/map/_, held by run holder on "), "{}", waiter.stderr);
+    let (h, w) = (summary_of(&f, "holder"), summary_of(&f, "waiter"));
+    // It planned once the holder had committed all six items, and saw the late file: one item
+    // of its own, whose worker started after the holder's workers had ended.
+    assert_eq!(
+        (w["steps"][0]["items"].as_u64(), w["steps"][0]["items_already_committed"].as_u64()),
+        (Some(7), Some(6)),
+        "{w}"
+    );
+    let ((_, holder_end), (waiter_start, _)) = (workers_span(&h), workers_span(&w));
+    assert!(
+        waiter_start >= holder_end,
+        "the waiter's worker started at {waiter_start}, the holder's ended at {holder_end}"
+    );
+    // Every row once: the holder's, and the late file's five.
+    let out = rows(&f.root.join("out"));
+    assert_eq!(out.height(), reference.height() + 5, "every row once, the late ones too");
+    let ids: Vec<String> = out.column("event_id").unwrap().str().unwrap().iter().flatten().map(String::from).collect();
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len(), "no row is duplicated");
+    assert_eq!(ids.iter().filter(|i| i.starts_with("late-")).count(), 5);
+    let mut committers = committers(&f.state(), "faults", "map");
+    committers.sort();
+    assert_eq!(committers, [vec!["holder".to_string(); 6], vec!["waiter".to_string()]].concat());
+}
+
 /// A job whose input, output and SQL all use the key.
 const KEYED_JOB: &str = include_str!("jobs/keyed.toml");
 

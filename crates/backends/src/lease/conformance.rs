@@ -114,3 +114,47 @@ pub async fn a_renewal_that_landed_unheard_keeps_the_lease(
     let after = leases.acquire(name, &holder("run-b")).await.map_err(|e| format!("released, it can be taken: {e}"))?;
     leases.release(after).await.map_err(|e| format!("release: {e}"))
 }
+
+/// How many runs race for one lease in [`of_runs_racing_for_a_lease_exactly_one_wins`].
+pub const RACERS: usize = 8;
+
+/// Of runs racing for one lease (each through a store of its own, as separate processes would
+/// be, released at the same moment), exactly one gets it, and every other is refused naming
+/// that one. Once the winner releases it, a newcomer gets it.
+pub async fn of_runs_racing_for_a_lease_exactly_one_wins(
+    open: Open<'_>,
+    name: &str,
+    _: Duration,
+) -> Result<(), String> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut racers = Vec::new();
+    for i in 0..RACERS {
+        let (leases, start, name) = (open(), start.clone(), name.to_string());
+        racers.push(tokio::spawn(async move {
+            start.wait().await;
+            let got = leases.acquire(&name, &holder(&format!("run-{i}"))).await;
+            (format!("run-{i}"), leases, got)
+        }));
+    }
+    let mut won = Vec::new();
+    let mut refused = Vec::new();
+    for racer in racers {
+        let (run, leases, got) = racer.await.map_err(|e| format!("a racer panicked: {e}"))?;
+        match got {
+            Ok(lease) => won.push((run, leases, lease)),
+            Err(LeaseError::Held { holder, .. }) => refused.push((run, holder.run_id)),
+            Err(e) => return Err(format!("{run} was neither given the lease nor refused it as held: {e}")),
+        }
+    }
+    ensure!(won.len() == 1, "exactly one run gets the lease: {:?}", won.iter().map(|w| &w.0).collect::<Vec<_>>());
+    let (winner, leases, lease) = won.remove(0);
+    ensure!(refused.len() == RACERS - 1, "every other run is refused: {refused:?}");
+    for (run, named) in &refused {
+        ensure!(*named == winner, "{run} is refused naming the winner {winner}, not {named:?}");
+    }
+    leases.release(lease).await.map_err(|e| format!("release: {e}"))?;
+    let after = open();
+    let lease =
+        after.acquire(name, &holder("run-late")).await.map_err(|e| format!("released, it can be taken: {e}"))?;
+    after.release(lease).await.map_err(|e| format!("release: {e}"))
+}

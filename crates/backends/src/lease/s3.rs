@@ -146,6 +146,10 @@ impl Leases for S3Leases {
                 // Our own write changed the ETag: an attempt that timed out on our side while
                 // S3 stalled, and landed later (then the retry's If-Match failed). Still ours.
                 Some((current, etag)) if current.same_holder(holder) => {
+                    tracing::info!(
+                        "a renewal of the lease on {} landed unheard; the lease is still this run's",
+                        lease.name
+                    );
                     lease.version = etag;
                     Ok(())
                 }

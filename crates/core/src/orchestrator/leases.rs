@@ -1,7 +1,8 @@
 //! A step's leases: one per partition it works on, taken before the step plans (in one order,
 //! so two ranged runs can't each hold half of the other's), renewed in the background while it
-//! runs, and given back when it ends. A lease lost meanwhile stops the step: another run is
-//! writing the same partition.
+//! runs, confirmed once more before the step prunes and reports its outputs, and given back
+//! when it ends. A lease lost meanwhile stops the step: another run is writing the same
+//! partition.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ const RETRY_EVERY: Duration = Duration::from_secs(2);
 /// The leases a step holds.
 pub(crate) struct StepLeases {
     leases: Arc<dyn Leases>,
+    holder: Holder,
     held: Arc<tokio::sync::Mutex<Vec<Lease>>>,
     lost: Arc<Mutex<Option<String>>>,
     renewer: JoinHandle<()>,
@@ -55,7 +57,7 @@ impl StepLeases {
         let held = Arc::new(tokio::sync::Mutex::new(held));
         let lost = Arc::new(Mutex::new(None));
         let renewer = {
-            let (leases, held, lost) = (leases.clone(), held.clone(), lost.clone());
+            let (leases, held, lost, holder) = (leases.clone(), held.clone(), lost.clone(), holder.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(leases.renew_every()).await;
@@ -73,12 +75,27 @@ impl StepLeases {
                 }
             })
         };
-        Ok(Self { leases, held, lost, renewer })
+        Ok(Self { leases, holder, held, lost, renewer })
     }
 
     /// Why a lease was lost, if one was.
     pub(crate) fn lost(&self) -> Option<String> {
         self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Renews every lease now: `Lost` when one was taken over, even since the last renewal in
+    /// the background (a third of the lease's life ago, at most), which alone would find it
+    /// only after the step had ended as if it still held its partitions.
+    pub(crate) async fn confirm(&self) -> Result<(), LeaseError> {
+        for lease in self.held.lock().await.iter_mut() {
+            if let Err(e) = self.leases.renew(lease, &self.holder).await {
+                if matches!(e, LeaseError::Lost { .. }) {
+                    *self.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Gives every lease back.

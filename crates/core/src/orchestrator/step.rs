@@ -93,16 +93,22 @@ pub(crate) async fn run_step(
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         expires_at: 0.0,
     };
-    let leases =
-        StepLeases::take(ctx.backends.leases.clone(), names, holder, opts.lease_wait).await.map_err(|e| match e {
-            LeaseError::Backend { .. } => infra(e),
-            LeaseError::Held { .. } | LeaseError::Lost { .. } => {
-                RunError::Busy { step: step.name.clone(), error: e.to_string() }
-            }
-        })?;
+    let leases = StepLeases::take(ctx.backends.leases.clone(), names, holder, opts.lease_wait)
+        .await
+        .map_err(|e| lease_error(step, e))?;
     let result = run_leased(ctx, step, attempts, queues, record, &leases).await;
     leases.give_back().await;
     result
+}
+
+/// A lease held by another run, or lost to one, stops the step; a store that fails is trouble.
+fn lease_error(step: &StepSpec, e: LeaseError) -> RunError {
+    match e {
+        LeaseError::Backend { .. } => infra(e),
+        LeaseError::Held { .. } | LeaseError::Lost { .. } => {
+            RunError::Busy { step: step.name.clone(), error: e.to_string() }
+        }
+    }
 }
 
 async fn run_leased(
@@ -229,6 +235,10 @@ async fn run_leased(
         summary.peak_items_per_worker = spans.values().map(|s| peak_overlap(s)).max().unwrap_or(0);
         waited?;
     }
+    // Pruning sweeps the partitions' folders and the summary reports their outputs: both only
+    // for their holder. A takeover since the last renewal would otherwise go unseen, and the
+    // step would delete what the new holder is publishing and report it as its own.
+    leases.confirm().await.map_err(|e| lease_error(step, e))?;
     let current: BTreeSet<&WorkItemId> = items.iter().map(|i| &i.id).collect();
     run_state::prune(stores, &opts.state, &ctx.spec.name, &step.name, &partitions, &current).await.map_err(infra)?;
     prune_strays(ctx, step, &partitions).await?;
