@@ -932,14 +932,10 @@ async fn of_two_runs_of_a_partition_started_together_in_s3_exactly_one_works_and
         env.log(loser).contains(&format!("many/copy/2024-01-01 is being worked on by run {winner} on ")),
         "the loser names the winner's run:\n{logs}"
     );
-    // At once: 3 s and more before the winner, whose items sleep 3 s each, and having launched
-    // nothing: the one fleet is the winner's.
-    assert!(
-        ended[l].1 + Duration::from_secs(3) < ended[w].1,
-        "{loser} ended after {:?}, {winner} after {:?}",
-        ended[l].1,
-        ended[w].1
-    );
+    // At once, not after a wait: before the winner, whose items sleep 3 s each (a waiting run
+    // could only end after it gave the lease back), and having launched nothing: the one fleet
+    // is the winner's. An order, not a margin: a slow machine makes both later.
+    assert!(ended[l].1 < ended[w].1, "{loser} ended after {:?}, {winner} after {:?}", ended[l].1, ended[w].1);
     assert_eq!(env.fleet_runs().await, vec![winner.to_string()], "{logs}");
     // The output is the winner's: each row once, each item committed by it.
     assert_eq!(env.ids("data/many_out/").await, item_ids(0..n));
@@ -1004,14 +1000,14 @@ async fn a_run_whose_s3_lease_is_taken_over_mid_step_stops_it_and_its_uncommitte
     let taken = Instant::now();
     let ended = env.drive_all(vec![run], &mut stand_ins, taken, Duration::from_secs(60)).await;
     let err = env.orchestrator_log();
-    let (status, after) = ended[0];
+    let (status, _) = ended[0];
     assert!(!status.success(), "{err}");
     assert!(
         err.contains("step \"copy\": the lease on many/copy/2024-01-01 was lost to run thief on elsewhere (pid 1)"),
         "{err}"
     );
-    // Within seconds: its items were stopped long before their 20 s were up.
-    assert!(after < Duration::from_secs(12), "{after:?}\n{err}");
+    // Stopped before its items' 20 s were up: had it gone on, they would have published, and
+    // the listings below would show it. (No bound on `after`: a slow machine makes it longer.)
     // Nothing of its two items was published or committed; the first run's are untouched.
     assert_eq!(env.keys("data/many_out/").await, files, "{}", stand_ins.consoles());
     assert_eq!(env.keys("state/items/many/copy/").await, manifests);
