@@ -111,7 +111,7 @@ fn step_whole(step: &StepSummary) -> StepPart {
         rows_dropped: step.rows_dropped,
         rows_quarantined: step.rows_quarantined,
         attempt_seconds: step.by_partition.values().map(|p| p.attempt_seconds).sum(),
-        committed_items: step.committed_items.clone(),
+        committed_items: step.by_partition.values().flat_map(|p| p.committed_items.iter().cloned()).collect(),
     }
 }
 
@@ -254,6 +254,7 @@ pub fn report(
         let outputs = step.outputs.len().max(1) as f64;
         let bill = bill.as_ref().map(|b| b.share(1.0 / outputs));
         let bills = bill.as_ref().map(|b| per_partition::bills(step, b)).unwrap_or_default();
+        let whole = step_whole(step);
         for (output, o) in &step.outputs {
             let asset = job.asset_of(&OutputRef::new(step.name.clone(), output.as_str()));
             if targeted.as_ref().is_some_and(|t| !t.iter().any(|k| asset == k.as_str())) {
@@ -264,13 +265,13 @@ pub fn report(
                 [one] => MetadataValue::Path(one.clone()),
                 many => MetadataValue::Json(serde_json::json!(many)),
             };
-            let mut m = figures_metadata(&o.whole, &step_whole(step), Some(path), bill.as_ref());
+            let mut m = figures_metadata(&o.whole, &whole, Some(path), bill.as_ref());
             run_wide_metadata(&mut m, step, summary, &instance_types);
             m.insert(
                 "rows_by_partition",
                 rows_table(&o.by_partition.iter().map(|(p, f)| (p.clone(), f.rows)).collect(), "partition"),
             );
-            let version = per_partition::data_version(asset.as_str(), &step.committed_items);
+            let version = per_partition::data_version(asset.as_str(), &whole.committed_items);
             ctx.report_asset_materialization(
                 AssetMaterialization::new().asset_key(asset.as_str()).data_version(version).metadata(m),
             )?;

@@ -82,7 +82,8 @@ pub struct StepPart {
     /// Seconds of every attempt this run made (committed, failed or handed back): how a
     /// ranged run's bill is split.
     pub attempt_seconds: f64,
-    /// The ids of its items: its own data version, whatever range it ran in.
+    /// The ids of the items whose commits make its outputs (an id follows the step's
+    /// definition and its inputs' versions): its own data version, whatever range it ran in.
     #[serde(skip)]
     pub committed_items: std::collections::BTreeSet<String>,
 }
@@ -150,10 +151,6 @@ pub struct StepSummary {
     /// What the items measured for each check (by check name, then run partition).
     #[serde(skip)]
     pub check_parts: BTreeMap<String, BTreeMap<String, CheckParts>>,
-    /// The ids of the items whose commits make the step's outputs for the run's partitions (an
-    /// id follows the step's definition and its inputs' versions): the outputs' data version.
-    #[serde(skip)]
-    pub committed_items: std::collections::BTreeSet<String>,
 }
 
 /// A check's parts in one partition: each item's measure, and where the items published the
@@ -224,7 +221,6 @@ impl StepSummary {
             part.rows_dropped += rows_dropped;
             part.rows_quarantined += rows_quarantined;
             part.committed_items.insert(item.id.to_string());
-            self.committed_items.insert(item.id.to_string());
             for (check, part) in &s.checks {
                 let parts = self.check_parts.entry(check.clone()).or_default().entry(pkey.clone()).or_default();
                 parts.parts.push(part.clone());
