@@ -210,10 +210,7 @@ impl Extensions {
         call: Arc<ColumnFn>,
     ) -> Self {
         check_name(name, "function");
-        assert!(
-            !runner_sql::POLARS_FUNCTIONS.contains(&name),
-            "function {name:?} has the name of a Polars SQL function; choose another"
-        );
+        assert!(!runner_sql::is_builtin(name), "function {name:?} has the name of an SQL function; choose another");
         assert!(
             !runner_sql::SYNTAX_NAMES.contains(&name),
             "function {name:?} has a name SQL reads as syntax of its own (as in TRIM(BOTH …)); choose another"
@@ -234,6 +231,23 @@ impl Extensions {
                 .collect(),
             table_ops: self.table_ops.iter().map(|(n, t)| (n.clone(), t.sig.clone())).collect(),
         }
+    }
+
+    /// The functions as the SQL planner types them (a function whose output type SQL has no
+    /// name for is left out, and a call of it is refused as unknown).
+    pub(crate) fn planner_functions(&self) -> Vec<runner_sql::UserFunction> {
+        self.functions
+            .iter()
+            .filter_map(|(name, f)| {
+                let returns = crate::lower::arrow_field(name, &f.output)?.data_type().clone();
+                let takes = match f.takes {
+                    Takes::Any => runner_sql::Takes::Any,
+                    Takes::Text => runner_sql::Takes::Text,
+                    Takes::Numbers(n) => runner_sql::Takes::Numbers(n),
+                };
+                Some(runner_sql::UserFunction { name: name.clone(), takes, returns, aggregate: f.aggregate })
+            })
+            .collect()
     }
 
     /// True when the binary brings no functions.

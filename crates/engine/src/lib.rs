@@ -34,6 +34,7 @@ pub mod checks;
 mod dtype;
 pub mod extensions;
 pub mod files;
+pub mod lower;
 mod ndjson;
 mod ops;
 mod read;
@@ -127,6 +128,15 @@ pub enum EngineError {
         /// What clashes, and how to fix it.
         detail: String,
     },
+    /// The query's own computation failed: a division by zero, an overflow, a scalar subquery
+    /// of several rows, a value that can't be cast. Another attempt would fail the same way.
+    #[error("step {step:?}: {detail}")]
+    Compute {
+        /// The step.
+        step: StepName,
+        /// Polars' explanation.
+        detail: String,
+    },
     /// Computing or writing outputs failed.
     #[error("step {step:?}: {detail}")]
     Execute {
@@ -164,8 +174,8 @@ impl EngineError {
     /// True when another attempt on the same inputs must fail the same way: bad SQL, a schema
     /// conflict, a row that breaks the `fail` policy, a missing input, a file that can't be
     /// read (corrupt, truncated, not in its declared compression: the worker staged it whole),
-    /// a template that can't be rendered. Computing and writing outputs, and scratch space,
-    /// may be transient (memory, a disk), so they are retried.
+    /// a template that can't be rendered, a computation the query makes fail. Writing outputs
+    /// and scratch space may be transient (memory, a disk), so they are retried.
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::BadRow { .. }
@@ -176,6 +186,7 @@ impl EngineError {
             | Self::Sql { .. }
             | Self::Output { .. }
             | Self::Template(_)
+            | Self::Compute { .. }
             | Self::Function { .. } => true,
             Self::Execute { .. } | Self::Scratch { .. } => false,
         }
@@ -272,10 +283,7 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
     // Each output is planned in a context of its own over the inputs: Polars keeps a top-level
     // derived table's alias in its context's tables, where a later output's CTE of the same name
     // would find it first.
-    let mut frames: Vec<(String, LazyFrame)> = Vec::new();
-    // The SQL front end tells a subquery's columns from the outer query's by the inputs' columns,
-    // and checks the functions called against Polars' and the binary's.
-    let mut catalog = brought.signatures().catalog();
+    let mut frames: Vec<(String, LazyFrame, SchemaRef)> = Vec::new();
     for (name, spec) in &step.inputs {
         let files = run.inputs.get(name).cloned().unwrap_or_default();
         stats.bytes_in += files.iter().map(|f| f.size).sum::<u64>();
@@ -300,8 +308,7 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
             }
         }
         let schema = frame.clone().collect_schema().map_err(|e| read::explain_failure(step, &run.inputs, e))?;
-        catalog = catalog.with_typed_table(name.clone(), schema.iter().map(|(n, t)| (n.to_string(), sql_type(t))));
-        frames.push((name.clone(), frame));
+        frames.push((name.clone(), frame, schema));
     }
 
     let mut output_schemas = BTreeMap::new();
@@ -316,21 +323,8 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
             bad @ (EngineError::BadRow { .. } | EngineError::Read { .. }) => bad,
             _ => EngineError::Sql { output: name.clone(), detail: e.to_string() },
         };
-        let prepared = runner_sql::prepare(&sql, &catalog)
-            .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
-        let mut ctx = polars::sql::SQLContext::new();
-        if let Some(registry) = &registry {
-            ctx = ctx.with_function_registry(registry.clone());
-        }
-        for (input, frame) in &frames {
-            ctx.register(input, frame.clone());
-        }
-        // Nested queries that call the binary's functions are planned first, at the top level.
-        for piece in &prepared.pieces {
-            let frame = ctx.execute(&piece.sql).map_err(sql_error)?;
-            ctx.register(&piece.name, frame);
-        }
-        let frame = ctx.execute(&prepared.sql).map_err(sql_error)?;
+        let frame = lower::query(&sql, &frames, brought.planner_functions(), registry.as_deref())
+            .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.0 })?;
         let schema = frame.clone().collect_schema().map_err(sql_error)?;
         for key in &output.partition_by {
             if schema.get(key).is_none() {
@@ -363,18 +357,6 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
     }
 
     Ok(ItemPlan { plans, counted, sink_count, output_schemas, stats, failure })
-}
-
-/// A column's type as the SQL front end's decimal rules see it.
-fn sql_type(t: &DataType) -> runner_sql::ColumnType {
-    match t {
-        DataType::Decimal(_, scale) => {
-            runner_sql::ColumnType::Decimal { scale: u8::try_from(*scale).unwrap_or(u8::MAX) }
-        }
-        t if t.is_integer() => runner_sql::ColumnType::Int,
-        t if t.is_float() => runner_sql::ColumnType::Float,
-        _ => runner_sql::ColumnType::Other,
-    }
 }
 
 /// The item's input files, for a message: the first few, and how many more.

@@ -517,5 +517,22 @@ pub(super) fn explain_failure(
             return bad;
         }
     }
-    EngineError::Execute { step: step.name.clone(), detail: e.to_string() }
+    let mut root = &e;
+    while let PolarsError::Context { error, .. } | PolarsError::ExprContext { error, .. } = root {
+        root = error;
+    }
+    match root {
+        // What the query itself computes wrong (a division by zero, an overflow, a scalar
+        // subquery of several rows, a type that can't be cast) fails the same way every time.
+        PolarsError::ComputeError(_)
+        | PolarsError::InvalidOperation(_)
+        | PolarsError::SchemaMismatch(_)
+        | PolarsError::ShapeMismatch(_)
+        | PolarsError::ColumnNotFound(_)
+        | PolarsError::OutOfBounds(_)
+        | PolarsError::SchemaFieldNotFound(_)
+        | PolarsError::StructFieldNotFound(_)
+        | PolarsError::Duplicate(_) => EngineError::Compute { step: step.name.clone(), detail: e.to_string() },
+        _ => EngineError::Execute { step: step.name.clone(), detail: e.to_string() },
+    }
 }

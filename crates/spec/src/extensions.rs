@@ -186,13 +186,6 @@ pub struct Signatures {
 }
 
 impl Signatures {
-    /// The SQL front end's catalog, knowing the binary's functions and which are aggregates.
-    pub fn catalog(&self) -> runner_sql::Catalog {
-        runner_sql::Catalog::new()
-            .with_functions(self.functions.keys())
-            .with_aggregates(self.functions.iter().filter(|(_, f)| f.aggregate).map(|(n, _)| n))
-    }
-
     /// What the binary's functions are called, for messages.
     pub fn function_list(&self) -> String {
         list(self.functions.keys())

@@ -244,16 +244,11 @@ fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<()
                 ));
             }
         }
-        // What the SQL front end refuses for sure is refused now, before any data is read. Inputs
-        // whose columns the spec declares (and no op changes) let it tell outer columns apart.
-        let mut catalog = crate::extensions::installed().catalog();
-        for (name, input) in &step.inputs {
-            if let (Some(columns), true) = (&input.columns, input.ops.is_empty()) {
-                catalog = catalog.with_table(name.clone(), columns.iter().map(|c| c.name().to_string()));
-            }
-        }
+        // What is refused on the text alone is refused now, before any data is read; the rest
+        // when the item plans its query over the inputs' real schemas (and fails at once).
         let neutral = template::neutral(sql).map_err(|m| at(format!("{loc} › sql"), m))?;
-        runner_sql::prepare(&neutral, &catalog).map_err(|e| at(format!("{loc} › sql"), e.to_string()))?;
+        let theirs = crate::extensions::installed().functions.keys().cloned().collect();
+        runner_sql::check(&neutral, &theirs).map_err(|e| at(format!("{loc} › sql"), e.to_string()))?;
     }
     for key in &output.partition_by {
         if key.is_empty() || key.contains('/') || key.contains('=') {

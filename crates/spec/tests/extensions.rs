@@ -61,7 +61,7 @@ fn a_function_the_binary_lacks_is_refused_naming_what_it_has() {
     assert_eq!(
         e,
         "job.toml: step \"clean\" › output \"clean\" › sql: line 1, column 8: `ua_familly(agent)`: no function \
-         \"ua_familly\": Polars SQL has none of that name, and this binary's own functions are host, ua_family"
+         \"ua_familly\": SQL has none of that name, and this binary's own functions are host, ua_family"
     );
 }
 

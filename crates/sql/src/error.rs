@@ -11,7 +11,11 @@ pub enum SqlError {
     /// The text is not one query (a `SELECT`, with its CTEs and set operations).
     #[error("{0}")]
     NotAQuery(String),
-    /// A construct the runner can't run, even after its rewrites.
+    /// The planner can't give the query a meaning: an unknown column or function, types that
+    /// don't fit, an aggregate misplaced.
+    #[error("the SQL can't be planned: {0}")]
+    Plan(String),
+    /// A construct the runner refuses (its answer would not be SQL's).
     #[error("{at}`{construct}`: {why}")]
     Unsupported {
         /// The construct as written (shortened).

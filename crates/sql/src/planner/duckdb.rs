@@ -1,0 +1,87 @@
+//! Where DataFusion's typing and DuckDB's differ, the planner follows DuckDB (the engine the
+//! differential tests compare with, and the one most of our users check numbers in):
+//! - `/` of integers or decimals divides doubles (`-7 / 2` is `-3.5`; `//` divides integers,
+//!   truncating);
+//! - `avg` is a double, whatever it averages.
+
+use arrow_schema::DataType;
+use datafusion_common::{DFSchema, Result, not_impl_err, plan_err};
+use datafusion_expr::function::AccumulatorArgs;
+use datafusion_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion_expr::{
+    Accumulator, AggregateUDFImpl, BinaryExpr, Expr, ExprSchemable, Operator, Signature, Volatility, cast,
+};
+use sqlparser::ast::BinaryOperator;
+
+/// `a / b` over exact numbers: a division of doubles.
+#[derive(Debug, Default)]
+pub(crate) struct DivisionOfDoubles;
+
+impl ExprPlanner for DivisionOfDoubles {
+    fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> Result<PlannerResult<RawBinaryExpr>> {
+        let exact = |e: &Expr| {
+            e.get_type(schema).map(|t| t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Null))
+        };
+        if expr.op == BinaryOperator::DuckIntegerDivide {
+            let integer = |e: &Expr| e.get_type(schema).map(|t| t.is_integer() || t.is_null());
+            if !(integer(&expr.left)? && integer(&expr.right)?) {
+                return plan_err!("`//` divides integers (truncating); cast its operands, or use `/`");
+            }
+            // DataFusion's `/` of integers is SQL's integer division.
+            let planned = BinaryExpr::new(Box::new(expr.left), Operator::Divide, Box::new(expr.right));
+            return Ok(PlannerResult::Planned(Expr::BinaryExpr(planned)));
+        }
+        if expr.op != BinaryOperator::Divide {
+            return Ok(PlannerResult::Original(expr));
+        }
+        if exact(&expr.left)? && exact(&expr.right)? {
+            let l = cast(expr.left, DataType::Float64);
+            let r = cast(expr.right, DataType::Float64);
+            return Ok(PlannerResult::Planned(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(l),
+                Operator::Divide,
+                Box::new(r),
+            ))));
+        }
+        Ok(PlannerResult::Original(expr))
+    }
+}
+
+/// `avg(x)`: the mean of `x` as a double (DataFusion's keeps a decimal's type).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Avg {
+    signature: Signature,
+    aliases: Vec<String>,
+}
+
+impl Avg {
+    pub(crate) fn new() -> Self {
+        Self {
+            signature: Signature::uniform(1, vec![DataType::Float64], Volatility::Immutable),
+            aliases: vec!["mean".into()],
+        }
+    }
+}
+
+impl AggregateUDFImpl for Avg {
+    fn name(&self) -> &str {
+        "avg"
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        // Planning only: Polars computes the mean.
+        not_impl_err!("avg is computed by Polars")
+    }
+}

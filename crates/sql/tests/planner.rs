@@ -1,0 +1,69 @@
+//! The planner's choices, shown on plans: where the rules decorrelate, and where the planner
+//! follows DuckDB's typing. What the answers are is the differential corpus's business
+//! (`tests/sql_corpus`); these pin the shapes that make them right.
+
+use runner_sql::arrow_schema::{DataType, Field};
+use runner_sql::{SqlError, Tables, plan};
+
+fn tables() -> Tables {
+    let int = |n: &str| Field::new(n, DataType::Int32, true);
+    Tables::new()
+        .with_table("t", [int("k"), int("v"), Field::new("d", DataType::Decimal128(10, 2), true)])
+        .with_table("u", [int("k"), int("v")])
+}
+
+fn shape(sql: &str) -> String {
+    match plan(sql, &tables()) {
+        Ok(p) => p.display_indent().to_string(),
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
+#[test]
+fn exists_over_an_ungrouped_aggregate_is_true_for_every_row() {
+    let p = shape("SELECT k FROM t WHERE EXISTS (SELECT max(v) FROM u WHERE u.k = t.k)");
+    assert!(!p.contains("Join"), "no semi join may drop rows:\n{p}");
+    assert!(p.starts_with("TableScan: t") || !p.contains("Filter"), "{p}");
+    let p = shape("SELECT k FROM t WHERE NOT EXISTS (SELECT count(*) FROM u WHERE u.k = t.k)");
+    assert!(!p.contains("TableScan: u"), "NOT EXISTS of one row is false for every row:\n{p}");
+    // With HAVING the row can go: the subquery stays a join.
+    let p = shape("SELECT k FROM t WHERE EXISTS (SELECT max(v) FROM u WHERE u.k = t.k HAVING max(v) > 1)");
+    assert!(p.contains("LeftSemi Join"), "{p}");
+}
+
+#[test]
+fn a_correlated_in_of_an_aggregate_groups_by_the_correlation() {
+    let p = shape("SELECT k FROM t WHERE v IN (SELECT min(v) FROM u WHERE u.k = t.k)");
+    assert!(p.contains("LeftSemi Join"), "{p}");
+    assert!(p.contains("Aggregate: groupBy=[[u.k]]"), "the minimum is per correlation:\n{p}");
+}
+
+#[test]
+fn a_correlated_scalar_subquery_keeps_outer_rows_with_no_group() {
+    let p = shape("SELECT k FROM t WHERE 0 = (SELECT coalesce(sum(v), 0) FROM u WHERE u.k = t.k)");
+    assert!(p.contains("Left Join"), "outer rows with no inner group stay:\n{p}");
+}
+
+#[test]
+fn division_of_exact_numbers_is_a_division_of_doubles() {
+    let p = plan("SELECT k / v AS q, d / 2 AS h, k // 2 AS i FROM t", &tables()).unwrap();
+    let types: Vec<DataType> = p.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(types, [DataType::Float64, DataType::Float64, DataType::Int32]);
+}
+
+#[test]
+fn avg_is_a_double() {
+    let p = plan("SELECT avg(d) AS a, avg(k) AS b FROM t", &tables()).unwrap();
+    let types: Vec<DataType> = p.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(types, [DataType::Float64, DataType::Float64]);
+}
+
+#[test]
+fn unknown_names_are_refused_by_name() {
+    let e = plan("SELECT nope FROM t", &tables()).unwrap_err();
+    assert!(matches!(&e, SqlError::Plan(m) if m.contains("nope")), "{e}");
+    let e = plan("SELECT k FROM missing", &tables()).unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+    let e = plan("SELECT k, max(v) AS m FROM t", &tables()).unwrap_err();
+    assert!(e.to_string().to_lowercase().contains("group by") || e.to_string().contains("aggregate"), "{e}");
+}
