@@ -55,6 +55,9 @@ bench: venv
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --target .bench/polars-newest polars==2.1.0
 	BENCH_POLARS_PATH=.bench/polars-newest $(PY) bench/tpch.py
 	BENCH_POLARS_PATH=.bench/polars-newest $(PY) bench/custom_functions.py
+	# The random SQL generator's long run against DuckDB (make test runs a fixed seed of 100).
+	$(PY) tests/sql_corpus/generate.py --seed 7 --count 2000 --binary target/release/runner \
+		--report bench/results/sql_generator.json
 
 # The worker binary for EC2 (x86_64), linked against glibc 2.34 so it loads on Amazon Linux
 # 2023 (a plain build on a newer glibc needs GLIBC_2.35 symbols and would not start there).
