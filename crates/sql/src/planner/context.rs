@@ -60,6 +60,19 @@ impl TableSource for Input {
     }
 }
 
+/// Functions by each of their names (their own and their aliases): scalar, aggregate and window
+/// functions have the same methods but no trait in common.
+macro_rules! by_name {
+    ($functions:expr) => {
+        $functions
+            .iter()
+            .flat_map(|f| {
+                std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()).map(|n| (n, Arc::clone(f)))
+            })
+            .collect()
+    };
+}
+
 /// What `SqlToRel` consults while it plans.
 pub(crate) struct Context<'a> {
     tables: &'a Tables,
@@ -83,33 +96,9 @@ impl<'a> Context<'a> {
         options.sql_parser.default_null_ordering = "nulls_last".into();
         // Refusals name the line and column of what they refuse.
         options.sql_parser.collect_spans = true;
-        let by_name = |f: &Arc<ScalarUDF>| {
-            std::iter::once(f.name().to_string())
-                .chain(f.aliases().iter().cloned())
-                .map(|n| (n, Arc::clone(f)))
-                .collect::<Vec<_>>()
-        };
-        let scalars = functions.scalars.iter().flat_map(by_name).collect();
-        let aggregates = functions
-            .aggregates
-            .iter()
-            .flat_map(|f| {
-                std::iter::once(f.name().to_string())
-                    .chain(f.aliases().iter().cloned())
-                    .map(|n| (n, Arc::clone(f)))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let windows = functions
-            .windows
-            .iter()
-            .flat_map(|f| {
-                std::iter::once(f.name().to_string())
-                    .chain(f.aliases().iter().cloned())
-                    .map(|n| (n, Arc::clone(f)))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let scalars = by_name!(functions.scalars);
+        let aggregates = by_name!(functions.aggregates);
+        let windows = by_name!(functions.windows);
         let mut context = Self { tables, options, scalars, aggregates, windows, planners: functions.planners.clone() };
         // The binary's functions come last: the binary chose its names (they are checked against
         // SQL's own when it starts), so a name is the binary's.
