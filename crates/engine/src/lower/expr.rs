@@ -216,6 +216,10 @@ impl Lowering<'_> {
             // away from zero (Polars truncates the one and rounds the other half to even).
             (t, f) if t.is_integer() && f.is_floating() => inner.round(0, RoundMode::HalfToEven),
             (t, ArrowType::Decimal128(..)) if t.is_integer() => inner.round(0, RoundMode::HalfAwayFromZero),
+            // DuckDB writes a timestamp's fraction only as far as it is not zero.
+            (ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View, ArrowType::Timestamp(..)) => {
+                return Ok(timestamp_text(inner));
+            }
             _ => inner,
         };
         Ok(if strict { rounded.strict_cast(target) } else { rounded.cast(target) })
@@ -371,4 +375,10 @@ fn balanced(mut terms: Vec<Expr>, op: Operator) -> Expr {
         terms = next;
     }
     terms.pop().unwrap_or_else(|| lit(op == Operator::And))
+}
+
+/// A timestamp as text, DuckDB's way: `2024-01-31 08:00:00`, `… 08:00:00.5`.
+fn timestamp_text(x: Expr) -> Expr {
+    let full = x.dt().to_string("%Y-%m-%d %H:%M:%S%.6f");
+    full.str().strip_chars_end(lit("0")).str().strip_chars_end(lit("."))
 }

@@ -34,6 +34,13 @@ impl Lowering<'_> {
             Some(Sql::Literal(v, _)) => Some(v.clone()),
             _ => None,
         };
+        // A constant text argument (a part's name, a format).
+        let text = |i: usize| match constant(i) {
+            Some(ScalarValue::Utf8(Some(t)) | ScalarValue::Utf8View(Some(t)) | ScalarValue::LargeUtf8(Some(t))) => {
+                Some(t)
+            }
+            _ => None,
+        };
         let one = |args: &mut Vec<Expr>| args.remove(0);
         let e = match (name, args.len()) {
             ("abs", 1) => one(&mut args).abs(),
@@ -87,8 +94,8 @@ impl Lowering<'_> {
                 let a = one(&mut args);
                 when(a.clone().eq(b).fill_null(lit(false))).then(lit(NULL)).otherwise(a)
             }
-            ("upper", 1) => one(&mut args).str().to_uppercase(),
-            ("lower", 1) => one(&mut args).str().to_lowercase(),
+            ("upper", 1) => simple_case(one(&mut args), true),
+            ("lower", 1) => simple_case(one(&mut args), false),
             ("character_length" | "length" | "char_length", 1) => one(&mut args).str().len_chars(),
             ("octet_length", 1) => one(&mut args).str().len_bytes(),
             ("btrim" | "trim", 1) => one(&mut args).str().strip_chars(lit(NULL)),
@@ -134,11 +141,8 @@ impl Lowering<'_> {
                 when(from.clone().eq(lit(""))).then(s.clone()).otherwise(s.str().replace_all(from, to, true))
             }
             ("date_part", 2) => {
-                let part = match constant(0) {
-                    Some(
-                        ScalarValue::Utf8(Some(p)) | ScalarValue::Utf8View(Some(p)) | ScalarValue::LargeUtf8(Some(p)),
-                    ) => p.to_lowercase(),
-                    _ => return unsupported("EXTRACT/date_part of a part that is not a constant"),
+                let Some(part) = text(0).map(|p| p.to_lowercase()) else {
+                    return unsupported("EXTRACT/date_part of a part that is not a constant");
                 };
                 let d = args.pop().unwrap_or_else(|| lit(NULL));
                 match part.as_str() {
@@ -150,11 +154,8 @@ impl Lowering<'_> {
                 }
             }
             ("date_trunc", 2) => {
-                let part = match constant(0) {
-                    Some(
-                        ScalarValue::Utf8(Some(p)) | ScalarValue::Utf8View(Some(p)) | ScalarValue::LargeUtf8(Some(p)),
-                    ) => p.to_lowercase(),
-                    _ => return unsupported("date_trunc of a part that is not a constant"),
+                let Some(part) = text(0).map(|p| p.to_lowercase()) else {
+                    return unsupported("date_trunc of a part that is not a constant");
                 };
                 let every = match part.as_str() {
                     "year" => "1y",
@@ -184,7 +185,7 @@ impl Lowering<'_> {
             }
             ("trunc", 1) => one(&mut args).round(0, RoundMode::ToZero),
             ("strptime", 2) => {
-                let Some(ScalarValue::Utf8(Some(format))) = constant(1) else {
+                let Some(format) = text(1) else {
                     return unsupported("strptime with a format that is not a constant string");
                 };
                 let options = StrptimeOptions { format: Some(format.into()), strict: true, exact: true, cache: true };
@@ -192,7 +193,7 @@ impl Lowering<'_> {
                 one(&mut args).str().strptime(DataType::Datetime(TimeUnit::Microseconds, None), options, lit("raise"))
             }
             ("strftime", 2) => {
-                let Some(ScalarValue::Utf8(Some(format))) = constant(1) else {
+                let Some(format) = text(1) else {
                     return unsupported("strftime with a format that is not a constant string");
                 };
                 let _ = args.pop();
@@ -363,6 +364,45 @@ fn exact_round(v: f64, digits: u32) -> f64 {
     (k / scale).copysign(v)
 }
 
+/// `upper`/`lower` by Unicode's simple case mapping, one character for one, as DuckDB does:
+/// `ß` becomes `ẞ`, and a character whose case takes several (the ligature `ﬁ`) stays as it is.
+/// Polars maps fully (`straße` → `STRASSE`).
+fn simple_case(x: Expr, upper: bool) -> Expr {
+    x.cast(DataType::String).map(
+        move |c| {
+            let s = c.as_materialized_series().str()?.clone();
+            let out: StringChunked = s.apply_values(|v| {
+                if v.is_ascii() {
+                    return if upper { v.to_ascii_uppercase().into() } else { v.to_ascii_lowercase().into() };
+                }
+                v.chars().map(|ch| simple(ch, upper)).collect::<String>().into()
+            });
+            Ok(out.into_series().into_column())
+        },
+        |_, f| Ok(Field::new(f.name().clone(), DataType::String)),
+    )
+}
+
+/// One character's simple case mapping.
+fn simple(ch: char, upper: bool) -> char {
+    if upper && ch == 'ß' {
+        return 'ẞ';
+    }
+    let mut mapped = String::new();
+    if upper {
+        mapped.extend(ch.to_uppercase());
+    } else {
+        mapped.extend(ch.to_lowercase());
+    }
+    let mut it = mapped.chars();
+    match (it.next(), it.next()) {
+        (Some(one), None) => one,
+        // İ lowers to i and a combining dot: its simple mapping is i.
+        (Some(first), Some(_)) if !upper && ch == 'İ' => first,
+        _ => ch,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::exact_round;
@@ -377,5 +417,15 @@ mod tests {
         assert_eq!(exact_round(2.675, 2), 2.67, "2.675 is 2.67499… as a double");
         assert_eq!(exact_round(1.005, 2), 1.0);
         assert_eq!(exact_round(123.456, 1), 123.5);
+    }
+
+    #[test]
+    fn case_maps_one_character_for_one() {
+        use super::simple;
+        let up = |s: &str| s.chars().map(|c| simple(c, true)).collect::<String>();
+        let down = |s: &str| s.chars().map(|c| simple(c, false)).collect::<String>();
+        assert_eq!(up("straße"), "STRAẞE");
+        assert_eq!(up("ﬁ ŉ é"), "ﬁ ŉ É");
+        assert_eq!(down("İ ẞ É"), "i ß é");
     }
 }
