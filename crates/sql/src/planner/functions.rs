@@ -25,6 +25,11 @@ pub(crate) fn builtins() -> &'static Functions {
         aggregates: datafusion_functions_aggregate::all_default_aggregate_functions()
             .into_iter()
             .filter(|f| f.name() != "avg")
+            .map(|f| match f.name() {
+                // DuckDB's and Postgres' name for the sample variance.
+                "var" => Arc::new(f.as_ref().clone().with_aliases(["variance"])),
+                _ => f,
+            })
             .chain([Arc::new(AggregateUDF::new_from_impl(super::duckdb::Avg::new()))])
             .collect(),
         windows: datafusion_functions_window::all_default_window_functions(),
