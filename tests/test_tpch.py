@@ -1,6 +1,7 @@
 """TPC-H's 22 queries, each a job spec of `runner/examples/tpch` (the standard texts), run by the
 runner on data tpchgen-cli generates, and compared with DuckDB's answers to the same SQL over
-the same files: decimals exactly, floats to 1e-9 relative, every row."""
+the same files: decimals exactly, floats to 1e-9 relative, every row, and every column's type by
+the corpus' documented rules (`sql_corpus.corpus.TYPE_RULES`: a decimal's scale must match)."""
 
 import math
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from runner_helpers import ROOT, RUNNER
+from sql_corpus import corpus
 
 # The smallest scale factor at which every query returns rows (at 0.01, Q17 returns NULL).
 SCALE = "0.02"
@@ -87,6 +89,14 @@ def test_query_gives_duckdbs_answer(tpch_data: Path, spec: Path, tmp_path: Path)
     assert len(actual) == len(expected), f"{len(actual)} rows, DuckDB has {len(expected)}"
     for got, want in zip(actual, expected, strict=True):
         assert len(got) == len(want) and all(same(g, w) for g, w in zip(got, want, strict=True)), (got, want)
+    con = duckdb.connect()
+    for t in TABLES:
+        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{tpch_data / t}.parquet')")
+    duck_types = [str(t) for t in con.sql(spec_sql(spec)).types]
+    runner_types = corpus.read_output(root / spec.stem).types
+    assert len(runner_types) == len(duck_types)
+    wrong = [(d, r) for d, r in zip(duck_types, runner_types, strict=True) if not corpus.type_accepted(d, r)]
+    assert not wrong, f"column types differ from DuckDB's (DuckDB, runner): {wrong}"
 
 
 def test_a_wrong_answer_would_be_caught(tpch_data: Path) -> None:
