@@ -541,6 +541,9 @@ def _message(stderr: str, stdout: str) -> str:
     """What the runner said about its failure: the lines that say `error`, else the last lines."""
     text = (stderr or "") + ("\n" + stdout if stdout else "")
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    # A batch's job spec lives in a fresh temporary folder: name it alone, so messages (and
+    # known.toml) read the same from run to run.
+    text = re.sub(r"\S*/(job\.toml)", r"\1", text)
     # Log lines start with a time stamp and a level: keep what they say.
     text = re.sub(r"^\s*\d{4}-\d\d-\d\dT[\d:.]+Z\s+(ERROR|WARN|INFO|DEBUG)\s+", "", text, flags=re.M)
     lines = list(dict.fromkeys(ln.strip() for ln in text.splitlines() if ln.strip()))
