@@ -67,3 +67,13 @@ fn unknown_names_are_refused_by_name() {
     let e = plan("SELECT k, max(v) AS m FROM t", &tables()).unwrap_err();
     assert!(e.to_string().to_lowercase().contains("group by") || e.to_string().contains("aggregate"), "{e}");
 }
+
+#[test]
+fn a_date_plus_an_integer_counts_days_and_is_a_date() {
+    let t = Tables::new()
+        .with_table("t", [Field::new("dt", DataType::Date32, true), Field::new("n", DataType::Int64, true)]);
+    let p = plan("SELECT dt + 1 AS a, dt - n AS b FROM t", &t).unwrap();
+    let types: Vec<DataType> = p.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(types, [DataType::Date32, DataType::Date32]);
+    assert!(!p.display_indent().to_string().contains("Interval"), "{}", p.display_indent());
+}

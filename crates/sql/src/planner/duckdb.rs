@@ -2,6 +2,7 @@
 //! differential tests compare with, and the one most of our users check numbers in):
 //! - `/` of integers or decimals divides doubles (`-7 / 2` is `-3.5`; `//` divides integers,
 //!   truncating);
+//! - `date ± n` (an integer) moves the date by n days, and is a date;
 //! - `avg` is a double, whatever it averages.
 
 use arrow_schema::DataType;
@@ -13,11 +14,12 @@ use datafusion_expr::{
 };
 use sqlparser::ast::BinaryOperator;
 
-/// `a / b` over exact numbers: a division of doubles.
+/// DuckDB's arithmetic: `a / b` over exact numbers divides doubles, `//` truncates, and a date
+/// plus or minus an integer counts days.
 #[derive(Debug, Default)]
-pub(crate) struct DivisionOfDoubles;
+pub(crate) struct DuckDbArithmetic;
 
-impl ExprPlanner for DivisionOfDoubles {
+impl ExprPlanner for DuckDbArithmetic {
     fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> Result<PlannerResult<RawBinaryExpr>> {
         let exact = |e: &Expr| {
             e.get_type(schema).map(|t| t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Null))
@@ -30,6 +32,19 @@ impl ExprPlanner for DivisionOfDoubles {
             // DataFusion's `/` of integers is SQL's integer division.
             let planned = BinaryExpr::new(Box::new(expr.left), Operator::Divide, Box::new(expr.right));
             return Ok(PlannerResult::Planned(Expr::BinaryExpr(planned)));
+        }
+        if matches!(expr.op, BinaryOperator::Plus | BinaryOperator::Minus)
+            && expr.left.get_type(schema)? == DataType::Date32
+            && expr.right.get_type(schema)?.is_integer()
+        {
+            // Days since the epoch, moved, and a date again (DataFusion makes n an interval).
+            let op = if expr.op == BinaryOperator::Plus { Operator::Plus } else { Operator::Minus };
+            let days = BinaryExpr::new(
+                Box::new(cast(expr.left, DataType::Int32)),
+                op,
+                Box::new(cast(expr.right, DataType::Int32)),
+            );
+            return Ok(PlannerResult::Planned(cast(Expr::BinaryExpr(days), DataType::Date32)));
         }
         if expr.op != BinaryOperator::Divide {
             return Ok(PlannerResult::Original(expr));

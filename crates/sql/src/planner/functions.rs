@@ -34,7 +34,7 @@ pub(crate) fn builtins() -> &'static Functions {
             .collect(),
         windows: datafusion_functions_window::all_default_window_functions(),
         planners: vec![
-            Arc::new(super::duckdb::DivisionOfDoubles),
+            Arc::new(super::duckdb::DuckDbArithmetic),
             Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
             Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
