@@ -22,8 +22,7 @@ fn shape(sql: &str) -> String {
 #[test]
 fn exists_over_an_ungrouped_aggregate_is_true_for_every_row() {
     let p = shape("SELECT k FROM t WHERE EXISTS (SELECT max(v) FROM u WHERE u.k = t.k)");
-    assert!(!p.contains("Join"), "no semi join may drop rows:\n{p}");
-    assert!(p.starts_with("TableScan: t") || !p.contains("Filter"), "{p}");
+    assert!(!p.contains("Join") && !p.contains("TableScan: u"), "no semi join may drop rows:\n{p}");
     let p = shape("SELECT k FROM t WHERE NOT EXISTS (SELECT count(*) FROM u WHERE u.k = t.k)");
     assert!(!p.contains("TableScan: u"), "NOT EXISTS of one row is false for every row:\n{p}");
     // With HAVING the row can go: the subquery stays a join.
