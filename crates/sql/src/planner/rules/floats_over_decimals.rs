@@ -5,10 +5,9 @@
 
 use arrow_schema::DataType;
 use datafusion_common::config::ConfigOptions;
-use datafusion_common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion_common::tree_node::Transformed;
 use datafusion_common::{DFSchema, Result};
 use datafusion_expr::expr::{Case, ScalarFunction};
-use datafusion_expr::expr_rewriter::NamePreserver;
 use datafusion_expr::{Expr, ExprSchemable, LogicalPlan, cast};
 use datafusion_optimizer::analyzer::AnalyzerRule;
 
@@ -21,18 +20,7 @@ impl AnalyzerRule for FloatsOverDecimals {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|p| {
-            let mut schema = DFSchema::empty();
-            for input in p.inputs() {
-                schema.merge(input.schema());
-            }
-            let names = NamePreserver::new(&p);
-            p.map_expressions(|e| {
-                let saved = names.save(&e);
-                Ok(e.transform_up(|e| Ok(doubled(e, &schema)))?.update_data(|e| saved.restore(e)))
-            })
-        })
-        .data()
+        super::rewrite_expressions(plan, |_| false, doubled)
     }
 }
 

@@ -4,11 +4,10 @@
 //! analyzer, before types are coerced.
 
 use datafusion_common::config::ConfigOptions;
-use datafusion_common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion_common::tree_node::Transformed;
 use datafusion_common::{Result, ScalarValue};
 #[cfg(test)]
 use datafusion_expr::ExprSchemable;
-use datafusion_expr::expr_rewriter::NamePreserver;
 use datafusion_expr::{Expr, LogicalPlan};
 use datafusion_optimizer::analyzer::AnalyzerRule;
 
@@ -21,19 +20,8 @@ impl AnalyzerRule for IntegerLiterals {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|p| {
-            // A LIMIT's count is not a value of the query: leave it.
-            if matches!(p, LogicalPlan::Limit(_)) {
-                return Ok(Transformed::no(p));
-            }
-            // Expressions keep their names: the operators above find their columns by them.
-            let names = NamePreserver::new(&p);
-            p.map_expressions(|e| {
-                let saved = names.save(&e);
-                Ok(e.transform_up(|e| Ok(narrowed(e)))?.update_data(|e| saved.restore(e)))
-            })
-        })
-        .data()
+        // A LIMIT's count is not a value of the query: leave it.
+        super::rewrite_expressions(plan, |p| matches!(p, LogicalPlan::Limit(_)), |e, _| narrowed(e))
     }
 }
 

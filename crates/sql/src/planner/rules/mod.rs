@@ -26,3 +26,32 @@ pub(crate) fn ours() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
 pub(crate) fn theirs() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     datafusion_optimizer::Optimizer::new().rules.into_iter().filter(|r| r.name() != "simplify_expressions").collect()
 }
+
+/// Rewrites every expression of every operator of `plan` (subqueries too) bottom-up with
+/// `rewrite`, which sees the operator's input schema (its inputs' merged), keeping each
+/// expression's name: the operators above find their columns by it. The analyzer rules' walk.
+pub(crate) fn rewrite_expressions(
+    plan: datafusion_expr::LogicalPlan,
+    skip: impl Fn(&datafusion_expr::LogicalPlan) -> bool,
+    rewrite: impl Fn(
+        datafusion_expr::Expr,
+        &datafusion_common::DFSchema,
+    ) -> datafusion_common::tree_node::Transformed<datafusion_expr::Expr>,
+) -> datafusion_common::Result<datafusion_expr::LogicalPlan> {
+    use datafusion_common::tree_node::{Transformed, TransformedResult, TreeNode};
+    plan.transform_up_with_subqueries(|p| {
+        if skip(&p) {
+            return Ok(Transformed::no(p));
+        }
+        let mut schema = datafusion_common::DFSchema::empty();
+        for input in p.inputs() {
+            schema.merge(input.schema());
+        }
+        let names = datafusion_expr::expr_rewriter::NamePreserver::new(&p);
+        p.map_expressions(|e| {
+            let saved = names.save(&e);
+            Ok(e.transform_up(|e| Ok(rewrite(e, &schema)))?.update_data(|e| saved.restore(e)))
+        })
+    })
+    .data()
+}
