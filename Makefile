@@ -53,7 +53,8 @@ bench: venv
 	$(PY) bench/orchestration.py
 	$(PY) bench/fleet_packing.py
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --target .bench/polars-newest polars==2.1.0
-	BENCH_POLARS_PATH=.bench/polars-newest $(PY) bench/tpch.py
+	BENCH_POLARS_PATH=.bench/polars-newest BENCH_TPCH_SCALE=1 BENCH_TPCH_RESULTS=tpch_sf1.txt $(PY) bench/tpch.py
+	BENCH_POLARS_PATH=.bench/polars-newest BENCH_TPCH_SCALE=10 BENCH_TPCH_RESULTS=tpch_sf10.txt $(PY) bench/tpch.py
 	BENCH_POLARS_PATH=.bench/polars-newest $(PY) bench/custom_functions.py
 	# The random SQL generator's long run against DuckDB (make test runs a fixed seed of 100).
 	$(PY) tests/sql_corpus/generate.py --seed 7 --count 2000 --binary target/release/runner \

@@ -76,3 +76,58 @@ fn a_date_plus_an_integer_counts_days_and_is_a_date() {
     assert_eq!(types, [DataType::Date32, DataType::Date32]);
     assert!(!p.display_indent().to_string().contains("Interval"), "{}", p.display_indent());
 }
+
+#[test]
+fn an_in_that_is_a_where_condition_stays_a_semi_join() {
+    let p = shape("SELECT k FROM t WHERE v IN (SELECT v FROM u)");
+    assert!(p.contains("LeftSemi Join"), "{p}");
+    let p = shape("SELECT k FROM t WHERE v NOT IN (SELECT v FROM u)");
+    assert!(p.contains("LeftAnti Join"), "{p}");
+}
+
+#[test]
+fn an_in_under_not_or_in_the_select_list_keeps_its_null() {
+    // DataFusion's mark join is true or false only: NOT (v IN …) would be true where SQL's IN is
+    // NULL. The rules test three things: a match (an equi-join), a NULL on either side.
+    let p = shape("SELECT k FROM t WHERE NOT (v IN (SELECT v FROM u)) OR k > 1");
+    assert!(p.contains("LeftMark Join: t.v = __correlated_sq_1.v"), "the match is an equi-join:\n{p}");
+    assert!(p.contains("THEN Boolean(NULL)"), "the IN can be NULL:\n{p}");
+    for sql in [
+        "SELECT k, v IN (SELECT v FROM u WHERE u.k = t.k) AS found FROM t",
+        "SELECT k FROM t WHERE v > ALL (SELECT v FROM u)",
+    ] {
+        let p = shape(sql);
+        assert!(p.contains("THEN Boolean(NULL)"), "{sql}: the answer can be NULL:\n{p}");
+        assert!(!p.contains("Subquery:"), "{sql}: every subquery is decorrelated:\n{p}");
+    }
+}
+
+#[test]
+fn an_exists_in_the_select_list_is_a_count_joined_on_the_correlation() {
+    let p = shape("SELECT k, EXISTS (SELECT 1 FROM u WHERE u.k = t.k) AS e FROM t");
+    assert!(p.contains("Left Join"), "every outer row stays:\n{p}");
+    assert!(p.contains("Aggregate: groupBy=[[u.k]]"), "one count per correlation:\n{p}");
+    let types: Vec<DataType> = plan("SELECT EXISTS (SELECT 1 FROM u WHERE u.k = t.k) AS e FROM t", &tables())
+        .unwrap()
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    assert_eq!(types, [DataType::Boolean]);
+}
+
+#[test]
+fn except_all_and_intersect_all_join_numbered_copies() {
+    for (sql, join) in [
+        ("SELECT k FROM t EXCEPT ALL SELECT k FROM u", "LeftAnti Join"),
+        ("SELECT k FROM t INTERSECT ALL SELECT k FROM u", "LeftSemi Join"),
+    ] {
+        let p = shape(sql);
+        assert!(p.contains(join), "{sql}:\n{p}");
+        assert!(p.matches("row_number()").count() >= 2, "{sql}: both sides numbered:\n{p}");
+    }
+    // Without ALL, duplicates go and nothing is numbered.
+    let p = shape("SELECT k FROM t EXCEPT SELECT k FROM u");
+    assert!(!p.contains("row_number()"), "{p}");
+}

@@ -67,22 +67,31 @@ fn panicked(step: &StepSpec, payload: &(dyn std::any::Any + Send)) -> ExecError 
     ExecError::Panicked(format!("step {:?}{output}: Polars panicked while running the item: {message}{at}", step.name))
 }
 
-/// Runs `work` (the engine on one item) on a blocking thread; a panic there, Polars' own
+/// The engine thread's stack. Planning and lowering recurse over the query's expressions, and
+/// a `WHERE` of thousands of `OR` terms is thousands deep (tokio's blocking threads have 2 MiB,
+/// which such a query overflows). Only what is touched is ever resident.
+const ENGINE_STACK_BYTES: usize = 512 << 20;
+
+/// Runs `work` (the engine on one item) on a thread of its own; a panic there, Polars' own
 /// included, becomes [`ExecError::Panicked`] rather than the end of the process.
 async fn run_engine(
     step: &StepSpec,
     work: impl FnOnce() -> Result<ItemStats, EngineError> + Send + 'static,
 ) -> Result<ItemStats, ExecError> {
     engine_panic::record_locations();
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => Ok(result?),
-        Err(e) => match e.try_into_panic() {
-            Ok(payload) => Err(panicked(step, &*payload)),
-            Err(e) => Err(ExecError::Engine(EngineError::Execute {
-                step: step.name.clone(),
-                detail: format!("engine thread: {e}"),
-            })),
-        },
+    let failed = |detail: String| ExecError::Engine(EngineError::Execute { step: step.name.clone(), detail });
+    let (done, answer) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("engine".into())
+        .stack_size(ENGINE_STACK_BYTES)
+        .spawn(move || {
+            let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
+        })
+        .map_err(|e| failed(format!("the engine thread could not start: {e}")))?;
+    match answer.await {
+        Ok(Ok(result)) => Ok(result?),
+        Ok(Err(payload)) => Err(panicked(step, &*payload)),
+        Err(_) => Err(failed("the engine thread ended without an answer".into())),
     }
 }
 

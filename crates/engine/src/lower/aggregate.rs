@@ -26,13 +26,20 @@ impl Lowering<'_> {
         };
         // Output columns: the keys, the grouping id (with grouping sets), the aggregates.
         let first_agg = keys.len() + usize::from(sets.is_some());
-        let mut aggs = Vec::with_capacity(a.aggr_expr.len());
         // Aggregates read columns: their arguments are added to the input first, so that an
-        // argument without a column (`sum(1)`) still has one value per row.
+        // argument without a column (`sum(1)`) still has one value per row. Each aggregate is
+        // simple reductions of columns (`parts`: Polars' fast grouping runs only those), then
+        // its SQL value computed from them once per group (`finish`).
         let mut staged = Vec::new();
+        let mut parts = Vec::new();
+        let mut finish: Vec<Expr> = keys.iter().zip(&names).map(|(_, n)| col(n.clone())).collect();
+        if sets.is_some() {
+            finish.push(col(names[keys.len()].clone()));
+        }
         for (i, e) in a.aggr_expr.iter().enumerate() {
             let out = fields[first_agg + i].data_type();
-            aggs.push(self.aggregate_call(e, out, &scope, &mut staged)?.alias(names[first_agg + i].clone()));
+            let value = self.aggregate_call(e, out, &scope, &mut staged, &mut parts)?;
+            finish.push(value.alias(names[first_agg + i].clone()));
         }
         let input = Lowered { frame: input.frame.clone().with_columns(staged), names: input.names.clone() };
         let mut lowered_keys = Vec::with_capacity(keys.len());
@@ -41,14 +48,14 @@ impl Lowering<'_> {
         }
         let Some(sets) = sets else {
             let frame =
-                if keys.is_empty() { input.frame.select(aggs) } else { input.frame.group_by(lowered_keys).agg(aggs) };
-            return Ok(Lowered { frame, names });
+                if keys.is_empty() { input.frame.select(parts) } else { input.frame.group_by(lowered_keys).agg(parts) };
+            return Ok(Lowered { frame: frame.select(finish), names });
         };
         // One aggregation per grouping set, the keys outside it NULL, then all of them stacked.
         let id_type = types::polars_type(fields[keys.len()].data_type())?;
         let n = keys.len();
         let mut seen: Vec<u64> = Vec::new();
-        let mut parts = Vec::with_capacity(sets.len());
+        let mut sets_out = Vec::with_capacity(sets.len());
         for set in &sets {
             let mut mask = 0u64;
             let mut by = Vec::new();
@@ -66,27 +73,35 @@ impl Lowering<'_> {
             seen.push(mask);
             let id = lit(mask | (ordinal << n)).strict_cast(id_type.clone()).alias(names[n].clone());
             let grouped = if by.is_empty() {
-                input.frame.clone().select(aggs.clone())
+                input.frame.clone().select(parts.clone())
             } else {
-                input.frame.clone().group_by(by).agg(aggs.clone())
+                input.frame.clone().group_by(by).agg(parts.clone())
             };
-            let all: Vec<Expr> = names.iter().map(|x| col(x.clone())).collect();
-            parts.push(grouped.with_columns(nulls).with_column(id).select(all));
+            sets_out.push(grouped.with_columns(nulls).with_column(id).select(finish.clone()));
         }
-        let frame = concat(parts, UnionArgs::default())
+        let frame = concat(sets_out, UnionArgs::default())
             .map_err(|e| super::LowerError(format!("grouping sets could not be planned: {e}")))?;
         Ok(Lowered { frame, names })
     }
 
-    /// One aggregate call, of the planner's result type `out`.
-    fn aggregate_call(&mut self, e: &Sql, out: &ArrowType, scope: &Scope<'_>, staged: &mut Vec<Expr>) -> Result<Expr> {
+    /// One aggregate call, of the planner's result type `out`: its reductions are added to
+    /// `parts`, and the returned expression reads them.
+    fn aggregate_call(
+        &mut self,
+        e: &Sql,
+        out: &ArrowType,
+        scope: &Scope<'_>,
+        staged: &mut Vec<Expr>,
+        parts: &mut Vec<Expr>,
+    ) -> Result<Expr> {
         let f: &AggregateFunction = match e {
-            Sql::Alias(a) => return self.aggregate_call(&a.expr, out, scope, staged),
+            Sql::Alias(a) => return self.aggregate_call(&a.expr, out, scope, staged, parts),
             Sql::AggregateFunction(f) => f,
             other => return unsupported(format!("{other} as an aggregate")),
         };
         let p = &f.params;
         let name = f.func.name();
+        let ty = types::polars_type(out)?;
         if let Some(udf) = self.user_function(name)? {
             if p.distinct || p.filter.is_some() || !p.order_by.is_empty() {
                 return unsupported(format!("DISTINCT, FILTER or ORDER BY in a call of the binary's aggregate {name}"));
@@ -96,19 +111,17 @@ impl Lowering<'_> {
                 let x = self.stage(a, scope, staged)?;
                 args.push(x.alias(super::functions::sql_name(a)));
             }
-            return Ok(udf.call(args).strict_cast(types::polars_type(out)?));
+            return Ok(self.part(udf.call(args), parts).strict_cast(ty));
         }
-        if !p.order_by.is_empty() && !matches!(name, "count" | "sum" | "min" | "max" | "avg") {
+        // The order of the values changes none of these; `percentile_cont`'s is its WITHIN GROUP.
+        if !p.order_by.is_empty() && !matches!(name, "count" | "sum" | "min" | "max" | "avg" | "percentile_cont") {
             return unsupported(format!("{name}(… ORDER BY …)"));
         }
-        let ty = types::polars_type(out)?;
+        // The FILTER's condition, over the input's columns (staged columns are added together,
+        // so one can't read another).
         let filter = match &p.filter {
-            Some(c) => Some(self.stage(c, scope, staged)?.fill_null(lit(false))),
+            Some(c) => Some(self.expr(c, scope)?.fill_null(lit(false))),
             None => None,
-        };
-        let filtered = |x: Expr| match &filter {
-            Some(c) => x.filter(c.clone()),
-            None => x,
         };
         // count(*) is count of a constant: the number of rows.
         if name == "count"
@@ -116,46 +129,121 @@ impl Lowering<'_> {
             && let [Sql::Literal(v, _)] = p.args.as_slice()
             && !v.is_null()
         {
-            return Ok(match &filter {
-                Some(c) => c.clone().cast(DataType::Int64).sum(),
+            let n = match &filter {
+                Some(c) => {
+                    let name = self.namer.fresh();
+                    staged.push(c.clone().cast(DataType::Int64).alias(name.clone()));
+                    col(name).sum()
+                }
                 None => len(),
+            };
+            return Ok(self.part(n, parts).strict_cast(ty));
+        }
+        let fraction = match (name, p.args.as_slice()) {
+            ("percentile_cont", [_, q]) => Some(quantile_fraction(q, &p.order_by)?),
+            (_, [_]) => None,
+            _ => return unsupported(format!("{name} of {} arguments", p.args.len())),
+        };
+        // A filtered-out value is a NULL, which every aggregate here skips.
+        let x = match &filter {
+            Some(c) => {
+                let value = self.expr(&p.args[0], scope)?;
+                let name = self.namer.fresh();
+                staged.push(when(c.clone()).then(value).otherwise(lit(NULL)).alias(name.clone()));
+                col(name)
             }
-            .strict_cast(ty));
-        }
-        if p.args.len() != 1 {
-            return unsupported(format!("{name} of {} arguments", p.args.len()));
-        }
-        let arg_type = scope.type_of(&p.args[0])?;
-        let mut x = filtered(self.stage(&p.args[0], scope, staged)?);
+            None => self.stage(&p.args[0], scope, staged)?,
+        };
         if p.distinct {
-            x = x.drop_nulls().unique();
+            return self.distinct_call(name, x, out, parts);
         }
         let e = match name {
-            "count" => x.count(),
+            "count" => self.part(x.count(), parts),
             "sum" => {
                 let wide = match out {
                     ArrowType::Int64 | ArrowType::UInt64 => DataType::Int128,
                     ArrowType::Decimal128(_, s) => DataType::Decimal(38, *s as usize),
                     _ => ty.clone(),
                 };
-                when(x.clone().count().eq(lit(0))).then(lit(NULL).cast(ty.clone())).otherwise(x.strict_cast(wide).sum())
+                // Polars sums no value to 0; SQL's sum of no value is NULL.
+                let n = self.part(x.clone().count(), parts);
+                let total = self.part(x.strict_cast(wide).sum(), parts);
+                when(n.eq(lit(0))).then(lit(NULL).cast(ty.clone())).otherwise(total)
             }
-            "avg" | "mean" => match out {
-                ArrowType::Decimal128(_, s) => {
-                    x.cast(DataType::Float64).mean().round(*s as u32, RoundMode::HalfAwayFromZero)
+            "avg" | "mean" => {
+                let mean = self.part(x.cast(DataType::Float64).mean(), parts);
+                match out {
+                    ArrowType::Decimal128(_, s) => mean.round(*s as u32, RoundMode::HalfAwayFromZero),
+                    _ => mean,
                 }
-                _ => x.cast(DataType::Float64).mean(),
-            },
-            "min" => x.min(),
-            "max" => x.max(),
-            "stddev" | "stddev_samp" => x.cast(DataType::Float64).std(1),
-            "stddev_pop" => x.cast(DataType::Float64).std(0),
-            "var" | "var_samp" | "variance" => x.cast(DataType::Float64).var(1),
-            "var_pop" => x.cast(DataType::Float64).var(0),
+            }
+            "min" => self.part(x.min(), parts),
+            "max" => self.part(x.max(), parts),
+            // Over booleans (false < true), NULLs skipped: NULL when no value.
+            "bool_and" => self.part(x.min(), parts),
+            "bool_or" => self.part(x.max(), parts),
+            "any_value" => self.part(x.drop_nulls().first(), parts),
+            "stddev" | "stddev_samp" => self.part(x.cast(DataType::Float64).std(1), parts),
+            "stddev_pop" => self.part(x.cast(DataType::Float64).std(0), parts),
+            "var" | "var_samp" | "variance" => self.part(x.cast(DataType::Float64).var(1), parts),
+            "var_pop" => self.part(x.cast(DataType::Float64).var(0), parts),
+            "median" => self.part(x.cast(DataType::Float64).median(), parts),
+            "percentile_cont" => {
+                let q = fraction.unwrap_or(0.5);
+                self.part(x.cast(DataType::Float64).quantile(lit(q), QuantileMethod::Linear), parts)
+            }
             other => return unsupported(format!("the aggregate {other}")),
         };
-        let _ = arg_type;
+        Ok(match out {
+            // An interpolated decimal is rounded to its scale half away from zero (DuckDB's).
+            ArrowType::Decimal128(_, s) if matches!(name, "median" | "percentile_cont") => {
+                e.round(*s as u32, RoundMode::HalfAwayFromZero).strict_cast(ty)
+            }
+            _ => e.strict_cast(ty),
+        })
+    }
+
+    /// `count`, `sum`, `avg`, `min` or `max` of `DISTINCT x`: NULL is no value.
+    fn distinct_call(&mut self, name: &str, x: Expr, out: &ArrowType, parts: &mut Vec<Expr>) -> Result<Expr> {
+        let ty = types::polars_type(out)?;
+        let e = match name {
+            // Polars counts NULL as one distinct value.
+            "count" => {
+                let all = self.part(x.clone().n_unique(), parts);
+                let nulls = self.part(x.null_count(), parts);
+                all.cast(DataType::Int64) - when(nulls.gt(lit(0))).then(lit(1i64)).otherwise(lit(0i64))
+            }
+            "min" => self.part(x.min(), parts),
+            "max" => self.part(x.max(), parts),
+            "sum" | "avg" | "mean" => {
+                let distinct = x.drop_nulls().unique();
+                let n = self.part(distinct.clone().count(), parts);
+                let v = if name == "sum" {
+                    let wide = match out {
+                        ArrowType::Int64 | ArrowType::UInt64 => DataType::Int128,
+                        ArrowType::Decimal128(_, s) => DataType::Decimal(38, *s as usize),
+                        _ => ty.clone(),
+                    };
+                    self.part(distinct.strict_cast(wide).sum(), parts)
+                } else {
+                    self.part(distinct.cast(DataType::Float64).mean(), parts)
+                };
+                let v = match out {
+                    ArrowType::Decimal128(_, s) if name != "sum" => v.round(*s as u32, RoundMode::HalfAwayFromZero),
+                    _ => v,
+                };
+                when(n.eq(lit(0))).then(lit(NULL).cast(ty.clone())).otherwise(v)
+            }
+            other => return unsupported(format!("the aggregate {other}(DISTINCT …)")),
+        };
         Ok(e.strict_cast(ty))
+    }
+
+    /// `reduction` as one of the aggregation's columns; the returned expression reads it.
+    fn part(&mut self, reduction: Expr, parts: &mut Vec<Expr>) -> Expr {
+        let name = self.namer.fresh();
+        parts.push(reduction.alias(name.clone()));
+        col(name)
     }
 
     /// `e` as a column added to the aggregation's input (see `staged`).
@@ -164,6 +252,26 @@ impl Lowering<'_> {
         staged.push(self.expr(e, scope)?.alias(name.clone()));
         Ok(col(name))
     }
+}
+
+/// The fraction `q` of `percentile_cont(x, q)`: a constant from 0 to 1, turned over (`1 - q`)
+/// when `WITHIN GROUP` orders the values descending.
+fn quantile_fraction(q: &Sql, order_by: &[runner_sql::datafusion_expr::SortExpr]) -> Result<f64> {
+    use runner_sql::datafusion_common::ScalarValue;
+    let value = match q {
+        Sql::Literal(v, _) => match v.cast_to(&ArrowType::Float64) {
+            Ok(ScalarValue::Float64(Some(f))) => Some(f),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(f) = value.filter(|f| (0.0..=1.0).contains(f)) else {
+        return unsupported(format!("percentile_cont of the fraction {q} (it must be a constant from 0 to 1)"));
+    };
+    Ok(match order_by {
+        [s] if !s.asc => 1.0 - f,
+        _ => f,
+    })
 }
 
 /// The grouping sets of a `GROUP BY` of `ROLLUP`, `CUBE` or `GROUPING SETS`, in order; `None`

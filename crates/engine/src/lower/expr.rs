@@ -142,6 +142,11 @@ impl Lowering<'_> {
             Operator::Divide | Operator::IntegerDivide => divide(l, r, &out)?,
             Operator::Modulo => modulo(l, r, &out)?,
             Operator::StringConcat => concat_str([l, r], "", false),
+            // Polars' `and`, `or` and `xor` of integers are bitwise.
+            Operator::BitwiseAnd => l.and(r).strict_cast(types::polars_type(&out)?),
+            Operator::BitwiseOr => l.or(r).strict_cast(types::polars_type(&out)?),
+            Operator::BitwiseXor => l.xor(r).strict_cast(types::polars_type(&out)?),
+            Operator::BitwiseShiftLeft | Operator::BitwiseShiftRight => shift(l, b.op, &b.right, &out)?,
             op => return unsupported(format!("the operator {op}")),
         })
     }
@@ -290,6 +295,26 @@ fn arithmetic(l: Expr, r: Expr, op: fn(Expr, Expr) -> Expr, out: &ArrowType) -> 
         Some(w) => op(l.strict_cast(w.clone()), r.strict_cast(w)).strict_cast(target),
         None => op(l, r).strict_cast(target),
     })
+}
+
+/// `l << n` and `l >> n` for a constant `n` from 0 to 62: a product or a floored quotient by
+/// `2^n` (an arithmetic shift), so a shift out of the type's range fails as an overflow does.
+fn shift(l: Expr, op: Operator, n: &Sql, out: &ArrowType) -> Result<Expr> {
+    let amount = match n {
+        Sql::Literal(v, _) => match v.cast_to(&ArrowType::Int64) {
+            Ok(ScalarValue::Int64(Some(k))) if (0..63).contains(&k) => Some(k),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(k) = amount else {
+        return unsupported(format!("a shift ({op}) by {n} (only by a constant from 0 to 62)"));
+    };
+    let factor = lit(1i64 << k);
+    if op == Operator::BitwiseShiftLeft {
+        return arithmetic(l, factor, |a, b| a * b, out);
+    }
+    Ok(l.strict_cast(DataType::Int64).floor_div(factor).strict_cast(types::polars_type(out)?))
 }
 
 /// The integer type one size up, where there is one.

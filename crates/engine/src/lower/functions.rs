@@ -101,6 +101,38 @@ impl Lowering<'_> {
             ("btrim" | "trim", 1) => one(&mut args).str().strip_chars(lit(NULL)),
             ("ltrim", 1) => one(&mut args).str().strip_chars_start(lit(NULL)),
             ("rtrim", 1) => one(&mut args).str().strip_chars_end(lit(NULL)),
+            // The second argument is a set of characters, as in SQL.
+            ("btrim" | "trim" | "ltrim" | "rtrim", 2) => {
+                let chars = args.pop().unwrap_or_else(|| lit(NULL));
+                let s = one(&mut args);
+                let stripped = match name {
+                    "ltrim" => s.clone().str().strip_chars_start(chars.clone()),
+                    "rtrim" => s.clone().str().strip_chars_end(chars.clone()),
+                    _ => s.clone().str().strip_chars(chars.clone()),
+                };
+                when(chars.is_null()).then(lit(NULL).cast(DataType::String)).otherwise(stripped)
+            }
+            ("reverse", 1) => one(&mut args).str().reverse(),
+            ("lpad" | "rpad", 3) => {
+                // To `n` characters: cut when longer, else padded with one fill character.
+                let fill = match text(2).as_deref().map(|t| t.chars().collect::<Vec<_>>()).as_deref() {
+                    Some([c]) => *c,
+                    _ => return unsupported(format!("{name} with a fill that is not one constant character")),
+                };
+                let _ = args.pop();
+                let n = args.pop().unwrap_or_else(|| lit(NULL)).cast(DataType::Int64);
+                let n = when(n.clone().lt(lit(0i64))).then(lit(0i64)).otherwise(n);
+                let cut = one(&mut args).str().head(n.clone());
+                if name == "lpad" { cut.str().pad_start(n, fill) } else { cut.str().pad_end(n, fill) }
+            }
+            ("concat_ws", n) if n >= 2 => {
+                // The separator between the values that are not NULL; NULL when it is NULL.
+                let Some(separator) = text(0) else {
+                    return unsupported("concat_ws with a separator that is not a constant string");
+                };
+                let values: Vec<Expr> = args.drain(1..).map(|a| a.cast(DataType::String)).collect();
+                concat_str(values, &separator, true)
+            }
             ("starts_with", 2) => {
                 let p = args.pop().unwrap_or_else(|| lit(NULL));
                 one(&mut args).str().starts_with(p)
@@ -150,6 +182,13 @@ impl Lowering<'_> {
                     "month" => d.dt().month(),
                     "day" => d.dt().day(),
                     "quarter" => d.dt().quarter(),
+                    // Sunday is 0 (DuckDB's and Postgres'); Polars counts Monday 1 … Sunday 7.
+                    "dow" => d.dt().weekday() % lit(7),
+                    "isodow" => d.dt().weekday(),
+                    "doy" => d.dt().ordinal_day(),
+                    "week" => d.dt().week(),
+                    "hour" => d.dt().hour(),
+                    "minute" => d.dt().minute(),
                     other => return unsupported(format!("EXTRACT of {other}")),
                 }
             }

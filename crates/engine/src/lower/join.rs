@@ -1,6 +1,7 @@
 //! Joins: every SQL join type, with SQL's NULL keys (never equal), an `ON` condition beyond the
 //! equal keys applied where SQL applies it (inside the join, so an outer join keeps the rows it
-//! fails), semi and anti joins from `EXISTS`/`IN`, and `NOT IN`'s null-aware anti join.
+//! fails), semi and anti joins from `EXISTS`/`IN`, `NOT IN`'s null-aware anti join, and mark
+//! joins (`EXISTS` under `OR`, `NOT` or `CASE`).
 
 use polars::prelude::*;
 use runner_sql::datafusion_common::NullEquality;
@@ -57,6 +58,7 @@ impl Lowering<'_> {
             None => None,
         };
         let cross_key = (self.namer.fresh(), self.namer.fresh());
+        let mark = self.namer.fresh();
         let inner = |lf: LazyFrame, rf: LazyFrame| {
             let joined = if lk.is_empty() {
                 cross_join(lf, rf, &cross_key)
@@ -133,13 +135,33 @@ impl Lowering<'_> {
                     side.join(ids, [col(id.clone())], [col(id)], JoinArgs::new(how)).select(keep(names))
                 }
             }
-            SqlJoin::LeftMark | SqlJoin::RightMark => {
-                return unsupported("a subquery (EXISTS or IN) inside OR or a CASE");
+            // `EXISTS` under OR, NOT or CASE: each left row, and whether a right row meets the
+            // condition with it (true or false: `IN`'s NULLs are the planner's business).
+            SqlJoin::LeftMark => {
+                let matched = if filter.is_none() && !lk.is_empty() {
+                    // The distinct right keys; a NULL key matches nothing.
+                    let keys = rf.select(rk.clone()).unique(None, UniqueKeepStrategy::Any);
+                    let keys = keys.with_column(lit(true).alias(mark.clone()));
+                    lf.join(keys, lk.clone(), rk.clone(), args(JoinType::Left))
+                } else {
+                    let (li, ri) = (self.namer.fresh(), self.namer.fresh());
+                    let (lf, rf) = numbered(lf, &li, rf, &ri);
+                    let ids = inner(lf.clone(), rf)
+                        .select([col(li.clone())])
+                        .unique(None, UniqueKeepStrategy::Any)
+                        .with_column(lit(true).alias(mark.clone()));
+                    lf.join(ids, [col(li.clone())], [col(li)], JoinArgs::new(JoinType::Left))
+                };
+                let mut out = keep(&left.names);
+                out.push(col(mark.clone()).fill_null(lit(false)).alias(mark.clone()));
+                matched.select(out)
             }
+            SqlJoin::RightMark => return unsupported("a right mark join"),
         };
         let names = match j.join_type {
             SqlJoin::LeftSemi | SqlJoin::LeftAnti => left.names,
             SqlJoin::RightSemi | SqlJoin::RightAnti => right.names,
+            SqlJoin::LeftMark => left.names.into_iter().chain([mark]).collect(),
             _ => both,
         };
         Ok(Lowered { frame, names })

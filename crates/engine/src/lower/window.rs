@@ -2,7 +2,7 @@
 //! the partition (no `ORDER BY`, or `UNBOUNDED PRECEDING … UNBOUNDED FOLLOWING`), SQL's default
 //! `RANGE UNBOUNDED PRECEDING … CURRENT ROW` (peers of the current row share its value), `ROWS
 //! UNBOUNDED PRECEDING … CURRENT ROW`, and `ROWS BETWEEN n PRECEDING/FOLLOWING …` for sums,
-//! counts and averages. Ranking: `row_number`, `rank`, `dense_rank`, `percent_rank`,
+//! counts, averages, minimums and maximums. Ranking: `row_number`, `rank`, `dense_rank`, `percent_rank`,
 //! `cume_dist`, `ntile`; offsets: `lag`, `lead`, `first_value`, `last_value`.
 //!
 //! Each window sorts the frame by its partition and order keys (each with its own direction and
@@ -177,7 +177,13 @@ impl Lowering<'_> {
                     _ => arg(0)?,
                 };
                 let x = stage(&mut self.namer, &mut frame, x);
-                self.framed_aggregate(&mut frame, agg, x, kind, &part, &peers, out)?
+                match (kind, agg) {
+                    (Frame::Rows(start, end), "min" | "max") => {
+                        let position = Position { part: &part, rn: &rn, size: &size };
+                        self.rows_extreme(&mut frame, agg == "min", x, start, end, &position)?
+                    }
+                    _ => self.framed_aggregate(&mut frame, agg, x, kind, &part, &peers, out)?,
+                }
             }
             (_, other) => return unsupported(format!("the window function {other}")),
         };
@@ -285,6 +291,74 @@ impl Lowering<'_> {
             }
         })
     }
+}
+
+/// Where a row is in its partition: the partition's keys, the row's number in it (from 1) and the
+/// partition's size (both columns).
+struct Position<'a> {
+    part: &'a [Expr],
+    rn: &'a Expr,
+    size: &'a Expr,
+}
+
+impl Lowering<'_> {
+    /// `min` or `max` of `x` over the rows `i + start ..= i + end` of the partition (`None`:
+    /// unbounded), NULL when the frame holds no value. Polars' rolling windows end at the row
+    /// (`forward`); reversed, they start at it (`backward`); a frame on both sides of the row is
+    /// the two joined, and a frame on one side is one of them moved by `shift`.
+    fn rows_extreme(
+        &mut self,
+        frame: &mut LazyFrame,
+        min: bool,
+        x: Expr,
+        start: Option<i64>,
+        end: Option<i64>,
+        at: &Position<'_>,
+    ) -> Result<Expr> {
+        let part = at.part;
+        let roll = |e: Expr, width: i64| {
+            let options = RollingOptionsFixedWindow {
+                window_size: usize::try_from(width).unwrap_or(1).max(1),
+                min_periods: 1,
+                ..Default::default()
+            };
+            if min { e.rolling_min(options) } else { e.rolling_max(options) }
+        };
+        let forward = |width: i64| over(roll(x.clone(), width), part);
+        let backward = |width: i64| over(roll(x.clone().reverse(), width).reverse(), part);
+        // Row i reads column `c` at row i + k of its partition (NULL past either end).
+        let moved = |c: Expr, k: i64| over(c.shift(lit(-k)), part);
+        let nothing = lit(NULL).cast(DataType::Null);
+        let whole = over(if min { x.clone().min() } else { x.clone().max() }, part)?;
+        let (rn, size) = (at.rn.clone(), at.size.clone());
+        Ok(match (start, end) {
+            (None, None) => whole,
+            (Some(a), Some(b)) if a > b => nothing,
+            (Some(a), Some(b)) if a <= 0 && b >= 0 => min_or_max(min, backward(b + 1)?, forward(1 - a)?)?,
+            (Some(a), Some(b)) if b < 0 => moved(stage(&mut self.namer, frame, forward(b - a + 1)?), b)?,
+            (Some(a), Some(b)) => moved(stage(&mut self.namer, frame, backward(b - a + 1)?), a)?,
+            (None, Some(b)) => {
+                let m = if min { x.clone().cum_min(false) } else { x.clone().cum_max(false) };
+                let m = stage(&mut self.namer, frame, over(m, part)?);
+                let running = over(m.fill_null_with_strategy(FillNullStrategy::Forward(None)), part)?;
+                let running = stage(&mut self.namer, frame, running);
+                when((rn + lit(b)).gt(size)).then(whole).otherwise(moved(running, b)?)
+            }
+            (Some(a), None) => {
+                let m = if min { x.clone().cum_min(true) } else { x.clone().cum_max(true) };
+                let m = stage(&mut self.namer, frame, over(m, part)?);
+                let running = over(m.fill_null_with_strategy(FillNullStrategy::Backward(None)), part)?;
+                let running = stage(&mut self.namer, frame, running);
+                when((rn + lit(a)).lt(lit(1i64))).then(whole).otherwise(moved(running, a)?)
+            }
+        })
+    }
+}
+
+/// The smaller (or larger) of `a` and `b`, NULLs skipped.
+fn min_or_max(min: bool, a: Expr, b: Expr) -> Result<Expr> {
+    let e = if min { polars::lazy::dsl::min_horizontal([a, b]) } else { polars::lazy::dsl::max_horizontal([a, b]) };
+    e.map_err(|err| LowerError(format!("a window could not be planned: {err}")))
 }
 
 /// `e` over the partition `keys` (all rows when there are none).

@@ -3,7 +3,8 @@
 //! - `/` of integers or decimals divides doubles (`-7 / 2` is `-3.5`; `//` divides integers,
 //!   truncating);
 //! - `date ± n` (an integer) moves the date by n days, and is a date;
-//! - `avg` is a double, whatever it averages.
+//! - `avg` is a double, whatever it averages; `median` and `percentile_cont` (`quantile_cont`)
+//!   are doubles over integers and doubles, and keep a decimal's type.
 
 use arrow_schema::DataType;
 use datafusion_common::{DFSchema, Result, not_impl_err, plan_err};
@@ -98,5 +99,61 @@ impl AggregateUDFImpl for Avg {
     fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         // Planning only: Polars computes the mean.
         not_impl_err!("avg is computed by Polars")
+    }
+}
+
+/// `median(x)` and `percentile_cont(x, q)` (also `quantile_cont`, and `percentile_cont(q) WITHIN
+/// GROUP (ORDER BY x)`): interpolated between the two nearest values, so a double over integers
+/// (DataFusion's keeps the integer type, which would truncate the interpolation).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Quantile {
+    name: &'static str,
+    signature: Signature,
+    aliases: Vec<String>,
+}
+
+impl Quantile {
+    pub(crate) fn median() -> Self {
+        Self { name: "median", signature: Signature::any(1, Volatility::Immutable), aliases: vec![] }
+    }
+
+    pub(crate) fn percentile_cont() -> Self {
+        Self {
+            name: "percentile_cont",
+            signature: Signature::any(2, Volatility::Immutable),
+            aliases: vec!["quantile_cont".into()],
+        }
+    }
+}
+
+impl AggregateUDFImpl for Quantile {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn supports_within_group_clause(&self) -> bool {
+        self.name == "percentile_cont"
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match arg_types.first() {
+            Some(t @ DataType::Decimal128(..)) => Ok(t.clone()),
+            Some(t) if t.is_numeric() || t.is_null() => Ok(DataType::Float64),
+            Some(t) => plan_err!("{} of a value of type {t} is not supported (only of numbers)", self.name),
+            None => plan_err!("{} takes the values to interpolate", self.name),
+        }
+    }
+
+    fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        // Planning only: Polars computes the quantile.
+        not_impl_err!("{} is computed by Polars", self.name)
     }
 }

@@ -24,13 +24,17 @@ pub(crate) fn builtins() -> &'static Functions {
         scalars: datafusion_functions::all_default_functions().into_iter().chain(duckdb_functions()).collect(),
         aggregates: datafusion_functions_aggregate::all_default_aggregate_functions()
             .into_iter()
-            .filter(|f| f.name() != "avg")
+            .filter(|f| !matches!(f.name(), "avg" | "median" | "percentile_cont"))
             .map(|f| match f.name() {
                 // DuckDB's and Postgres' name for the sample variance.
                 "var" => Arc::new(f.as_ref().clone().with_aliases(["variance"])),
                 _ => f,
             })
-            .chain([Arc::new(AggregateUDF::new_from_impl(super::duckdb::Avg::new()))])
+            .chain([
+                Arc::new(AggregateUDF::new_from_impl(super::duckdb::Avg::new())),
+                Arc::new(AggregateUDF::new_from_impl(super::duckdb::Quantile::median())),
+                Arc::new(AggregateUDF::new_from_impl(super::duckdb::Quantile::percentile_cont())),
+            ])
             .collect(),
         windows: datafusion_functions_window::all_default_window_functions(),
         planners: vec![

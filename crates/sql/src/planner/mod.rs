@@ -75,6 +75,7 @@ fn optimize(plan: LogicalPlan, options: ConfigOptions) -> Result<LogicalPlan, Sq
         Arc::new(rules::IntegerLiterals),
         Arc::new(rules::FloatsOverDecimals),
         Arc::new(TypeCoercion::new()),
+        Arc::new(rules::MultisetSetOperations),
     ]);
     let plan = analyzer.execute_and_check(plan, &options, |_, _| {}).map_err(plan_error)?;
     let context = OptimizerContext::new_with_config_options(Arc::new(options)).with_skip_failing_rules(false);

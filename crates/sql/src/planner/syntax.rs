@@ -1,9 +1,11 @@
 //! What is decided on the query's text, before planning:
 //! - refusals where the planner's answer would differ from DuckDB's and SQL's (each named, with
-//!   its line and column): `INTERSECT ALL` and `EXCEPT ALL` (DataFusion plans them as semi and
-//!   anti joins, which lose the counts of duplicates), a `FULL JOIN … USING` (its key column is
-//!   the left side's, not the two sides' merged), an interval with a fraction of a day or
-//!   more (`INTERVAL '1.5' DAY`: engines disagree);
+//!   its line and column): a `FULL JOIN … USING` (its key column is the left side's, not the two
+//!   sides' merged), an interval with a fraction of a day or more (`INTERVAL '1.5' DAY`: engines
+//!   disagree);
+//! - the right side of each `INTERSECT ALL` and `EXCEPT ALL` is named for the rule
+//!   `multiset_set_operations`, which keeps the counts of duplicates (DataFusion's semi and anti
+//!   joins would lose them);
 //! - a number in scientific notation (`1e-3`) is a `DOUBLE`, as in DuckDB (the planner reads
 //!   numbers with a point as exact decimals).
 
@@ -22,6 +24,7 @@ pub(crate) fn prepare(statement: &mut Statement) -> Result<(), SqlError> {
         return Err(e);
     }
     let _ = VisitMut::visit(statement, &mut ScientificLiterals);
+    let _ = VisitMut::visit(statement, &mut MultisetMarks);
     Ok(())
 }
 
@@ -59,20 +62,10 @@ impl Visitor for Refusals {
     }
 }
 
-/// Refuses `INTERSECT ALL`, `EXCEPT ALL` and `FULL JOIN … USING` in a query's body.
+/// Refuses `FULL JOIN … USING` in a query's body.
 fn set_operations(body: &SetExpr) -> Result<(), SqlError> {
     match body {
-        SetExpr::SetOperation { op, set_quantifier, left, right } => {
-            if matches!(op, SetOperator::Intersect | SetOperator::Except | SetOperator::Minus)
-                && matches!(set_quantifier, SetQuantifier::All)
-            {
-                return Err(SqlError::unsupported(
-                    body,
-                    format!(
-                        "{op} ALL is not supported yet (it would lose the counts of duplicates); use {op}, which removes them"
-                    ),
-                ));
-            }
+        SetExpr::SetOperation { left, right, .. } => {
             set_operations(left)?;
             set_operations(right)
         }
@@ -92,6 +85,61 @@ fn set_operations(body: &SetExpr) -> Result<(), SqlError> {
         }
         _ => Ok(()),
     }
+}
+
+/// Names the right side of each `INTERSECT ALL` and `EXCEPT ALL` (`… AS __spotlake_multiset`).
+struct MultisetMarks;
+
+impl VisitorMut for MultisetMarks {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        mark_multisets(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+fn mark_multisets(body: &mut SetExpr) {
+    if let SetExpr::SetOperation { op, set_quantifier, left, right } = body {
+        mark_multisets(left);
+        mark_multisets(right);
+        // The visitor goes on into the marked side's query: a side marked once stays so.
+        if matches!(op, SetOperator::Intersect | SetOperator::Except | SetOperator::Minus)
+            && matches!(set_quantifier, SetQuantifier::All)
+            && !is_marked(right)
+        {
+            let inner = std::mem::replace(
+                right.as_mut(),
+                SetExpr::Values(sqlparser::ast::Values { explicit_row: false, value_keyword: false, rows: vec![] }),
+            );
+            **right = marked(inner);
+        }
+    }
+}
+
+fn is_marked(side: &SetExpr) -> bool {
+    let SetExpr::Query(q) = side else { return false };
+    let SetExpr::Select(select) = q.body.as_ref() else { return false };
+    matches!(
+        select.from.first().map(|f| &f.relation),
+        Some(sqlparser::ast::TableFactor::Derived { alias: Some(a), .. })
+            if a.name.value == crate::planner::rules::MULTISET_MARKER
+    )
+}
+
+/// `SELECT * FROM (side) AS __spotlake_multiset`.
+fn marked(side: SetExpr) -> SetExpr {
+    let text = format!("SELECT * FROM (SELECT 1) AS {}", crate::planner::rules::MULTISET_MARKER);
+    let Ok(Statement::Query(mut outer)) = super::parse(&text) else {
+        unreachable!("the marker's query parses");
+    };
+    if let SetExpr::Select(select) = outer.body.as_mut()
+        && let Some(from) = select.from.first_mut()
+        && let sqlparser::ast::TableFactor::Derived { subquery, .. } = &mut from.relation
+    {
+        *subquery.body = side;
+    }
+    SetExpr::Query(outer)
 }
 
 struct ScientificLiterals;

@@ -2,21 +2,37 @@
 //! plan Polars runs better. Each is one module, runs before DataFusion's rules in the order
 //! listed here, and has before/after tests.
 
+mod exists_as_count;
 mod exists_of_an_aggregate;
 mod floats_over_decimals;
+mod in_as_exists;
 mod integer_literals;
+mod is_true_conditions;
+mod multiset_set_operations;
 
 use std::sync::Arc;
 
 use datafusion_optimizer::OptimizerRule;
 
+pub(crate) use exists_as_count::ExistsAsCount;
 pub(crate) use exists_of_an_aggregate::ExistsOfAnAggregate;
 pub(crate) use floats_over_decimals::FloatsOverDecimals;
+pub(crate) use in_as_exists::InAsExists;
 pub(crate) use integer_literals::IntegerLiterals;
+pub(crate) use is_true_conditions::IsTrueConditions;
+pub(crate) use multiset_set_operations::{MARKER as MULTISET_MARKER, MultisetSetOperations};
 
-/// The optimizer rules, in the order they run (before DataFusion's own).
+/// The optimizer rules, in the order they run (before DataFusion's own). DataFusion's
+/// `rewrite_set_comparison` runs among them too: the rules after it must see the `EXISTS` tests
+/// it writes for `= ANY` and `> ALL`.
 pub(crate) fn ours() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
-    vec![Arc::new(ExistsOfAnAggregate)]
+    vec![
+        Arc::new(ExistsOfAnAggregate),
+        Arc::new(InAsExists),
+        Arc::new(datafusion_optimizer::rewrite_set_comparison::RewriteSetComparison::new()),
+        Arc::new(IsTrueConditions),
+        Arc::new(ExistsAsCount),
+    ]
 }
 
 /// DataFusion's optimizer rules that we run: all but `simplify_expressions`, which folds
