@@ -7,12 +7,16 @@ Each peer is timed twice in the same process run: in-process, the way a user com
 (from opening the tables to the written Parquet file, not the interpreter's start or imports),
 and as a whole process. BENCH_REPEATS interleaved rounds (runner, DuckDB, Polars per query).
 Prints each query's median times and the peer time over the runner's (the median of the rounds'
-ratios, and their range), in-process first, the geometric means of those ratios, and the fixed cost of a local one-step run (a query over
-the 25-row `nation` table, so all of it is start, plan, lease, item process and commit), and
-how many of the runner's answers are DuckDB's (compared as `tests/test_tpch.py` compares).
-Every process runs under a memory bound (BENCH_MEMORY_MIB, default 16,384): a query that grows
-past it is killed and reported, not left to take the machine.
-Writes its output to `bench/results/tpch.txt`."""
+ratios, and their range), in-process first, the geometric means of those ratios, and the fixed
+cost of a local one-step run (a query over the 25-row `nation` table, so all of it is start,
+plan, lease, item process and commit), and how many of the runner's answers are DuckDB's
+(compared as `tests/test_tpch.py` compares). Every process runs under a memory bound
+(BENCH_MEMORY_MIB, default 16,384): a query that grows past it is killed and reported, not left
+to take the machine. Writes its output to `bench/results/BENCH_TPCH_RESULTS` (`tpch.txt`);
+`make bench` runs scale factors 1 and 10 (`tpch_sf1.txt`, `tpch_sf10.txt`).
+
+BENCH_TPCH_DATA=DIR reads the tables from DIR (generated there once, kept) instead of
+generating them into a temporary folder each run."""
 
 import math
 import os
@@ -140,9 +144,11 @@ def answer_differs(runner_out: Path, duckdb_file: Path) -> str:
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tpch-bench-"))
     try:
-        data = work / "data"
+        kept = os.environ.get("BENCH_TPCH_DATA")
+        data = Path(kept) if kept else work / "data"
         out(f"runner: {RUNNER}; TPC-H scale factor {SCALE}; {REPEATS} interleaved rounds")
-        subprocess.run([str(TPCHGEN), "parquet", "-s", SCALE, f"--output-dir={data}"], check=True)
+        if not (data / "lineitem.parquet").exists():
+            subprocess.run([str(TPCHGEN), "parquet", "-s", SCALE, f"--output-dir={data}"], check=True)
         root = work / "root"
         root.mkdir()
         for t in TABLES:
@@ -182,7 +188,9 @@ def main() -> None:
 
         out(
             f"  {'query':<6}{'runner s':>9}{'DuckDB s':>9}{'Polars s':>9}"
-            + "".join(f"{h:>20}" for h in ("DuckDB/runner in", "Polars/runner in", "DuckDB/r. whole", "Polars/r. whole"))
+            + "".join(
+                f"{h:>20}" for h in ("DuckDB/runner in", "Polars/runner in", "DuckDB/r. whole", "Polars/r. whole")
+            )
         )
         # "in" is the peers' in-process time, "whole" their whole process.
         ratios_of: dict[str, list[float]] = {f"{p} {w}": [] for w in ("in", "whole") for p in ("duckdb", "polars")}

@@ -27,6 +27,7 @@ import datetime as dt
 import math
 import os
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -558,8 +559,20 @@ class RunnerStats:
     seconds: float = 0.0
 
 
+# The memory a runner process (and its item processes) may map for data: a query that grows
+# past it fails (and is reported), instead of taking the machine. Reserved thread stacks count.
+MEMORY_MIB = int(os.environ.get("SQL_CORPUS_MEMORY_MIB", "8192"))
+
+
+def bound_memory(mib: int) -> None:
+    """In the child, before it runs: its data segment (heap and private mappings) is at most
+    `mib` MiB. Inherited by the item processes it starts."""
+    limit = mib * 2**20
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
 class Runner:
-    """Runs cases through the runner binary, in batches."""
+    """Runs cases through the runner binary, in batches, each run under a memory bound."""
 
     def __init__(
         self,
@@ -568,7 +581,9 @@ class Runner:
         binary: Path = RUNNER,
         batch_size: int = 40,
         timeout: float = 60.0,
+        memory_mib: int = MEMORY_MIB,
     ) -> None:
+        self.memory_mib = memory_mib
         self.tables_dir = tables_dir
         self.tables = sorted(p.stem for p in tables_dir.glob("*.parquet"))
         self.work = work
@@ -608,7 +623,14 @@ class Runner:
         args = [str(self.binary), "run", str(spec), "--root", str(root), "--workers", "1"]
         started = time.monotonic()
         try:
-            proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=self._timeout(len(outputs)))
+            proc = subprocess.run(
+                args,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=self._timeout(len(outputs)),
+                preexec_fn=lambda: bound_memory(self.memory_mib),
+            )
         except subprocess.TimeoutExpired:
             self.stats.runs += 1
             self.stats.seconds += time.monotonic() - started
@@ -679,6 +701,7 @@ def run_corpus(
     binary: Path = RUNNER,
     batch_size: int = 40,
     timeout: float = 60.0,
+    memory_mib: int = MEMORY_MIB,
 ) -> tuple[dict[str, Result], RunnerStats]:
     """Every case through DuckDB and the runner, and each one's verdict."""
     con = duckdb_connection(tables_dir)
@@ -687,7 +710,7 @@ def run_corpus(
     own_work = work is None
     work = work or Path(tempfile.mkdtemp(prefix="sqlcorpus-"))
     try:
-        runner = Runner(tables_dir, work, binary, batch_size, timeout)
+        runner = Runner(tables_dir, work, binary, batch_size, timeout, memory_mib)
         gots = runner.run([(output_name(c.name), c.sql) for c in cases])
     finally:
         if own_work:

@@ -219,3 +219,15 @@ SELECT min(s) AS mn, max(ts) AS mx, min(b) AS mb FROM e
 
 -- case: avg_of_empty_group_after_filter
 SELECT g, avg(v) FILTER (WHERE v > 1000) AS a, count(*) AS n FROM t GROUP BY g
+
+-- case: percentile_cont_decimal_desc
+SELECT g, percentile_cont(0.25) WITHIN GROUP (ORDER BY d DESC) AS p FROM t GROUP BY g
+
+-- case: median_decimal_and_int
+SELECT g, median(d) AS md, median(v) AS mv FROM t GROUP BY g
+
+-- case: count_distinct_with_nulls_grouped
+SELECT g, count(DISTINCT k) AS n, count(DISTINCT v) FILTER (WHERE v > 0) AS p FROM t GROUP BY g
+
+-- case: sum_distinct_and_avg_distinct
+SELECT sum(DISTINCT k) AS s, avg(DISTINCT k) AS a, sum(DISTINCT d) AS sd FROM t

@@ -176,3 +176,6 @@ SELECT id, trunc(d) AS a FROM t
 
 -- case: double_special
 SELECT id, x * 1e308 * 10 AS big, -x * 1e308 * 10 AS nbig FROM t WHERE x IS NOT NULL AND x <> 0
+
+-- case: bitwise_and_or_shifts
+SELECT id, k & 3 AS a, k | 8 AS o, k << 2 AS l, v >> 1 AS r FROM t

@@ -58,3 +58,15 @@ SELECT k AS first_name FROM t UNION SELECT v AS other FROM u
 
 -- case: union_strings_unicode
 SELECT s FROM t UNION SELECT s FROM n
+
+-- case: except_all_null_rows
+SELECT k, g FROM t EXCEPT ALL SELECT k, g FROM t WHERE v > 0
+
+-- case: intersect_all_null_duplicates
+SELECT k FROM t INTERSECT ALL SELECT k FROM u
+
+-- case: except_all_nested
+(SELECT g FROM t EXCEPT ALL SELECT g FROM t WHERE k > 3) EXCEPT ALL SELECT 'a'
+
+-- case: intersect_all_of_except_all
+SELECT k FROM t INTERSECT ALL (SELECT k FROM u EXCEPT ALL SELECT k FROM u WHERE v > 60)

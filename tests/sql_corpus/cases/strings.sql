@@ -131,3 +131,12 @@ SELECT '{"a": 1}' AS j, '{partition}' AS p FROM one
 
 -- case: unicode_literals
 SELECT 'Ünïcödé' AS u, length('🙂') AS l, upper('straße') AS up FROM one
+
+-- case: ltrim_rtrim_characters
+SELECT id, ltrim(s, 'ap') AS l, rtrim(s, 'el') AS r FROM t
+
+-- case: rpad_and_lpad_zero
+SELECT id, rpad(s, 4, '.') AS r, lpad(s, 0, '.') AS z FROM t
+
+-- case: concat_ws_nulls
+SELECT id, concat_ws('-', s, g, CAST(k AS VARCHAR)) AS c FROM t

@@ -124,3 +124,18 @@ SELECT id, g FROM (SELECT id, g, rank() OVER (PARTITION BY g ORDER BY o) AS r FR
 -- case: window_ordered_output
 -- ordered
 SELECT id, sum(v) OVER (ORDER BY id) AS s FROM t ORDER BY id DESC
+
+-- case: min_rows_preceding_only
+SELECT id, min(v) OVER (PARTITION BY g ORDER BY id ROWS BETWEEN 2 PRECEDING AND 1 PRECEDING) AS m FROM t
+
+-- case: max_rows_following_only
+SELECT id, max(v) OVER (ORDER BY id ROWS BETWEEN 1 FOLLOWING AND 3 FOLLOWING) AS m FROM t
+
+-- case: min_rows_to_unbounded_following
+SELECT id, min(v) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND UNBOUNDED FOLLOWING) AS m FROM t
+
+-- case: max_rows_unbounded_to_following
+SELECT id, max(d) OVER (PARTITION BY g ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 FOLLOWING) AS m FROM t
+
+-- case: min_max_rows_around_strings
+SELECT id, min(s) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) AS lo, max(s) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) AS hi FROM t

@@ -190,9 +190,13 @@ fn terminate(pids: &[u32]) {
             libc::kill(*pid as libc::pid_t, libc::SIGTERM);
         }
     }
+    // Polled often at first: a worker with nothing running stops within milliseconds, and each
+    // run waits for its workers before it ends.
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pause = Duration::from_millis(1);
     while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
     for pid in pids.iter().filter(|p| alive(**p)) {
         // SAFETY: as above; the worker did not stop in time.

@@ -187,20 +187,30 @@ impl Lowering<'_> {
             "stddev_pop" => self.part(x.cast(DataType::Float64).std(0), parts),
             "var" | "var_samp" | "variance" => self.part(x.cast(DataType::Float64).var(1), parts),
             "var_pop" => self.part(x.cast(DataType::Float64).var(0), parts),
-            "median" => self.part(x.cast(DataType::Float64).median(), parts),
-            "percentile_cont" => {
+            "median" | "percentile_cont" => {
                 let q = fraction.unwrap_or(0.5);
-                self.part(x.cast(DataType::Float64).quantile(lit(q), QuantileMethod::Linear), parts)
+                return self.interpolated(x, q, out, parts);
             }
             other => return unsupported(format!("the aggregate {other}")),
         };
-        Ok(match out {
-            // An interpolated decimal is rounded to its scale half away from zero (DuckDB's).
-            ArrowType::Decimal128(_, s) if matches!(name, "median" | "percentile_cont") => {
-                e.round(*s as u32, RoundMode::HalfAwayFromZero).strict_cast(ty)
-            }
-            _ => e.strict_cast(ty),
-        })
+        Ok(e.strict_cast(ty))
+    }
+
+    /// The value at fraction `q` of the sorted values of `x`, interpolated linearly between the
+    /// two nearest (`median` is `q` = 0.5). A decimal is interpolated as DuckDB does: on its
+    /// unscaled integers, in doubles, the result truncated toward zero to the decimal's scale.
+    fn interpolated(&mut self, x: Expr, q: f64, out: &ArrowType, parts: &mut Vec<Expr>) -> Result<Expr> {
+        let ty = types::polars_type(out)?;
+        let ArrowType::Decimal128(_, scale) = out else {
+            let at = self.part(x.cast(DataType::Float64).quantile(lit(q), QuantileMethod::Linear), parts);
+            return Ok(at.strict_cast(ty));
+        };
+        let unit = 10f64.powi(i32::from(*scale));
+        let unscaled = (x.strict_cast(DataType::Decimal(38, *scale as usize)) * lit(unit)).cast(DataType::Float64);
+        let at =
+            self.part(unscaled.round(0, RoundMode::HalfAwayFromZero).quantile(lit(q), QuantileMethod::Linear), parts);
+        let truncated = at.round(0, RoundMode::ToZero) / lit(unit);
+        Ok(truncated.round(*scale as u32, RoundMode::HalfAwayFromZero).strict_cast(ty))
     }
 
     /// `count`, `sum`, `avg`, `min` or `max` of `DISTINCT x`: NULL is no value.

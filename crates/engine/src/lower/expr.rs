@@ -104,13 +104,18 @@ impl Lowering<'_> {
         {
             // A date or timestamp moved by a constant interval: months on the calendar
             // (clamped to the month's end, as SQL does), then days, then the rest.
-            let sign = if b.op == Operator::Minus { -1 } else { 1 };
+            let sign: i32 = if b.op == Operator::Minus { -1 } else { 1 };
             let out = scope.type_of(&Sql::BinaryExpr(b.clone()))?;
+            if let (ArrowType::Date32, Some(ScalarValue::Date32(Some(day)))) = (&out, super::literal::constant(&b.left))
+                && i.nanoseconds == 0
+            {
+                return super::literal::literal(&ScalarValue::Date32(moved_date(day, sign * i.months, sign * i.days)));
+            }
             let mut moved = self.expr(&b.left, scope)?;
             // One offset per unit: Polars takes one sign for a whole offset.
             for (n, unit) in [(i64::from(i.months), "mo"), (i64::from(i.days), "d"), (i.nanoseconds, "ns")] {
                 if n != 0 {
-                    moved = moved.dt().offset_by(lit(format!("{}{unit}", sign * n)));
+                    moved = moved.dt().offset_by(lit(format!("{}{unit}", i64::from(sign) * n)));
                 }
             }
             return Ok(moved.strict_cast(types::polars_type(&out)?));
@@ -196,6 +201,11 @@ impl Lowering<'_> {
     /// `CAST` (strict: a value that doesn't fit fails the item) or `TRY_CAST` (NULL instead).
     /// Casts to a decimal round half away from zero, as SQL engines do.
     pub(crate) fn cast(&mut self, x: &Sql, to: &ArrowType, scope: &Scope<'_>, strict: bool) -> Result<Expr> {
+        // A constant cast exactly (`DATE '1994-01-01'` is a cast of text) is a constant.
+        let cast = Sql::Cast(runner_sql::datafusion_expr::Cast::new(Box::new(x.clone()), to.clone()));
+        if let Some(v) = super::literal::constant(&cast) {
+            return super::literal::literal(&v);
+        }
         let from = scope.type_of(x)?;
         let inner = self.expr(x, scope)?;
         let target = types::polars_type(to)?;
@@ -284,6 +294,25 @@ impl Lowering<'_> {
         let matched = super::functions::like(x, &pattern, l.escape_char)?;
         Ok(if l.negated { matched.not() } else { matched })
     }
+}
+
+/// The date `day` (days since 1970-01-01) moved by `months` on the calendar (to the month's last
+/// day when it has fewer days, as SQL does), then by `days`; `None` out of range.
+fn moved_date(day: i32, months: i32, days: i32) -> Option<i32> {
+    use chrono::{Days, Months, NaiveDate};
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    let date = epoch.checked_add_signed(chrono::TimeDelta::days(i64::from(day)))?;
+    let date = if months >= 0 {
+        date.checked_add_months(Months::new(months.unsigned_abs()))?
+    } else {
+        date.checked_sub_months(Months::new(months.unsigned_abs()))?
+    };
+    let date = if days >= 0 {
+        date.checked_add_days(Days::new(u64::from(days.unsigned_abs())))?
+    } else {
+        date.checked_sub_days(Days::new(u64::from(days.unsigned_abs())))?
+    };
+    i32::try_from(date.signed_duration_since(epoch).num_days()).ok()
 }
 
 /// `l op r` for `+ - *`: integers are computed one size up and cast back strictly, so an

@@ -30,8 +30,14 @@ impl Lowering<'_> {
             args.push(self.expr(a, scope)?);
         }
         let arg_type = |i: usize| scope.type_of(&f.args[i]);
+        // A constant argument: a literal, or a literal the planner cast to the parameter's type
+        // (its constant folding is not run: see `runner_sql`'s rules).
         let constant = |i: usize| match f.args.get(i) {
             Some(Sql::Literal(v, _)) => Some(v.clone()),
+            Some(Sql::Cast(c)) => match c.expr.as_ref() {
+                Sql::Literal(v, _) => v.cast_to(c.field.data_type()).ok(),
+                _ => None,
+            },
             _ => None,
         };
         // A constant text argument (a part's name, a format).

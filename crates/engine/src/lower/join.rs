@@ -70,6 +70,18 @@ impl Lowering<'_> {
                 None => joined,
             }
         };
+        // A left row of a join of no columns keeps nothing to select: `keep` needs one.
+        if let Some(c) = super::one_sided::comparison(j)
+            && !left.names.is_empty()
+        {
+            let a = args(JoinType::Left);
+            let frame = self.one_sided(j, &c, (&left, lf, &lk), (&right, rf, &rk), a, &mark)?;
+            let names = match j.join_type {
+                SqlJoin::LeftMark => left.names.into_iter().chain([mark]).collect(),
+                _ => left.names,
+            };
+            return Ok(Lowered { frame, names });
+        }
         let frame = match j.join_type {
             SqlJoin::Inner => inner(lf, rf).select(keep(&both)),
             SqlJoin::Left | SqlJoin::Right | SqlJoin::Full if filter.is_none() && !lk.is_empty() => {

@@ -27,11 +27,18 @@ pub(crate) fn literal(v: &ScalarValue) -> Result<Expr> {
         ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
             lit(s.as_str())
         }
-        ScalarValue::Date32(Some(d)) => lit(*d).cast(DataType::Date),
-        ScalarValue::Decimal128(Some(_), _, _)
-        | ScalarValue::TimestampMicrosecond(Some(_), None)
-        | ScalarValue::TimestampMillisecond(Some(_), None)
-        | ScalarValue::TimestampNanosecond(Some(_), None) => lit(series(std::slice::from_ref(v), &ty)?).first(),
+        // Scalars, never a one-row series: a constant computed from a series is an input of its
+        // own to Polars, and a filter that reads it is no longer pushed into the scan (which
+        // then decodes every column of every row group).
+        ScalarValue::Date32(Some(d)) => lit(Scalar::new_date(*d)),
+        ScalarValue::Decimal128(Some(x), p, s) if *s >= 0 => lit(Scalar::new_decimal(*x, usize::from(*p), *s as usize)),
+        ScalarValue::TimestampMicrosecond(Some(t), None) => lit(Scalar::new_datetime(*t, TimeUnit::Microseconds, None)),
+        ScalarValue::TimestampMillisecond(Some(t), None) => {
+            lit(Scalar::new_datetime(*t, TimeUnit::Milliseconds, None)).cast(ty)
+        }
+        ScalarValue::TimestampNanosecond(Some(t), None) => {
+            lit(Scalar::new_datetime(*t, TimeUnit::Nanoseconds, None)).cast(ty)
+        }
         other => return unsupported(format!("the constant {other} of type {}", other.data_type())),
     })
 }
@@ -102,4 +109,34 @@ pub(crate) fn series(values: &[ScalarValue], ty: &DataType) -> Result<Series> {
         }
     };
     Ok(s)
+}
+
+/// The value of `e` when it is a constant: a literal, or a cast of one that the planner's own
+/// cast computes exactly as the lowering would (text to a date or a timestamp, an integer to a
+/// wider integer or a decimal, a decimal to a finer scale). Other casts round or fail in ways
+/// of their own, and are left to the lowering.
+pub(crate) fn constant(e: &runner_sql::datafusion_expr::Expr) -> Option<ScalarValue> {
+    use runner_sql::arrow_schema::DataType as A;
+    use runner_sql::datafusion_expr::Expr as Sql;
+    match e {
+        Sql::Literal(v, _) => Some(v.clone()),
+        Sql::Alias(a) => constant(&a.expr),
+        Sql::Cast(c) => {
+            let v = constant(&c.expr)?;
+            let to = c.field.data_type();
+            let exact = match (&v.data_type(), to) {
+                (from, to) if from == to => true,
+                (A::Utf8 | A::LargeUtf8 | A::Utf8View, A::Date32) => true,
+                (A::Utf8 | A::LargeUtf8 | A::Utf8View, A::Timestamp(_, None)) => true,
+                (f, A::Int32 | A::Int64) if f.is_integer() => true,
+                (f, A::Decimal128(..)) if f.is_integer() => true,
+                (A::Decimal128(_, fs), A::Decimal128(_, ts)) => ts >= fs,
+                _ => false,
+            };
+            // A value that doesn't fit fails here as it would there: leave it to the lowering,
+            // which fails the item naming it.
+            if exact { v.cast_to(to).ok().filter(|x| !x.is_null() || v.is_null()) } else { None }
+        }
+        _ => None,
+    }
 }

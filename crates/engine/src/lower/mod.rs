@@ -12,6 +12,7 @@ mod expr;
 mod functions;
 mod join;
 mod literal;
+mod one_sided;
 mod relation;
 mod subquery;
 mod types;

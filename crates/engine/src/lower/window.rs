@@ -178,6 +178,11 @@ impl Lowering<'_> {
                 };
                 let x = stage(&mut self.namer, &mut frame, x);
                 match (kind, agg) {
+                    (Frame::Rows(Some(_), Some(_)), "min" | "max") if !(out.is_integer() || out.is_floating()) => {
+                        return unsupported(format!(
+                            "{agg} of a value of type {out} over a ROWS frame bounded on both sides"
+                        ));
+                    }
                     (Frame::Rows(start, end), "min" | "max") => {
                         let position = Position { part: &part, rn: &rn, size: &size };
                         self.rows_extreme(&mut frame, agg == "min", x, start, end, &position)?

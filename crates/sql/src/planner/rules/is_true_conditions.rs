@@ -7,7 +7,6 @@ use datafusion_common::Result;
 use datafusion_common::tree_node::Transformed;
 use datafusion_expr::utils::{conjunction, split_conjunction_owned};
 use datafusion_expr::{Expr, Filter, LogicalPlan, lit};
-use datafusion_optimizer::optimizer::ApplyOrder;
 use datafusion_optimizer::{OptimizerConfig, OptimizerRule};
 
 #[derive(Debug, Default)]
@@ -18,30 +17,32 @@ impl OptimizerRule for IsTrueConditions {
         "is_true_conditions"
     }
 
-    fn apply_order(&self) -> Option<ApplyOrder> {
-        Some(ApplyOrder::TopDown)
-    }
-
     fn supports_rewrite(&self) -> bool {
         true
     }
 
+    /// Every filter of the plan, those of its subqueries too (an `EXISTS` in the select list
+    /// keeps its filter inside, where the optimizer's own walk does not go).
     fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> Result<Transformed<LogicalPlan>> {
-        let LogicalPlan::Filter(f) = plan else {
-            return Ok(Transformed::no(plan));
-        };
-        let conjuncts = split_conjunction_owned(f.predicate);
-        let changed = conjuncts.iter().any(|c| matches!(c, Expr::IsTrue(_)));
-        let bare: Vec<Expr> = conjuncts
-            .into_iter()
-            .map(|c| match c {
-                Expr::IsTrue(inner) => *inner,
-                other => other,
-            })
-            .collect();
-        let filter = LogicalPlan::Filter(Filter::try_new(conjunction(bare).unwrap_or_else(|| lit(true)), f.input)?);
-        Ok(if changed { Transformed::yes(filter) } else { Transformed::no(filter) })
+        plan.transform_up_with_subqueries(bare_conditions)
     }
+}
+
+fn bare_conditions(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Filter(f) = plan else {
+        return Ok(Transformed::no(plan));
+    };
+    let conjuncts = split_conjunction_owned(f.predicate);
+    let changed = conjuncts.iter().any(|c| matches!(c, Expr::IsTrue(_)));
+    let bare: Vec<Expr> = conjuncts
+        .into_iter()
+        .map(|c| match c {
+            Expr::IsTrue(inner) => *inner,
+            other => other,
+        })
+        .collect();
+    let filter = LogicalPlan::Filter(Filter::try_new(conjunction(bare).unwrap_or_else(|| lit(true)), f.input)?);
+    Ok(if changed { Transformed::yes(filter) } else { Transformed::no(filter) })
 }
 
 #[cfg(test)]
@@ -63,13 +64,15 @@ mod tests {
             .unwrap()
             .build()
             .unwrap();
-        let LogicalPlan::Filter(top) = &before else { panic!() };
-        let after = IsTrueConditions.rewrite(before.clone(), &OptimizerContext::new()).unwrap();
-        assert!(!after.transformed, "the OR's IS TRUE is not a conjunct: it stays: {}", after.data.display_indent());
-        let LogicalPlan::Filter(below) = top.input.as_ref().clone() else { panic!() };
-        let after = IsTrueConditions.rewrite(LogicalPlan::Filter(below), &OptimizerContext::new()).unwrap();
+        let after = IsTrueConditions.rewrite(before, &OptimizerContext::new()).unwrap();
         assert!(after.transformed);
-        let LogicalPlan::Filter(f) = after.data else { panic!() };
-        assert_eq!(f.predicate, col("t.a").eq(col("t.b")).and(col("t.a").gt(lit(1))));
+        let LogicalPlan::Filter(top) = after.data else { panic!() };
+        assert!(
+            matches!(&top.predicate, Expr::BinaryExpr(b) if matches!(b.left.as_ref(), Expr::IsTrue(_))),
+            "the OR's IS TRUE is not a conjunct: it stays: {}",
+            top.predicate
+        );
+        let LogicalPlan::Filter(below) = top.input.as_ref() else { panic!() };
+        assert_eq!(below.predicate, col("t.a").eq(col("t.b")).and(col("t.a").gt(lit(1))));
     }
 }
