@@ -131,3 +131,18 @@ fn except_all_and_intersect_all_join_numbered_copies() {
     let p = shape("SELECT k FROM t EXCEPT SELECT k FROM u");
     assert!(!p.contains("row_number()"), "{p}");
 }
+
+#[test]
+fn an_aggregate_joined_with_a_filtered_relation_groups_only_its_keys() {
+    // Q17's shape: the subquery's average per key is needed for the keys of u's filtered rows.
+    let p = shape(
+        "SELECT sum(t.v) AS s FROM t, u WHERE t.k = u.k AND u.v = 3 AND t.v < (SELECT avg(v) FROM t t2 WHERE t2.k = u.k)",
+    );
+    assert!(p.contains("__spotlake_keys"), "the aggregate's input is reduced to the filtered keys:\n{p}");
+    let reduced = p.split("Aggregate: groupBy=[[t2.k]]").nth(1).unwrap_or_default();
+    assert!(reduced.contains("LeftSemi Join: t2.k = __spotlake_keys.k"), "{p}");
+    assert!(reduced.contains("Filter: u.v = Int32(3)"), "the keys are the filtered relation's:\n{p}");
+    // Nothing filters the outer side: every key is needed, and the plan is left as it was.
+    let p = shape("SELECT k FROM t WHERE v < (SELECT avg(v) FROM u WHERE u.k = t.k)");
+    assert!(!p.contains("__spotlake_keys"), "{p}");
+}

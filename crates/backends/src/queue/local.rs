@@ -226,6 +226,9 @@ impl Queue for LocalQueue {
     async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Received>> {
         let max = max.clamp(1, 10) as i64;
         let deadline = Instant::now() + wait.min(Duration::from_secs(20));
+        // A long poll looks again soon at first, then every 25 ms: a message sent just after a
+        // look (an item's "done", which a run waits for) is seen within milliseconds.
+        let mut pause = Duration::from_millis(2);
         loop {
             let name = self.name.clone();
             let got = self
@@ -277,7 +280,8 @@ impl Queue for LocalQueue {
             if !got.is_empty() || Instant::now() >= deadline {
                 return Ok(got);
             }
-            tokio::time::sleep(Duration::from_millis(25).min(deadline.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+            pause = (pause * 2).min(Duration::from_millis(25));
         }
     }
 

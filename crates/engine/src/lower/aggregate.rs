@@ -5,7 +5,7 @@
 use polars::prelude::*;
 use runner_sql::arrow_schema::DataType as ArrowType;
 use runner_sql::datafusion_expr::expr::{AggregateFunction, GroupingSet};
-use runner_sql::datafusion_expr::{Aggregate, Expr as Sql};
+use runner_sql::datafusion_expr::{Aggregate, Expr as Sql, ExprSchemable};
 
 use super::expr::Scope;
 use super::{Lowered, Lowering, Result, types, unsupported};
@@ -32,13 +32,15 @@ impl Lowering<'_> {
         // its SQL value computed from them once per group (`finish`).
         let mut staged = Vec::new();
         let mut parts = Vec::new();
+        // Every group of a plain GROUP BY has a row (no grouping set is empty).
+        let grouped = !keys.is_empty() && sets.is_none();
         let mut finish: Vec<Expr> = keys.iter().zip(&names).map(|(_, n)| col(n.clone())).collect();
         if sets.is_some() {
             finish.push(col(names[keys.len()].clone()));
         }
         for (i, e) in a.aggr_expr.iter().enumerate() {
             let out = fields[first_agg + i].data_type();
-            let value = self.aggregate_call(e, out, &scope, &mut staged, &mut parts)?;
+            let value = self.aggregate_call(e, out, &scope, &mut staged, &mut parts, grouped)?;
             finish.push(value.alias(names[first_agg + i].clone()));
         }
         let input = Lowered { frame: input.frame.clone().with_columns(staged), names: input.names.clone() };
@@ -93,9 +95,10 @@ impl Lowering<'_> {
         scope: &Scope<'_>,
         staged: &mut Vec<Expr>,
         parts: &mut Vec<Expr>,
+        grouped: bool,
     ) -> Result<Expr> {
         let f: &AggregateFunction = match e {
-            Sql::Alias(a) => return self.aggregate_call(&a.expr, out, scope, staged, parts),
+            Sql::Alias(a) => return self.aggregate_call(&a.expr, out, scope, staged, parts, grouped),
             Sql::AggregateFunction(f) => f,
             other => return unsupported(format!("{other} as an aggregate")),
         };
@@ -165,10 +168,16 @@ impl Lowering<'_> {
                     ArrowType::Decimal128(_, s) => DataType::Decimal(38, *s as usize),
                     _ => ty.clone(),
                 };
-                // Polars sums no value to 0; SQL's sum of no value is NULL.
-                let n = self.part(x.clone().count(), parts);
-                let total = self.part(x.strict_cast(wide).sum(), parts);
-                when(n.eq(lit(0))).then(lit(NULL).cast(ty.clone())).otherwise(total)
+                // Polars sums no value to 0; SQL's sum of no value is NULL. A group of a GROUP BY
+                // has a row, so a value that can't be NULL (and is not filtered) always has one.
+                let total = self.part(x.clone().strict_cast(wide).sum(), parts);
+                let never_null = !p.args[0].nullable(scope.schema).unwrap_or(true);
+                if grouped && never_null && filter.is_none() {
+                    total
+                } else {
+                    let n = self.part(x.count(), parts);
+                    when(n.eq(lit(0))).then(lit(NULL).cast(ty.clone())).otherwise(total)
+                }
             }
             "avg" | "mean" => {
                 let mean = self.part(x.cast(DataType::Float64).mean(), parts);

@@ -121,7 +121,21 @@ pub fn query(
         frames.insert(name.clone(), frame.clone());
     }
     let plan = runner_sql::plan(sql, &tables).map_err(|e| QueryError(e.to_string()))?;
-    lower(&plan, &frames, functions).map_err(|e| QueryError(e.0))
+    let frame = lower(&plan, &frames, functions).map_err(|e| QueryError(e.0))?;
+    if explaining() {
+        eprintln!("-- the planner's plan:\n{}", plan.display_indent());
+        match frame.describe_optimized_plan() {
+            Ok(text) => eprintln!("-- Polars' plan:\n{text}"),
+            Err(e) => eprintln!("-- Polars' plan can't be shown: {e}"),
+        }
+    }
+    Ok(frame)
+}
+
+/// `RUNNER_EXPLAIN` set: each item prints each output's plans (the planner's, then Polars'
+/// optimized one) to its standard error.
+fn explaining() -> bool {
+    std::env::var_os("RUNNER_EXPLAIN").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Why a query could not be made a frame: the SQL is refused (not SQL, not plannable, or a

@@ -81,6 +81,7 @@ fn optimize(plan: LogicalPlan, options: ConfigOptions) -> Result<LogicalPlan, Sq
     let context = OptimizerContext::new_with_config_options(Arc::new(options)).with_skip_failing_rules(false);
     let mut all = rules::ours();
     all.extend(rules::theirs());
+    all.extend(rules::after());
     Optimizer::with_rules(all).optimize(plan, &context, |_, _| {}).map_err(plan_error)
 }
 

@@ -9,6 +9,7 @@ mod in_as_exists;
 mod integer_literals;
 mod is_true_conditions;
 mod multiset_set_operations;
+mod semi_join_reduction;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub(crate) use in_as_exists::InAsExists;
 pub(crate) use integer_literals::IntegerLiterals;
 pub(crate) use is_true_conditions::IsTrueConditions;
 pub(crate) use multiset_set_operations::{MARKER as MULTISET_MARKER, MultisetSetOperations};
+pub(crate) use semi_join_reduction::SemiJoinReduction;
 
 /// The optimizer rules, in the order they run (before DataFusion's own). DataFusion's
 /// `rewrite_set_comparison` runs among them too: the rules after it must see the `EXISTS` tests
@@ -33,6 +35,12 @@ pub(crate) fn ours() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         Arc::new(IsTrueConditions),
         Arc::new(ExistsAsCount),
     ]
+}
+
+/// The optimizer rules that run after DataFusion's, in order: those that need its subqueries
+/// decorrelated into joins.
+pub(crate) fn after() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    vec![Arc::new(SemiJoinReduction)]
 }
 
 /// DataFusion's optimizer rules that we run: all but `simplify_expressions`, which folds
