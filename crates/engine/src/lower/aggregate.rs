@@ -163,11 +163,7 @@ impl Lowering<'_> {
         let e = match name {
             "count" => self.part(x.count(), parts),
             "sum" => {
-                let wide = match out {
-                    ArrowType::Int64 | ArrowType::UInt64 => DataType::Int128,
-                    ArrowType::Decimal128(_, s) => DataType::Decimal(38, *s as usize),
-                    _ => ty.clone(),
-                };
+                let wide = types::sum_type(out)?;
                 // Polars sums no value to 0; SQL's sum of no value is NULL. A group of a GROUP BY
                 // has a row, so a value that can't be NULL (and is not filtered) always has one.
                 let total = self.part(x.clone().strict_cast(wide).sum(), parts);
@@ -238,12 +234,7 @@ impl Lowering<'_> {
                 let distinct = x.drop_nulls().unique();
                 let n = self.part(distinct.clone().count(), parts);
                 let v = if name == "sum" {
-                    let wide = match out {
-                        ArrowType::Int64 | ArrowType::UInt64 => DataType::Int128,
-                        ArrowType::Decimal128(_, s) => DataType::Decimal(38, *s as usize),
-                        _ => ty.clone(),
-                    };
-                    self.part(distinct.strict_cast(wide).sum(), parts)
+                    self.part(distinct.strict_cast(types::sum_type(out)?).sum(), parts)
                 } else {
                     self.part(distinct.cast(DataType::Float64).mean(), parts)
                 };

@@ -36,6 +36,16 @@ pub(crate) fn polars_type(t: &ArrowType) -> Result<DataType> {
     })
 }
 
+/// The type a `sum` of result type `out` adds in: one size wider than the result, so that a sum
+/// past the result's range fails when it is cast back instead of wrapping.
+pub(crate) fn sum_type(out: &ArrowType) -> Result<DataType> {
+    Ok(match out {
+        ArrowType::Int64 | ArrowType::UInt64 => DataType::Int128,
+        ArrowType::Decimal128(_, s) if *s >= 0 => DataType::Decimal(38, *s as usize),
+        other => polars_type(other)?,
+    })
+}
+
 fn polars_unit(u: &ArrowUnit) -> TimeUnit {
     match u {
         ArrowUnit::Second | ArrowUnit::Millisecond => TimeUnit::Milliseconds,

@@ -207,11 +207,7 @@ impl Lowering<'_> {
         peers: &[Expr],
         out: &ArrowType,
     ) -> Result<Expr> {
-        let sum_type = match out {
-            ArrowType::Int64 | ArrowType::UInt64 => DataType::Int128,
-            ArrowType::Decimal128(_, s) => DataType::Decimal(38, *s as usize),
-            _ => types::polars_type(out)?,
-        };
+        let sum_type = types::sum_type(out)?;
         let none = |ty: &DataType| lit(NULL).cast(ty.clone());
         Ok(match kind {
             Frame::Whole => {
