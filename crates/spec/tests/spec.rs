@@ -210,13 +210,19 @@ fn a_misspelt_split_is_refused_naming_the_key() {
 
 #[test]
 fn sql_refused_on_its_text_is_refused_at_validation_naming_it_and_where() {
+    let full_using = GOOD.replace(
+        r#"sql = "SELECT day, COUNT(*) AS n FROM clean GROUP BY day""#,
+        r#"sql = "SELECT a.day FROM clean a FULL JOIN clean b USING (day)""#,
+    );
+    let e = err(&full_using);
+    assert!(e.starts_with("job.toml: step \"daily\" › output \"daily\" › sql: line 1, column 37: `clean"), "{e}");
+    assert!(e.ends_with("write FULL JOIN … ON and COALESCE the keys"), "{e}");
+    // INTERSECT ALL runs (it keeps the counts of duplicates): it passes validation.
     let intersect_all = GOOD.replace(
         r#"sql = "SELECT day, COUNT(*) AS n FROM clean GROUP BY day""#,
         r#"sql = "SELECT day, COUNT(*) AS n FROM clean GROUP BY day INTERSECT ALL SELECT day, 1 AS n FROM clean""#,
     );
-    let e = err(&intersect_all);
-    assert!(e.starts_with("job.toml: step \"daily\" › output \"daily\" › sql: line 1, column 1: `SELECT day"), "{e}");
-    assert!(e.ends_with("INTERSECT ALL is not supported yet (it would lose the counts of duplicates); use INTERSECT, which removes them"), "{e}");
+    JobSpec::parse(&intersect_all, "job.toml").unwrap();
     let fraction = GOOD.replace(
         r#"sql = "SELECT day, COUNT(*) AS n FROM clean GROUP BY day""#,
         r#"sql = "SELECT day + INTERVAL '1.5' DAY AS d FROM clean""#,
