@@ -13,14 +13,14 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: all demo test build venv browser bench dist lint fmt clean
+.PHONY: all demo test build venv browser bench wheel dist lint fmt clean
 
 all: build
 
-$(VENV)/.installed: requirements-dev.txt dagster_project/pyproject.toml
+$(VENV)/.installed: requirements-dev.txt dagster_project/pyproject.toml dagster-spotlake/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.txt -e dagster_project
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.txt -e dagster-spotlake -e dagster_project
 	touch $@
 
 venv: $(VENV)/.installed
@@ -38,7 +38,7 @@ test: venv browser build
 	$(PY) -m pytest tests
 
 demo: venv build
-	$(PY) -m spotlake.demo
+	$(PY) -m spotlake_example.demo
 
 bench: venv
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -r bench/requirements.txt
@@ -60,6 +60,11 @@ bench: venv
 	$(PY) tests/sql_corpus/generate.py --seed 7 --count 2000 --binary target/release/runner \
 		--report bench/results/sql_generator.json
 
+# The Dagster integration as a wheel (target/dist/dagster_spotlake-*.whl), to install in one's
+# own Dagster project: `pip install target/dist/dagster_spotlake-0.1.0-py3-none-any.whl`.
+wheel: venv
+	$(VENV)/bin/uv build --quiet --wheel dagster-spotlake --out-dir target/dist
+
 # The worker binary for EC2 (x86_64), linked against glibc 2.34 so it loads on Amazon Linux
 # 2023 (a plain build on a newer glibc needs GLIBC_2.35 symbols and would not start there).
 # zig, from PyPI, is the linker; cargo-zigbuild drives it. Upload the result with
@@ -69,7 +74,7 @@ bench: venv
 DIST_GLIBC ?= 2.34
 DIST_PACKAGE ?= runner
 DIST_BIN ?= runner
-dist: venv build
+dist: venv build wheel
 	@command -v cargo-zigbuild >/dev/null || $(CARGO) install --locked cargo-zigbuild
 	$(VENV)/bin/uv pip install --quiet --python $(PY) ziglang
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release -p $(DIST_PACKAGE) --bin $(DIST_BIN) \
@@ -81,12 +86,12 @@ dist: venv build
 lint: venv
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
-	$(VENV)/bin/ruff check tests bench dagster_project
-	$(VENV)/bin/ruff format --check tests bench dagster_project
+	$(VENV)/bin/ruff check tests bench dagster_project dagster-spotlake
+	$(VENV)/bin/ruff format --check tests bench dagster_project dagster-spotlake
 
 fmt: venv
 	$(CARGO) fmt --all
-	$(VENV)/bin/ruff format tests bench dagster_project
+	$(VENV)/bin/ruff format tests bench dagster_project dagster-spotlake
 
 clean:
 	rm -rf $(VENV) target .demo

@@ -1,7 +1,7 @@
 """Instance-seconds per item before and after packing, on moto with stand-in instances that run
 the real boot script (tests/fleet_standin.py), for 2-, 8- and 16-vCPU instance types.
 
-Before packing, each worker is told its machine has one item's vCPUs (`RUNNER_VCPUS=1`): one
+Before packing, each worker is told its machine has one item's vCPUs (`SPOTLAKE_VCPUS=1`): one
 item at a time whatever the instance's size, which is how workers ran before packing. After,
 the worker reads its size (the stand-in passes the type's real vCPUs from moto) and runs
 vCPUs ÷ `vcpus_per_item` items at once. The fleet is capped to one instance in both cases, so
@@ -66,10 +66,10 @@ max_vcpus = 1
     run_env = {
         **os.environ,
         **env,
-        "RUNNER_CONFIG": str(config),
+        "SPOTLAKE_CONFIG": str(config),
         "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9",
     }
-    instance_env = {**env, "RUNNER_TEST_ITEM_SLEEP_MS": str(ITEM_MS)}
+    instance_env = {**env, "SPOTLAKE_TEST_ITEM_SLEEP_MS": str(ITEM_MS)}
     log = work / f"{itype}-{packed}.log"
     stand_in = FleetStandIn(work / f"{itype}-{packed}", instance_env, vcpus=None if packed else 1)
     with stand_in as fleet, open(log, "w") as err:

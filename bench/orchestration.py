@@ -43,7 +43,7 @@ def tiny_items(n: int, config: str = "[warm_items]\nenabled = false\n") -> float
         job = root / "job.toml"
         job.write_text(MAP_JOB)
         (root / "runner.toml").write_text(config)
-        env = {**os.environ, "RUNNER_CONFIG": str(root / "runner.toml")}
+        env = {**os.environ, "SPOTLAKE_CONFIG": str(root / "runner.toml")}
         start = time.perf_counter()
         command = [str(RUNNER), "run", str(job), "--root", str(root), "--workers", "2"]
         subprocess.run(command, check=True, capture_output=True, env=env)
@@ -75,7 +75,7 @@ def recovery(visibility: int) -> float:
             f"visibility_secs = {visibility}\nheartbeat_secs = {heartbeat}\nidle_shutdown_secs = 30\n"
             "[warm_items]\nenabled = false\n"
         )
-        env = {**os.environ, "RUNNER_CONFIG": str(root / "runner.toml"), "RUNNER_TEST_ITEM_SLEEP_MS": "1000"}
+        env = {**os.environ, "SPOTLAKE_CONFIG": str(root / "runner.toml"), "SPOTLAKE_TEST_ITEM_SLEEP_MS": "1000"}
         run = subprocess.Popen(
             [str(RUNNER), "run", str(root / "job.toml"), "--root", str(root), "--workers", "2"],
             env=env,

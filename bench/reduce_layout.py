@@ -78,7 +78,7 @@ def run(root: Path, job: str, step: str, env: dict[str, str] | None = None) -> t
     path.write_text(job)
     summary = root / "layout.summary.json"
     command = [str(RUNNER), "run", str(path), "--root", str(root), "--partition", DAY, "--force", "--step", step]
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_PIPES_", "RUNNER_CONFIG"))}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_PIPES_", "SPOTLAKE_CONFIG"))}
     measured([*command, "--summary-json", str(summary)], {**environ, **(env or {})})
     s = json.loads(summary.read_text())["steps"][-1]
     return last_usage[-1].seconds, s["items"], s["peak_item_rss_bytes"]

@@ -87,7 +87,7 @@ def runner(job: Path, root: Path, *extra: str, config: str = FRESH, binary: Path
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
     config_file = root / "bench-runner.toml"
     config_file.write_text(config)
-    env["RUNNER_CONFIG"] = str(config_file)
+    env["SPOTLAKE_CONFIG"] = str(config_file)
     command = [str(binary), "run", str(job), "--root", str(root), "--partition", DAY, "--force"]
     measured([*command, "--summary-json", str(summary), *extra], env)
     return json.loads(summary.read_text())

@@ -56,7 +56,7 @@ def item_process_rss() -> int:
 def one_run(root: Path, mode: str) -> tuple[float, int, int]:
     """Milliseconds per item, and the item processes' peak RSS over the first and last tenth."""
     (root / "runner.toml").write_text(MODES[mode])
-    env = {**os.environ, "RUNNER_CONFIG": str(root / "runner.toml")}
+    env = {**os.environ, "SPOTLAKE_CONFIG": str(root / "runner.toml")}
     command = [str(RUNNER), "run", str(root / "job.toml"), "--root", str(root), "--workers", "1", "--force"]
     samples: list[tuple[float, int]] = []
     done = threading.Event()

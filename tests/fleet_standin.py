@@ -68,7 +68,7 @@ vcpus_per_item = 1
 max_vcpus = 2
 """
     )
-    env = {"RUNNER_CONFIG": str(config), "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"}
+    env = {"SPOTLAKE_CONFIG": str(config), "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"}
     return {"s3": s3, "env": env, "config": config}
 
 
@@ -226,8 +226,8 @@ class FleetStandIn:
             "STANDIN_INSTANCE_ID": instance_id,
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint,
             "AWS_EC2_METADATA_DISABLED": "false",
-            "RUNNER_VCPUS": str(self.vcpus or kind["VCpuInfo"]["DefaultVCpus"]),
-            "RUNNER_MEMORY_MIB": str(kind["MemoryInfo"]["SizeInMiB"]),
+            "SPOTLAKE_VCPUS": str(self.vcpus or kind["VCpuInfo"]["DefaultVCpus"]),
+            "SPOTLAKE_MEMORY_MIB": str(kind["MemoryInfo"]["SizeInMiB"]),
         }
         self.lifetimes[instance_id] = [time.monotonic(), 0.0]
         with open(home / "console.log", "wb") as log:

@@ -21,7 +21,7 @@ from dagster import (
 from dagster._core.pipes.client import PipesContextInjector, PipesMessageReader
 from dagster._core.pipes.utils import PipesEnvContextInjector, PipesTempFileContextInjector
 from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
-from spotlake.pipes import DrainingTempFileMessageReader
+from dagster_spotlake.pipes import DrainingTempFileMessageReader
 
 
 def make_injector(kind: str, bucket: str | None = None) -> PipesContextInjector:

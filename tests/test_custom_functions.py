@@ -18,10 +18,10 @@ import boto3
 import duckdb
 from dagster import DailyPartitionsDefinition, instance_for_test, materialize
 from dagster.components.testing import create_defs_folder_sandbox
+from dagster_spotlake import runner_assets
+from dagster_spotlake.pipes import RunnerPipesClient
 from fleet_standin import FleetStandIn, aws_runner_config
 from runner_helpers import ROOT, RUNNER
-from spotlake.job_assets import results, run_selection, runner_assets
-from spotlake.pipes import RunnerPipesClient
 
 CLICKSTREAM = RUNNER.parent / "clickstream-runner"
 JOB = ROOT / "examples" / "clickstream" / "job.toml"
@@ -255,7 +255,7 @@ def clickstream_assets():
         partitions_def=DailyPartitionsDefinition(start_date=DAY, end_date="2024-03-08"),
     )
     def clickstream(context, runner: RunnerPipesClient):  # type: ignore[no-untyped-def]
-        yield from results(run_selection(context, runner))
+        yield from runner.run(context=context).stream()
 
     return clickstream
 
@@ -266,7 +266,7 @@ def test_through_dagster_with_the_users_binary(tmp_path: Path) -> None:
     assets = clickstream_assets()
     keys = {s.key.to_user_string() for s in assets.specs}
     assert keys == {"sessionized_hits", "sessions", "hit_counts"}
-    client = RunnerPipesClient(runner_bin=str(CLICKSTREAM), root=str(tmp_path), env={"RUNNER_WORKERS": "2"})
+    client = RunnerPipesClient(runner_bin=str(CLICKSTREAM), root=str(tmp_path), env={"SPOTLAKE_WORKERS": "2"})
     with instance_for_test() as instance:
         result = materialize([assets], resources={"runner": client}, instance=instance, partition_key=DAY)
         assert result.success
@@ -288,14 +288,14 @@ def test_the_component_runs_the_users_binary(tmp_path: Path) -> None:
         (folder / "defs.yaml").write_text(
             textwrap.dedent(
                 f"""\
-                type: spotlake.RunnerJobComponent
+                type: dagster_spotlake.RunnerJobComponent
                 attributes:
                   job: job.toml
                   runner_bin: {CLICKSTREAM}
                   root: {tmp_path}
                   partitions:
                     type: daily
-                    start: "{DAY}"
+                    start_date: "{DAY}"
                 """
             )
         )

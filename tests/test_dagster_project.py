@@ -23,11 +23,11 @@ from dagster import (
     materialize,
 )
 from dagster_aws.pipes import PipesS3ContextInjector
+from dagster_spotlake.pipes import DrainingS3MessageReader, RunnerPipesClient
 from fleet_standin import FleetStandIn, aws_runner_config
 from runner_helpers import RUNNER, expected_user_daily, parquet_rows
-from spotlake import settings
-from spotlake.assets.events import events_pipeline, raw_events
-from spotlake.pipes import DrainingS3MessageReader, RunnerPipesClient
+from spotlake_example import settings
+from spotlake_example.assets.events import events_pipeline, raw_events
 
 ASSETS = [raw_events, events_pipeline]
 
@@ -39,14 +39,14 @@ def instance() -> Iterator[DagsterInstance]:
 
 
 def local_client(root: Path, **env: str) -> RunnerPipesClient:
-    return RunnerPipesClient(runner_bin=str(RUNNER), root=str(root), env={"RUNNER_WORKERS": "2", **env})
+    return RunnerPipesClient(runner_bin=str(RUNNER), root=str(root), env={"SPOTLAKE_WORKERS": "2", **env})
 
 
 def priced_client(root: Path) -> RunnerPipesClient:
     """A local client whose cores cost $0.50 an hour, and $2.00 on EMR."""
     config = root / "priced.toml"
     config.write_text("[pricing]\nlocal_core_hour_usd = 0.5\nlocal_emr_core_hour_usd = 2.0\n")
-    return local_client(root, RUNNER_CONFIG=str(config))
+    return local_client(root, SPOTLAKE_CONFIG=str(config))
 
 
 def materializations(result, key: str) -> list:
@@ -119,17 +119,30 @@ def test_one_partition_locally(tmp_path: Path, instance: DagsterInstance) -> Non
     assert all(new_version[k] != version[k] for k in new_version), (version, new_version)
 
 
-def test_the_resources_backend_is_the_runners_whatever_its_config_says(
+def test_the_backend_attribute_wins_over_the_runner_config_and_unset_the_config_decides(
     tmp_path: Path, instance: DagsterInstance
 ) -> None:
-    # A config written for AWS (without [ec2], it could not run there): the resource says local.
+    # A config written for AWS (without [ec2], it could not run there).
     config = tmp_path / "aws.toml"
     config.write_text('backend = "aws"\n')
-    client = local_client(tmp_path, RUNNER_CONFIG=str(config))
-    assert client.backend == "local"
-    result = materialize(ASSETS, resources={"runner": client}, instance=instance, partition_key="2024-01-03")
+    env = {"SPOTLAKE_WORKERS": "2", "SPOTLAKE_CONFIG": str(config)}
+    explicit = RunnerPipesClient(runner_bin=str(RUNNER), root=str(tmp_path), backend="local", env=env)
+    result = materialize(ASSETS, resources={"runner": explicit}, instance=instance, partition_key="2024-01-03")
     assert result.success
     assert any("backend=local" in line for line in user_logs(instance, result.run_id))
+    # Unset, the runner's rule decides: its config says aws, so the client wants a Pipes bucket.
+    unset = local_client(tmp_path, SPOTLAKE_CONFIG=str(config))
+    assert unset.backend is None
+    failed = materialize(
+        ASSETS, resources={"runner": unset}, instance=instance, partition_key="2024-01-03", raise_on_error=False
+    )
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    error, chain = failure.event_specific_data.error, []
+    while error is not None:
+        chain.append(error.message)
+        error = error.cause
+    assert any("the aws backend needs a bucket for the Pipes context and messages" in m for m in chain), chain
 
 
 def test_the_client_takes_its_context_injector_and_message_reader(
@@ -140,7 +153,7 @@ def test_the_client_takes_its_context_injector_and_message_reader(
     client = RunnerPipesClient(
         runner_bin=str(RUNNER),
         root=str(tmp_path),
-        env={"RUNNER_WORKERS": "2"},
+        env={"SPOTLAKE_WORKERS": "2"},
         context_injector=PipesS3ContextInjector(bucket=s3_bucket, client=s3, key_prefix="mine/context"),
         message_reader=DrainingS3MessageReader(bucket=s3_bucket, client=s3, key_prefix="mine/messages", interval=0.2),
     )
@@ -259,7 +272,7 @@ def test_a_runner_that_never_closes_fails_the_step(tmp_path: Path, instance: Dag
     wrapper = tmp_path / "fake_runner"
     wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
     wrapper.chmod(0o755)
-    client = RunnerPipesClient(runner_bin=str(wrapper), root=str(tmp_path))
+    client = RunnerPipesClient(runner_bin=str(wrapper), root=str(tmp_path), backend="local")
     result = materialize(
         [events_pipeline],
         selection=["clean_events"],

@@ -5,7 +5,7 @@ check for the end of the session (the race that lost a fast process's every mess
 from pathlib import Path
 
 from dagster._utils import tail_file
-from spotlake.pipes.file_reader import tail_lines
+from dagster_spotlake.pipes.file_reader import tail_lines
 
 LINES = ['{"method": "opened"}\n', '{"method": "closed"}\n']
 

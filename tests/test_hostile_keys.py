@@ -16,9 +16,9 @@ from dagster import (
     instance_for_test,
     materialize,
 )
+from dagster_spotlake import runner_assets
+from dagster_spotlake.pipes import RunnerPipesClient
 from runner_helpers import RUNNER
-from spotlake.job_assets import results, run_selection, runner_assets
-from spotlake.pipes import RunnerPipesClient
 from test_dagster_project import engine_errors, materializations
 
 JOB = Path(__file__).resolve().parents[1] / "runner" / "tests" / "jobs" / "keyed.toml"
@@ -57,9 +57,9 @@ def keyed(tmp_path: Path):
         backfill_policy=BackfillPolicy.single_run(),
     )
     def keyed_assets(context: AssetExecutionContext, runner: RunnerPipesClient):  # type: ignore[no-untyped-def]
-        yield from results(run_selection(context, runner))
+        yield from runner.run(context=context).stream()
 
-    client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(tmp_path / "data"), env={"RUNNER_WORKERS": "1"})
+    client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(tmp_path / "data"), env={"SPOTLAKE_WORKERS": "1"})
     return keyed_assets, client, tmp_path / "data"
 
 

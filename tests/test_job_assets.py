@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
 from dagster.components.testing import create_defs_folder_sandbox
+from dagster_spotlake import JobDescriptionError, runner_assets
+from dagster_spotlake.pipes import RunnerPipesClient
 from runner_helpers import RUNNER
-from spotlake.assets.events import events_pipeline
-from spotlake.job_assets import JobDescriptionError, results, run_selection, runner_assets
-from spotlake.pipes import RunnerPipesClient
+from spotlake_example.assets.events import events_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "runner" / "examples" / "events" / "job.toml"
@@ -38,7 +38,7 @@ def checks(assets) -> set[tuple[str, str]]:
 def build(job: Path):
     @runner_assets(job=job, runner_bin=str(RUNNER), name="copy")
     def copy(context, runner: RunnerPipesClient):  # type: ignore[no-untyped-def]
-        yield from results(run_selection(context, runner))
+        yield from runner.run(context=context).stream()
 
     return copy
 
@@ -113,7 +113,7 @@ def test_selecting_one_asset_runs_its_step_and_only_missing_upstream_ones(
     tmp_path: Path, instance: DagsterInstance
 ) -> None:
     generate(tmp_path, "2024-01-05")
-    client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(tmp_path), env={"RUNNER_WORKERS": "2"})
+    client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(tmp_path), env={"SPOTLAKE_WORKERS": "2"})
     day = "2024-01-05"
 
     def select_the_reduce():  # type: ignore[no-untyped-def]
@@ -153,7 +153,7 @@ def test_the_component_loads_from_defs_yaml_and_materializes(tmp_path: Path, ins
         (folder / "defs.yaml").write_text(
             textwrap.dedent(
                 f"""\
-                type: spotlake.RunnerJobComponent
+                type: dagster_spotlake.RunnerJobComponent
                 attributes:
                   job: job.toml
                   runner_bin: {RUNNER}
@@ -161,7 +161,7 @@ def test_the_component_loads_from_defs_yaml_and_materializes(tmp_path: Path, ins
                   group_name: events
                   partitions:
                     type: daily
-                    start: "2024-01-01"
+                    start_date: "2024-01-01"
                 """
             )
         )

@@ -15,10 +15,10 @@ from dagster import (
     instance_for_test,
     materialize,
 )
+from dagster_spotlake import runner_assets
+from dagster_spotlake.pipes import RunnerPipesClient
 from runner_helpers import RUNNER, expected_user_daily, generate
-from spotlake.assets.events import daily, events_pipeline, raw_events
-from spotlake.job_assets import results, run_selection, runner_assets
-from spotlake.pipes import RunnerPipesClient
+from spotlake_example.assets.events import daily, events_pipeline, raw_events
 from test_dagster_project import materializations, priced_client
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "runner" / "examples" / "events" / "job.toml"
@@ -128,9 +128,9 @@ def test_a_check_fails_warns_and_passes_per_day_and_the_range_is_its_worst(
         backfill_policy=BackfillPolicy.single_run(),
     )
     def graded_assets(context: AssetExecutionContext, runner: RunnerPipesClient):  # type: ignore[no-untyped-def]
-        yield from results(run_selection(context, runner))
+        yield from runner.run(context=context).stream()
 
-    client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(tmp_path), env={"RUNNER_WORKERS": "2"})
+    client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(tmp_path), env={"SPOTLAKE_WORKERS": "2"})
 
     def verdicts(result, check: str = "has_users") -> tuple[dict[str, tuple[bool, str]], tuple[bool, str]]:
         mine = [e for e in result.get_asset_check_evaluations() if e.check_name == check]

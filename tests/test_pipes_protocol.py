@@ -44,8 +44,8 @@ from dagster._core.definitions.metadata import (
     TimestampMetadataValue,
     UrlMetadataValue,
 )
+from dagster_spotlake.pipes import DrainingFileMessageReader
 from pipes_harness import make_injector, make_reader, run_external
-from spotlake.pipes import DrainingFileMessageReader
 
 GOLDEN = Path(__file__).resolve().parent.parent / "pipes-rs" / "tests" / "golden"
 EXTRAS_CASES: list[dict[str, Any]] = json.loads((GOLDEN / "extras_cases.json").read_text())

@@ -12,10 +12,10 @@ import boto3
 import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
+from dagster_spotlake.pipes import RunnerPipesClient
 from fleet_standin import FleetStandIn, aws_runner_config
 from runner_helpers import RUNNER
-from spotlake.assets.events import events_pipeline, raw_events
-from spotlake.pipes import RunnerPipesClient
+from spotlake_example.assets.events import events_pipeline, raw_events
 
 DAYS = ["2024-02-01", "2024-02-02", "2024-02-03"]
 RANGE = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}
@@ -59,7 +59,7 @@ def test_a_backfill_survives_spot_notices_rebalances_and_crashes(
     aws_env, tmp_path: Path, instance: DagsterInstance
 ) -> None:
     aws = aws_runner_config(tmp_path, "chaos")
-    env = {**aws["env"], "RUNNER_TEST_ITEM_SLEEP_MS": ITEM_SLEEP_MS}
+    env = {**aws["env"], "SPOTLAKE_TEST_ITEM_SLEEP_MS": ITEM_SLEEP_MS}
     client = RunnerPipesClient(
         runner_bin=str(RUNNER), root="s3://chaos/data", backend="aws", pipes_bucket="chaos", env=env
     )
@@ -102,7 +102,7 @@ def test_a_backfill_survives_spot_notices_rebalances_and_crashes(
     assert _download(aws["s3"], "chaos", "data/raw/", local / "raw") > 0
     on_aws = tmp_path / "on_aws"
     _download(aws["s3"], "chaos", "data/", on_aws)
-    local_client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(local), env={"RUNNER_WORKERS": "2"})
+    local_client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(local), env={"SPOTLAKE_WORKERS": "2"})
     assert materialize([events_pipeline], resources={"runner": local_client}, instance=instance, tags=RANGE).success
     datasets = sorted(p.name for p in local.iterdir() if p.is_dir() and p.name not in ("raw", "_runner"))
     assert {"clean", "user_daily"} <= set(datasets), datasets

@@ -70,7 +70,7 @@ def webserver(tmp_path: Path, dev: bool = False, **env_extra: str) -> Iterator[t
         "DAGSTER_HOME": str(home),
         "SPOTLAKE_ROOT": str(data),
         "SPOTLAKE_RUNNER_BIN": str(RUNNER),
-        "RUNNER_WORKERS": "2",
+        "SPOTLAKE_WORKERS": "2",
         **env_extra,
     }
     log = open(tmp_path / "webserver.log", "wb")
@@ -104,7 +104,7 @@ def webserver(tmp_path: Path, dev: bool = False, **env_extra: str) -> Iterator[t
 
 
 def serve_args(port: int) -> list[str]:
-    return ["-m", "spotlake.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    return ["-m", "spotlake_example.definitions", "-h", "127.0.0.1", "-p", str(port)]
 
 
 def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, port: int) -> bool:
@@ -260,7 +260,7 @@ def alive(pid: int) -> bool:
 
 
 def test_terminating_a_run_leaves_no_fleet(tmp_path: Path) -> None:
-    with webserver(tmp_path, RUNNER_TEST_ITEM_SLEEP_MS="60000") as (url, data):
+    with webserver(tmp_path, SPOTLAKE_TEST_ITEM_SLEEP_MS="60000") as (url, data):
         run_id = launch(url, ["raw_events", "clean_events"], "2024-01-03")
         deadline = time.monotonic() + 120
         while not (pids := [p for p in fleet_pids(data) if alive(p)]):

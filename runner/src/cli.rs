@@ -36,6 +36,12 @@ pub enum Command {
         #[command(subcommand)]
         command: FleetCommand,
     },
+    /// The runner's settings: which config file, backend, root and state a command would use.
+    Config {
+        /// The config command.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Build artefacts for fleets: check and upload the worker binary.
     Dist {
         /// The dist command.
@@ -52,6 +58,10 @@ pub enum Command {
     Describe {
         /// The job spec (TOML).
         job: PathBuf,
+        /// Write the description to this file (a prepared description, which the Dagster side
+        /// reads instead of running the runner while it is fresh) instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// The example pipeline's synthetic data.
     Example {
@@ -78,21 +88,12 @@ pub struct RunArgs {
     /// A range of daily partitions, inclusive: `2024-01-01..2024-01-07`.
     #[arg(long, value_name = "START..END")]
     pub partition_range: Option<String>,
-    /// Where relative job paths resolve: a directory or `s3://bucket/prefix`.
-    #[arg(long)]
-    pub root: Option<String>,
-    /// Where run state lives (default `{root}/_runner`).
-    #[arg(long)]
-    pub state: Option<String>,
-    /// Backend (default from the config; `local` when there is none).
-    #[arg(long, value_parser = backend_kind())]
-    pub backend: Option<BackendKind>,
+    /// Where the run works.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     /// Local worker processes (default: the number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// The runner config file (also `RUNNER_CONFIG`).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// Give up after this long (`30m`, `6h`).
     #[arg(long)]
     pub max_runtime: Option<String>,
@@ -112,6 +113,25 @@ pub struct RunArgs {
     /// of the run's partitions (what materializing one asset of a job needs).
     #[arg(long, requires = "steps")]
     pub missing_upstream: bool,
+}
+
+/// The flags of the settings that say where a run works; each wins over its environment
+/// variable, the runner config and the job spec (see `settings`).
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Where relative job paths resolve: a directory or `s3://bucket/prefix` (else
+    /// `SPOTLAKE_ROOT`, the config's `root`, the spec's `root`, the spec's folder).
+    #[arg(long)]
+    pub root: Option<String>,
+    /// Where run state lives (else `SPOTLAKE_STATE`, the config's `state`, `{root}/_runner`).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Backend (else `SPOTLAKE_BACKEND`, the config's `backend`, `local`).
+    #[arg(long, value_parser = backend_kind())]
+    pub backend: Option<BackendKind>,
+    /// The runner config file (else `SPOTLAKE_CONFIG`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `runner worker`.
@@ -158,6 +178,29 @@ pub enum FleetCommand {
         #[arg(long, value_parser = backend_kind())]
         backend: Option<BackendKind>,
     },
+}
+
+/// `runner config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the config file, backend, data root and state that `runner run` would use with
+    /// these flags and this environment, each with where it came from (flag, environment,
+    /// runner config, job spec or default).
+    Show(ConfigShowArgs),
+}
+
+/// `runner config show`.
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    /// The job spec (its `root`, and its folder as the default root).
+    #[arg(long)]
+    pub job: Option<PathBuf>,
+    /// As for `runner run`.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Print JSON (what the Dagster side reads).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `runner dist ...`.

@@ -1,8 +1,8 @@
-//! Runner configuration: one TOML file (`--config` or `RUNNER_CONFIG`) and a few env vars on
-//! top. The local backend is the default and needs nothing; the aws backend adds the `[ec2]`
+//! Runner configuration: one TOML file (`--config` or `SPOTLAKE_CONFIG`, see [`crate::settings`]
+//! for which wins) and a few env vars on top. The local backend is the default and needs nothing; the aws backend adds the `[ec2]`
 //! table and uses the standard AWS chains (`AWS_REGION`, `AWS_ENDPOINT_URL*`, profiles) for everything else.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -18,6 +18,9 @@ pub struct Config {
     /// Backend.
     #[serde(default)]
     pub backend: BackendKind,
+    /// Whether the file set `backend` (so `runner config show` can say where it came from).
+    #[serde(skip)]
+    pub backend_set: bool,
     /// Where relative job paths resolve (a directory or `s3://bucket/prefix`).
     #[serde(default)]
     pub root: Option<String>,
@@ -110,31 +113,25 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 }
 
 impl Config {
-    /// Loads the file named by `path` or `RUNNER_CONFIG`, or the defaults; then applies env.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let path: Option<PathBuf> =
-            path.map(Path::to_path_buf).or_else(|| std::env::var_os("RUNNER_CONFIG").map(PathBuf::from));
-        let mut config: Config = match &path {
+    /// Loads the file at `path` (the defaults without one), then applies `SPOTLAKE_WORKERS` and
+    /// `SPOTLAKE_DEPLOYMENT`. The file's backend, root and state are replaced by what
+    /// [`crate::settings::resolve`] chooses.
+    pub fn load_file(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config: Config = match path {
             Some(p) => {
                 let text =
                     std::fs::read_to_string(p).with_context(|| format!("reading runner config {}", p.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.to_string().trim_end()))?
+                let mut config: Config = toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.to_string().trim_end()))?;
+                config.backend_set = text.parse::<toml::Table>().is_ok_and(|t| t.contains_key("backend"));
+                config
             }
             None => Config::default(),
         };
-        if let Ok(b) = std::env::var("RUNNER_BACKEND") {
-            config.backend = b.parse().map_err(|e| anyhow::anyhow!("RUNNER_BACKEND: {e}"))?;
+        if let Ok(w) = std::env::var("SPOTLAKE_WORKERS") {
+            config.workers = Some(w.parse().with_context(|| format!("SPOTLAKE_WORKERS={w:?}"))?);
         }
-        if let Ok(r) = std::env::var("RUNNER_ROOT") {
-            config.root = Some(r);
-        }
-        if let Ok(s) = std::env::var("RUNNER_STATE") {
-            config.state = Some(s);
-        }
-        if let Ok(w) = std::env::var("RUNNER_WORKERS") {
-            config.workers = Some(w.parse().with_context(|| format!("RUNNER_WORKERS={w:?}"))?);
-        }
-        if let Ok(d) = std::env::var("RUNNER_DEPLOYMENT") {
+        if let Ok(d) = std::env::var("SPOTLAKE_DEPLOYMENT") {
             config.deployment = Some(d);
         }
         runner_core::orchestrator::check_deployment(config.deployment()).map_err(anyhow::Error::msg)?;

@@ -234,6 +234,18 @@ fn severity_name(s: runner_types::Severity) -> &'static str {
     }
 }
 
+/// The extra in which the Dagster side passes its key for each of the job's assets whose key it
+/// translated (a key prefix, a translator): `{job's key: Dagster's key}`.
+pub const DAGSTER_ASSET_KEYS: &str = "dagster_asset_keys";
+
+fn dagster_keys(ctx: &PipesContext) -> anyhow::Result<BTreeMap<String, String>> {
+    if ctx.get_extra(DAGSTER_ASSET_KEYS).is_err() {
+        return Ok(BTreeMap::new());
+    }
+    ctx.get_extra_as(DAGSTER_ASSET_KEYS)
+        .with_context(|| format!("extras `{DAGSTER_ASSET_KEYS}`: expected an object of job key → Dagster key"))
+}
+
 /// Reports materializations and checks for every asset the step targets (or every output, for
 /// an op step). A step's bill is split evenly over its outputs (they come from the same items),
 /// so the cost of assets adds up to the run's.
@@ -245,6 +257,11 @@ pub fn report(
     checks: &[RunCheck],
 ) -> anyhow::Result<()> {
     let targeted: Option<Vec<String>> = ctx.asset_keys().ok().map(<[String]>::to_vec);
+    let keys = dagster_keys(ctx)?;
+    // The asset's key in Dagster: the job's own unless the Dagster side translated it.
+    let key_in_dagster = |asset: &runner_types::AssetKey| -> String {
+        keys.get(asset.as_str()).cloned().unwrap_or_else(|| asset.as_str().to_string())
+    };
     let instance_types: BTreeMap<String, u64> =
         summary.steps.iter().flat_map(|s| s.instance_types.clone()).fold(BTreeMap::new(), |mut m, (k, v)| {
             *m.entry(k).or_default() += v;
@@ -257,7 +274,8 @@ pub fn report(
         let whole = step_whole(step);
         for (output, o) in &step.outputs {
             let asset = job.asset_of(&OutputRef::new(step.name.clone(), output.as_str()));
-            if targeted.as_ref().is_some_and(|t| !t.iter().any(|k| asset == k.as_str())) {
+            let key = key_in_dagster(&asset);
+            if targeted.as_ref().is_some_and(|t| !t.contains(&key)) {
                 continue;
             }
             let locations: Vec<String> = o.locations.values().map(ToString::to_string).collect();
@@ -273,7 +291,7 @@ pub fn report(
             );
             let version = per_partition::data_version(asset.as_str(), &whole.committed_items);
             ctx.report_asset_materialization(
-                AssetMaterialization::new().asset_key(asset.as_str()).data_version(version).metadata(m),
+                AssetMaterialization::new().asset_key(key.as_str()).data_version(version).metadata(m),
             )?;
             // Pipes has no partition on a materialization, so Dagster copies the one above to
             // every partition of a ranged run; this carries each partition's own, with the same
@@ -302,7 +320,7 @@ pub fn report(
                     .collect();
                 ctx.report_custom_message(serde_json::json!({
                     "kind": "partition_metadata",
-                    "asset_key": asset,
+                    "asset_key": key,
                     "by_partition": by_partition,
                     "data_versions": data_versions,
                 }))?;
@@ -311,8 +329,8 @@ pub fn report(
     }
     for run_check in checks {
         let check = &run_check.result;
-        let asset = job.asset_of(&check.output);
-        if targeted.as_ref().is_some_and(|t| !t.iter().any(|k| asset == k.as_str())) {
+        let key = key_in_dagster(&job.asset_of(&check.output));
+        if targeted.as_ref().is_some_and(|t| !t.contains(&key)) {
             continue;
         }
         let mut m = Metadata::new().with("description", check.description.as_str());
@@ -325,7 +343,7 @@ pub fn report(
             // partition (in a ranged run, even a range of one: Dagster gives its result none).
             ctx.report_custom_message(serde_json::json!({
                 "kind": "check_partitions",
-                "asset_key": asset,
+                "asset_key": key,
                 "check_name": check.name,
                 "by_partition": run_check.by_partition.iter().map(|(p, r)| {
                     let verdict = serde_json::json!({
@@ -357,7 +375,7 @@ pub fn report(
             runner_types::Severity::Error => Severity::Error,
         };
         ctx.report_asset_check(
-            AssetCheck::new(&check.name, check.passed).asset_key(asset.as_str()).severity(severity).metadata(m),
+            AssetCheck::new(&check.name, check.passed).asset_key(key.as_str()).severity(severity).metadata(m),
         )?;
     }
     Ok(())

@@ -42,6 +42,7 @@ pub mod logging;
 pub mod memory;
 pub mod per_partition;
 pub mod progress;
+pub mod settings;
 
 pub use extend::{Extensions, Main, Param, ParamKind, ParamValue, Params};
 /// The Polars the engine is built with (0.55.2, with the engine's features), for the functions

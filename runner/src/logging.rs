@@ -1,4 +1,4 @@
-//! Logs: `tracing` to stderr (filtered by `RUNNER_LOG`), and to Dagster as Pipes `log`
+//! Logs: `tracing` to stderr (filtered by `SPOTLAKE_LOG`), and to Dagster as Pipes `log`
 //! messages when the run was launched through Pipes.
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -6,7 +6,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the subscriber (once; later calls do nothing).
 pub fn init_logging(pipes: Option<&dagster_pipes::PipesContext>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPOTLAKE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_s3=warn")
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -101,7 +101,7 @@ impl Aws {
 
     fn runner(&self, args: &[&str]) -> Command {
         let mut c = Command::new(support::runner_bin());
-        c.args(args).env("RUNNER_CONFIG", &self.config).envs(self.env());
+        c.args(args).env("SPOTLAKE_CONFIG", &self.config).envs(self.env());
         c
     }
 
@@ -357,9 +357,9 @@ async fn one_8_vcpu_instance_runs_8_items_at_once_and_loses_no_delivery() {
             "--summary-json",
             &summary_path.to_string_lossy(),
         ],
-        &[("RUNNER_TEST_ITEM_SLEEP_MS", "3000")],
+        &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "3000")],
     );
-    let mut stand_ins = env.stand_ins().with_env("RUNNER_TEST_ITEM_SLEEP_MS", "3000");
+    let mut stand_ins = env.stand_ins().with_env("SPOTLAKE_TEST_ITEM_SLEEP_MS", "3000");
     let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(180)).await;
     assert!(status.success(), "{err}\n{}", stand_ins.consoles());
     let s = summary(&summary_path);
@@ -467,9 +467,9 @@ async fn capacity_follows_the_remaining_work_and_the_bill_counts_every_instance(
     let summary_path = env.dir.path().join("reclaimed.json");
     let args =
         ["run", &job.to_string_lossy(), "--partition", "2024-01-01", "--summary-json", &summary_path.to_string_lossy()];
-    let run = env.spawn(&args, &[("RUNNER_TEST_ITEM_SLEEP_MS", "4000")]);
+    let run = env.spawn(&args, &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "4000")]);
     let ec2 = env.aws.ec2().await;
-    let mut stand_ins = env.stand_ins().with_env("RUNNER_TEST_ITEM_SLEEP_MS", "4000");
+    let mut stand_ins = env.stand_ins().with_env("SPOTLAKE_TEST_ITEM_SLEEP_MS", "4000");
     // Every instance is reclaimed once its worker has checked in, as a spot reclaim would.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -620,9 +620,9 @@ async fn the_boot_script_refuses_a_binary_whose_sha256_differs_and_one_that_is_m
 async fn sigterm_in_aws_mode_leaves_no_instance_template_or_queue() {
     let env = setup(SMALL).await;
     let mut run =
-        env.spawn(&["run", &env.job(), "--partition", "2024-01-01"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "30000")]);
+        env.spawn(&["run", &env.job(), "--partition", "2024-01-01"], &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "30000")]);
     let ec2 = env.aws.ec2().await;
-    let mut stand_ins = env.stand_ins().with_env("RUNNER_TEST_ITEM_SLEEP_MS", "30000");
+    let mut stand_ins = env.stand_ins().with_env("SPOTLAKE_TEST_ITEM_SLEEP_MS", "30000");
     let deadline = Instant::now() + Duration::from_secs(60);
     while stand_ins.booted.is_empty() {
         assert!(Instant::now() < deadline, "the fleet never came up");
@@ -744,7 +744,7 @@ async fn gc_of_one_deployment_leaves_another_deployments_resources_alone() {
     }
     assert_eq!(env.live_fleets().await, 2);
 
-    let out = env.runner(&["fleet", "gc"]).env("RUNNER_DEPLOYMENT", "staging").output().unwrap();
+    let out = env.runner(&["fleet", "gc"]).env("SPOTLAKE_DEPLOYMENT", "staging").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("deployment staging") && said.contains("orphan-b"), "{said}");
@@ -754,7 +754,7 @@ async fn gc_of_one_deployment_leaves_another_deployments_resources_alone() {
     assert!(templates.iter().all(|t| t.starts_with("spotlake-prod-")) && !templates.is_empty(), "{templates:?}");
     assert!(queues.len() == 1 && queues[0].ends_with("spotlake-prod-job-orphan-a-callbacks"), "{queues:?}");
 
-    let out = env.runner(&["fleet", "gc"]).env("RUNNER_DEPLOYMENT", "prod").output().unwrap();
+    let out = env.runner(&["fleet", "gc"]).env("SPOTLAKE_DEPLOYMENT", "prod").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     env.assert_nothing_left().await;
 }
@@ -835,7 +835,7 @@ async fn s3_sqs_and_ec2_silent_for_30_seconds_mid_run_lose_and_double_nothing() 
     let summary_path = env.dir.path().join("paused.json");
     // A response is waited for 20 s: an attempt sent in the silence times out in it, and a call's
     // next attempt is waiting when it ends. Items sleep 5 s before they publish.
-    let bounds = [("RUNNER_TEST_ITEM_SLEEP_MS", "5000"), ("RUNNER_AWS_TIMEOUT_SECS", "20")];
+    let bounds = [("SPOTLAKE_TEST_ITEM_SLEEP_MS", "5000"), ("SPOTLAKE_AWS_TIMEOUT_SECS", "20")];
     let mut run = env.spawn(
         &[
             "run",
@@ -916,7 +916,7 @@ async fn of_two_runs_of_a_partition_started_together_in_s3_exactly_one_works_and
     let n = 4;
     let job = items(&env, n).await;
     let job = job.to_string_lossy();
-    let slow = ("RUNNER_TEST_ITEM_SLEEP_MS", "3000");
+    let slow = ("SPOTLAKE_TEST_ITEM_SLEEP_MS", "3000");
     let names = ["race-a", "race-b"];
     let since = Instant::now();
     let runs =
@@ -985,7 +985,7 @@ async fn a_run_whose_s3_lease_is_taken_over_mid_step_stops_it_and_its_uncommitte
     for i in 2..4 {
         put(&s3, &format!("data/many/2024-01-01/part-{i}.csv"), format!("id,n\na{i},{i}\n").into_bytes()).await;
     }
-    let slow = ("RUNNER_TEST_ITEM_SLEEP_MS", "20000");
+    let slow = ("SPOTLAKE_TEST_ITEM_SLEEP_MS", "20000");
     let mut run = env.spawn(&["run", &job, "--partition", "2024-01-01", "--run-id", "holder"], &[slow]);
     let mut stand_ins = env.stand_ins().with_env(slow.0, slow.1);
     let ec2 = env.aws.ec2().await;

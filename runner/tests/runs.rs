@@ -66,7 +66,7 @@ impl Fixture {
             c.args(["--workers", "2"]);
         }
         c.args(extra);
-        c.env("RUNNER_CONFIG", &self.config).env_remove("DAGSTER_PIPES_CONTEXT").env_remove("DAGSTER_PIPES_MESSAGES");
+        c.env("SPOTLAKE_CONFIG", &self.config).env_remove("DAGSTER_PIPES_CONTEXT").env_remove("DAGSTER_PIPES_MESSAGES");
         c
     }
 
@@ -294,7 +294,7 @@ fn changed_input_replaces_its_outputs_without_duplicates() {
 fn a_worker_killed_mid_item_loses_nothing() {
     let reference = reference_rows(MAP_JOB);
     let f = fixture(MAP_JOB, "", 6);
-    let mut run = f.spawn(&[], &[("RUNNER_TEST_ITEM_SLEEP_MS", "1500")]);
+    let mut run = f.spawn(&[], &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "1500")]);
     // Wait for a worker that is running an item, then kill it hard.
     let mut victim = 0;
     wait_until("a worker running an item", Duration::from_secs(60), || {
@@ -326,7 +326,7 @@ fn a_step_of_fewer_items_than_workers_gives_its_items_every_core() {
     let summary = f.root.join("summary.json");
     let mut run = f.spawn(
         &["--workers", "2", "--summary-json", summary.to_str().unwrap()],
-        &[("RUNNER_TEST_ITEM_SLEEP_MS", "1500")],
+        &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "1500")],
     );
     // The item's process once it has exec'd: between fork and exec its environment is still
     // the worker's.
@@ -381,7 +381,7 @@ fn a_spot_notice_hands_the_item_over_at_once() {
     let mut run = f.spawn(
         &["--summary-json", &summary.to_string_lossy()],
         &[
-            ("RUNNER_TEST_ITEM_SLEEP_MS", "4000"),
+            ("SPOTLAKE_TEST_ITEM_SLEEP_MS", "4000"),
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds),
             ("AWS_EC2_METADATA_DISABLED", "false"),
         ],
@@ -433,7 +433,7 @@ fn a_spot_notice_hands_the_item_over_at_once() {
 #[test]
 fn a_killed_orchestrator_resumes_without_redoing_committed_items() {
     let f = fixture(MAP_JOB, "", 6);
-    let mut run = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "700")]);
+    let mut run = f.spawn(&["--workers", "1"], &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "700")]);
     let manifests = |f: &Fixture| {
         let mut out = Vec::new();
         let dir = f.state().join("items/faults/map/_");
@@ -490,7 +490,7 @@ fn sql_naming_a_missing_column_fails_at_the_first_attempt_naming_output_and_colu
 #[test]
 fn a_worker_crashing_on_an_item_sends_it_to_the_dead_letter_queue() {
     let f = fixture(MAP_JOB, "max_attempts = 1\ninterruption_allowance = 1\n", 1);
-    let mut run = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "60000")]);
+    let mut run = f.spawn(&["--workers", "1"], &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "60000")]);
     // Each time a worker picks the item up, its host "crashes".
     let mut kills = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -521,7 +521,7 @@ fn a_worker_crashing_on_an_item_sends_it_to_the_dead_letter_queue() {
 #[test]
 fn sigterm_deletes_the_fleet() {
     let f = fixture(MAP_JOB, "", 6);
-    let mut run = f.spawn(&[], &[("RUNNER_TEST_ITEM_SLEEP_MS", "5000")]);
+    let mut run = f.spawn(&[], &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "5000")]);
     let mut pids = Vec::new();
     wait_until("workers", Duration::from_secs(60), || {
         pids = worker_pids(&f.state());
@@ -541,7 +541,7 @@ fn sigterm_deletes_the_fleet() {
 fn an_item_over_its_memory_limit_fails_cleanly() {
     let job = MAP_JOB.replace("split = \"file\"", "split = \"file\"\nmemory_limit_mb = 1\nmax_attempts = 3");
     let f = fixture(&job, "", 1);
-    let out = f.run(&[], &[("RUNNER_TEST_ITEM_SLEEP_MS", "1000")]);
+    let out = f.run(&[], &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "1000")]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("went over its memory limit of 1 MiB at "), "{err}");
@@ -557,7 +557,7 @@ fn an_item_over_its_memory_limit_fails_cleanly() {
 fn an_item_of_a_step_without_a_memory_limit_gets_a_share_of_its_machine() {
     let f = fixture(MAP_JOB, "max_attempts = 3\n", 1);
     // A machine of 2 MiB, as the worker is told: 90% of it, for the one item it runs, is 1 MiB.
-    let out = f.run(&["--workers", "1"], &[("RUNNER_MEMORY_MIB", "2"), ("RUNNER_TEST_ITEM_SLEEP_MS", "1000")]);
+    let out = f.run(&["--workers", "1"], &[("SPOTLAKE_MEMORY_MIB", "2"), ("SPOTLAKE_TEST_ITEM_SLEEP_MS", "1000")]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -611,7 +611,7 @@ fn bad_configuration_is_refused_before_anything_runs() {
 #[test]
 fn an_item_that_crashes_fails_with_the_end_of_its_stderr() {
     let f = fixture(MAP_JOB, "max_attempts = 1\n", 1);
-    let out = f.run(&["--workers", "1"], &[("RUNNER_TEST_ITEM_ABORT", "native code said: buffer overrun in reader")]);
+    let out = f.run(&["--workers", "1"], &[("SPOTLAKE_TEST_ITEM_ABORT", "native code said: buffer overrun in reader")]);
     assert!(!out.status.success());
     let err = stderr(&out);
     // A crash is the item's own failure (not an interruption to retry for free), and its cause
@@ -635,7 +635,7 @@ fn late_file() -> Vec<u8> {
 fn a_second_run_of_a_partition_being_worked_on_is_refused_and_no_row_is_lost_or_doubled() {
     let reference = reference_rows(MAP_JOB);
     let f = fixture(MAP_JOB, "", 6);
-    let mut first = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "1500")]);
+    let mut first = f.spawn(&["--workers", "1"], &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "1500")]);
     wait_until("the first run's worker running an item", Duration::from_secs(60), || {
         worker_pids(&f.state()).iter().any(|p| !children_of(*p).is_empty())
     });
@@ -701,7 +701,7 @@ fn of_two_runs_of_a_partition_started_together_exactly_one_works_and_the_other_f
     let f = fixture(MAP_JOB, "", 6);
     let summary = |run: &str| f.root.join(format!("{run}.json")).to_string_lossy().into_owned();
     // Items that take a while, so the winner is still at work when the loser has long ended.
-    let slow = [("RUNNER_TEST_ITEM_SLEEP_MS", "2000")];
+    let slow = [("SPOTLAKE_TEST_ITEM_SLEEP_MS", "2000")];
     let since = Instant::now();
     let a = f.spawn(&["--run-id", "race-a", "--summary-json", &summary("race-a")], &slow);
     let b = f.spawn(&["--run-id", "race-b", "--summary-json", &summary("race-b")], &slow);
@@ -753,7 +753,7 @@ fn with_lease_wait_secs_a_second_run_waits_for_the_first_and_a_shorter_wait_fail
     let since = Instant::now();
     let holder = f.spawn(
         &["--workers", "1", "--run-id", "holder", "--summary-json", &summary("holder")],
-        &[("RUNNER_TEST_ITEM_SLEEP_MS", "3000")],
+        &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "3000")],
     );
     let holder = ended(holder, since);
     wait_until("the holder's worker running an item", Duration::from_secs(60), || {
@@ -766,7 +766,7 @@ fn with_lease_wait_secs_a_second_run_waits_for_the_first_and_a_shorter_wait_fail
     // A wait of 2 s runs out while the holder works: the run fails naming it.
     let short = waiting_config(&f, 2);
     let asked = Instant::now();
-    let out = f.run(&["--run-id", "short"], &[("RUNNER_CONFIG", &short.to_string_lossy())]);
+    let out = f.run(&["--run-id", "short"], &[("SPOTLAKE_CONFIG", &short.to_string_lossy())]);
     let waited = asked.elapsed();
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
@@ -778,7 +778,7 @@ fn with_lease_wait_secs_a_second_run_waits_for_the_first_and_a_shorter_wait_fail
     let long = waiting_config(&f, 120);
     let waiter = f.spawn(
         &["--run-id", "waiter", "--summary-json", &summary("waiter")],
-        &[("RUNNER_CONFIG", &long.to_string_lossy())],
+        &[("SPOTLAKE_CONFIG", &long.to_string_lossy())],
     );
     let waiter = ended(waiter, since);
     let (holder, waiter) = (holder.join().unwrap(), waiter.join().unwrap());
@@ -983,7 +983,7 @@ fn an_s3_that_never_answers_fails_the_run_within_its_bound() {
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
-        .env("RUNNER_AWS_TIMEOUT_SECS", "0.5")
+        .env("SPOTLAKE_AWS_TIMEOUT_SECS", "0.5")
         .env_remove("DAGSTER_PIPES_CONTEXT")
         .env_remove("DAGSTER_PIPES_MESSAGES")
         .output()
@@ -1163,7 +1163,7 @@ fn parquet_rows(files: &[PathBuf]) -> usize {
 fn a_file_published_before_a_kill_is_never_read_downstream_and_is_deleted_when_its_step_reruns() {
     let f = fixture(&two_step_job(), "", 3);
     let marker = f.root.join("published-one.marker");
-    let mut run = f.spawn(&["--workers", "2"], &[("RUNNER_TEST_HANG_AFTER_PUBLISH", &marker.to_string_lossy())]);
+    let mut run = f.spawn(&["--workers", "2"], &[("SPOTLAKE_TEST_HANG_AFTER_PUBLISH", &marker.to_string_lossy())]);
     // One item hangs after its first file; the others commit.
     wait_until("an item's first published file, and another item committed", Duration::from_secs(60), || {
         marker.exists() && !manifest_ids(&f.state()).is_empty()
@@ -1257,7 +1257,7 @@ fn malformed_work_and_callback_messages_are_dropped_and_nothing_is_lost() {
     use runner_backends::queue::{LocalQueues, QueueBackend};
     let reference = reference_rows(MAP_JOB);
     let f = fixture(MAP_JOB, "", 4);
-    let mut run = f.spawn(&["--workers", "1"], &[("RUNNER_TEST_ITEM_SLEEP_MS", "2500")]);
+    let mut run = f.spawn(&["--workers", "1"], &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "2500")]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let queues = LocalQueues::new(f.state().join("queues.sqlite"));
     let mut names = Vec::new();

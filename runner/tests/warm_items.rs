@@ -44,7 +44,7 @@ impl Lake {
         let mut c = Command::new(support::runner_bin());
         c.arg("run").arg(job).arg("--root").arg(&self.root).args(["--workers", "2", "--partition", "2024-01-01"]);
         c.arg("--summary-json").arg(&summary);
-        c.env("RUNNER_CONFIG", &self.config).env_remove("DAGSTER_PIPES_CONTEXT").env_remove("DAGSTER_PIPES_MESSAGES");
+        c.env("SPOTLAKE_CONFIG", &self.config).env_remove("DAGSTER_PIPES_CONTEXT").env_remove("DAGSTER_PIPES_MESSAGES");
         for (k, v) in env {
             c.env(k, v);
         }
@@ -130,7 +130,7 @@ fn a_warm_process_over_the_items_memory_limit_is_stopped_and_the_item_fails() {
     assert!(job.contains("memory_limit_mb = 1"), "the example's first step is `clean`");
     let path = warm.root.join("limited.toml");
     std::fs::write(&path, job).unwrap();
-    let (out, _) = warm.run(&path, &[("RUNNER_TEST_ITEM_SLEEP_MS", "1000")]);
+    let (out, _) = warm.run(&path, &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "1000")]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("memory limit of 1 MiB"), "{err}");
@@ -178,7 +178,7 @@ fn a_killed_run_leaves_no_warm_process_behind() {
     let warm = lake(GENEROUS);
     let mut c = Command::new(support::runner_bin());
     c.arg("run").arg(example_job()).arg("--root").arg(&warm.root).args(["--workers", "2", "--partition", "2024-01-01"]);
-    c.env("RUNNER_CONFIG", &warm.config).env("RUNNER_TEST_ITEM_SLEEP_MS", "500").stderr(Stdio::null());
+    c.env("SPOTLAKE_CONFIG", &warm.config).env("SPOTLAKE_TEST_ITEM_SLEEP_MS", "500").stderr(Stdio::null());
     let mut run = c.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let started = loop {
@@ -241,8 +241,8 @@ fn a_spot_notice_hands_back_the_item_a_warm_process_is_running() {
     let summary = warm.root.join("spot.json");
     let mut c = Command::new(support::runner_bin());
     c.arg("run").arg(&job).arg("--root").arg(&warm.root).args(["--workers", "2", "--partition", "2024-01-01"]);
-    c.arg("--summary-json").arg(&summary).env("RUNNER_CONFIG", &warm.config).stderr(Stdio::piped());
-    c.env("RUNNER_TEST_ITEM_SLEEP_MS", "3000")
+    c.arg("--summary-json").arg(&summary).env("SPOTLAKE_CONFIG", &warm.config).stderr(Stdio::piped());
+    c.env("SPOTLAKE_TEST_ITEM_SLEEP_MS", "3000")
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds)
         .env("AWS_EC2_METADATA_DISABLED", "false");
     let run = c.spawn().unwrap();

@@ -615,7 +615,7 @@ class Runner:
         spec.write_text(job_spec(f"sqlcorpus{self._n}", self.tables, outputs), encoding="utf-8")
         # The runner's own variables (config, root, memory) are not passed on, so every run is
         # alike; SQL_CORPUS_RUNNER_ENV="NAME=VALUE NAME=VALUE" sets some on purpose.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_PIPES_", "RUNNER_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_PIPES_", "SPOTLAKE_"))}
         env["RUST_BACKTRACE"] = "0"
         for pair in os.environ.get("SQL_CORPUS_RUNNER_ENV", "").split():
             name, _, value = pair.partition("=")

@@ -3,7 +3,7 @@
 //! The configuration is loaded once, on first use, so local runs never touch it.
 //!
 //! Every call has a bound: an endpoint that accepts a connection and never answers fails the
-//! call instead of hanging it. `RUNNER_AWS_TIMEOUT_SECS` (default 60) is the longest wait for
+//! call instead of hanging it. `SPOTLAKE_AWS_TIMEOUT_SECS` (default 60) is the longest wait for
 //! a response; one attempt may take twice that, a call with its retries five times.
 
 use std::time::Duration;
@@ -11,10 +11,10 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use tokio::sync::OnceCell;
 
-/// The longest wait for a response, from `RUNNER_AWS_TIMEOUT_SECS` (default 60 s: above SQS's
+/// The longest wait for a response, from `SPOTLAKE_AWS_TIMEOUT_SECS` (default 60 s: above SQS's
 /// 20 s long poll).
 pub fn response_timeout() -> Duration {
-    std::env::var("RUNNER_AWS_TIMEOUT_SECS")
+    std::env::var("SPOTLAKE_AWS_TIMEOUT_SECS")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
@@ -59,7 +59,7 @@ impl AwsClients {
         Self { config: cell }
     }
 
-    async fn sdk(&self) -> &SdkConfig {
+    pub(crate) async fn sdk(&self) -> &SdkConfig {
         self.config
             .get_or_init(|| async {
                 aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts()).load().await

@@ -9,8 +9,9 @@
 //! | [`queue::Queue`] (work items, callbacks) | a SQLite file | SQS |
 //! | [`fleet::Fleet`] (workers) | child processes | an EC2 spot fleet |
 //!
-//! It also owns the AWS clients ([`aws`], from the standard credential and endpoint chains)
-//! spot notices from the instance metadata service ([`imds`]), and how local processes die with
+//! It also owns the AWS clients ([`aws`], from the standard credential and endpoint chains),
+//! the resolution of a job's declared item environment from Secrets Manager and Parameter
+//! Store ([`secrets`]), spot notices from the instance metadata service ([`imds`]), and how local processes die with
 //! their parent on every platform ([`process`]). With the `conformance`
 //! feature, each trait's module has a `conformance` suite: one function per behaviour that
 //! every implementation must pass. Tests enable it; the release build leaves it out.
@@ -35,4 +36,5 @@ pub mod lease;
 pub mod prices;
 pub mod process;
 pub mod queue;
+pub mod secrets;
 pub mod storage;

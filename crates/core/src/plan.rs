@@ -280,7 +280,12 @@ pub async fn plan_step(
         }
     };
     // The step's definition, canonical: any change to it makes new items.
-    let definition = definition_of(step, runner_spec::extensions::installed());
+    let mut definition = definition_of(step, runner_spec::extensions::installed());
+    // The declared environment can change what an item computes: a new value makes new items.
+    if let Some(declared) = runner_spec::describe::env_definition(&job.env) {
+        definition.push_str("\u{1}env ");
+        definition.push_str(&declared);
+    }
     let mut items = Vec::new();
     for (unit, files) in groups {
         let mut inputs = shared.clone();

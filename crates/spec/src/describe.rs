@@ -95,6 +95,22 @@ pub fn code_version_with(step: &StepSpec, brought: &crate::extensions::Signature
     stable_hash(&[&definition, &used.join(" ")])
 }
 
+/// The job's declared `[env]` as it is written (values and references, never a secret's value),
+/// or `None` when it declares none, so that jobs without one keep their versions and item ids.
+pub fn env_definition(env: &runner_types::ItemEnv) -> Option<String> {
+    (!env.is_empty()).then(|| serde_json::to_string(env).unwrap_or_default())
+}
+
+/// A step's code version with the job's declared environment: a changed value or reference
+/// shows every step as changed (a rotated secret under the same reference does not: change a
+/// value beside it, such as a key version, to recompute).
+pub fn with_env(version: String, env: &runner_types::ItemEnv) -> String {
+    match env_definition(env) {
+        None => version,
+        Some(declared) => stable_hash(&[&version, &declared]),
+    }
+}
+
 /// `function name@version` and `op name@version` of each function and operation of `brought`
 /// that `step` uses, sorted.
 pub fn extensions_used(step: &StepSpec, brought: &crate::extensions::Signatures) -> Vec<String> {
@@ -148,7 +164,7 @@ pub fn describe(job: &JobSpec) -> Result<Description, String> {
     let mut steps = Vec::new();
     let mut assets = Vec::new();
     for step in order(job)? {
-        let version = code_version(step);
+        let version = with_env(code_version(step), &job.env);
         let mut upstream = BTreeSet::new();
         let mut deps = BTreeSet::new();
         for (name, input) in &step.inputs {

@@ -92,6 +92,10 @@ pub struct JobSpec {
     /// Asset checks evaluated on outputs after the job.
     #[serde(rename = "check", default)]
     pub checks: Vec<CheckSpec>,
+    /// `[env]`: the environment of the job's items: plain values, and secrets each worker
+    /// reads for itself (Secrets Manager, Parameter Store).
+    #[serde(default, skip_serializing_if = "runner_types::ItemEnv::is_empty")]
+    pub env: runner_types::ItemEnv,
 }
 
 /// How a step splits into work items. Read through [`SplitText`], so that a misspelt key is an

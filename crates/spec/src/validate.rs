@@ -40,6 +40,11 @@ pub fn validate(spec: &JobSpec) -> Result<(), Failure> {
         validate_step(step, &loc)?;
     }
     order(spec).map_err(|m| at("step", m))?;
+    for name in spec.env.keys() {
+        if let Some(why) = runner_types::refuse_name(name) {
+            return Err(at(format!("env {name:?}"), why));
+        }
+    }
     for (i, check) in spec.checks.iter().enumerate() {
         validate_check(spec, check, &format!("check[{i}] {:?}", check.name()))?;
     }

@@ -255,3 +255,24 @@ fn softer_row_count_bounds_are_refused_where_they_could_never_fail() {
     let d = runner_spec::describe::describe(&JobSpec::parse(&bounded("warn_min = 10"), "job.toml").unwrap()).unwrap();
     assert_eq!(d.checks[0].description, "at least 1 rows; warns unless at least 10 rows");
 }
+
+#[test]
+fn the_declared_environment_is_part_of_every_steps_version_and_names_are_checked() {
+    let describe = |text: &str| runner_spec::describe::describe(&JobSpec::parse(text, "job.toml").unwrap()).unwrap();
+    let versions = |text: &str| describe(text).steps.into_iter().map(|s| s.code_version).collect::<Vec<_>>();
+    let plain = versions(GOOD);
+    let with_env =
+        |table: &str| GOOD.replace("[[step]]\nname = \"clean\"", &format!("{table}\n[[step]]\nname = \"clean\""));
+    let declared = versions(&with_env("[env]\nKEY_VERSION = \"1\"\nKEY = { secret = \"prod/key\" }\n"));
+    let bumped = versions(&with_env("[env]\nKEY_VERSION = \"2\"\nKEY = { secret = \"prod/key\" }\n"));
+    let moved = versions(&with_env("[env]\nKEY_VERSION = \"1\"\nKEY = { parameter = \"/prod/key\" }\n"));
+    for (a, b) in [(&plain, &declared), (&declared, &bumped), (&declared, &moved)] {
+        assert!(a.iter().zip(b.iter()).all(|(x, y)| x != y), "{a:?} {b:?}");
+    }
+    // An empty table is no table: existing jobs keep their versions.
+    assert_eq!(versions(&with_env("[env]\n")), plain);
+    let refused = err(&with_env("[env]\nAWS_PROFILE = \"prod\"\n"));
+    assert!(refused.contains("env \"AWS_PROFILE\"") && refused.contains("reserved"), "{refused}");
+    let misspelt = err(&with_env("[env]\nKEY = { secrett = \"prod/key\" }\n"));
+    assert!(misspelt.contains("or { parameter = \"name\" }"), "{misspelt}");
+}

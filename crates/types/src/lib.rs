@@ -21,11 +21,13 @@
 //! ```
 
 mod ids;
+mod item_env;
 mod location;
 mod partition;
 mod stats;
 
 pub use ids::{AssetKey, BackendKind, OutputRef, RunId, Severity, StepName, WorkItemId, stable_hash};
+pub use item_env::{EnvSource, ItemEnv, refuse_name};
 pub use location::Location;
 pub use partition::{InvalidPartitionKey, Partition, PartitionKey};
 pub use stats::{CheckPart, ItemStats, OutputStats};

@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use runner::{Extensions, Main, Param, ParamKind};
 
 mod functions;
+mod pseudonym;
 mod sessions;
 
 fn main() -> ExitCode {
     Extensions::new()
         .text_function("ua_family", functions::UA_FAMILY_VERSION, functions::ua_family)
         .text_function("url_host", functions::URL_HOST_VERSION, functions::url_host)
+        .text_function("pseudonym", pseudonym::VERSION, pseudonym::pseudonym)
         .number_function("haversine_km", functions::HAVERSINE_VERSION, 4, functions::haversine_km)
         .table_op(
             "sessionize",

@@ -14,9 +14,9 @@ use runner_core::orchestrator::{queue_of_any_run, queue_prefix};
 use runner_core::run_state;
 use runner_types::{BackendKind, RunId};
 
-use super::setup::{backends, resolve_dir};
-use crate::config::Config;
+use super::setup::backends;
 use crate::logging::init_logging;
+use crate::settings::{Explicit, STATE_ENV};
 
 pub(super) async fn gc(
     config: Option<&Path>,
@@ -24,19 +24,11 @@ pub(super) async fn gc(
     backend: Option<BackendKind>,
 ) -> anyhow::Result<ExitCode> {
     init_logging(None);
-    let mut cfg = Config::load(config)?;
-    if let Some(b) = backend {
-        cfg.backend = b;
-    }
-    let cwd = std::env::current_dir()?;
-    let state = match state.or(cfg.state.clone()) {
-        Some(s) => resolve_dir(&cwd, &s)?,
-        None => match &cfg.root {
-            Some(r) => resolve_dir(&cwd, r)?.join("_runner"),
-            None => {
-                bail!("give --state (or root/state in the config) so runs can be looked up")
-            }
-        },
+    let explicit = Explicit { config, backend, root: None, state: state.as_deref() };
+    let settings = crate::settings::resolve(explicit, None)?;
+    let cfg = settings.config;
+    let Some(state) = settings.state.map(|s| s.value) else {
+        bail!("give --state (or {}, or root or state in the runner config) so runs can be looked up", STATE_ENV)
     };
     let aws = Arc::new(AwsClients::new());
     let stores = StoreCache::new(aws.clone());

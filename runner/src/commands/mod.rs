@@ -1,6 +1,7 @@
 //! Dispatch: one function per command, each in its own module. This module only starts the
 //! async runtime, routes the command, and turns an error into a message and a failing exit.
 
+mod config_show;
 mod dist;
 mod example;
 mod fleet_gc;
@@ -11,7 +12,7 @@ mod worker;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, DistCommand, FleetCommand};
+use crate::cli::{Cli, Command, ConfigCommand, DistCommand, FleetCommand};
 
 /// Runs the command line.
 pub fn main(cli: Cli) -> ExitCode {
@@ -35,7 +36,8 @@ pub fn main(cli: Cli) -> ExitCode {
                 dist::upload(&binary, &to, &max_glibc).await
             }
             Command::Validate { job } => validate::validate(&job),
-            Command::Describe { job } => validate::describe(&job),
+            Command::Describe { job, out } => validate::describe(&job, out.as_deref()),
+            Command::Config { command: ConfigCommand::Show(args) } => config_show::show(&args),
             Command::Example { command } => example::example(command),
         }
     });

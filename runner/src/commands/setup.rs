@@ -2,7 +2,7 @@
 //! command line, the data root and state location resolved, the run's options, and the
 //! backends (local or AWS) constructed from the configuration.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use runner_types::{BackendKind, Partition, RunId};
 
 use crate::cli::RunArgs;
 use crate::config::{Config, parse_duration};
+use crate::settings::Explicit;
 
 pub(super) fn daily_range(text: &str) -> anyhow::Result<Vec<Partition>> {
     let (a, b) = text.split_once("..").context("--partition-range is START..END")?;
@@ -33,15 +34,6 @@ pub(super) fn daily_range(text: &str) -> anyhow::Result<Vec<Partition>> {
         .take_while(|d| *d <= end)
         .map(|d| Ok(Partition::from_key(&d.format("%Y-%m-%d").to_string())?))
         .collect()
-}
-
-pub(super) fn resolve_dir(base: &Path, text: &str) -> anyhow::Result<Location> {
-    if let Some(l) = Location::parse_absolute(text) {
-        return Ok(l);
-    }
-    let abs = if Path::new(text).is_absolute() { PathBuf::from(text) } else { base.join(text) };
-    let abs = std::path::absolute(&abs).with_context(|| format!("resolving {}", abs.display()))?;
-    Location::parse_absolute(&abs.to_string_lossy()).with_context(|| format!("{} is not a usable path", abs.display()))
 }
 
 pub(super) fn local_dir(loc: &Location) -> Option<PathBuf> {
@@ -109,27 +101,18 @@ pub(super) async fn prepare(
     dagster_run: Option<String>,
     aws: Arc<AwsClients>,
 ) -> anyhow::Result<Prepared> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(b) = args.backend {
-        config.backend = b;
-    }
+    let settings = crate::settings::resolve(Explicit::from(&args.settings), Some((spec, &args.job)))?;
+    let config = settings.config;
     if let Some(id) = &args.run_id {
         runner_core::orchestrator::check_run_id(id).map_err(|e| anyhow::anyhow!("--run-id: {e}"))?;
     }
     if config.backend == BackendKind::Aws && config.ec2.is_none() {
         bail!("the aws backend needs an [ec2] table in the runner config (subnets, amis, worker_binaries)");
     }
-    let spec_dir = args.job.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let cwd = std::env::current_dir()?;
-    let root = match (&args.root, &config.root, &spec.root) {
-        (Some(r), _, _) | (None, Some(r), _) => resolve_dir(&cwd, r)?,
-        (None, None, Some(r)) => resolve_dir(&spec_dir, r)?,
-        (None, None, None) => resolve_dir(&spec_dir, ".")?,
+    let (Some(root), Some(state)) = (settings.root, settings.state) else {
+        bail!("no data root: give --root, {} or root in the runner config", crate::settings::ROOT_ENV);
     };
-    let state = match (&args.state, &config.state) {
-        (Some(s), _) | (None, Some(s)) => resolve_dir(&cwd, s)?,
-        _ => root.join("_runner"),
-    };
+    let (root, state) = (root.value, state.value);
     let max_runtime = match args.max_runtime.as_ref().or(config.max_runtime.as_ref()) {
         Some(t) => parse_duration(t)?,
         None => Duration::from_secs(12 * 3600),

@@ -270,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_worked_example() {
+    fn the_worked_example_in_docs_architecture() {
         // 12:00:00 is t = 0; the spot price moves from $0.035 to $0.038 at 12:05:00.
         let mut p = prices();
         p.spot.insert(

@@ -6,7 +6,7 @@
 //! stand-in, and the runner it downloads. `shutdown` is the one command replaced: it
 //! terminates the instance in moto, which is what powering off does to an instance whose
 //! shutdown behaviour is `terminate`. The instance's size reaches the worker through
-//! `RUNNER_VCPUS` / `RUNNER_MEMORY_MIB`, from moto's `DescribeInstanceTypes`.
+//! `SPOTLAKE_VCPUS` / `SPOTLAKE_MEMORY_MIB`, from moto's `DescribeInstanceTypes`.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -124,8 +124,8 @@ impl StandIns {
             .env("STANDIN_INSTANCE_ID", id)
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint)
             .env("AWS_EC2_METADATA_DISABLED", "false")
-            .env("RUNNER_VCPUS", vcpus.to_string())
-            .env("RUNNER_MEMORY_MIB", memory_mib.to_string())
+            .env("SPOTLAKE_VCPUS", vcpus.to_string())
+            .env("SPOTLAKE_MEMORY_MIB", memory_mib.to_string())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("console.log")).unwrap())
             .stderr(std::fs::File::create(dir.join("console.err")).unwrap())

@@ -207,6 +207,7 @@ pub fn fleet_request(run: &str, backend: BackendKind, work: &str, callbacks: &st
         workers_prefix: None,
         step_items: None,
         warm_items: None,
+        env: Default::default(),
         machine_items: None,
     };
     FleetRequest {

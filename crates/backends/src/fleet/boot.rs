@@ -32,7 +32,7 @@ pub const SHIP_EVERY_SECS: u64 = 20;
 
 /// The variable the boot script hands the instance id in, for a worker that can't read it from
 /// the metadata service itself (check-ins are matched to instances by it).
-pub const INSTANCE_ID_ENV: &str = "RUNNER_INSTANCE_ID";
+pub const INSTANCE_ID_ENV: &str = "SPOTLAKE_INSTANCE_ID";
 /// Where the worker's wrapper leaves the worker's exit status.
 pub const WORKER_STATUS: &str = "worker.status";
 /// The systemd unit the worker runs as where systemd runs the machine.
@@ -214,7 +214,7 @@ mod tests {
         assert!(s.contains("  /bin/bash worker.sh &\n"), "{s}");
         assert!(s.contains(r#"[ "$STATUS" -eq 0 ] || [ "$STATUS" -eq 75 ] || fail"#), "{s}");
         // The instance id goes to the worker.
-        assert!(s.contains(r#"RUNNER_INSTANCE_ID="$ID" ./runner worker"#), "{s}");
+        assert!(s.contains(r#"SPOTLAKE_INSTANCE_ID="$ID" ./runner worker"#), "{s}");
         assert_eq!(LOST_EXIT_CODE, 75);
     }
 

@@ -178,6 +178,7 @@ async fn run_leased(
             workers_prefix: Some(workers_prefix.clone()),
             step_items: Some(todo.len()),
             warm_items: opts.warm_items,
+            env: ctx.spec.env.clone(),
             // A fleet that sets each worker's slots runs its workers on one machine (local
             // processes): as many items run on it at once as the fleet runs in all.
             machine_items: fleet_api.slots_per_worker().map(|_| todo.len().min(fleet_api.max_items())),

@@ -13,9 +13,9 @@ pub struct Machine {
 
 /// Overrides what the machine reports: a container whose limits the runner can't see, or a
 /// test stand-in playing an instance of some size.
-pub const VCPUS_ENV: &str = "RUNNER_VCPUS";
+pub const VCPUS_ENV: &str = "SPOTLAKE_VCPUS";
 /// As [`VCPUS_ENV`], for memory in MiB.
-pub const MEMORY_ENV: &str = "RUNNER_MEMORY_MIB";
+pub const MEMORY_ENV: &str = "SPOTLAKE_MEMORY_MIB";
 
 impl Machine {
     /// Reads this machine, with the env overrides on top.

@@ -106,13 +106,13 @@ pub(super) fn outcome(result: Option<ChildResult>, code: i32, peak: u64, stderr:
     }
 }
 
-/// Runs the item in a child process of its own whose Polars pool has `threads` threads (its own
-/// default when `None`), stopped above `limit`. `cancel` resolving stops it (SIGKILL) and
+/// Runs the item in a child process of its own with the environment `env`, stopped above
+/// `limit`. `cancel` resolving stops it (SIGKILL) and
 /// reports Killed.
 pub async fn run_item_process(
     item: &WorkItem,
     scratch: &Path,
-    threads: Option<usize>,
+    env: &super::item_env::ItemProcessEnv,
     limit: MemoryLimit,
     cancel: impl std::future::Future<Output = String>,
 ) -> std::io::Result<ChildOutcome> {
@@ -124,7 +124,7 @@ pub async fn run_item_process(
     // The item dies with its worker, so a worker killed mid-item leaves no process still
     // writing that item's outputs.
     runner_backends::process::die_with_parent(&mut cmd, libc::SIGKILL);
-    super::item_env::apply(&mut cmd, threads);
+    env.apply(&mut cmd);
     let child = cmd
         .arg("exec-item")
         .arg("--item")

@@ -172,11 +172,11 @@ async fn committed_in_this_run(item: &WorkItem, stores: &dyn Stores) -> Result<O
     Ok(serde_json::from_slice::<Manifest>(&bytes).ok().filter(|m| m.run_id.as_ref() == Some(&item.run_id)))
 }
 
-/// Test-only failpoint: with `RUNNER_TEST_HANG_AFTER_PUBLISH` naming a file that does not
+/// Test-only failpoint: with `SPOTLAKE_TEST_HANG_AFTER_PUBLISH` naming a file that does not
 /// exist yet, the first item to publish a file creates it and then hangs, so a fault test can
 /// kill the run between an item's first published file and its manifest.
 async fn failpoint_hang_after_publish() {
-    let Some(marker) = std::env::var_os("RUNNER_TEST_HANG_AFTER_PUBLISH") else { return };
+    let Some(marker) = std::env::var_os("SPOTLAKE_TEST_HANG_AFTER_PUBLISH") else { return };
     if std::fs::OpenOptions::new().write(true).create_new(true).open(&marker).is_ok() {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
@@ -184,15 +184,15 @@ async fn failpoint_hang_after_publish() {
     }
 }
 
-/// Test-only failpoints: `RUNNER_TEST_ITEM_SLEEP_MS` holds every item this long before it
-/// publishes, so fault tests can kill or interrupt a worker mid-item; `RUNNER_TEST_ITEM_ABORT`
+/// Test-only failpoints: `SPOTLAKE_TEST_ITEM_SLEEP_MS` holds every item this long before it
+/// publishes, so fault tests can kill or interrupt a worker mid-item; `SPOTLAKE_TEST_ITEM_ABORT`
 /// prints its value to stderr and aborts the item's process, as a crash in native code would.
 async fn failpoint_sleep() {
-    if let Ok(message) = std::env::var("RUNNER_TEST_ITEM_ABORT") {
+    if let Ok(message) = std::env::var("SPOTLAKE_TEST_ITEM_ABORT") {
         eprintln!("{message}");
         std::process::abort();
     }
-    if let Some(ms) = std::env::var("RUNNER_TEST_ITEM_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(ms) = std::env::var("SPOTLAKE_TEST_ITEM_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }

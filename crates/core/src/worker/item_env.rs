@@ -1,28 +1,43 @@
 //! The environment an item process starts with: the Polars settings a worker chooses for its
 //! items (the size of the thread pool, the streaming group-by's hot table), each only where the
-//! user has not set it; and the check that a user's own setting is one Polars accepts.
+//! user has not set it, then the job's declared `[env]` as the worker resolved it; and the
+//! check that a user's own setting is one Polars accepts.
 
 use std::process::Command;
+
+use runner_backends::secrets::ResolvedEnv;
 
 /// Groups each thread of a streaming group-by keeps in its hot table before it evicts partial
 /// aggregates (Polars' own default is 4,096). An item with more keys than that evicts on nearly
 /// every row and holds the evicted partials until its end. On the benchmark's reduce this size cut
 /// the item's peak 2.85x at 160 k users an item (time within noise) and 3.7x at 80 k (1.14x
-/// faster); README, "The runner", and bench/README.md, "The reduce's layout". The table costs
+/// faster); docs/ARCHITECTURE.md, "The runner", and bench/README.md, "The reduce's layout". The table costs
 /// 12 bytes a slot per thread: 3 MiB each at this size.
 pub const HOT_TABLE_SIZE: usize = 262_144;
 
 const HOT_TABLE_VAR: &str = "POLARS_HOT_TABLE_SIZE";
 const THREADS_VAR: &str = "POLARS_MAX_THREADS";
 
-/// Sets an item process's Polars environment: `threads` for its pool (its own default when
-/// `None`) and the hot table's size unless the user set one.
-pub fn apply(cmd: &mut Command, threads: Option<usize>) {
-    if let Some(n) = threads {
-        cmd.env(THREADS_VAR, n.to_string());
-    }
-    if std::env::var_os(HOT_TABLE_VAR).is_none() {
-        cmd.env(HOT_TABLE_VAR, HOT_TABLE_SIZE.to_string());
+/// What a worker gives each of its item processes.
+#[derive(Debug, Clone, Default)]
+pub struct ItemProcessEnv {
+    /// Threads for the item's Polars pool (its own default when `None`).
+    pub threads: Option<usize>,
+    /// The job's `[env]`, resolved.
+    pub declared: ResolvedEnv,
+}
+
+impl ItemProcessEnv {
+    /// Sets an item process's environment: the pool's threads, the hot table's size unless the
+    /// user set one, then the declared variables (which may set the hot table too).
+    pub fn apply(&self, cmd: &mut Command) {
+        if let Some(n) = self.threads {
+            cmd.env(THREADS_VAR, n.to_string());
+        }
+        if std::env::var_os(HOT_TABLE_VAR).is_none() {
+            cmd.env(HOT_TABLE_VAR, HOT_TABLE_SIZE.to_string());
+        }
+        self.declared.apply(cmd);
     }
 }
 
@@ -50,7 +65,7 @@ mod tests {
     #[test]
     fn items_get_the_threads_and_the_hot_table_unless_the_user_chose() {
         let mut cmd = Command::new("true");
-        apply(&mut cmd, Some(3));
+        ItemProcessEnv { threads: Some(3), declared: ResolvedEnv::default() }.apply(&mut cmd);
         assert_eq!(env_of(&cmd, THREADS_VAR).as_deref(), Some("3"));
         let hot = env_of(&cmd, HOT_TABLE_VAR);
         match std::env::var(HOT_TABLE_VAR) {
@@ -59,7 +74,7 @@ mod tests {
             Err(_) => assert_eq!(hot, Some(HOT_TABLE_SIZE.to_string())),
         }
         let mut cmd = Command::new("true");
-        apply(&mut cmd, None);
+        ItemProcessEnv::default().apply(&mut cmd);
         assert_eq!(env_of(&cmd, THREADS_VAR), None, "Polars' own default");
     }
 }

@@ -76,6 +76,10 @@ pub struct WorkerConfig {
     /// can fill to the items that run ([`capacity::Packing::for_step_items`]).
     #[serde(default)]
     pub step_items: Option<usize>,
+    /// The job's `[env]`: values, and references each worker resolves itself (never a
+    /// secret's value: this config travels in the fleet's user data).
+    #[serde(default, skip_serializing_if = "runner_types::ItemEnv::is_empty")]
+    pub env: runner_types::ItemEnv,
     /// Let an item process take the next item while its memory stays within this budget
     /// ([`warm`]); unset, every item runs in a fresh process.
     #[serde(default)]
@@ -161,8 +165,9 @@ struct Shared {
     callbacks: Arc<dyn Queue>,
     me: WorkerInfo,
     scratch_root: std::path::PathBuf,
-    /// Threads of each item's Polars pool, unless the user set `POLARS_MAX_THREADS`.
-    threads_per_item: Option<usize>,
+    /// What each item process starts with: its pool's threads (unless the user set
+    /// `POLARS_MAX_THREADS`) and the job's resolved `[env]`.
+    item_env: item_env::ItemProcessEnv,
     /// Idle warm item processes, when the budget allows them.
     warm: Option<WarmProcesses>,
     /// The memory limit of an item whose step sets none.
@@ -174,6 +179,12 @@ struct Shared {
 /// Runs the worker until idle or interrupted.
 pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<WorkerExit> {
     item_env::check_user_env().map_err(anyhow::Error::msg)?;
+    // Before anything else: a secret this worker can't read fails it at once, naming the
+    // variable and its reference (no retry grants a permission or creates a secret).
+    let declared = runner_backends::secrets::resolve(&cfg.env, &aws).await.context("the job's [env]")?;
+    if !declared.is_empty() {
+        info!(variables = ?declared, "resolved the job's environment for its items");
+    }
     let work = open_queue(&cfg, &cfg.work_queue, &aws).await?;
     let callbacks = open_queue(&cfg, &cfg.callback_queue, &aws).await?;
     let facts = if cfg.poll_imds { imds::facts().await } else { Default::default() };
@@ -196,13 +207,13 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
     let scratch_root = cfg.scratch_dir.clone().map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let threads_per_item = std::env::var_os("POLARS_MAX_THREADS").is_none().then_some(packing.threads_per_item);
     let idle_after = Duration::from_secs(cfg.idle_shutdown_secs);
+    let item_env = item_env::ItemProcessEnv { threads: threads_per_item, declared };
     let warm = cfg.warm_items.map(|budget| {
-        WarmProcesses::new(budget, threads_per_item, scratch_root.join(format!("runner-worker-{}", std::process::id())))
+        WarmProcesses::new(budget, item_env.clone(), scratch_root.join(format!("runner-worker-{}", std::process::id())))
     });
     let default_limit = cfg.default_memory_limit(packing);
     let stores = StoreCache::new(aws.clone());
-    let shared =
-        Arc::new(Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm, default_limit, stores });
+    let shared = Arc::new(Shared { cfg, work, callbacks, me, scratch_root, item_env, warm, default_limit, stores });
     let exit = serve(&shared, packing, &mut spot, &mut sig, idle_after).await;
     if let Some(warm) = &shared.warm {
         warm.shutdown().await;
@@ -389,7 +400,7 @@ async fn handle(
     spot: &mut Option<watch::Receiver<Notice>>,
     sig: &mut watch::Receiver<Notice>,
 ) -> anyhow::Result<Option<String>> {
-    let Shared { cfg, work, callbacks, me, scratch_root, threads_per_item, warm, default_limit, stores } = shared;
+    let Shared { cfg, work, callbacks, me, scratch_root, item_env, warm, default_limit, stores } = shared;
     let item: WorkItem = match serde_json::from_str(&message.body) {
         Ok(WorkMessage::Item(i)) => *i,
         Ok(WorkMessage::Stored { stored_item }) => {
@@ -434,7 +445,7 @@ async fn handle(
     let limit = MemoryLimit::of(&item, *default_limit);
     let outcome = match warm {
         Some(warm) => warm.run(&item, scratch.path(), limit, wait_terminate(spot, sig)).await,
-        None => run_item_process(&item, scratch.path(), *threads_per_item, limit, wait_terminate(spot, sig)).await,
+        None => run_item_process(&item, scratch.path(), item_env, limit, wait_terminate(spot, sig)).await,
     };
     let (outcome, stop) = match outcome.context("starting the item process")? {
         ChildOutcome::Succeeded(stats) => (Outcome::Succeeded { stats }, None),

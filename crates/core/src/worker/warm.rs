@@ -23,6 +23,7 @@ use tokio::sync::Mutex;
 use tracing::{debug, info};
 
 use super::child::{self, ChildOutcome, ChildResult};
+use super::item_env::ItemProcessEnv;
 use super::memory_limit::{self, MemoryLimit, OomKills};
 use crate::wire::WorkItem;
 
@@ -100,15 +101,15 @@ struct Warm {
 /// The worker's idle warm processes, one per slot at most.
 pub struct WarmProcesses {
     budget: WarmBudget,
-    threads: Option<usize>,
+    env: ItemProcessEnv,
     dir: PathBuf,
     idle: Mutex<Vec<Warm>>,
 }
 
 impl WarmProcesses {
-    /// Processes whose Polars pools have `threads` threads, with their stderr under `dir`.
-    pub fn new(budget: WarmBudget, threads: Option<usize>, dir: PathBuf) -> Self {
-        Self { budget, threads, dir, idle: Mutex::new(Vec::new()) }
+    /// Processes started with the environment `env`, with their stderr under `dir`.
+    pub fn new(budget: WarmBudget, env: ItemProcessEnv, dir: PathBuf) -> Self {
+        Self { budget, env, dir, idle: Mutex::new(Vec::new()) }
     }
 
     fn spawn(&self) -> std::io::Result<Warm> {
@@ -117,7 +118,7 @@ impl WarmProcesses {
         let (file, stderr) = stderr.keep().map_err(|e| e.error)?;
         let mut cmd = std::process::Command::new(std::env::current_exe()?);
         runner_backends::process::die_with_parent(&mut cmd, libc::SIGKILL);
-        super::item_env::apply(&mut cmd, self.threads);
+        self.env.apply(&mut cmd);
         cmd.args(["exec-item", "--serve"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(file);
         let mut child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn()?;
         let pid = child.id().unwrap_or(0);

@@ -132,10 +132,10 @@ pub fn query(
     Ok(frame)
 }
 
-/// `RUNNER_EXPLAIN` set: each item prints each output's plans (the planner's, then Polars'
+/// `SPOTLAKE_EXPLAIN` set: each item prints each output's plans (the planner's, then Polars'
 /// optimized one) to its standard error.
 fn explaining() -> bool {
-    std::env::var_os("RUNNER_EXPLAIN").is_some_and(|v| !v.is_empty() && v != "0")
+    std::env::var_os("SPOTLAKE_EXPLAIN").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Why a query could not be made a frame: the SQL is refused (not SQL, not plannable, or a

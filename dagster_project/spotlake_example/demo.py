@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from spotlake import settings
+from spotlake_example import settings
 
 HOME = settings.REPO / ".demo" / "dagster_home"
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
@@ -21,7 +21,7 @@ def main() -> int:
     os.environ["DAGSTER_HOME"] = str(HOME)
     from dagster import DagsterInstance, materialize
 
-    from spotlake.definitions import defs
+    from spotlake_example.definitions import defs
 
     assets = list(defs.assets or [])
     runner = defs.resources["runner"]
@@ -46,7 +46,7 @@ def main() -> int:
         hours = sum(m["instance_hours"].value for m in metadata if "instance_hours" in m)
         print(f"  cost ${cost:.4f} for {hours:.4f} worker-hours (at pricing.local_core_hour_usd, 0 by default)")
     # A backfill of several days as one run: each day gets its own row count and check verdicts.
-    from spotlake.assets.events import events_pipeline, raw_events
+    from spotlake_example.assets.events import events_pipeline, raw_events
 
     for day in BACKFILL:
         if not materialize([raw_events], resources={"runner": runner}, instance=instance, partition_key=day).success:
@@ -77,7 +77,7 @@ def main() -> int:
         print(f"  {data / name}")
     print("Quarantined rows are under", data / "clean" / "_quarantine")
     print("\nTo see it all in the Dagster UI (runs, materializations, checks, logs):")
-    print(f"  DAGSTER_HOME={HOME} .venv/bin/dagster dev -m spotlake.definitions")
+    print(f"  DAGSTER_HOME={HOME} .venv/bin/dagster dev -m spotlake_example.definitions")
     return 0
 
 

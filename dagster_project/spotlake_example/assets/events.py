@@ -18,10 +18,9 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from dagster_spotlake import RunnerPipesClient, runner_assets
 
-from spotlake import settings
-from spotlake.job_assets import results, run_selection, runner_assets
-from spotlake.pipes import RunnerPipesClient
+from spotlake_example import settings
 
 daily = DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-03-01")
 
@@ -35,9 +34,10 @@ daily = DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-03-01"
 )
 def raw_events(context: AssetExecutionContext, runner: RunnerPipesClient) -> MaterializeResult:
     day = context.partition_key
-    if runner.root.startswith("s3://"):
-        return _land_in_s3(runner, day)
-    root = Path(runner.root)
+    data_root = _data_root(runner)
+    if data_root.startswith("s3://"):
+        return _land_in_s3(runner, data_root, day)
+    root = Path(data_root)
     landed = root / "raw" / day
     if not landed.exists():
         _generate(runner, root, day)
@@ -51,16 +51,21 @@ def raw_events(context: AssetExecutionContext, runner: RunnerPipesClient) -> Mat
     )
 
 
+def _data_root(runner: RunnerPipesClient) -> str:
+    """The resource's root, else what the runner resolves it to (`SPOTLAKE_ROOT`, its config)."""
+    return runner.root or str(runner.resolved_settings(settings.JOB)["root"]["value"])
+
+
 def _generate(runner: RunnerPipesClient, root: Path, day: str) -> None:
     subprocess.run(
-        [runner.runner_bin, "example", "generate", "--out", str(root), "--start", day, "--days", "1"],
+        [runner.executable(), "example", "generate", "--out", str(root), "--start", day, "--days", "1"],
         check=True,
         capture_output=True,
     )
 
 
-def _land_in_s3(runner: RunnerPipesClient, day: str) -> MaterializeResult:
-    bucket, _, prefix = runner.root.removeprefix("s3://").partition("/")
+def _land_in_s3(runner: RunnerPipesClient, data_root: str, day: str) -> MaterializeResult:
+    bucket, _, prefix = data_root.removeprefix("s3://").partition("/")
     prefix = prefix.strip("/")
     with tempfile.TemporaryDirectory() as tmp:
         _generate(runner, Path(tmp), day)
@@ -71,7 +76,7 @@ def _land_in_s3(runner: RunnerPipesClient, day: str) -> MaterializeResult:
         size = sum(p.stat().st_size for p in files)
     return MaterializeResult(
         metadata={
-            "path": MetadataValue.path(f"{runner.root.rstrip('/')}/raw/{day}"),
+            "path": MetadataValue.path(f"{data_root.rstrip('/')}/raw/{day}"),
             "files": MetadataValue.int(len(files)),
             "bytes": MetadataValue.int(size),
         }
@@ -91,4 +96,4 @@ def events_pipeline(
 ) -> Iterator[MaterializeResult | AssetCheckResult | AssetMaterialization]:
     """clean_events, events_by_user and user_daily_metrics, with their checks: all from the job
     spec. Selecting some runs only their steps."""
-    yield from results(run_selection(context, runner))
+    yield from runner.run(context=context).stream()
