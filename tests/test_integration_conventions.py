@@ -152,6 +152,13 @@ def test_a_retired_variable_is_refused_naming_its_new_name(tmp_path: Path) -> No
     )
     assert done.returncode != 0
     assert "RUNNER_CONFIG is no longer read: the variable is now SPOTLAKE_CONFIG" in done.stderr, done.stderr
+    # Every command, not only those that read the config.
+    job = REPO / "runner" / "examples" / "events" / "job.toml"
+    done = subprocess.run(
+        [str(RUNNER), "validate", str(job)], capture_output=True, text=True, env={**base, "RUNNER_LOG": "debug"}
+    )
+    assert done.returncode != 0
+    assert "RUNNER_LOG is no longer read: the variable is now SPOTLAKE_LOG" in done.stderr, done.stderr
 
 
 def test_the_resource_passes_only_what_is_set_so_the_environment_decides_the_rest(tmp_path: Path) -> None:
@@ -272,3 +279,28 @@ def test_a_translator_renames_keys_and_the_runner_reports_under_them(tmp_path: P
         ("warehouse/USER_DAILY_METRICS", "one_row_per_user"),
         ("warehouse/USER_DAILY_METRICS", "has_users"),
     }
+
+
+def test_a_partition_of_another_timezone_keeps_its_own_date(tmp_path: Path) -> None:
+    # Dagster gives the window of `2024-01-08` in Paris as 2024-01-08T00:00+01:00; the runner
+    # reads its wall-clock date, as `runner run --partition 2024-01-08` does (in UTC it would be
+    # the 7th, whose files don't exist).
+    generate(tmp_path, start=DAYS[0], days=1, events=300)
+    job = tmp_path / "job.toml"
+    job.write_text(EXAMPLE.read_text().replace("raw/{partition_key}/", "raw/{partition_start_date}/"))
+    paris = DailyPartitionsDefinition(start_date="2024-01-01", timezone="Europe/Paris")
+
+    @runner_assets(job=job, runner_bin=str(RUNNER), partitions_def=paris)
+    def events(context, runner: RunnerPipesClient):  # type: ignore[no-untyped-def]
+        yield from runner.run(context=context).stream()
+
+    client = RunnerPipesClient(runner_bin=str(RUNNER), root=str(tmp_path), env={"SPOTLAKE_WORKERS": "1"})
+    with instance_for_test() as instance:
+        result = materialize([events], resources={"runner": client}, instance=instance, partition_key=DAYS[0])
+        assert result.success
+    (metrics,) = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == AssetKey("user_daily_metrics")
+    ]
+    assert metrics.metadata["dagster/row_count"].value == users_on(tmp_path, DAYS[0])

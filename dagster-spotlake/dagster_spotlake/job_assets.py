@@ -12,7 +12,7 @@ def events(context: AssetExecutionContext, runner: RunnerPipesClient):
 A relative `job` resolves against the folder of the module that calls `runner_assets`, as a
 component's resolves against its own folder."""
 
-import inspect
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,9 +67,10 @@ def job_specs(
 
 
 def _caller_folder() -> Path:
-    """The folder of the module that called the public function calling this."""
-    frame = inspect.stack()[2]
-    return Path(frame.filename).resolve().parent
+    """The folder of the module that called the public function calling this (a wrapper of
+    `runner_assets` in another module should pass an absolute path)."""
+    # One frame, not `inspect.stack()`, which reads the source of every frame at import.
+    return Path(sys._getframe(2).f_code.co_filename).resolve().parent
 
 
 def runner_assets(

@@ -31,9 +31,12 @@ struct ExtraPartition {
     end: Option<String>,
 }
 
+/// A window bound as its wall-clock time in its own offset: a daily partition `2024-01-02` of a
+/// `Europe/Paris` definition starts at `2024-01-02T00:00+01:00`, which is 2024-01-02 00:00 here
+/// (as `runner run --partition 2024-01-02` reads it), not 2024-01-01 23:00 in UTC.
 fn parse_ts(text: &str) -> anyhow::Result<NaiveDateTime> {
     chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.naive_utc())
+        .map(|t| t.naive_local())
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
         .with_context(|| format!("{text:?} is not an ISO-8601 timestamp"))
 }
@@ -52,7 +55,8 @@ pub fn partitions(ctx: &PipesContext) -> anyhow::Result<Vec<Partition>> {
     if let Ok(key) = ctx.partition_key() {
         let window = ctx.partition_time_window().context("the Pipes context's partition_time_window")?;
         return Ok(vec![match window {
-            Some(w) => windowed(key, w.start.naive_utc(), w.end.naive_utc())?,
+            // Wall-clock time, as `parse_ts`.
+            Some(w) => windowed(key, w.start.naive_local(), w.end.naive_local())?,
             None => Partition::from_key(key)?,
         }]);
     }

@@ -53,7 +53,8 @@ const RETIRED: [(&str, &str); 11] = [
     ("RUNNER_MEMORY_MIB", "SPOTLAKE_MEMORY_MIB"),
 ];
 
-/// Refuses a retired variable that is still set, naming its new name.
+/// Refuses a retired variable that is still set, naming its new name (every command checks, at
+/// its start).
 pub fn check_retired() -> anyhow::Result<()> {
     for (old, new) in RETIRED {
         if std::env::var_os(old).is_some() {
@@ -168,7 +169,6 @@ pub fn resolve_dir(base: &Path, text: &str) -> anyhow::Result<Location> {
 /// Resolves the settings by the rule above. `job` is the spec and its path, when the command
 /// has one.
 pub fn resolve(explicit: Explicit<'_>, job: Option<(&JobSpec, &Path)>) -> anyhow::Result<Settings> {
-    check_retired()?;
     let config_file =
         flag_or_env(explicit.config.map(Path::to_path_buf), "--config", CONFIG_ENV, |t| Ok(PathBuf::from(t)))?
             .map(|c| Chosen { value: Some(c.value), source: c.source })

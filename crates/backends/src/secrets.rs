@@ -70,6 +70,10 @@ pub async fn resolve(env: &ItemEnv, aws: &AwsClients) -> Result<ResolvedEnv, Sec
             }
             EnvSource::Parameter { parameter } => parameter_value(aws, parameter).await.map_err(fail)?,
         };
+        // A value read from a secret is checked here (a plain one already was, with the spec).
+        if let Some(why) = runner_types::refuse_value(name, &value) {
+            return Err(fail(why));
+        }
         out.push((name.clone(), value));
     }
     Ok(ResolvedEnv(out))

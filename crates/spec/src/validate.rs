@@ -40,8 +40,12 @@ pub fn validate(spec: &JobSpec) -> Result<(), Failure> {
         validate_step(step, &loc)?;
     }
     order(spec).map_err(|m| at("step", m))?;
-    for name in spec.env.keys() {
-        if let Some(why) = runner_types::refuse_name(name) {
+    for (name, source) in &spec.env {
+        let plain = match source {
+            runner_types::EnvSource::Value(v) => runner_types::refuse_value(name, v),
+            _ => None,
+        };
+        if let Some(why) = runner_types::refuse_name(name).or(plain) {
             return Err(at(format!("env {name:?}"), why));
         }
     }

@@ -273,6 +273,8 @@ fn the_declared_environment_is_part_of_every_steps_version_and_names_are_checked
     assert_eq!(versions(&with_env("[env]\n")), plain);
     let refused = err(&with_env("[env]\nAWS_PROFILE = \"prod\"\n"));
     assert!(refused.contains("env \"AWS_PROFILE\"") && refused.contains("reserved"), "{refused}");
+    let hot = err(&with_env("[env]\nPOLARS_HOT_TABLE_SIZE = \"5000\"\n"));
+    assert!(hot.contains("env \"POLARS_HOT_TABLE_SIZE\"") && hot.contains("power of two"), "{hot}");
     let misspelt = err(&with_env("[env]\nKEY = { secrett = \"prod/key\" }\n"));
     assert!(misspelt.contains("or { parameter = \"name\" }"), "{misspelt}");
 }

@@ -71,6 +71,22 @@ pub fn refuse_name(name: &str) -> Option<String> {
     None
 }
 
+/// Polars' hot-table size, which Polars panics on in every group-by unless it is a power of two
+/// above 1.
+pub const HOT_TABLE_VAR: &str = "POLARS_HOT_TABLE_SIZE";
+
+/// Why a value can't be given to items under `name`, or `None` when it can. The reason never
+/// repeats the value (it may come from a secret).
+pub fn refuse_value(name: &str, value: &str) -> Option<String> {
+    if name != HOT_TABLE_VAR {
+        return None;
+    }
+    match value.parse::<u32>() {
+        Ok(n) if n > 1 && n.is_power_of_two() => None,
+        _ => Some(format!("{HOT_TABLE_VAR} must be a power of two above 1 (such as 262144), or left unset")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +112,14 @@ mod tests {
     fn a_misspelt_reference_is_refused() {
         assert!(serde_json::from_str::<Doc>(r#"{"env": {"A": {"secrets": "x"}}}"#).is_err());
         assert!(serde_json::from_str::<Doc>(r#"{"env": {"A": {"secret": "x", "keys": "y"}}}"#).is_err());
+    }
+
+    #[test]
+    fn a_hot_table_size_polars_would_panic_on_is_refused() {
+        assert_eq!(refuse_value(HOT_TABLE_VAR, "4096"), None);
+        assert!(refuse_value(HOT_TABLE_VAR, "5000").unwrap().contains("power of two"));
+        assert!(refuse_value(HOT_TABLE_VAR, "1").is_some());
+        assert_eq!(refuse_value("OTHER", "5000"), None);
     }
 
     #[test]

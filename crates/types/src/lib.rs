@@ -27,7 +27,7 @@ mod partition;
 mod stats;
 
 pub use ids::{AssetKey, BackendKind, OutputRef, RunId, Severity, StepName, WorkItemId, stable_hash};
-pub use item_env::{EnvSource, ItemEnv, refuse_name};
+pub use item_env::{EnvSource, HOT_TABLE_VAR, ItemEnv, refuse_name, refuse_value};
 pub use location::Location;
 pub use partition::{InvalidPartitionKey, Partition, PartitionKey};
 pub use stats::{CheckPart, ItemStats, OutputStats};

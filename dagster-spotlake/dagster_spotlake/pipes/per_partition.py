@@ -49,7 +49,7 @@ def own_metadata(custom_messages: list[Any]) -> dict[AssetKey, dict[str, Partiti
     for message in custom_messages:
         if not isinstance(message, dict) or message.get("kind") != "partition_metadata":
             continue
-        asset = out.setdefault(AssetKey.from_user_string(message["asset_key"]), {})
+        asset = out.setdefault(AssetKey.from_escaped_user_string(message["asset_key"]), {})
         versions = message.get("data_versions") or {}
         for partition, metadata in (message.get("by_partition") or {}).items():
             asset[partition] = PartitionOwn(dict(metadata_map_from_external(metadata)), versions.get(partition))
@@ -81,7 +81,7 @@ def per_partition_check_evaluations(custom_messages: list[Any]) -> Iterator[Asse
     for message in custom_messages:
         if not isinstance(message, dict) or message.get("kind") != "check_partitions":
             continue
-        asset_key = AssetKey.from_user_string(message["asset_key"])
+        asset_key = AssetKey.from_escaped_user_string(message["asset_key"])
         for partition, verdict in sorted((message.get("by_partition") or {}).items()):
             yield AssetCheckEvaluation(
                 asset_key=asset_key,

@@ -53,7 +53,7 @@ Result = MaterializeResult | AssetCheckResult | AssetMaterialization
 
 
 class RunnerInvocation(PipesClientCompletedInvocation):
-    """A finished runner session. `get_results()` (a list) and `stream()` (an iterator) give the
+    """A finished runner session. `get_results()` (a tuple) and `stream()` (an iterator) give the
     same: the run's results, then in a ranged run one materialization per asset and partition
     with that partition's own numbers (see `per_partition`)."""
 

@@ -36,14 +36,17 @@ def selected_steps(context: AssetExecutionContext) -> tuple[Path, list[str]]:
 
 
 def asset_key_extras(context: AssetExecutionContext) -> dict[str, Any]:
-    """`{DAGSTER_ASSET_KEYS: {job key: Dagster key}}` for the keys that differ, or nothing."""
+    """`{DAGSTER_ASSET_KEYS: {job key: Dagster key, escaped}}` for the keys that differ, or
+    nothing."""
     try:
         specs = context.assets_def.specs_by_key
     except Exception:
         return {}
+    # Escaped, as Pipes writes keys in the context and reads them in messages (a prefix part
+    # with a `/` in it stays one part).
     renamed = {
-        _text(spec.metadata[ASSET_KEY]): key.to_user_string()
+        _text(spec.metadata[ASSET_KEY]): key.to_escaped_user_string()
         for key, spec in specs.items()
-        if ASSET_KEY in spec.metadata and _text(spec.metadata[ASSET_KEY]) != key.to_user_string()
+        if ASSET_KEY in spec.metadata and _text(spec.metadata[ASSET_KEY]) != key.to_escaped_user_string()
     }
     return {DAGSTER_ASSET_KEYS: renamed} if renamed else {}

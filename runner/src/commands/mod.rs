@@ -16,6 +16,11 @@ use crate::cli::{Cli, Command, ConfigCommand, DistCommand, FleetCommand};
 
 /// Runs the command line.
 pub fn main(cli: Cli) -> ExitCode {
+    // Every command: a retired variable still set would be silently ignored otherwise.
+    if let Err(e) = crate::settings::check_retired() {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {

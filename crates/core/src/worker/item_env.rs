@@ -6,16 +6,16 @@
 use std::process::Command;
 
 use runner_backends::secrets::ResolvedEnv;
+use runner_types::HOT_TABLE_VAR;
 
 /// Groups each thread of a streaming group-by keeps in its hot table before it evicts partial
 /// aggregates (Polars' own default is 4,096). An item with more keys than that evicts on nearly
 /// every row and holds the evicted partials until its end. On the benchmark's reduce this size cut
 /// the item's peak 2.85x at 160 k users an item (time within noise) and 3.7x at 80 k (1.14x
-/// faster); docs/ARCHITECTURE.md, "The runner", and bench/README.md, "The reduce's layout". The table costs
-/// 12 bytes a slot per thread: 3 MiB each at this size.
+/// faster); docs/ARCHITECTURE.md, "The runner", and bench/README.md, "The reduce's layout". The
+/// table costs 12 bytes a slot per thread: 3 MiB each at this size.
 pub const HOT_TABLE_SIZE: usize = 262_144;
 
-const HOT_TABLE_VAR: &str = "POLARS_HOT_TABLE_SIZE";
 const THREADS_VAR: &str = "POLARS_MAX_THREADS";
 
 /// What a worker gives each of its item processes.
@@ -46,11 +46,9 @@ impl ItemProcessEnv {
 pub fn check_user_env() -> Result<(), String> {
     let Some(value) = std::env::var_os(HOT_TABLE_VAR) else { return Ok(()) };
     let text = value.to_string_lossy();
-    match text.parse::<u32>() {
-        Ok(n) if n > 1 && n.is_power_of_two() => Ok(()),
-        _ => Err(format!(
-            "{HOT_TABLE_VAR}={text:?}: Polars needs a power of two above 1 (such as {HOT_TABLE_SIZE}), or leave it unset"
-        )),
+    match runner_types::refuse_value(HOT_TABLE_VAR, &text) {
+        None => Ok(()),
+        Some(why) => Err(format!("{HOT_TABLE_VAR}={text:?}: {why}")),
     }
 }
 
