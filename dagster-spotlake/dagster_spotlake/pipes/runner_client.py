@@ -22,7 +22,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
@@ -48,7 +48,6 @@ from dagster_spotlake.pipes.per_partition import per_partition_check_evaluations
 from dagster_spotlake.pipes.s3_reader import DrainingS3MessageReader
 from dagster_spotlake.pipes.selection import asset_key_extras, selected_steps
 
-Backend = Literal["local", "aws"]
 Result = MaterializeResult | AssetCheckResult | AssetMaterialization
 
 

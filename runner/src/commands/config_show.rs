@@ -7,17 +7,16 @@ use runner_spec::JobSpec;
 use serde_json::{Map, Value, json};
 
 use crate::cli::ConfigShowArgs;
-use crate::settings::{self, Chosen, Explicit, Source};
+use crate::settings::{self, Explicit, Source};
 
 pub(super) fn show(args: &ConfigShowArgs) -> anyhow::Result<ExitCode> {
     let spec = args.job.as_deref().map(JobSpec::load).transpose()?;
     let s = settings::resolve(Explicit::from(&args.settings), spec.as_ref().zip(args.job.as_deref()))?;
-    let shown = |c: Chosen<String>| (c.value, c.source);
     let rows: [(&str, Option<(String, Source)>); 4] = [
         ("config", s.config_file.value.map(|p| (p.display().to_string(), s.config_file.source))),
         ("backend", Some((s.backend.value.to_string(), s.backend.source))),
-        ("root", s.root.map(|r| shown(Chosen { value: r.value.to_string(), source: r.source }))),
-        ("state", s.state.map(|r| shown(Chosen { value: r.value.to_string(), source: r.source }))),
+        ("root", s.root.map(|r| (r.value.to_string(), r.source))),
+        ("state", s.state.map(|r| (r.value.to_string(), r.source))),
     ];
     if args.json {
         let object: Map<String, Value> = rows
