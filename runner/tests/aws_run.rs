@@ -760,6 +760,22 @@ async fn gc_of_one_deployment_leaves_another_deployments_resources_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_goes_on_past_an_ec2_failure_deletes_the_queues_and_fails_naming_what_it_could_not_do() {
+    let env = setup("").await;
+    let sqs = env.aws.sqs().await;
+    sqs.create_queue().queue_name("spotlake-test-orphan-c-callbacks").send().await.unwrap();
+    // EC2 unreachable (nothing listens on port 9); S3 and SQS are moto.
+    let out = env.runner(&["fleet", "gc"]).env("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:9").output().unwrap();
+    let (said, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{said}\n{err}");
+    assert!(said.contains("spotlake-test-orphan-c-callbacks"), "the queue went: {said}");
+    for what in ["listing fleets", "DescribeFleets", "listing instances", "listing launch templates"] {
+        assert!(err.contains(what), "{what} is reported: {err}");
+    }
+    assert!(env.leftovers().await.1.is_empty(), "the orphan's queue is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_architectures_template_failing_deletes_the_first_and_the_queues() {
     let env = setup(SMALL).await;
     let ec2 = env.aws.ec2().await;
@@ -941,6 +957,56 @@ async fn of_two_runs_of_a_partition_started_together_in_s3_exactly_one_works_and
     assert_eq!(env.ids("data/many_out/").await, item_ids(0..n));
     assert_eq!(env.keys("data/many_out/").await.len(), n);
     assert_eq!(env.committers("state/items/many/copy/2024-01-01/").await, vec![winner.to_string(); n]);
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_gc_leaves_alone_a_run_that_waits_on_a_lease_longer_than_gcs_threshold() {
+    let env = setup(SMALL).await;
+    // `heartbeat_secs = 1` (see `setup`): gc judges a run over after 10 s without a heartbeat.
+    // The second run waits up to two minutes for the first run's lease.
+    env.configure("lease_wait_secs = 120");
+    let job = items(&env, 2).await;
+    let job = job.to_string_lossy();
+    let slow = ("SPOTLAKE_TEST_ITEM_SLEEP_MS", "30000");
+    let run = |name: &str| ["run", &*job, "--partition", "2024-01-01", "--run-id", name].map(String::from);
+    let holder = env.spawn_logged("holder", &run("holder").each_ref().map(String::as_str), &[slow]);
+    let mut stand_ins = env.stand_ins().with_env(slow.0, slow.1);
+    let ec2 = env.aws.ec2().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stand_ins.consoles().contains("running item=copy[2024-01-01]") {
+        assert!(Instant::now() < deadline, "the items never ran\n{}\n{}", env.log("holder"), stand_ins.consoles());
+        stand_ins.tick(&ec2).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let waiter = env.spawn_logged("waiter", &run("waiter").each_ref().map(String::as_str), &[]);
+    while !env.log("waiter").contains("waiting for many/copy/2024-01-01, held by run holder") {
+        assert!(Instant::now() < deadline, "the second run never waited\n{}", env.log("waiter"));
+        stand_ins.tick(&ec2).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Fifteen heartbeat periods into the wait, in which the waiting run does nothing else.
+    let waiting = Instant::now();
+    while waiting.elapsed() < Duration::from_secs(15) {
+        stand_ins.tick(&ec2).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(env.keys("state/live/").await, ["state/live/holder.json", "state/live/waiter.json"]);
+    let out = env.runner(&["fleet", "gc"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("deleted 0 "), "both runs are live: {said}");
+    let (_, queues) = env.leftovers().await;
+    for run in ["holder", "waiter"] {
+        let of_run = queues.iter().filter(|q| q.contains(&format!("-{run}-"))).count();
+        assert_eq!(of_run, 3, "{run}'s dead-letter, callback and work queues survive gc: {queues:?}");
+    }
+    let ended = env.drive_all(vec![holder, waiter], &mut stand_ins, waiting, Duration::from_secs(180)).await;
+    let logs = format!("--- holder\n{}\n--- waiter\n{}", env.log("holder"), env.log("waiter"));
+    assert!(ended.iter().all(|(status, _)| status.success()), "{logs}");
+    // The waiter found the holder's items committed once it had the lease.
+    assert_eq!(env.committers("state/items/many/copy/2024-01-01/").await, ["holder", "holder"]);
+    assert!(env.keys("state/live/").await.is_empty(), "each run deletes its heartbeat when it ends");
     env.assert_nothing_left().await;
 }
 

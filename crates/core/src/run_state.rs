@@ -4,6 +4,7 @@
 //! ```text
 //! {state}/runs/{run}/job.toml                      the run's copy of the job spec
 //! {state}/runs/{run}/run.json                      the run record (status, heartbeat)
+//! {state}/live/{run}.json                          a live run's heartbeat, gone once it ends
 //! {state}/items/{job}/{step}/{partition}/{item}.json   an item's commit manifest
 //! {state}/items/{job}/{step}/{partition}/_checks/{check}/part-{item}.parquet
 //!                                                  an item's distinct keys for a unique check
@@ -35,6 +36,11 @@ pub fn workers_prefix(state: &Location, run_id: &RunId, step: &StepName) -> Loca
 /// Where a work item too large for a queue message is kept for the run's workers.
 pub fn stored_item_location(state: &Location, run_id: &RunId, step: &StepName, id: &WorkItemId) -> Location {
     state.join(&format!("runs/{run_id}/items/{step}/{id}.json"))
+}
+
+/// Where a live run's heartbeat is, so `fleet gc` lists live runs, not every run ever made.
+pub fn heartbeat_location(state: &Location, run_id: &RunId) -> Location {
+    state.join(&format!("live/{run_id}.json"))
 }
 
 /// Where a run's record lives.
@@ -92,9 +98,6 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
-/// A record older than this without a heartbeat belongs to a dead orchestrator.
-const LIVE_HEARTBEAT_SECS: u64 = 600;
-
 /// Unix seconds now.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -113,29 +116,65 @@ impl RunRecord {
     }
 }
 
-/// A run is live while its record says `running` and its heartbeat is recent.
-pub async fn is_run_live(stores: &dyn Stores, state: &Location, run_id: &RunId) -> bool {
-    let record = stores
-        .read(&run_record_location(state, run_id))
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice::<RunRecord>(&b).ok());
-    match record {
-        Some(r) => r.status == RunStatus::Running && unix_now().saturating_sub(r.heartbeat) < LIVE_HEARTBEAT_SECS,
-        None => false,
+/// A live run's heartbeat: written by a task of the orchestrator's own every period, through
+/// every phase of the run (planning, waiting on a lease, storing items, deleting, pruning), and
+/// deleted when the run ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The run.
+    pub run_id: RunId,
+    /// The job.
+    pub job: String,
+    /// Unix seconds when it was written (the orchestrator's clock).
+    pub at: u64,
+    /// How often it is written, in seconds.
+    pub every_secs: u64,
+}
+
+/// Heartbeat periods a run may miss before `fleet gc` judges it over: a store that stalls for a
+/// few writes, or clocks a little apart, never makes a live run look dead.
+pub const MISSED_HEARTBEATS: u64 = 10;
+
+impl Heartbeat {
+    /// Whether the run still counts as live at `now` (Unix seconds, the reader's clock).
+    pub fn is_live_at(&self, now: u64) -> bool {
+        now.saturating_sub(self.at) < MISSED_HEARTBEATS * self.every_secs.max(1)
+    }
+
+    /// Writes it.
+    pub async fn write(&self, stores: &dyn Stores, state: &Location) -> Result<(), StorageError> {
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        stores.write(&heartbeat_location(state, &self.run_id), body).await
     }
 }
 
-/// The run ids that have a record under the state location.
-pub async fn recorded_runs(stores: &dyn Stores, state: &Location) -> Result<Vec<RunId>, StorageError> {
-    let prefix = state.join("runs");
+/// Every heartbeat under the state location (one small object per run not yet ended), and the
+/// runs whose heartbeat can't be read (counted live: a run is never judged over on a guess).
+pub async fn heartbeats(stores: &dyn Stores, state: &Location) -> Result<(Vec<Heartbeat>, Vec<RunId>), StorageError> {
+    let prefix = state.join("live");
     let store = stores.store(&prefix).await?;
-    Ok(store
-        .list(&format!("{}/", prefix.key()))
-        .await?
-        .into_iter()
-        .filter_map(|m| m.key.strip_suffix("/run.json").and_then(|k| k.rsplit('/').next()).map(RunId::from))
-        .collect())
+    let (mut read, mut unreadable) = (Vec::new(), Vec::new());
+    for object in store.list(&format!("{}/", prefix.key())).await? {
+        let Some(run) = object.key.rsplit('/').next().and_then(|n| n.strip_suffix(".json")).map(RunId::from) else {
+            continue;
+        };
+        match store.get_bytes(&object.key).await {
+            Ok(bytes) => match serde_json::from_slice::<Heartbeat>(&bytes) {
+                Ok(h) => read.push(h),
+                Err(_) => unreadable.push(run),
+            },
+            // Deleted between the listing and the read: the run ended.
+            Err(StorageError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((read, unreadable))
+}
+
+/// Deletes a run's heartbeat (the run ended, or `fleet gc` cleaned up after it).
+pub async fn delete_heartbeat(stores: &dyn Stores, state: &Location, run_id: &RunId) -> Result<(), StorageError> {
+    let at = heartbeat_location(state, run_id);
+    stores.store(&at).await?.delete(at.key()).await
 }
 
 /// Reads an item's manifest; `None` when it is missing or unreadable.
@@ -261,4 +300,22 @@ pub async fn prune_strays(
         }
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_counts_as_live_for_ten_heartbeat_periods() {
+        let beat = Heartbeat { run_id: RunId::from("r1"), job: "j".into(), at: 1_000, every_secs: 15 };
+        assert!(beat.is_live_at(1_000));
+        assert!(beat.is_live_at(1_149), "149 s after the last heartbeat: under 10 periods of 15 s");
+        assert!(!beat.is_live_at(1_150), "150 s: ten periods missed");
+        // A clock behind the writer's never makes a run look dead.
+        assert!(beat.is_live_at(900));
+        // A period of 0 (never written so) counts as one second.
+        let zero = Heartbeat { every_secs: 0, ..beat };
+        assert!(zero.is_live_at(1_009) && !zero.is_live_at(1_010));
+    }
 }

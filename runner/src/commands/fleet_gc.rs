@@ -1,13 +1,15 @@
 //! `runner fleet gc`: deletes what runs that are over left behind in this deployment: fleets,
-//! instances, launch templates (the fleet's `gc`) and queues. A run is over when its record
-//! says so or its heartbeat has stopped; another deployment's resources are never touched.
+//! instances, launch templates (the fleet's `gc`) and queues. A run is live while its heartbeat
+//! (`{state}/live/{run}.json`, written every `heartbeat_secs` through the whole run) is less than
+//! ten periods old; every other run is over. It goes on past every failure and reports them all;
+//! another deployment's resources are never touched.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use runner_backends::aws::AwsClients;
 use runner_backends::storage::StoreCache;
 use runner_core::orchestrator::{queue_of_any_run, queue_prefix};
@@ -32,25 +34,47 @@ pub(super) async fn gc(
     };
     let aws = Arc::new(AwsClients::new());
     let stores = StoreCache::new(aws.clone());
-    let mut live: Vec<RunId> = Vec::new();
-    for id in run_state::recorded_runs(&stores, &state).await? {
-        if run_state::is_run_live(&stores, &state, &id).await {
-            live.push(id);
-        }
-    }
+    // Only live runs have a heartbeat; one unread is counted live (never judged on a guess).
+    let (beats, unreadable) = run_state::heartbeats(&stores, &state)
+        .await
+        .with_context(|| format!("listing the live runs' heartbeats under {state}; nothing was deleted"))?;
+    let now = run_state::unix_now();
+    let (live_beats, stale): (Vec<_>, Vec<_>) = beats.into_iter().partition(|b| b.is_live_at(now));
+    let live: Vec<RunId> = live_beats.into_iter().map(|b| b.run_id).chain(unreadable).collect();
     let (queues, fleet) = backends(&cfg, &state, Some(1), Duration::from_secs(3600), &aws).await?;
-    let mut deleted = fleet.gc(&|run| live.contains(run)).await?;
-    for name in queues.list(&queue_prefix(cfg.deployment())).await? {
-        if !queue_of_any_run(&name, &live) {
-            queues.delete(&name).await?;
-            deleted.push(name);
+    let mut report = fleet.gc(&|run| live.contains(run)).await;
+    match queues.list(&queue_prefix(cfg.deployment())).await {
+        Ok(names) => {
+            for name in names.into_iter().filter(|n| !queue_of_any_run(n, &live)) {
+                match queues.delete(&name).await {
+                    Ok(()) => report.deleted.push(name),
+                    Err(e) => report.failures.push(format!("queue {name}: {e}")),
+                }
+            }
+        }
+        Err(e) => report.failures.push(format!("listing queues: {e}")),
+    }
+    // A dead run's heartbeat goes last, once nothing of it is known to be left: a gc that failed
+    // somewhere tries that run again next time.
+    if report.failures.is_empty() {
+        for beat in stale {
+            match run_state::delete_heartbeat(&stores, &state, &beat.run_id).await {
+                Ok(()) => report.deleted.push(format!("heartbeat of run {}", beat.run_id)),
+                Err(e) => report.failures.push(format!("heartbeat of run {}: {e}", beat.run_id)),
+            }
         }
     }
     println!(
-        "deployment {}: deleted {} fleet(s)/instance(s)/template(s)/queue(s){}",
+        "deployment {}: deleted {} fleet(s)/instance(s)/template(s)/queue(s)/heartbeat(s){}",
         cfg.deployment(),
-        deleted.len(),
-        if deleted.is_empty() { String::new() } else { format!(": {}", deleted.join(", ")) }
+        report.deleted.len(),
+        if report.deleted.is_empty() { String::new() } else { format!(": {}", report.deleted.join(", ")) }
     );
-    Ok(ExitCode::SUCCESS)
+    if report.failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for failure in &report.failures {
+        eprintln!("fleet gc could not delete: {failure}");
+    }
+    bail!("{} thing(s) could not be deleted (listed above); the next gc tries them again", report.failures.len())
 }

@@ -190,9 +190,11 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
 /// `runner fleet gc` does for runs that are over. (Queues need no sweep: a queue is registered
 /// before it is created.)
 async fn sweep_unregistered(fleet: &dyn runner_backends::fleet::Fleet, run: &RunId) {
-    match fleet.gc(&|r| r != run).await {
-        Ok(deleted) if !deleted.is_empty() => info!(?deleted, "deleted the run's unregistered fleets"),
-        Ok(_) => {}
-        Err(e) => error!("could not sweep the run's unregistered fleets: {e}; run `runner fleet gc`"),
+    let report = fleet.gc(&|r| r != run).await;
+    if !report.deleted.is_empty() {
+        info!(deleted = ?report.deleted, "deleted the run's unregistered fleets");
+    }
+    for failure in &report.failures {
+        error!("could not sweep the run's unregistered fleets: {failure}; run `runner fleet gc`");
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Fleet, FleetError, FleetHandle, FleetRequest, FleetState, Instance, Market, Result, Usage};
+use super::{Fleet, FleetError, FleetHandle, FleetRequest, FleetState, GcReport, Instance, Market, Result, Usage};
 use runner_types::{BackendKind, RunId, StepName};
 
 /// How many times one fleet may replace workers that died within seconds of starting.
@@ -340,10 +340,15 @@ impl Fleet for LocalFleet {
         Ok(())
     }
 
-    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> Result<Vec<String>> {
-        let mut deleted = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.records) else {
-            return Ok(deleted);
+    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> GcReport {
+        let mut report = GcReport::default();
+        let entries = match std::fs::read_dir(&self.records) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return report,
+            Err(e) => {
+                report.failures.push(format!("listing {}: {e}", self.records.display()));
+                return report;
+            }
         };
         for entry in entries.flatten() {
             let path = entry.path();
@@ -358,10 +363,14 @@ impl Fleet for LocalFleet {
             }
             let pids = record.pids.clone();
             tokio::task::spawn_blocking(move || terminate(&pids)).await.ok();
-            let _ = std::fs::remove_file(&path);
-            deleted.push(path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    report.deleted.push(path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+                }
+                Err(e) => report.failures.push(format!("deleting {}: {e}", path.display())),
+            }
         }
-        Ok(deleted)
+        report
     }
 }
 

@@ -199,6 +199,15 @@ impl Usage {
     }
 }
 
+/// What a `gc` did: each thing it deleted, and each failure in words (it went on past them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// What went (fleet ids, instance ids, template names, queue names).
+    pub deleted: Vec<String>,
+    /// What could not be listed or deleted, and why.
+    pub failures: Vec<String>,
+}
+
 /// A place to run workers.
 #[async_trait]
 pub trait Fleet: Send + Sync + std::fmt::Debug {
@@ -239,6 +248,7 @@ pub trait Fleet: Send + Sync + std::fmt::Debug {
     async fn delete(&self, handle: &FleetHandle) -> Result<()>;
 
     /// Deletes every fleet (and instance and launch template) of this tool and this
-    /// deployment whose run is not live. Returns what it deleted.
-    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> Result<Vec<String>>;
+    /// deployment whose run is not live, going on past every failure. Returns what it deleted
+    /// and what it could not.
+    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> GcReport;
 }

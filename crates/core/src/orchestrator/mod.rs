@@ -4,6 +4,7 @@
 //! step's attempts and then fails the step with the item's error.
 
 mod collect;
+mod heartbeat;
 mod leases;
 mod step;
 mod watchdog;
@@ -204,14 +205,26 @@ pub async fn run_job(
     )?;
     let mut record = RunRecord::started(options.run_id.clone(), &spec.name);
     record.write(&*backends.stores, &options.state).await.map_err(infra)?;
+    let beating = heartbeat::Beating::start(
+        backends.stores.clone(),
+        options.state.clone(),
+        options.run_id.clone(),
+        &spec.name,
+        options.heartbeat,
+    )
+    .await
+    .map_err(|e| RunError::Preflight(format!("cannot write the run's heartbeat at {}: {e}", options.state)))?;
 
-    let result = run_steps(spec, &spec_loc, options, backends, observer, live, &mut record).await;
+    let result = run_steps(spec, &spec_loc, options, backends, observer, live).await;
     record.status = if result.is_ok() { RunStatus::Succeeded } else { RunStatus::Failed };
     record.error = result.as_ref().err().map(|e| e.to_string());
     record.heartbeat = unix_now();
     if let Err(e) = record.write(&*backends.stores, &options.state).await {
         warn!("could not write the final run record: {e}");
     }
+    // After the final record: a gc between the two finds a live heartbeat, never a run that
+    // looks over while its record still says running.
+    beating.stop().await;
     let steps = result?;
     Ok(RunSummary { run_id: options.run_id.clone(), steps, seconds: started.elapsed().as_secs_f64() })
 }
@@ -264,7 +277,6 @@ async fn run_steps(
     backends: &Backends,
     observer: &dyn Observer,
     live: &LiveResources,
-    record: &mut RunRecord,
 ) -> Result<Vec<StepSummary>, RunError> {
     let mut order = runner_spec::validate::order(spec).map_err(RunError::Preflight)?;
     if !options.only_steps.is_empty() {
@@ -313,7 +325,7 @@ async fn run_steps(
             deadline,
         };
         let queues = StepQueues { work: &work, callbacks: &*callbacks, dlq: &*dlq };
-        let result = step::run_step(&ctx, step, attempts, &queues, record).await;
+        let result = step::run_step(&ctx, step, attempts, &queues).await;
         delete_queue(backends, live, work.name()).await;
         match result {
             Ok(summary) => summaries.push(summary),

@@ -21,7 +21,7 @@ use super::{Backends, LiveResources, RunError, RunOptions, infra};
 use crate::feed::{self, Feeder};
 use crate::observer::Observer;
 use crate::plan;
-use crate::run_state::{self, RunRecord, unix_now};
+use crate::run_state;
 use crate::summary::{LostAttempt, StepSummary};
 use crate::wire::WorkItem;
 use crate::worker::WorkerConfig;
@@ -30,8 +30,6 @@ use crate::worker::WorkerConfig;
 const MAINTAIN_EVERY: Duration = Duration::from_secs(3);
 /// How often pending items' manifests are read (a callback can be lost for good).
 const MANIFEST_POLL_EVERY: Duration = Duration::from_secs(15);
-/// How often the run record's heartbeat is written.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// What every step of a run shares.
 pub(crate) struct StepContext<'a> {
@@ -77,7 +75,6 @@ pub(crate) async fn run_step(
     step: &StepSpec,
     attempts: u32,
     queues: &StepQueues<'_>,
-    record: &mut RunRecord,
 ) -> Result<StepSummary, RunError> {
     let opts = ctx.options;
     let names = ctx
@@ -96,7 +93,7 @@ pub(crate) async fn run_step(
     let leases = StepLeases::take(ctx.backends.leases.clone(), names, holder, opts.lease_wait)
         .await
         .map_err(|e| lease_error(step, e))?;
-    let result = run_leased(ctx, step, attempts, queues, record, &leases).await;
+    let result = run_leased(ctx, step, attempts, queues, &leases).await;
     leases.give_back().await;
     result
 }
@@ -116,7 +113,6 @@ async fn run_leased(
     step: &StepSpec,
     attempts: u32,
     queues: &StepQueues<'_>,
-    record: &mut RunRecord,
     leases: &StepLeases,
 ) -> Result<StepSummary, RunError> {
     let started = Instant::now();
@@ -203,7 +199,6 @@ async fn run_leased(
             todo: &todo,
             feeder: &mut feeder,
             summary: &mut summary,
-            record,
             watchdog,
             spans: HashMap::new(),
             handed_back: HashMap::new(),
@@ -293,7 +288,6 @@ struct Wait<'a, 'b> {
     todo: &'a [&'a WorkItem],
     feeder: &'a mut Feeder,
     summary: &'a mut StepSummary,
-    record: &'a mut RunRecord,
     watchdog: Watchdog,
     /// When each worker ran each committed attempt.
     spans: HashMap<String, Vec<(f64, f64)>>,
@@ -327,8 +321,7 @@ impl Wait<'_, '_> {
         let collector = Collector::new(&ctx.options.run_id, self.todo, queues.callbacks, queues.dlq);
         let mut done: BTreeSet<WorkItemId> = BTreeSet::new();
         let mut failures: HashMap<WorkItemId, (u32, String)> = HashMap::new();
-        let (mut last_maintain, mut last_manifest_check, mut last_heartbeat) =
-            (Instant::now(), Instant::now(), Instant::now());
+        let (mut last_maintain, mut last_manifest_check) = (Instant::now(), Instant::now());
         let total = self.todo.len();
         ctx.observer.progress(&self.step.name, ctx.index, ctx.steps, 0, total);
         while done.len() < total {
@@ -369,11 +362,6 @@ impl Wait<'_, '_> {
                     self.count(event, &mut done, &mut failures)?;
                 }
                 ctx.observer.progress(&self.step.name, ctx.index, ctx.steps, done.len(), total);
-            }
-            if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
-                last_heartbeat = Instant::now();
-                self.record.heartbeat = unix_now();
-                self.record.write(&*ctx.backends.stores, &ctx.options.state).await.ok();
             }
         }
         Ok(())

@@ -48,7 +48,9 @@ use self::history::{HistoryReader, Problem, Read};
 use self::launch::Launcher;
 use self::trouble::Trouble;
 use self::usage::Ledger;
-use super::{EndReason, Ended, Fleet, FleetError, FleetHandle, FleetRequest, FleetState, Instance, Result, Usage};
+use super::{
+    EndReason, Ended, Fleet, FleetError, FleetHandle, FleetRequest, FleetState, GcReport, Instance, Result, Usage,
+};
 use runner_types::{BackendKind, RunId};
 
 /// What a fleet provider needs besides its configuration.
@@ -555,13 +557,8 @@ impl Fleet for Ec2Fleet {
         if failures.0.is_empty() { Ok(()) } else { Err(FleetError::Cleanup(failures.0)) }
     }
 
-    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> Result<Vec<String>> {
+    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> GcReport {
         let (deleted, failures) = cleanup::gc(&self.client, &self.settings.deployment, is_live).await;
-        if failures.0.is_empty() {
-            Ok(deleted)
-        } else {
-            tracing::warn!("fleet gc deleted {}: {}", deleted.len(), deleted.join(", "));
-            Err(FleetError::Cleanup(failures.0))
-        }
+        GcReport { deleted, failures: failures.0 }
     }
 }
