@@ -476,6 +476,33 @@ fn a_poison_item_fails_the_step_with_its_error() {
 }
 
 #[test]
+fn an_item_reaching_the_queues_visibility_ceiling_is_stopped_unpublished_and_fails_naming_the_limit() {
+    // SQS keeps a message invisible at most 12 hours from its receipt; the failpoint makes the
+    // ceiling 8 s so the test reaches it. Items take 30 s: each is stopped 2 s (two heartbeats)
+    // before the ceiling, never published, and not retried (a rerun would hit the same limit).
+    let f = fixture(MAP_JOB, "max_attempts = 3\n", 1);
+    let out = f.run(
+        &["--workers", "1"],
+        &[("SPOTLAKE_TEST_ITEM_SLEEP_MS", "30000"), ("SPOTLAKE_TEST_VISIBILITY_CEILING_SECS", "8")],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("failed after 1 attempt(s)"), "{err}");
+    assert!(
+        err.contains("its queue keeps a message invisible at most 8s from its receipt (SQS's limit)")
+            && err.contains("split the item"),
+        "{err}"
+    );
+    let published: Vec<_> = walkdir(&f.root.join("out"));
+    assert!(published.is_empty(), "nothing of the stopped item is published: {published:?}");
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.flatten().flat_map(|e| if e.path().is_dir() { walkdir(&e.path()) } else { vec![e.path()] }).collect()
+}
+
+#[test]
 fn sql_naming_a_missing_column_fails_at_the_first_attempt_naming_output_and_column() {
     let job = MAP_JOB
         .replace("SELECT event_id, user_id, event_type, amount FROM web", "SELECT event_id, no_such_column FROM web");

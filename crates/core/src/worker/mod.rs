@@ -25,6 +25,7 @@ use child::{ChildOutcome, run_item_process};
 use memory_limit::MemoryLimit;
 use notices::{current_notice, signals, wait_terminate};
 use retrying::Retrying;
+use visibility::{Keeper, Loss};
 use warm::{WarmBudget, WarmProcesses};
 
 pub mod capacity;
@@ -35,6 +36,7 @@ pub mod item_env;
 pub mod memory_limit;
 mod notices;
 mod retrying;
+pub mod visibility;
 pub mod warm;
 
 /// How workers find their queues and behave. The orchestrator writes it; the fleet carries it
@@ -294,6 +296,8 @@ async fn serve(
         };
         // SQS hands out at most 10 messages per receive.
         let visibility = Duration::from_secs(shared.cfg.visibility_secs);
+        // Before the receive: the queue's 12 hours count from a moment at or after this.
+        let asked_at = Instant::now();
         let receive = shared.work.receive(free.min(10), wait, visibility);
         let received = if running.is_empty() && shared.cfg.backend == BackendKind::Local {
             // An idle local worker told to stop (its fleet is being deleted at the end of the
@@ -346,23 +350,8 @@ async fn serve(
         }
         for message in received {
             let (shared, mut spot, mut sig) = (shared.clone(), spot.clone(), sig.clone());
-            running.spawn(async move { handle(&shared, &message, &mut spot, &mut sig).await });
+            running.spawn(async move { handle(&shared, &message, asked_at, &mut spot, &mut sig).await });
         }
-    }
-}
-
-/// A spawned task aborted when this is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl AbortOnDrop {
-    fn abort(&self) {
-        self.0.abort();
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -397,6 +386,7 @@ fn unix_seconds() -> f64 {
 async fn handle(
     shared: &Shared,
     message: &Received,
+    received_at: Instant,
     spot: &mut Option<watch::Receiver<Notice>>,
     sig: &mut watch::Receiver<Notice>,
 ) -> anyhow::Result<Option<String>> {
@@ -424,40 +414,45 @@ async fn handle(
     let started_at = unix_seconds();
     let scratch =
         tempfile::Builder::new().prefix("runner-item-").tempdir_in(scratch_root).context("creating scratch space")?;
-    // Aborted when dropped, so no return path leaves it extending a message's visibility.
-    let heartbeat = AbortOnDrop({
-        let work = work.clone();
-        let receipt = message.receipt.clone();
-        let every = Duration::from_secs(cfg.heartbeat_secs.max(1));
-        let visibility = Duration::from_secs(cfg.visibility_secs);
-        let label = item.label.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = work.set_visibility(&receipt, visibility).await {
-                    warn!(item = %label, "heartbeat failed: {e}");
-                }
+    // Stopped when dropped, so no return path leaves it extending a message's visibility.
+    let keeper = Keeper::start(
+        work.clone(),
+        message.receipt.clone(),
+        tokio::time::Instant::from_std(received_at),
+        Duration::from_secs(cfg.visibility_secs),
+        Duration::from_secs(cfg.heartbeat_secs.max(1)),
+        item.label.clone(),
+    );
+    let cancel = {
+        let lost = keeper.lost();
+        async move {
+            tokio::select! {
+                reason = wait_terminate(spot, sig) => reason,
+                loss = lost => loss.to_string(),
             }
-        })
-    });
+        }
+    };
     let limit = MemoryLimit::of(&item, *default_limit);
     let outcome = match warm {
-        Some(warm) => warm.run(&item, scratch.path(), limit, wait_terminate(spot, sig)).await,
-        None => run_item_process(&item, scratch.path(), item_env, limit, wait_terminate(spot, sig)).await,
+        Some(warm) => warm.run(&item, scratch.path(), limit, cancel).await,
+        None => run_item_process(&item, scratch.path(), item_env, limit, cancel).await,
     };
     let (outcome, stop) = match outcome.context("starting the item process")? {
         ChildOutcome::Succeeded(stats) => (Outcome::Succeeded { stats }, None),
         ChildOutcome::Failed { error, permanent } => (Outcome::Failed { error, permanent }, None),
-        ChildOutcome::Killed(reason) => (Outcome::Interrupted { reason: reason.clone() }, Some(reason)),
+        // Stopped by its keeper: not a reason for the worker to stop.
+        ChildOutcome::Killed(reason) => match keeper.loss() {
+            Some(Loss::Ceiling(error)) => (Outcome::Failed { error, permanent: true }, None),
+            Some(lost @ Loss::Lost(_)) => (Outcome::Interrupted { reason: lost.to_string() }, None),
+            None => (Outcome::Interrupted { reason: reason.clone() }, Some(reason)),
+        },
     };
     // Hand the item back before anything else when it did not succeed and a retry may help:
     // another worker can start at once. A permanent failure is not run again; its message is
     // deleted once the orchestrator has been told.
     let permanent = matches!(outcome, Outcome::Failed { permanent: true, .. });
     if !matches!(outcome, Outcome::Succeeded { .. }) && !permanent {
-        heartbeat.abort();
+        keeper.stop();
         work.set_visibility(&message.receipt, Duration::ZERO).await.ok();
     }
     match &outcome {
@@ -495,7 +490,7 @@ async fn handle(
     };
     // The heartbeat kept the message invisible while the callback was retried: no other worker
     // runs the item again meanwhile.
-    heartbeat.abort();
+    keeper.stop();
     match (sent, succeeded || permanent) {
         (Ok(_), true) => work.delete(&message.receipt).await.context("deleting a finished item")?,
         (Err(e), true) => {
