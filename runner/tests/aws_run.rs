@@ -1008,6 +1008,49 @@ async fn fleet_gc_leaves_alone_a_run_that_waits_on_a_lease_longer_than_gcs_thres
     assert_eq!(env.committers("state/items/many/copy/2024-01-01/").await, ["holder", "holder"]);
     assert!(env.keys("state/live/").await.is_empty(), "each run deletes its heartbeat when it ends");
     env.assert_nothing_left().await;
+    // AWS wants EC2 Fleet's service-linked role before the first fleet made through the API:
+    // the first run's preflight made it, the second found it made.
+    let iam = env.aws.iam().await;
+    let roles = iam.list_roles().path_prefix("/aws-service-role/ec2fleet.amazonaws.com/").send().await.unwrap();
+    assert_eq!(roles.roles().len(), 1, "{roles:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_id_reused_after_a_crash_takes_over_its_own_template_and_queues() {
+    let env = setup(SMALL).await;
+    // The crashed attempt's lease runs out 3 s after its last renewal; the resumed one waits.
+    env.configure("lease_ttl_secs = 3\nlease_wait_secs = 60");
+    let job = items(&env, 2).await;
+    let job = job.to_string_lossy();
+    let args = ["run", &*job, "--partition", "2024-01-01", "--run-id", "again"];
+    let slow = ("SPOTLAKE_TEST_ITEM_SLEEP_MS", "8000");
+    let mut crashed = env.spawn_logged("crashed", &args, &[slow]);
+    let mut stand_ins = env.stand_ins().with_env(slow.0, slow.1);
+    let ec2 = env.aws.ec2().await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stand_ins.consoles().contains("running item=copy[2024-01-01]") {
+        assert!(Instant::now() < deadline, "the items never ran\n{}\n{}", env.log("crashed"), stand_ins.consoles());
+        stand_ins.tick(&ec2).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The orchestrator dies outright: its template, queues and fleet stay.
+    crashed.kill().unwrap();
+    crashed.wait().unwrap();
+    let (templates, queues) = env.leftovers().await;
+    assert_eq!(templates.len(), 1, "{templates:?}");
+    assert_eq!(queues.len(), 3, "{queues:?}");
+    // Resumed under the same id, with another visibility: SQS's CreateQueue refuses the work
+    // queue's name with other attributes, and EC2 refuses the template's name.
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, config.replace("visibility_secs = 5", "visibility_secs = 7")).unwrap();
+    let resumed = env.spawn_logged("resumed", &args, &[]);
+    let ended = env.drive_all(vec![resumed], &mut stand_ins, Instant::now(), Duration::from_secs(180)).await;
+    let log = env.log("resumed");
+    assert!(ended[0].0.success(), "{log}\n{}", stand_ins.consoles());
+    assert!(log.contains("replaced the launch template an earlier attempt of this run left"), "{log}");
+    assert!(log.contains("took over a queue of this name left by an earlier attempt of this run"), "{log}");
+    assert_eq!(env.ids("data/many_out/").await, item_ids(0..2));
+    env.assert_nothing_left().await;
 }
 
 /// Where a run holds its lease on the one-file-items step's partition.

@@ -115,6 +115,7 @@ queue_tests!(
     visibility_hides_and_returns,
     heartbeat_and_release,
     dead_letter_after_max_receives,
+    create_takes_over_a_leftover_with_other_options,
     long_poll_waits_for_a_message,
     many_messages_each_delivered_once,
     size_limit,
@@ -271,7 +272,8 @@ async fn an_s3_lease_taken_over_is_lost_to_its_old_holder() {
     let leases = S3Leases::new(client, bucket, "state", std::time::Duration::from_secs(1));
     let (a, b) = (lease_suite::holder("run-a"), lease_suite::holder("run-b"));
     let mut first = leases.acquire("j/s/p", &a).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Past its second, and the one S3's whole-second stamps add.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let second = leases.acquire("j/s/p", &b).await.expect("an expired lease is taken over");
     let lost = leases.renew(&mut first, &a).await.expect_err("the old holder has lost it");
     assert!(lost.to_string().contains("lost") && lost.to_string().contains("run-b"), "{lost}");
@@ -280,4 +282,27 @@ async fn an_s3_lease_taken_over_is_lost_to_its_old_holder() {
     let third = leases.acquire("j/s/p", &lease_suite::holder("run-c")).await;
     assert!(matches!(third, Err(runner_backends::lease::LeaseError::Held { .. })), "{third:?}");
     leases.release(second).await.unwrap();
+}
+
+/// A holder whose clock runs an hour fast writes an expiry an hour late; S3's own clock (the
+/// object's `Last-Modified` and the lease's time to live) is what says the lease is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_lease_expires_by_s3s_clock_whatever_its_holders_clock_said() {
+    let aws = AwsClients::for_endpoint(&shared_moto().endpoint, "us-east-1").await;
+    let client = aws.s3().await;
+    let bucket = unique("leases-");
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let mut fast = lease_suite::holder("run-fast-clock");
+    (fast.expires_at, fast.ttl_secs) = (now + 3600.0 + 1.0, Some(1.0));
+    let body = serde_json::to_vec(&fast).unwrap();
+    client.put_object().bucket(&bucket).key("state/leases/j/s/p.json").body(body.into()).send().await.unwrap();
+    let leases = S3Leases::new(client, bucket, "state", std::time::Duration::from_secs(1));
+    let held = leases.acquire("j/s/p", &lease_suite::holder("run-b")).await;
+    assert!(matches!(held, Err(runner_backends::lease::LeaseError::Held { .. })), "live at first: {held:?}");
+    // S3 stamps whole seconds, and a lease gets one more: 3 s is past it by S3's clock.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let taken = leases.acquire("j/s/p", &lease_suite::holder("run-b")).await;
+    assert!(taken.is_ok(), "over by S3's clock an hour before the holder's expiry: {taken:?}");
+    leases.release(taken.unwrap()).await.unwrap();
 }

@@ -90,6 +90,7 @@ impl Leases for LocalLeases {
                 pid: 0,
                 started_at: String::new(),
                 expires_at: 0.0,
+                ttl_secs: None,
             });
             return Err(LeaseError::Held { name: name.to_string(), holder: Box::new(holder) });
         }

@@ -33,15 +33,22 @@ pub struct Holder {
     pub pid: u32,
     /// When the run started (RFC 3339).
     pub started_at: String,
-    /// Until when the lease holds unless renewed (Unix seconds; S3 only).
+    /// Until when the lease holds unless renewed (Unix seconds by the holder's clock; S3 only).
+    /// For people: expiry is judged by S3's clock, from the object's `Last-Modified` and
+    /// `ttl_secs`.
     #[serde(default)]
     pub expires_at: f64,
+    /// How long the lease holds after each write unless renewed (S3 only; absent in leases
+    /// written by older runners, judged by `expires_at` then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<f64>,
 }
 
 impl Holder {
     /// The same holder, whatever the expiry each copy carries.
     pub fn same_holder(&self, other: &Holder) -> bool {
-        Holder { expires_at: 0.0, ..self.clone() } == Holder { expires_at: 0.0, ..other.clone() }
+        let bare = |h: &Holder| Holder { expires_at: 0.0, ttl_secs: None, ..h.clone() };
+        bare(self) == bare(other)
     }
 }
 

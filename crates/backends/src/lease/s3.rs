@@ -2,7 +2,9 @@
 //! Taking one is a put with `If-None-Match: *`; renewing it, or taking over an expired one, is a
 //! put with `If-Match` on the ETag last seen, so of two runs racing for it exactly one wins, and
 //! a holder that finds its ETag changed knows it lost the lease. Releasing deletes it, again
-//! only if the ETag is still the holder's.
+//! only if the ETag is still the holder's. Expiry is judged by S3's clock: the object's
+//! `Last-Modified` plus the lease's time to live, not an expiry the holder computed with its own
+//! clock (a holder whose clock runs an hour fast would hold a dead lease an hour longer).
 
 use std::time::Duration;
 
@@ -50,6 +52,7 @@ impl S3Leases {
     fn body(&self, holder: &Holder) -> Vec<u8> {
         let mut h = holder.clone();
         h.expires_at = now() + self.ttl.as_secs_f64();
+        h.ttl_secs = Some(self.ttl.as_secs_f64());
         serde_json::to_vec(&h).unwrap_or_default()
     }
 
@@ -84,11 +87,12 @@ impl S3Leases {
         }
     }
 
-    /// The lease object and its ETag, if there is one.
-    async fn read(&self, name: &str) -> Result<Option<(Holder, String)>> {
+    /// The lease object, its ETag and whether it has expired, if there is one.
+    async fn read_judged(&self, name: &str) -> Result<Option<(Holder, String, bool)>> {
         match self.client.get_object().bucket(&self.bucket).key(self.key(name)).send().await {
             Ok(out) => {
                 let etag = out.e_tag().unwrap_or_default().to_string();
+                let written = out.last_modified().and_then(|t| t.as_secs_f64().into());
                 let bytes = out.body.collect().await.map_err(|e| LeaseError::Backend {
                     operation: "read",
                     name: name.to_string(),
@@ -99,11 +103,28 @@ impl S3Leases {
                     name: name.to_string(),
                     detail: format!("the lease object is not a holder: {e}"),
                 })?;
-                Ok(Some((holder, etag)))
+                let expired = expired(&holder, written, now());
+                Ok(Some((holder, etag, expired)))
             }
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),
             Err(e) => Err(Self::fail("read", name, &e)),
         }
+    }
+
+    /// The lease object and its ETag, if there is one.
+    async fn read(&self, name: &str) -> Result<Option<(Holder, String)>> {
+        Ok(self.read_judged(name).await?.map(|(h, etag, _)| (h, etag)))
+    }
+}
+
+/// Whether a lease has expired at `now` (Unix seconds, this host's clock): `written` (S3's
+/// `Last-Modified`, S3's clock) plus its time to live. The holder's own clock plays no part; a
+/// lease from an older runner, without a time to live, is judged by its `expires_at`. S3 stamps
+/// whole seconds, so a lease is given one more second.
+pub(crate) fn expired(holder: &Holder, written: Option<f64>, now: f64) -> bool {
+    match (holder.ttl_secs, written) {
+        (Some(ttl), Some(written)) => now > written + ttl + 1.0,
+        _ => holder.expires_at <= now,
     }
 }
 
@@ -116,8 +137,8 @@ impl Leases for S3Leases {
             if let Put::Done(version) = self.put(name, self.body(holder), None).await? {
                 return Ok(Lease { name: name.to_string(), version });
             }
-            let Some((current, etag)) = self.read(name).await? else { continue };
-            if current.expires_at > now() {
+            let Some((current, etag, expired)) = self.read_judged(name).await? else { continue };
+            if !expired {
                 return Err(LeaseError::Held { name: name.to_string(), holder: Box::new(current) });
             }
             // Its holder stopped renewing: take it over, unless someone else just did.
@@ -173,5 +194,37 @@ impl Leases for S3Leases {
 
     fn renew_every(&self) -> Duration {
         self.ttl / 3
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(expires_at: f64, ttl_secs: Option<f64>) -> Holder {
+        Holder {
+            run_id: "r".into(),
+            dagster_run_id: None,
+            host: "h".into(),
+            pid: 1,
+            started_at: "2026-12-07T00:00:00Z".into(),
+            expires_at,
+            ttl_secs,
+        }
+    }
+
+    #[test]
+    fn expiry_is_judged_by_s3s_write_time_not_the_holders_clock() {
+        // A holder whose clock ran an hour fast wrote an expiry an hour too late; S3 stamped the
+        // write at 1000. With a 30 s lease, it is over at 1031 for every reader.
+        let fast = holder(1000.0 + 3600.0 + 30.0, Some(30.0));
+        assert!(!expired(&fast, Some(1000.0), 1031.0));
+        assert!(expired(&fast, Some(1000.0), 1031.5));
+        // One whose clock ran an hour slow can't lose a live lease either.
+        let slow = holder(1000.0 - 3600.0 + 30.0, Some(30.0));
+        assert!(!expired(&slow, Some(1000.0), 1010.0));
+        // A lease from an older runner (no time to live) keeps the old rule.
+        assert!(expired(&holder(1030.0, None), Some(1000.0), 1030.0));
+        assert!(!expired(&holder(1030.0, None), Some(1000.0), 1029.0));
     }
 }

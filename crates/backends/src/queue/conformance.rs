@@ -95,6 +95,29 @@ pub async fn dead_letter_after_max_receives(b: &dyn QueueBackend, prefix: &str) 
     Ok(())
 }
 
+/// Creating a queue whose name a leftover holds with other options (a run resumed under its own
+/// id after a crash) takes the leftover over with the new options.
+pub async fn create_takes_over_a_leftover_with_other_options(b: &dyn QueueBackend, prefix: &str) -> Result<(), String> {
+    let name = format!("{prefix}-left");
+    b.create(&name, &QueueOptions { visibility: Duration::from_secs(30), dead_letter: None })
+        .await
+        .map_err(e("create"))?;
+    let dlq_name = format!("{prefix}-left-dlq");
+    let dlq = b.create(&dlq_name, &QueueOptions::default()).await.map_err(e("create dlq"))?;
+    let options = QueueOptions { visibility: Duration::from_secs(60), dead_letter: Some((dlq_name, 1)) };
+    let q = b.create(&name, &options).await.map_err(e("create over the leftover"))?;
+    // The new dead-letter setting holds: one receive, and the message is dead.
+    q.send(&["m".to_string()]).await.map_err(e("send"))?;
+    let got = q.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.map_err(e("receive"))?;
+    ensure!(got.len() == 1, "received: {got:?}");
+    q.set_visibility(&got[0].receipt, Duration::ZERO).await.map_err(e("release"))?;
+    let again = q.receive(1, Duration::from_secs(1), Duration::from_secs(30)).await.map_err(e("receive"))?;
+    ensure!(again.is_empty(), "after one receive the message is not delivered again: {again:?}");
+    let dead = dlq.receive(1, Duration::from_secs(3), Duration::from_secs(30)).await.map_err(e("receive dlq"))?;
+    ensure!(dead.len() == 1 && dead[0].body == "m", "it is in the new dead-letter queue: {dead:?}");
+    Ok(())
+}
+
 /// An empty long poll waits, and returns a message sent while it waits.
 pub async fn long_poll_waits_for_a_message(b: &dyn QueueBackend, prefix: &str) -> Result<(), String> {
     let q = b.create(&format!("{prefix}-poll"), &QueueOptions::default()).await.map_err(e("create"))?;

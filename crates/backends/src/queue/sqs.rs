@@ -44,6 +44,14 @@ fn deleted_recently<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
     e.as_service_error().and_then(ProvideErrorMetadata::code).is_some_and(|c| c.contains("QueueDeletedRecently"))
 }
 
+/// Whether SQS refused a name because a queue of that name exists with other attributes
+/// (`QueueNameExists`; the query protocol's `QueueAlreadyExists`).
+fn name_exists<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+    e.as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|c| c.contains("QueueNameExists") || c.contains("QueueAlreadyExists"))
+}
+
 /// Queues in one account and region.
 #[derive(Debug, Clone)]
 pub struct SqsQueues {
@@ -54,6 +62,26 @@ impl SqsQueues {
     /// Queues reached with this client.
     pub fn new(client: Client) -> Self {
         Self { client }
+    }
+
+    /// Sets a leftover queue's attributes to these; returns its URL.
+    async fn take_over(&self, name: &str, attributes: &[(QueueAttributeName, String)]) -> Result<String> {
+        let url = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| fail(name, "get_queue_url", e))?
+            .queue_url
+            .unwrap_or_default();
+        let mut req = self.client.set_queue_attributes().queue_url(&url);
+        for (key, value) in attributes {
+            req = req.attributes(key.clone(), value);
+        }
+        req.send().await.map_err(|e| fail(name, "set_queue_attributes", e))?;
+        tracing::info!(queue = name, "took over a queue of this name left by an earlier attempt of this run");
+        Ok(url)
     }
 }
 
@@ -74,13 +102,11 @@ where
 #[async_trait]
 impl QueueBackend for SqsQueues {
     async fn create(&self, name: &str, options: &QueueOptions) -> Result<Arc<dyn Queue>> {
-        let mut req = self
-            .client
-            .create_queue()
-            .queue_name(name)
-            .attributes(QueueAttributeName::VisibilityTimeout, options.visibility.as_secs().to_string())
-            .attributes(QueueAttributeName::ReceiveMessageWaitTimeSeconds, "0")
-            .attributes(QueueAttributeName::MaximumMessageSize, MAX_MESSAGE_BYTES.to_string());
+        let mut attributes = vec![
+            (QueueAttributeName::VisibilityTimeout, options.visibility.as_secs().to_string()),
+            (QueueAttributeName::ReceiveMessageWaitTimeSeconds, "0".to_string()),
+            (QueueAttributeName::MaximumMessageSize, MAX_MESSAGE_BYTES.to_string()),
+        ];
         if let Some((dlq, max)) = &options.dead_letter {
             let dlq_url = self
                 .client
@@ -102,7 +128,11 @@ impl QueueBackend for SqsQueues {
             let arn =
                 attrs.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().unwrap_or_default();
             let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string();
-            req = req.attributes(QueueAttributeName::RedrivePolicy, policy);
+            attributes.push((QueueAttributeName::RedrivePolicy, policy));
+        }
+        let mut req = self.client.create_queue().queue_name(name);
+        for (key, value) in &attributes {
+            req = req.attributes(key.clone(), value);
         }
         // SQS refuses a name deleted less than 60 s ago (a run resumed under its own id at once).
         let mut waited = Duration::ZERO;
@@ -117,6 +147,10 @@ impl QueueBackend for SqsQueues {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     waited += Duration::from_secs(5);
                 }
+                // A queue of this name with other settings: a run resumed under its own id after
+                // a crash left it (names hold the deployment and the run id). It is taken over
+                // with this run's settings, as the local queue does.
+                Err(e) if name_exists(&e) => break self.take_over(name, &attributes).await?,
                 Err(e) => return Err(fail(name, "create_queue", e)),
             }
         };

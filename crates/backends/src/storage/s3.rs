@@ -16,6 +16,21 @@ use super::{ObjectMeta, Result, Storage, StorageError, check_key};
 const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
 const PART_SIZE: u64 = 32 * 1024 * 1024;
 
+/// How long `put_if_absent` waits before each retry of a 409 `ConditionalRequestConflict`.
+const CONFLICT_RETRY_WAITS: [std::time::Duration; 5] = [
+    std::time::Duration::from_millis(50),
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(400),
+    std::time::Duration::from_millis(800),
+];
+
+/// Whether S3 refused a conditional write because another one to the key was in flight (409
+/// `ConditionalRequestConflict`): AWS says to retry it. A 412 (the key exists) is an answer.
+pub(crate) fn conditional_conflict(code: Option<&str>, status: Option<u16>) -> bool {
+    code == Some("ConditionalRequestConflict") || (code.is_none() && status == Some(409))
+}
+
 /// A store rooted at a bucket (and an optional key prefix).
 #[derive(Debug, Clone)]
 pub struct S3Storage {
@@ -78,14 +93,10 @@ impl S3Storage {
         StorageError::Backend { store: self.describe(), operation, key: key.to_string(), detail: e.to_string() }
     }
 
-    /// One `PutObject`; with `if_absent`, only when no object exists (`If-None-Match: *`).
-    async fn put(&self, key: &str, full: &str, body: ByteStream, if_absent: bool) -> Result<()> {
-        let mut request = self.client.put_object().bucket(&self.bucket).key(full).body(body);
-        if if_absent {
-            request = request.if_none_match("*");
-        }
-        let operation = if if_absent { "put_if_absent" } else { "put" };
-        request.send().await.map_err(|e| self.fail(operation, key, e)).map(|_| ())
+    /// One `PutObject`, replacing any object there.
+    async fn put(&self, key: &str, full: &str, body: ByteStream) -> Result<()> {
+        let request = self.client.put_object().bucket(&self.bucket).key(full).body(body);
+        request.send().await.map_err(|e| self.fail("put", key, e)).map(|_| ())
     }
 
     async fn get(&self, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
@@ -184,17 +195,33 @@ impl Storage for S3Storage {
             return self.multipart(key, &full, src, size).await;
         }
         let body = ByteStream::from_path(src).await.map_err(|e| self.io("put", key, e))?;
-        self.put(key, &full, body, false).await
+        self.put(key, &full, body).await
     }
 
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         let full = self.full_key(key)?;
-        self.put(key, &full, ByteStream::from(bytes), false).await
+        self.put(key, &full, ByteStream::from(bytes)).await
     }
 
     async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         let full = self.full_key(key)?;
-        self.put(key, &full, ByteStream::from(bytes), true).await
+        // S3 answers 409 ConditionalRequestConflict while a conflicting write to the key is in
+        // flight, and says to retry: the retry gets the write through or a 412 (it exists).
+        let mut waits = CONFLICT_RETRY_WAITS.iter();
+        loop {
+            let sent = self.client.put_object().bucket(&self.bucket).key(&full).if_none_match("*");
+            match sent.body(ByteStream::from(bytes.clone())).send().await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    let code = e.as_service_error().and_then(ProvideErrorMetadata::code).map(str::to_string);
+                    let status = e.raw_response().map(|r| r.status().as_u16());
+                    match (conditional_conflict(code.as_deref(), status), waits.next()) {
+                        (true, Some(wait)) => tokio::time::sleep(*wait).await,
+                        _ => return Err(self.fail("put_if_absent", key, e)),
+                    }
+                }
+            }
+        }
     }
 
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
@@ -258,5 +285,20 @@ impl Storage for S3Storage {
             .await
             .map_err(|e| self.fail("delete", key, e))
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conditional_conflict;
+
+    #[test]
+    fn a_conditional_write_conflict_is_retried_and_an_existing_key_is_an_answer() {
+        // S3's documented answers to `PutObject` with `If-None-Match: *`.
+        assert!(conditional_conflict(Some("ConditionalRequestConflict"), Some(409)));
+        assert!(conditional_conflict(None, Some(409)), "a 409 without a body is the same answer");
+        assert!(!conditional_conflict(Some("PreconditionFailed"), Some(412)));
+        assert!(!conditional_conflict(Some("OperationAborted"), Some(409)), "another 409 is not this one");
+        assert!(!conditional_conflict(Some("AccessDenied"), Some(403)));
     }
 }

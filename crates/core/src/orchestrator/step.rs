@@ -89,6 +89,7 @@ pub(crate) async fn run_step(
         pid: std::process::id(),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         expires_at: 0.0,
+        ttl_secs: None,
     };
     let leases = StepLeases::take(ctx.backends.leases.clone(), names, holder, opts.lease_wait)
         .await

@@ -88,6 +88,12 @@ impl Capacity {
         }
     }
 
+    /// Whether a fleet of the step showed no instance and has reported no problem: one EC2 ends
+    /// in that state was deleted at once.
+    pub(crate) fn showed_nothing(&self, fleet: &str) -> bool {
+        self.fleets.iter().any(|f| f.id == fleet && f.shown == 0 && !f.failed)
+    }
+
     /// A problem a fleet (or a `CreateFleet` call, `fleet` = None) reported at `now`: the fleet
     /// is not on its way any more, and the next top-up waits (every kind of problem backs off:
     /// a fleet that failed for a permission or a bad AMI would fail again at once).
@@ -223,6 +229,30 @@ mod tests {
         assert_eq!(c.pending_vcpus(t0), 0, "it showed all it asked for");
         assert_eq!(c.young(t0), ["fleet-2"], "but its instances may not be listed yet");
         assert!(c.young(t0 + PENDING_GRACE).is_empty());
+    }
+
+    #[test]
+    fn a_fleet_ended_before_showing_anything_backs_the_next_one_off_each_time() {
+        // EC2 deletes a request over the account's fleet limits at once: the old rule followed
+        // it with a new fleet every PENDING_GRACE, with nothing said.
+        let t0 = Instant::now();
+        let mut c = Capacity::new(WAIT, t0);
+        c.launched("fleet-1".into(), 8, t0);
+        assert!(c.showed_nothing("fleet-1"));
+        assert_eq!(
+            c.problem(Some("fleet-1"), Trouble::Other, t0 + Duration::from_secs(3)),
+            Some(Duration::from_secs(30))
+        );
+        assert!(!c.showed_nothing("fleet-1"), "reported once");
+        assert_eq!(c.decide(0, 8, t0 + Duration::from_secs(32)), Decision::Wait);
+        let t1 = t0 + Duration::from_secs(33);
+        assert_eq!(c.decide(0, 8, t1), Decision::TopUp(8));
+        c.launched("fleet-2".into(), 8, t1);
+        assert_eq!(c.problem(Some("fleet-2"), Trouble::Other, t1), Some(Duration::from_secs(60)), "doubled");
+        // One that showed instances and then ended is not such a fleet.
+        c.launched("fleet-3".into(), 8, t1);
+        c.shown("fleet-3", 8);
+        assert!(!c.showed_nothing("fleet-3"));
     }
 
     #[test]

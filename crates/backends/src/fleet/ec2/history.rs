@@ -2,7 +2,10 @@
 //! errors only in their history (`DescribeFleets`' `Errors` is filled for `instant` fleets), so
 //! the [`HistoryReader`] reads `DescribeFleetHistory` for each live fleet, from where its last
 //! read stopped, at most every [`READ_EVERY`] per fleet and [`FLEETS_PER_LOOK`] fleets a look.
-//! Throttling backs the reader off; only an endpoint that lacks the call (moto) turns it off.
+//! Throttling backs the reader off; only an endpoint that lacks the call (moto) turns it off:
+//! one that answered nothing but bare 500s [`BARE_500S_TO_GIVE_UP`] times in a row. A fleet
+//! that is over is read for [`HISTORY_LAG`] more, since EC2 writes its events up to 30 s late
+//! (the reason a fleet was deleted at once is there).
 //! The calls themselves are the caller's: the reader decides what to read and digests answers.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +20,10 @@ use super::trouble::{self, Trouble};
 pub(crate) const READ_EVERY: Duration = Duration::from_secs(15);
 /// The most fleets whose history one look reads.
 pub(crate) const FLEETS_PER_LOOK: usize = 4;
+/// How long a fleet that is over is still read: EC2 writes history events up to 30 s late.
+pub(crate) const HISTORY_LAG: Duration = Duration::from_secs(45);
+/// Bare 500s in a row, with no answer ever, after which the endpoint is taken to lack the call.
+pub(crate) const BARE_500S_TO_GIVE_UP: u32 = 3;
 
 /// The history events that say a launch went wrong (EC2's `EventInformation` sub types of
 /// `error` and `information` events).
@@ -62,6 +69,8 @@ pub(crate) fn problems_in(fleet: &str, records: &[HistoryRecordEntry]) -> Vec<Pr
 struct Cursor {
     since: SystemTime,
     next_read: Instant,
+    /// When the fleet was seen over; it is forgotten after a read [`HISTORY_LAG`] later.
+    over_at: Option<Instant>,
 }
 
 /// What to read next and what has been reported.
@@ -72,6 +81,10 @@ pub(crate) struct HistoryReader {
     reported: BTreeSet<(String, String)>,
     /// Round robin over the fleets, so a look past [`FLEETS_PER_LOOK`] fleets reaches them all.
     turn: usize,
+    /// Whether the endpoint has ever answered with records.
+    answered: bool,
+    /// Bare 500s in a row.
+    bare_500s: u32,
 }
 
 /// What a read of one fleet's history came to.
@@ -90,6 +103,8 @@ impl Default for HistoryReader {
             throttled: Backoff::new(Duration::from_secs(5), Duration::from_secs(120)),
             reported: BTreeSet::new(),
             turn: 0,
+            answered: false,
+            bare_500s: 0,
         }
     }
 }
@@ -97,14 +112,24 @@ impl Default for HistoryReader {
 impl HistoryReader {
     /// A fleet to read from `since` (a minute before it was made, for clock skew).
     pub(crate) fn follow(&mut self, fleet: &str, made: SystemTime, now: Instant) {
-        self.cursors
-            .entry(fleet.to_string())
-            .or_insert(Cursor { since: made - Duration::from_secs(60), next_read: now });
+        self.cursors.entry(fleet.to_string()).or_insert(Cursor {
+            since: made - Duration::from_secs(60),
+            next_read: now,
+            over_at: None,
+        });
     }
 
-    /// A fleet that is deleted or over: its history is not read again.
+    /// A fleet this step deleted: its history is not read again.
     pub(crate) fn forget(&mut self, fleet: &str) {
         self.cursors.remove(fleet);
+    }
+
+    /// A fleet seen over at `now` (deleted by EC2, failed, expired): read until [`HISTORY_LAG`]
+    /// has passed, then forgotten.
+    pub(crate) fn over(&mut self, fleet: &str, now: Instant) {
+        if let Some(c) = self.cursors.get_mut(fleet) {
+            c.over_at.get_or_insert(now);
+        }
     }
 
     /// The fleets to read at `now`, with where to read from.
@@ -133,7 +158,16 @@ impl HistoryReader {
     /// endpoint lacks the call (the caller stops reading histories altogether).
     pub(crate) fn record(&mut self, fleet: &str, read: Read, now: Instant) -> (Vec<Problem>, bool) {
         match read {
-            Read::Failed(Trouble::NotImplemented) => (Vec::new(), true),
+            Read::Failed(Trouble::BareServerError) if !self.answered => {
+                self.bare_500s += 1;
+                if self.bare_500s >= BARE_500S_TO_GIVE_UP {
+                    return (Vec::new(), true);
+                }
+                if let Some(c) = self.cursors.get_mut(fleet) {
+                    c.next_read = now + READ_EVERY;
+                }
+                (Vec::new(), false)
+            }
             Read::Failed(Trouble::Throttled) => {
                 let wait = self.throttled.failed(now);
                 tracing::debug!(fleet, ?wait, "DescribeFleetHistory was throttled; reading it less often");
@@ -149,10 +183,14 @@ impl HistoryReader {
             }
             Read::Records { records, until } => {
                 self.throttled.succeeded();
+                (self.answered, self.bare_500s) = (true, 0);
                 if let Some(c) = self.cursors.get_mut(fleet) {
                     c.next_read = now + READ_EVERY;
                     if let Some(u) = until {
                         c.since = u;
+                    }
+                    if c.over_at.is_some_and(|at| now >= at + HISTORY_LAG) {
+                        self.cursors.remove(fleet);
                     }
                 }
                 let fresh = problems_in(fleet, &records)
@@ -253,7 +291,51 @@ mod tests {
         for t in [Trouble::Permission, Trouble::Transient, Trouble::Other] {
             assert!(!r.record("fleet-1", Read::Failed(t), now).1, "{t:?}");
         }
-        assert!(r.record("fleet-1", Read::Failed(Trouble::NotImplemented), now).1);
+        // An endpoint that never answered, with three bare 500s in a row: it lacks the call.
+        let bare = Read::Failed(Trouble::BareServerError);
+        assert!(!r.record("fleet-1", Read::Failed(Trouble::BareServerError), now).1);
+        assert!(!r.record("fleet-1", Read::Failed(Trouble::BareServerError), now).1);
+        assert!(r.record("fleet-1", bare, now).1);
+    }
+
+    #[test]
+    fn a_bare_500_from_an_endpoint_that_answered_before_is_only_asked_again() {
+        // AWS's server errors carry a code; a bare 500 there is rare and passing, and must not
+        // turn the reader off for the rest of the run.
+        let t0 = Instant::now();
+        let mut r = HistoryReader::default();
+        r.follow("fleet-1", SystemTime::now(), t0);
+        assert!(!r.record("fleet-1", Read::Failed(Trouble::BareServerError), t0).1, "one bare 500 is not enough");
+        r.record("fleet-1", Read::Records { records: vec![], until: None }, t0);
+        for k in 0..10 {
+            let (_, off) = r.record("fleet-1", Read::Failed(Trouble::BareServerError), t0 + READ_EVERY * k);
+            assert!(!off, "the endpoint answered once: it has the call");
+        }
+        assert_eq!(r.due(t0 + READ_EVERY * 10).len(), 1, "and the fleet is read again");
+    }
+
+    #[test]
+    fn a_fleet_seen_over_is_read_until_ec2s_history_lag_has_passed() {
+        // EC2 deletes a request over the account's limits at once and writes why in its
+        // history up to 30 s later: the fleet must still be read then.
+        let t0 = Instant::now();
+        let mut r = HistoryReader::default();
+        r.follow("fleet-1", SystemTime::now(), t0);
+        r.over("fleet-1", t0);
+        let empty = || Read::Records { records: vec![], until: None };
+        r.record("fleet-1", empty(), t0);
+        let t1 = t0 + READ_EVERY;
+        assert_eq!(r.due(t1).len(), 1, "still read 15 s after it was seen over");
+        let late = Read::Records {
+            records: vec![record(FleetEventType::ServiceError, "spotInstanceCountLimitExceeded", "over the limit")],
+            until: None,
+        };
+        let (found, _) = r.record("fleet-1", late, t1);
+        assert_eq!(found.len(), 1, "the late reason is reported: {found:?}");
+        let t2 = t0 + HISTORY_LAG;
+        assert_eq!(r.due(t2).len(), 1);
+        r.record("fleet-1", empty(), t2);
+        assert!(r.due(t2 + READ_EVERY).is_empty(), "forgotten after a read past the lag");
     }
 
     #[test]

@@ -17,8 +17,9 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine as _;
 
+use super::cleanup;
 use super::config::{Ec2Config, SubnetOverrides};
-use super::tags::{tags, template_name};
+use super::tags::{of_step, tags, template_name};
 use super::trouble::{self, Trouble, fail};
 use crate::fleet::{FleetError, FleetRequest, Result, boot};
 
@@ -83,17 +84,37 @@ impl Launcher<'_> {
             };
             data = data.iam_instance_profile(spec);
         }
-        self.client
+        let create = self
+            .client
             .create_launch_template()
             .launch_template_name(&name)
             .launch_template_data(data.build())
             .tag_specifications(
                 TagSpecification::builder().resource_type(ResourceType::LaunchTemplate).set_tags(Some(t)).build(),
-            )
-            .send()
-            .await
-            .map_err(|e| fail("CreateLaunchTemplate", e))?;
-        Ok(name)
+            );
+        match create.clone().send().await {
+            Ok(_) => Ok(name),
+            Err(e) if trouble::code(&e).is_some_and(|c| c.contains("AlreadyExists")) => {
+                // A run resumed under its own id after a crash finds its own template: it is
+                // replaced (this attempt's boot script may differ). Anyone else's is refused.
+                let ours =
+                    cleanup::templates(self.client, self.deployment, Some(of_step(&request.run_id, &request.step)))
+                        .await?
+                        .into_iter()
+                        .find(|(_, n, _)| *n == name);
+                let Some((id, _, _)) = ours else { return Err(fail("CreateLaunchTemplate", e)) };
+                self.client
+                    .delete_launch_template()
+                    .launch_template_id(&id)
+                    .send()
+                    .await
+                    .map_err(|e| fail("DeleteLaunchTemplate (an earlier attempt's)", e))?;
+                tracing::info!(template = %name, "replaced the launch template an earlier attempt of this run left");
+                create.send().await.map_err(|e| fail("CreateLaunchTemplate", e))?;
+                Ok(name)
+            }
+            Err(e) => Err(fail("CreateLaunchTemplate", e)),
+        }
     }
 
     fn requirements(&self) -> InstanceRequirementsRequest {

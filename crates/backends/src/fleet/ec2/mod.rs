@@ -291,8 +291,11 @@ impl Ec2Fleet {
                 let id = f.fleet_id().unwrap_or_default().to_string();
                 let state = f.fleet_state().map(|s| s.as_str()).unwrap_or_default();
                 if state.starts_with("deleted") || state == "failed" || state == "expired" {
-                    // Read once more first: why it failed is in its history.
+                    // Its history is read a while longer: why it ended is written there late.
                     over.push(id.clone());
+                    if s.capacity.showed_nothing(&id) {
+                        problems.push(ended_empty(&id, state));
+                    }
                 }
                 // `Errors` is filled for instant fleets only; kept for an endpoint that fills it.
                 for e in f.errors() {
@@ -329,7 +332,7 @@ impl Ec2Fleet {
             }
         }
         for id in over {
-            s.history.forget(&id);
+            s.history.over(&id, now);
         }
         (problems, unlisted_vcpus)
     }
@@ -409,6 +412,19 @@ impl Ec2Fleet {
             self.config.max_vcpus,
             Trouble::Quota.advice()
         ))
+    }
+}
+
+/// A fleet EC2 ended before any instance of it showed: a problem, so the next fleet backs off
+/// and the user reads why (EC2 deletes a request over the account's fleet limits at once).
+fn ended_empty(fleet: &str, state: &str) -> Problem {
+    Problem {
+        fleet: fleet.to_string(),
+        trouble: Trouble::Other,
+        text: format!(
+            "EC2 ended the fleet ({state}) before any instance of it showed (a request over the account's EC2 Fleet \
+             limits is deleted at once; the reason, when EC2 gives one, follows from its history within a minute)"
+        ),
     }
 }
 

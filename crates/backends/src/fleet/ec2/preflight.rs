@@ -2,7 +2,7 @@
 //! and in distinct availability zones (an EC2 Fleet can't span two subnets of one zone), the
 //! security groups exist in that VPC, each AMI is of its configured architecture, each worker
 //! binary is where the config says, with its sha256, and (where IAM can be read) the instance
-//! profile exists with a role, and the fleet's service-linked role is there or can be made.
+//! profile exists with a role, and the fleet's service-linked role is there (made if missing).
 
 use std::collections::BTreeMap;
 
@@ -109,8 +109,13 @@ pub(crate) async fn preflight(
     for (arch, ami) in &config.amis {
         let image = match client.describe_images().image_ids(ami).send().await {
             Ok(o) => o.images().first().cloned(),
-            Err(e) if e.as_service_error().and_then(ProvideErrorMetadata::code).is_some() => None,
-            Err(e) => return Err(fail("DescribeImages (checking ec2.amis)", e)),
+            Err(e) => match e.as_service_error().and_then(ProvideErrorMetadata::code) {
+                Some(code) => {
+                    let message = e.as_service_error().and_then(ProvideErrorMetadata::message).unwrap_or_default();
+                    return Err(ami_error(arch, ami, code, message));
+                }
+                None => return Err(fail("DescribeImages (checking ec2.amis)", e)),
+            },
         };
         let Some(image) = image else {
             return Err(FleetError::Config(format!("ec2.amis.{arch}: AMI {ami} does not exist in this region")));
@@ -133,6 +138,24 @@ pub(crate) async fn preflight(
     Ok(zones)
 }
 
+/// What a `DescribeImages` error says about a configured AMI, by EC2's codes: only
+/// `InvalidAMIID.NotFound` and `InvalidAMIID.Unavailable` mean it is not there; a malformed id
+/// is a typo; anything else (a permission, throttling) is the call failing, named as such.
+pub(crate) fn ami_error(arch: &str, ami: &str, code: &str, message: &str) -> FleetError {
+    match code {
+        "InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable" => {
+            FleetError::Config(format!("ec2.amis.{arch}: AMI {ami} does not exist in this region ({code})"))
+        }
+        "InvalidAMIID.Malformed" => {
+            FleetError::Config(format!("ec2.amis.{arch}: {ami} is not an AMI id (ami- and hex digits): {message}"))
+        }
+        _ => FleetError::Provider {
+            operation: "DescribeImages (checking ec2.amis)",
+            detail: format!("{code}: {message} (AMI {ami} could not be checked; ec2:DescribeImages is needed)"),
+        },
+    }
+}
+
 /// The name of an instance profile given as a name or an ARN
 /// (`arn:aws:iam::123456789012:instance-profile/path/name`).
 pub(crate) fn profile_name(profile: &str) -> &str {
@@ -142,11 +165,14 @@ pub(crate) fn profile_name(profile: &str) -> &str {
 /// The role EC2 Fleet launches and terminates instances with.
 pub(crate) const FLEET_ROLE: &str = "AWSServiceRoleForEC2Fleet";
 
+/// The service name whose linked role EC2 Fleet uses.
+const FLEET_SERVICE: &str = "ec2fleet.amazonaws.com";
+
 /// Checks the instance profile (it must exist and hold a role, or the workers have no
-/// credentials) and the fleet's service-linked role (EC2 makes it at the first fleet when the
-/// caller may `iam:CreateServiceLinkedRole`, so its absence is said, not refused). A caller
-/// not allowed to read IAM is told so, and the launch goes on: the fleet's history names a
-/// missing profile within a look.
+/// credentials) and the fleet's service-linked role, which AWS says must exist before the first
+/// fleet is made through the API: a missing one is created, and a caller not allowed to create
+/// it is refused naming the command that does. A caller not allowed to read IAM is told so, and
+/// the launch goes on: the fleet's history names a missing profile or role within a look.
 async fn check_iam(iam: &aws_sdk_iam::Client, config: &Ec2Config) -> Result<()> {
     if let Some(profile) = &config.instance_profile {
         let name = profile_name(profile);
@@ -171,14 +197,44 @@ async fn check_iam(iam: &aws_sdk_iam::Client, config: &Ec2Config) -> Result<()> 
         }
     }
     match iam.get_role().role_name(FLEET_ROLE).send().await {
-        Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => tracing::info!(
-            "the {FLEET_ROLE} service-linked role does not exist yet: EC2 makes it at the first fleet if the caller \
-             may iam:CreateServiceLinkedRole (runner/AWS.md), else the fleet's history names it"
-        ),
-        Err(e) => tracing::debug!("could not read the {FLEET_ROLE} role: {}", DisplayErrorContext(&e)),
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+            let made = iam.create_service_linked_role().aws_service_name(FLEET_SERVICE).send().await;
+            match made {
+                Ok(_) => {
+                    tracing::info!("created the {FLEET_ROLE} service-linked role, which EC2 Fleet launches with");
+                    Ok(())
+                }
+                Err(e) => {
+                    let code = e.as_service_error().and_then(ProvideErrorMetadata::code).unwrap_or_default();
+                    let message = e.as_service_error().and_then(ProvideErrorMetadata::message).unwrap_or_default();
+                    role_not_created(code, message).map_err(FleetError::Config)
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(
+                "could not check the {FLEET_ROLE} service-linked role (needs iam:GetRole): {}",
+                DisplayErrorContext(&e)
+            );
+            Ok(())
+        }
     }
-    Ok(())
+}
+
+/// Whether a failed `CreateServiceLinkedRole` leaves the role in place: IAM answers
+/// `InvalidInput` ("… has been taken in this account") when another caller made it first
+/// (moto, which names the role differently, answers `EntityAlreadyExists`).
+pub(crate) fn role_not_created(code: &str, message: &str) -> std::result::Result<(), String> {
+    if code == "InvalidInput" && message.contains("has been taken") || code == "EntityAlreadyExists" {
+        return Ok(());
+    }
+    Err(format!(
+        "the {FLEET_ROLE} service-linked role does not exist, and AWS says it must before the first EC2 Fleet is made \
+         through the API; creating it failed ({code}: {message}). Have an administrator run `aws iam \
+         create-service-linked-role --aws-service-name {FLEET_SERVICE}` once per account, or allow \
+         iam:CreateServiceLinkedRole for {FLEET_SERVICE} (runner/AWS.md)"
+    ))
 }
 
 /// Checks that the binary exists and hashes to what the config says.
@@ -230,6 +286,30 @@ mod tests {
         assert!(e.contains("subnet-a and subnet-b are both in us-east-1a"), "{e}");
         let zones = check_subnets(&["subnet-a".into(), "subnet-c".into()], &known).unwrap();
         assert_eq!(zones["subnet-c"], "us-east-1b");
+    }
+
+    #[test]
+    fn only_ec2s_not_found_codes_say_an_ami_does_not_exist() {
+        let said = |code: &str| ami_error("x86_64", "ami-0abc", code, "as EC2 says").to_string();
+        for code in ["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"] {
+            assert!(said(code).contains("ec2.amis.x86_64: AMI ami-0abc does not exist in this region"), "{code}");
+        }
+        assert!(said("InvalidAMIID.Malformed").contains("ami-0abc is not an AMI id"));
+        for code in ["UnauthorizedOperation", "RequestLimitExceeded", "InternalError"] {
+            let e = said(code);
+            assert!(!e.contains("does not exist"), "{code}: {e}");
+            assert!(e.contains("DescribeImages") && e.contains(code) && e.contains("could not be checked"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_fleet_role_that_cannot_be_created_is_refused_naming_the_command() {
+        // IAM's answer when the role exists already (another caller made it first).
+        assert!(role_not_created("InvalidInput", "Service role name AWSServiceRoleForEC2Fleet has been taken in this account, please try a different suffix.").is_ok());
+        let e = role_not_created("AccessDenied", "User is not authorized to perform: iam:CreateServiceLinkedRole")
+            .unwrap_err();
+        assert!(e.contains("AWSServiceRoleForEC2Fleet") && e.contains("AccessDenied"), "{e}");
+        assert!(e.contains("aws iam create-service-linked-role --aws-service-name ec2fleet.amazonaws.com"), "{e}");
     }
 
     #[test]

@@ -22,8 +22,9 @@ pub(crate) enum Trouble {
     Permission,
     /// The AMI, the launch template or the request is unusable as configured.
     Configuration,
-    /// The endpoint does not implement the call (moto answers some with a bare 500).
-    NotImplemented,
+    /// A bare HTTP 500 with no error code. AWS's own server errors carry one (`InternalError`,
+    /// `Unavailable`), so this is rare there and transient; moto answers an action it lacks so.
+    BareServerError,
     /// The resource is gone already.
     NotFound,
     /// Anything else.
@@ -60,7 +61,7 @@ pub(crate) fn of_code(code: &str) -> Trouble {
     if has(&["requestlimitexceeded", "throttl", "toomanyrequests", "slowdown"]) {
         Trouble::Throttled
     } else if has(&["notimplemented"]) {
-        Trouble::NotImplemented
+        Trouble::BareServerError
     } else if has(&["insufficientinstancecapacity", "insufficientcapacity", "unfulfillable", "spotmaxpricetoolow"]) {
         Trouble::Capacity
     } else if has(&["maxspotinstancecountexceeded", "vcpulimitexceeded", "instancelimitexceeded", "countlimitexceeded"])
@@ -122,9 +123,9 @@ pub(crate) fn of_error<E: ProvideErrorMetadata>(e: &SdkError<E>) -> Trouble {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Trouble::Transient,
         _ => match code(e) {
             Some(c) => of_code(c),
-            // moto answers an action it lacks with a bare HTML 500 and no code; AWS's server
-            // errors always carry one (InternalError, Unavailable).
-            None if e.raw_response().is_some_and(|r| r.status().as_u16() == 500) => Trouble::NotImplemented,
+            // No code: told apart from coded server errors, so a caller that sees nothing else
+            // from an endpoint can conclude it lacks the call (see `history`).
+            None if e.raw_response().is_some_and(|r| r.status().as_u16() == 500) => Trouble::BareServerError,
             None if e.raw_response().is_some_and(|r| r.status().is_server_error()) => Trouble::Transient,
             None => Trouble::Other,
         },
