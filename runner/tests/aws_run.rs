@@ -271,6 +271,14 @@ fn summary(path: &Path) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_runs_on_spot_instances_booted_from_their_user_data() {
     let env = setup(SMALL).await;
+    // What an item killed mid-upload leaves in a partition's output directory (an incomplete
+    // multipart upload, billed until aborted), and one outside every output, for scope.
+    let s3 = env.aws.s3().await;
+    for key in ["data/by_user/day=2024-01-01/part-killed.parquet", "data/raw/elsewhere.bin"] {
+        let upload = s3.create_multipart_upload().bucket("lake").key(key).send().await.unwrap();
+        let part = s3.upload_part().bucket("lake").key(key).upload_id(upload.upload_id().unwrap()).part_number(1);
+        part.body(vec![7u8; 1024].into()).send().await.unwrap();
+    }
     let summary_path = env.dir.path().join("summary.json");
     let run = env.spawn(
         &["run", &env.job(), "--partition", "2024-01-01", "--summary-json", &summary_path.to_string_lossy()],
@@ -285,6 +293,13 @@ async fn the_example_runs_on_spot_instances_booted_from_their_user_data() {
     );
     assert!(!stand_ins.booted.is_empty(), "instances booted");
     env.assert_nothing_left().await;
+    let uploads = s3.list_multipart_uploads().bucket("lake").send().await.unwrap();
+    let left: Vec<&str> = uploads.uploads().iter().filter_map(|u| u.key()).collect();
+    assert_eq!(left, ["data/raw/elsewhere.bin"], "the shuffle step aborted the upload in its partition's directory");
+    assert!(
+        err.contains("discarded an unfinished write of s3://lake/data/by_user/day=2024-01-01/part-killed.parquet"),
+        "{err}"
+    );
 
     // Every instance shipped its log under the run, even one terminated while it booted; the
     // workers of each step checked in next to their logs.
@@ -415,12 +430,14 @@ async fn an_item_of_10000_input_files_travels_by_reference_and_runs() {
     assert_eq!(s["steps"][0]["items"], 1, "{s}");
     // 0..9999 has 3,334 multiples of 3: every file was read.
     assert_eq!(s["steps"][0]["outputs"]["out"]["rows"].as_u64(), Some(3334), "{s}");
-    // The item went by reference: its JSON is in the run state, over the inline limit.
-    let stored = env.keys("state/runs/wide1/items/thirds/").await;
-    assert_eq!(stored.len(), 1, "{stored:?}");
-    let body = s3.get_object().bucket("lake").key(&stored[0]).send().await.unwrap().body.collect().await.unwrap();
-    let len = body.into_bytes().len();
-    assert!(len > 1024 * 1024, "{len} bytes: more than one SQS message holds");
+    // The item went by reference, over what one SQS message holds; the stored copy went when
+    // the step ended.
+    let said = err.lines().find(|l| l.contains("over a message's 262144 bytes: stored at")).unwrap_or_default();
+    let len: usize =
+        said.split("the item is ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(len > 1024 * 1024, "{len} bytes: more than one SQS message holds\n{err}");
+    assert!(said.contains("s3://lake/state/runs/wide1/items/thirds/"), "{said}");
+    assert!(env.keys("state/runs/wide1/items/").await.is_empty(), "stored items are deleted with their step");
     env.assert_nothing_left().await;
 }
 

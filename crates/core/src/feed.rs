@@ -30,6 +30,7 @@ pub async fn bodies(
             continue;
         }
         let at = store_at(item);
+        tracing::info!(item = %item.label, "the item is {} bytes, over a message's {STORE_ITEMS_ABOVE} bytes: stored at {at}", body.len());
         stores.write(&at, body.into_bytes()).await?;
         let stored = StoredItem { run_id: item.run_id.clone(), id: item.id.clone(), stored_at: at };
         out.push(serde_json::to_string(&WorkMessage::Stored { stored_item: stored }).unwrap_or_default());

@@ -33,7 +33,8 @@ pub fn workers_prefix(state: &Location, run_id: &RunId, step: &StepName) -> Loca
     state.join(&format!("runs/{run_id}/workers/{step}"))
 }
 
-/// Where a work item too large for a queue message is kept for the run's workers.
+/// Where a work item too large for a queue message is kept for the run's workers (deleted when
+/// its step ends; see [`delete_stored_items`]).
 pub fn stored_item_location(state: &Location, run_id: &RunId, step: &StepName, id: &WorkItemId) -> Location {
     state.join(&format!("runs/{run_id}/items/{step}/{id}.json"))
 }
@@ -298,8 +299,32 @@ pub async fn prune_strays(
             deleted += 1;
             info!(step = %step, "deleted {}: item {id} published it and never committed", dir.with_key(object.key.clone()));
         }
+        // Writes an item killed mid-upload never finished (billed until aborted, on S3).
+        for key in store.discard_unfinished(&prefix).await? {
+            info!(step = %step, "discarded an unfinished write of {}: its item was killed while writing it", dir.with_key(key));
+        }
     }
     Ok(deleted)
+}
+
+/// Deletes the work items a run stored for its queues (those too large for a message): of one
+/// step once it is over, or of every step (`step` = None) of a run `fleet gc` found dead.
+pub async fn delete_stored_items(
+    stores: &dyn Stores,
+    state: &Location,
+    run_id: &RunId,
+    step: Option<&StepName>,
+) -> Result<usize, StorageError> {
+    let prefix = match step {
+        Some(step) => state.join(&format!("runs/{run_id}/items/{step}")),
+        None => state.join(&format!("runs/{run_id}/items")),
+    };
+    let store = stores.store(&prefix).await?;
+    let objects = store.list(&format!("{}/", prefix.key())).await?;
+    for object in &objects {
+        store.delete(&object.key).await?;
+    }
+    Ok(objects.len())
 }
 
 #[cfg(test)]

@@ -58,6 +58,14 @@ pub(super) async fn gc(
     // somewhere tries that run again next time.
     if report.failures.is_empty() {
         for beat in stale {
+            match run_state::delete_stored_items(&stores, &state, &beat.run_id, None).await {
+                Ok(0) => {}
+                Ok(n) => report.deleted.push(format!("{n} stored work item(s) of run {}", beat.run_id)),
+                Err(e) => {
+                    report.failures.push(format!("stored work items of run {}: {e}", beat.run_id));
+                    continue;
+                }
+            }
             match run_state::delete_heartbeat(&stores, &state, &beat.run_id).await {
                 Ok(()) => report.deleted.push(format!("heartbeat of run {}", beat.run_id)),
                 Err(e) => report.failures.push(format!("heartbeat of run {}: {e}", beat.run_id)),

@@ -227,7 +227,60 @@ impl Storage for LocalStorage {
         }
     }
 
+    async fn discard_unfinished(&self, prefix: &str) -> Result<Vec<String>> {
+        let this = self.clone();
+        let p = prefix.to_string();
+        blocking(move || {
+            let start = match p.rfind('/') {
+                Some(i) => this.root.join(&p[..i]),
+                None => this.root.clone(),
+            };
+            let mut discarded = Vec::new();
+            if !start.exists() {
+                return Ok(discarded);
+            }
+            for entry in walkdir::WalkDir::new(&start) {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy();
+                // `temp_for`'s names: `.{name}.tmp-{pid}-{nanos}`.
+                let Some(target) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp-")).map(|(t, _)| t) else {
+                    continue;
+                };
+                let key = entry.path().with_file_name(target);
+                let key = key.strip_prefix(&this.root).unwrap_or(&key).to_string_lossy().into_owned();
+                if entry.file_type().is_file() && key.starts_with(&p) {
+                    std::fs::remove_file(entry.path())?;
+                    discarded.push(key);
+                }
+            }
+            Ok(discarded)
+        })
+        .await
+        .map_err(|e: std::io::Error| self.err("discard_unfinished", prefix, e))
+    }
+
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         self.path(key).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unfinished_writes_under_a_prefix_are_discarded_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStorage::new(dir.path().to_path_buf()).unwrap();
+        store.put_bytes("out/p=1/part-a.parquet", b"done".to_vec()).await.unwrap();
+        // What a writer killed between creating its temporary file and renaming it leaves.
+        let dead = LocalStorage::temp_for(&dir.path().join("out/p=1/part-b.parquet"));
+        std::fs::write(&dead, b"half").unwrap();
+        let elsewhere = LocalStorage::temp_for(&dir.path().join("out/p=2/part-c.parquet"));
+        std::fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
+        std::fs::write(&elsewhere, b"half").unwrap();
+        assert_eq!(store.discard_unfinished("out/p=1/").await.unwrap(), ["out/p=1/part-b.parquet"]);
+        assert!(!dead.exists() && elsewhere.exists());
+        assert_eq!(store.get_bytes("out/p=1/part-a.parquet").await.unwrap(), b"done");
     }
 }

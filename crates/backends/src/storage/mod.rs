@@ -110,6 +110,11 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Deletes an object. Deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<()>;
 
+    /// Discards the writes under `prefix` that a killed writer never finished (S3's incomplete
+    /// multipart uploads, billed until aborted; a local directory's hidden temporary files).
+    /// Only for prefixes no one is writing to. Returns the keys they were for.
+    async fn discard_unfinished(&self, prefix: &str) -> Result<Vec<String>>;
+
     /// A local path for the key, when the store is a local directory: readers can then use
     /// the file in place instead of downloading it.
     fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {

@@ -275,6 +275,45 @@ impl Storage for S3Storage {
         Ok(out)
     }
 
+    async fn discard_unfinished(&self, prefix: &str) -> Result<Vec<String>> {
+        let full_prefix = if self.prefix.is_empty() { prefix.to_string() } else { format!("{}/{prefix}", self.prefix) };
+        let mut discarded = Vec::new();
+        // Paged by markers (the SDK has no paginator for this call).
+        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&full_prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.fail("list_multipart_uploads", prefix, e))?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
+                let aborted =
+                    self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(id).send().await;
+                match aborted {
+                    Ok(_) => discarded.push(self.strip(key)),
+                    // Completed or aborted meanwhile: nothing is left of it.
+                    Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
+                    Err(e) => return Err(self.fail("abort_multipart_upload", &self.strip(key), e)),
+                }
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(String::from);
+            id_marker = page.next_upload_id_marker().map(String::from);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        Ok(discarded)
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let full = self.full_key(key)?;
         self.client

@@ -327,6 +327,12 @@ async fn run_steps(
         let queues = StepQueues { work: &work, callbacks: &*callbacks, dlq: &*dlq };
         let result = step::run_step(&ctx, step, attempts, &queues).await;
         delete_queue(backends, live, work.name()).await;
+        // Its items are over (done, or the step failed): the ones stored for the queue go too.
+        if let Err(e) =
+            run_state::delete_stored_items(&*backends.stores, &options.state, &options.run_id, Some(&step.name)).await
+        {
+            warn!(step = %step.name, "deleting the step's stored work items failed ({e}); they stay under runs/{}/items", options.run_id);
+        }
         match result {
             Ok(summary) => summaries.push(summary),
             Err(e) => {
