@@ -13,7 +13,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: all demo test build venv browser bench wheel dist lint fmt clean
+.PHONY: all demo test build venv tools bench wheel dist lint fmt clean
 
 all: build
 
@@ -25,15 +25,17 @@ $(VENV)/.installed: requirements-dev.txt dagster_project/pyproject.toml dagster-
 
 venv: $(VENV)/.installed
 
-# Headless Chromium takes the asset-page screenshot in the webserver test.
-browser:
+# System tools the tests drive, from Debian's packages: headless Chromium takes the asset-page
+# screenshot in the webserver test; systemd-analyze checks the worker's systemd unit.
+tools:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
 
 # One profile (the tuned dev profile) builds every binary the tests and the demo run.
 build:
 	$(CARGO) build --workspace --all-features --bins --examples
 
-test: venv browser build
+test: venv tools build
 	$(CARGO) test --workspace --all-features
 	$(PY) -m pytest tests
 

@@ -1070,6 +1070,66 @@ async fn a_run_id_reused_after_a_crash_takes_over_its_own_template_and_queues() 
     env.assert_nothing_left().await;
 }
 
+/// Every `boot-failed.txt` of a run's step: (instance, text).
+async fn boot_failures(env: &Aws, run: &str, step: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for key in env.keys(&format!("state/runs/{run}/workers/{step}/")).await {
+        if let Some(rest) = key.strip_suffix("/boot-failed.txt") {
+            let id = rest.rsplit('/').next().unwrap_or_default().to_string();
+            out.push((id, String::from_utf8_lossy(&env.get(&key).await).into_owned()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_that_cannot_reach_its_queue_retires_and_the_step_runs_on_the_others() {
+    let env = setup(SMALL).await;
+    let job = items(&env, 2).await;
+    let job = job.to_string_lossy();
+    // The first instance's worker can't reach SQS (nothing listens there): it asks again for 3 s
+    // (the patience, shortened), exits 1, and its boot says so as this instance's trouble.
+    // The other's items take 20 s, so the step is still on when the first boot fails.
+    let mut stand_ins = env
+        .stand_ins()
+        .with_env_for_first(1, "AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9")
+        .with_env("SPOTLAKE_TEST_QUEUE_PATIENCE_SECS", "3")
+        .with_env("SPOTLAKE_TEST_ITEM_SLEEP_MS", "20000");
+    let run = env.spawn(&["run", &job, "--partition", "2024-01-01", "--run-id", "blip"], &[]);
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(240)).await;
+    assert!(status.success(), "{err}\n{}", stand_ins.consoles());
+    let failed = boot_failures(&env, "blip", "copy").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let (id, text) = &failed[0];
+    assert!(text.starts_with(&format!("transient: instance {id}: the worker exited with status 1")), "{text}");
+    assert!(text.contains("opening the queue") || text.contains("unreachable"), "{text}");
+    assert!(err.contains("an instance's boot failed"), "{err}");
+    assert_eq!(env.ids("data/many_out/").await, item_ids(0..2));
+    env.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_that_all_fail_to_boot_are_a_crash_loop_naming_what_each_said() {
+    let env = setup(SMALL).await;
+    env.configure("crash_loop_after = 2");
+    let job = items(&env, 2).await;
+    let job = job.to_string_lossy();
+    let mut stand_ins = env
+        .stand_ins()
+        .with_env("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9")
+        .with_env("SPOTLAKE_TEST_QUEUE_PATIENCE_SECS", "3");
+    let run = env.spawn(&["run", &job, "--partition", "2024-01-01", "--run-id", "loop"], &[]);
+    let (status, err) = env.drive(run, &mut stand_ins, Duration::from_secs(240)).await;
+    assert!(!status.success(), "{err}");
+    let failed = boot_failures(&env, "loop", "copy").await;
+    assert_eq!(failed.len(), 2, "{failed:?}\n{err}");
+    assert!(err.contains("2 instances ended without their worker checking in"), "{err}");
+    for (id, _) in &failed {
+        assert!(err.contains(&format!("instance {id}: the worker exited with status 1")), "{id}: {err}");
+    }
+    env.assert_nothing_left().await;
+}
+
 /// Where a run holds its lease on the one-file-items step's partition.
 const LEASE: &str = "state/leases/many/copy/2024-01-01.json";
 

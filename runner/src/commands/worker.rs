@@ -27,13 +27,27 @@ pub(super) async fn worker(args: crate::cli::WorkerArgs) -> anyhow::Result<ExitC
         (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
         (None, None) => bail!("give --config-json or --config-file"),
     };
-    let cfg: WorkerConfig = serde_json::from_str(&text).context("parsing the worker configuration")?;
-    let exit = worker::run(cfg, Arc::new(AwsClients::new())).await?;
+    let cfg: WorkerConfig = match serde_json::from_str(&text) {
+        Ok(cfg) => cfg,
+        Err(e) => return Ok(refused(&format!("parsing the worker configuration: {e}"))),
+    };
+    let exit = match worker::run(cfg, Arc::new(AwsClients::new())).await {
+        Ok(exit) => exit,
+        Err(e) if e.is::<worker::Refused>() => return Ok(refused(&format!("{e:#}"))),
+        Err(e) => return Err(e),
+    };
     info!("worker stopped: {exit:?}");
     Ok(match exit {
         worker::WorkerExit::Lost(_) => ExitCode::from(worker::LOST_EXIT_CODE),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// A worker that can't start for a reason no retry fixes says so and exits with the code the
+/// boot script reads as such.
+fn refused(why: &str) -> ExitCode {
+    tracing::error!("the worker can't start (no retry fixes this): {why}");
+    ExitCode::from(worker::REFUSED_EXIT_CODE)
 }
 
 pub(super) async fn exec_item(args: &crate::cli::ExecItemArgs) -> anyhow::Result<ExitCode> {

@@ -31,6 +31,8 @@ pub struct Booted {
 pub struct StandIns {
     root: PathBuf,
     env: Vec<(&'static str, String)>,
+    /// Variables set only in the first so many instances booted.
+    first_env: Vec<(usize, &'static str, String)>,
     pub booted: BTreeMap<String, Booted>,
     /// Instances terminated (by moto, the fleet or the test) whose stand-in was stopped.
     pub ended: Vec<String>,
@@ -49,12 +51,18 @@ impl StandIns {
         )
         .unwrap();
         std::fs::set_permissions(&shutdown, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        Self { root: root.to_path_buf(), env, booted: BTreeMap::new(), ended: Vec::new() }
+        Self { root: root.to_path_buf(), env, first_env: Vec::new(), booted: BTreeMap::new(), ended: Vec::new() }
     }
 
     /// Sets a variable in every instance's environment (a failpoint the test needs there).
     pub fn with_env(mut self, key: &'static str, value: &str) -> Self {
         self.env.push((key, value.to_string()));
+        self
+    }
+
+    /// Sets a variable in the first `n` instances booted only (one instance's trouble).
+    pub fn with_env_for_first(mut self, n: usize, key: &'static str, value: &str) -> Self {
+        self.first_env.push((n, key, value.to_string()));
         self
     }
 
@@ -119,6 +127,7 @@ impl StandIns {
             .arg(&path)
             .current_dir(&dir)
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(self.first_env.iter().filter(|(n, _, _)| self.booted.len() < *n).map(|(_, k, v)| (*k, v.as_str())))
             .env("PATH", path_var)
             .env("SPOTLAKE_HOME", dir.join("home"))
             .env("STANDIN_INSTANCE_ID", id)

@@ -4,8 +4,11 @@
 //! worker, a `boot-failed.txt` when a boot fails) and what the fleet reports (its instances,
 //! why they ended, and errors).
 //!
-//! A crash loop is counted from instances that ended before their worker checked in for their
-//! own reasons, within [`CRASH_LOOP_WINDOW`]: a spot reclaim or a capacity error during boot
+//! A boot that failed for a reason every instance would meet (the script says `permanent`) fails
+//! the step at once; one that failed for this instance's own trouble (`transient`) retires that
+//! instance, a new one replaces it, and only a crash loop fails the step, naming what each boot
+//! said. A crash loop is counted from instances that ended before their worker checked in for
+//! their own reasons, within [`CRASH_LOOP_WINDOW`]: a spot reclaim or a capacity error during boot
 //! is the provider's doing and never counts, and a long step does not fail for three unlucky
 //! boots hours apart.
 
@@ -46,12 +49,14 @@ pub enum BootError {
         errors: String,
     },
     /// Instances keep ending before their worker checks in.
-    #[error("{count} instances ended without their worker checking in ({ids}): a crash loop{errors}")]
+    #[error("{count} instances ended without their worker checking in ({ids}): a crash loop{reasons}{errors}")]
     CrashLoop {
         /// How many.
         count: usize,
         /// Which.
         ids: String,
+        /// What their boots said, if any did.
+        reasons: String,
         /// The fleet's errors, if any.
         errors: String,
     },
@@ -79,7 +84,31 @@ pub(crate) struct Watchdog {
     ended_silent: BTreeMap<String, Instant>,
     /// Instances gone before checking in whose reason the fleet has not said yet.
     undecided: BTreeMap<String, Instant>,
+    /// What each instance whose boot failed for a transient reason said (it retires itself; a
+    /// new instance replaces it).
+    boot_failures: BTreeMap<String, String>,
     errors: Vec<String>,
+}
+
+/// How a boot failed, from the first word the boot script wrote (`fail permanent|transient`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BootFailure {
+    /// The same on every instance: the step fails at once.
+    Permanent(String),
+    /// This instance's trouble: it counts towards a crash loop.
+    Transient(String),
+}
+
+impl BootFailure {
+    /// Reads a `boot-failed.txt` (one without a class, from an older boot script: permanent).
+    pub(crate) fn parse(text: &str) -> Self {
+        let text = text.trim();
+        match text.split_once(": ") {
+            Some(("transient", rest)) => Self::Transient(rest.to_string()),
+            Some(("permanent", rest)) => Self::Permanent(rest.to_string()),
+            _ => Self::Permanent(text.to_string()),
+        }
+    }
 }
 
 impl Watchdog {
@@ -95,6 +124,7 @@ impl Watchdog {
             checked_in: BTreeSet::new(),
             ended_silent: BTreeMap::new(),
             undecided: BTreeMap::new(),
+            boot_failures: BTreeMap::new(),
             errors: Vec::new(),
         }
     }
@@ -114,9 +144,16 @@ impl Watchdog {
             let Some((worker, file)) = rel.split_once('/') else { continue };
             if file == CHECKED_IN {
                 self.checked_in.insert(worker.to_string());
-            } else if file == BOOT_FAILED {
+            } else if file == BOOT_FAILED && !self.boot_failures.contains_key(worker) {
                 let text = store.get_bytes(&object.key).await.unwrap_or_default();
-                return Err(BootError::Failed(String::from_utf8_lossy(&text).trim().to_string()));
+                match BootFailure::parse(&String::from_utf8_lossy(&text)) {
+                    BootFailure::Permanent(why) => return Err(BootError::Failed(why)),
+                    BootFailure::Transient(why) => {
+                        tracing::warn!("an instance's boot failed ({why}); it retires and a new one replaces it");
+                        self.boot_failures.insert(worker.to_string(), why);
+                        self.ended_silent.entry(worker.to_string()).or_insert_with(Instant::now);
+                    }
+                }
             }
         }
         let now: BTreeSet<String> = fleet.instances.iter().map(|i| i.id.clone()).collect();
@@ -153,9 +190,19 @@ impl Watchdog {
         self.seen.extend(now.iter().cloned());
         self.ended_silent.retain(|_, seen| at.duration_since(*seen) < CRASH_LOOP_WINDOW);
         if self.ended_silent.len() >= self.crash_loop_after {
+            let said: Vec<String> = self
+                .ended_silent
+                .keys()
+                .filter_map(|id| self.boot_failures.get(id).cloned())
+                .collect();
             return Err(BootError::CrashLoop {
                 count: self.ended_silent.len(),
                 ids: self.ended_silent.keys().cloned().collect::<Vec<_>>().join(", "),
+                reasons: if said.is_empty() {
+                    String::new()
+                } else {
+                    format!("; their boots said: {}", said.join("; "))
+                },
                 errors: self.errors_text(),
             });
         }
@@ -227,9 +274,37 @@ mod tests {
         let s = setup();
         let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_secs(300), 3);
         dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap();
-        s.put("i-1", BOOT_FAILED, "instance i-1: the runner at s3://b/r has sha256 ab, but ...").await;
+        s.put("i-1", BOOT_FAILED, "permanent: instance i-1: the runner at s3://b/r has sha256 ab, but ...").await;
         let e = dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap_err();
         assert!(matches!(&e, BootError::Failed(t) if t.contains("has sha256 ab")), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_transient_boot_failure_retires_one_instance_and_only_a_crash_loop_fails_the_step() {
+        let s = setup();
+        let mut dog = Watchdog::new(s.prefix.clone(), Duration::from_secs(300), 2);
+        dog.check(&s.stores, &fleet(&["i-1"])).await.unwrap();
+        s.put("i-1", BOOT_FAILED, "transient: instance i-1: the worker exited with status 1; ... unreachable\n").await;
+        dog.check(&s.stores, &fleet(&["i-1"])).await.expect("one instance's blip is not the step's failure");
+        // It powers off, and its replacement boots and checks in: the step goes on.
+        dog.check(&s.stores, &fleet(&["i-2"])).await.unwrap();
+        s.put("i-2", CHECKED_IN, "{}").await;
+        dog.check(&s.stores, &fleet(&["i-2"])).await.unwrap();
+        // A second instance's boot fails too: two in the window make a crash loop, with their words.
+        s.put("i-3", BOOT_FAILED, "transient: instance i-3: downloading the runner failed 4 times: timeout\n").await;
+        let e = dog.check(&s.stores, &fleet(&["i-2", "i-3"])).await.unwrap_err().to_string();
+        assert!(e.contains("2 instances ended") && e.contains("i-1, i-3"), "{e}");
+        assert!(e.contains("their boots said: instance i-1: the worker exited with status 1; ... unreachable; instance i-3: downloading"), "{e}");
+    }
+
+    #[test]
+    fn a_boot_failure_is_read_by_its_class_and_an_unclassed_one_is_permanent() {
+        assert_eq!(
+            BootFailure::parse("transient: instance i-1: x\n"),
+            BootFailure::Transient("instance i-1: x".into())
+        );
+        assert_eq!(BootFailure::parse("permanent: instance i-1: x"), BootFailure::Permanent("instance i-1: x".into()));
+        assert_eq!(BootFailure::parse("instance i-1: x"), BootFailure::Permanent("instance i-1: x".into()));
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! The worker loop (`runner worker`): long-poll the work queue for as many items as the
-//! machine has free slots ([`capacity`]), run each in a child process while heartbeating its
-//! visibility, send the callback, then delete the message (or release it for a retry). On a
+//! machine has free slots ([`capacity`]), and hand each message to an item task
+//! ([`item_task`]: the item in a child process while its [`visibility`] is kept, the callback,
+//! the message deleted or released). Before its first item it asks again, with backoff, while
+//! opening its queues, checking in or receiving fails; a reason no retry fixes is [`Refused`]. On a
 //! spot notice or SIGTERM it stops taking work, hands running items back at once, and says so
 //! in `interrupted` callbacks; on a rebalance recommendation it finishes what runs and takes
 //! nothing new. It exits when idle.
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use runner_backends::aws::AwsClients;
 use runner_backends::imds::{self, Notice};
-use runner_backends::queue::{LocalQueues, Queue, QueueBackend, Received, SqsQueues};
+use runner_backends::queue::{LocalQueues, Queue, QueueBackend, QueueError, SqsQueues};
 use runner_backends::storage::{StoreCache, Stores};
 use runner_types::{BackendKind, Location};
 use serde::{Deserialize, Serialize};
@@ -19,13 +21,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::wire::{Callback, Outcome, WorkItem, WorkMessage, WorkerInfo};
+use crate::wire::WorkerInfo;
 use capacity::{ItemNeeds, Machine, Packing};
-use child::{ChildOutcome, run_item_process};
 use memory_limit::MemoryLimit;
 use notices::{current_notice, signals, wait_terminate};
 use retrying::Retrying;
-use visibility::{Keeper, Loss};
 use warm::{WarmBudget, WarmProcesses};
 
 pub mod capacity;
@@ -33,6 +33,7 @@ pub mod child;
 mod engine_panic;
 pub mod exec;
 pub mod item_env;
+mod item_task;
 pub mod memory_limit;
 mod notices;
 mod retrying;
@@ -178,17 +179,54 @@ struct Shared {
     stores: StoreCache,
 }
 
+/// A worker that can't start for a reason no retry fixes (its environment, a secret it can't
+/// read): it exits with [`REFUSED_EXIT_CODE`], and the boot script fails the step at once
+/// instead of counting one instance's blip.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// The exit code of a worker [`Refused`] (`EX_CONFIG`).
+pub use runner_backends::fleet::boot::REFUSED_EXIT_CODE;
+
+/// Opens a queue, asking again with backoff while it fails for a reason a retry may fix;
+/// `None` when it is gone (its step ended before this worker started).
+async fn open_patiently(cfg: &WorkerConfig, address: &str, aws: &AwsClients) -> anyhow::Result<Option<Arc<dyn Queue>>> {
+    let mut failing = Retrying::default();
+    loop {
+        match open_queue(cfg, address, aws).await {
+            Ok(q) => return Ok(Some(q)),
+            Err(e) if matches!(e.downcast_ref(), Some(QueueError::NoSuchQueue(_))) => return Ok(None),
+            Err(e) => match failing.again(Instant::now()) {
+                Some(wait) => {
+                    warn!("opening the queue failed; trying again in {wait:?}: {e:#}");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(e.context(format!("the queue stayed unreachable for {:?}", retrying::patience()))),
+            },
+        }
+    }
+}
+
 /// Runs the worker until idle or interrupted.
 pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<WorkerExit> {
-    item_env::check_user_env().map_err(anyhow::Error::msg)?;
+    item_env::check_user_env().map_err(Refused)?;
     // Before anything else: a secret this worker can't read fails it at once, naming the
     // variable and its reference (no retry grants a permission or creates a secret).
-    let declared = runner_backends::secrets::resolve(&cfg.env, &aws).await.context("the job's [env]")?;
+    let declared = runner_backends::secrets::resolve(&cfg.env, &aws)
+        .await
+        .map_err(|e| Refused(format!("the job's [env]: {e}")))?;
     if !declared.is_empty() {
         info!(variables = ?declared, "resolved the job's environment for its items");
     }
-    let work = open_queue(&cfg, &cfg.work_queue, &aws).await?;
-    let callbacks = open_queue(&cfg, &cfg.callback_queue, &aws).await?;
+    let gone = |q: &str| {
+        info!("the queue {q} is gone: its step is over; stopping");
+        WorkerExit::Idle
+    };
+    let Some(work) = open_patiently(&cfg, &cfg.work_queue, &aws).await? else { return Ok(gone(&cfg.work_queue)) };
+    let Some(callbacks) = open_patiently(&cfg, &cfg.callback_queue, &aws).await? else {
+        return Ok(gone(&cfg.callback_queue));
+    };
     let facts = if cfg.poll_imds { imds::facts().await } else { Default::default() };
     let packing = cfg.packing();
     let me = WorkerInfo {
@@ -234,11 +272,14 @@ async fn serve(
     let me = &shared.me;
     if let Some(prefix) = &shared.cfg.workers_prefix {
         let at = prefix.join(&format!("{}/{CHECKED_IN}", me.id));
-        shared
-            .stores
-            .write(&at, serde_json::to_vec(me).unwrap_or_default())
-            .await
-            .with_context(|| format!("checking in at {at}"))?;
+        let mut failing = Retrying::default();
+        while let Err(e) = shared.stores.write(&at, serde_json::to_vec(me).unwrap_or_default()).await {
+            let Some(wait) = failing.again(Instant::now()) else {
+                return Err(e).with_context(|| format!("checking in at {at} failed for {:?}", retrying::patience()));
+            };
+            warn!(worker = %me.id, "checking in at {at} failed; trying again in {wait:?}: {e}");
+            tokio::time::sleep(wait).await;
+        }
     }
     info!(
         worker = %me.id,
@@ -316,7 +357,6 @@ async fn serve(
                 failing = Retrying::default();
                 r
             }
-            Err(e) if !received_once => return Err(e).context("receiving work"),
             Err(runner_backends::queue::QueueError::NoSuchQueue(q)) if running.is_empty() => {
                 // The step is over: its queue is deleted once its work is done.
                 info!(worker = %me.id, "the work queue {q} is gone; stopping");
@@ -330,6 +370,10 @@ async fn serve(
                         _ = wait_terminate(spot, sig) => {}
                     }
                     Vec::new()
+                }
+                // A worker that never received: its boot is what failed.
+                None if !received_once => {
+                    return Err(e).with_context(|| format!("receiving work failed for {:?}", retrying::patience()));
                 }
                 None => {
                     while let Some(done) = running.join_next().await {
@@ -350,7 +394,7 @@ async fn serve(
         }
         for message in received {
             let (shared, mut spot, mut sig) = (shared.clone(), spot.clone(), sig.clone());
-            running.spawn(async move { handle(&shared, &message, asked_at, &mut spot, &mut sig).await });
+            running.spawn(async move { item_task::handle(&shared, &message, asked_at, &mut spot, &mut sig).await });
         }
     }
 }
@@ -376,133 +420,6 @@ fn log_task_end(
 /// A worker's id off EC2: the one its local fleet knows it by.
 fn local_worker_id(pid: u32) -> String {
     runner_backends::fleet::local::worker_id(pid)
-}
-
-fn unix_seconds() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
-/// Handles one message. Returns `Some(reason)` when the worker must stop.
-async fn handle(
-    shared: &Shared,
-    message: &Received,
-    received_at: Instant,
-    spot: &mut Option<watch::Receiver<Notice>>,
-    sig: &mut watch::Receiver<Notice>,
-) -> anyhow::Result<Option<String>> {
-    let Shared { cfg, work, callbacks, me, scratch_root, item_env, warm, default_limit, stores } = shared;
-    let item: WorkItem = match serde_json::from_str(&message.body) {
-        Ok(WorkMessage::Item(i)) => *i,
-        Ok(WorkMessage::Stored { stored_item }) => {
-            // Too large for a message: the orchestrator stored it. A read that fails leaves the
-            // message to come back (a retry may reach the store).
-            let bytes = stores
-                .read(&stored_item.stored_at)
-                .await
-                .with_context(|| format!("reading the stored work item {}", stored_item.stored_at))?;
-            serde_json::from_slice(&bytes)
-                .with_context(|| format!("parsing the stored work item {}", stored_item.stored_at))?
-        }
-        Err(e) => {
-            // Not ours to retry: nothing can ever run it.
-            error!("dropping a malformed work message {}: {e}", message.id);
-            work.delete(&message.receipt).await.ok();
-            return Ok(None);
-        }
-    };
-    info!(item = %item.label, attempt = message.receive_count, "running");
-    let started_at = unix_seconds();
-    let scratch =
-        tempfile::Builder::new().prefix("runner-item-").tempdir_in(scratch_root).context("creating scratch space")?;
-    // Stopped when dropped, so no return path leaves it extending a message's visibility.
-    let keeper = Keeper::start(
-        work.clone(),
-        message.receipt.clone(),
-        tokio::time::Instant::from_std(received_at),
-        Duration::from_secs(cfg.visibility_secs),
-        Duration::from_secs(cfg.heartbeat_secs.max(1)),
-        item.label.clone(),
-    );
-    let cancel = {
-        let lost = keeper.lost();
-        async move {
-            tokio::select! {
-                reason = wait_terminate(spot, sig) => reason,
-                loss = lost => loss.to_string(),
-            }
-        }
-    };
-    let limit = MemoryLimit::of(&item, *default_limit);
-    let outcome = match warm {
-        Some(warm) => warm.run(&item, scratch.path(), limit, cancel).await,
-        None => run_item_process(&item, scratch.path(), item_env, limit, cancel).await,
-    };
-    let (outcome, stop) = match outcome.context("starting the item process")? {
-        ChildOutcome::Succeeded(stats) => (Outcome::Succeeded { stats }, None),
-        ChildOutcome::Failed { error, permanent } => (Outcome::Failed { error, permanent }, None),
-        // Stopped by its keeper: not a reason for the worker to stop.
-        ChildOutcome::Killed(reason) => match keeper.loss() {
-            Some(Loss::Ceiling(error)) => (Outcome::Failed { error, permanent: true }, None),
-            Some(lost @ Loss::Lost(_)) => (Outcome::Interrupted { reason: lost.to_string() }, None),
-            None => (Outcome::Interrupted { reason: reason.clone() }, Some(reason)),
-        },
-    };
-    // Hand the item back before anything else when it did not succeed and a retry may help:
-    // another worker can start at once. A permanent failure is not run again; its message is
-    // deleted once the orchestrator has been told.
-    let permanent = matches!(outcome, Outcome::Failed { permanent: true, .. });
-    if !matches!(outcome, Outcome::Succeeded { .. }) && !permanent {
-        keeper.stop();
-        work.set_visibility(&message.receipt, Duration::ZERO).await.ok();
-    }
-    match &outcome {
-        Outcome::Succeeded { .. } => info!(item = %item.label, "done"),
-        Outcome::Failed { error, permanent } => {
-            let retry = if *permanent { " (no retry can fix it)" } else { "" };
-            warn!(item = %item.label, attempt = message.receive_count, "failed{retry}: {error}")
-        }
-        Outcome::Interrupted { reason } => warn!(item = %item.label, "handed back: {reason}"),
-    }
-    let succeeded = matches!(outcome, Outcome::Succeeded { .. });
-    let callback = Callback {
-        run_id: item.run_id.clone(),
-        step: item.step.clone(),
-        item: item.id.clone(),
-        receive_count: message.receive_count,
-        worker: me.clone(),
-        started_at,
-        finished_at: unix_seconds(),
-        outcome,
-    };
-    let body = serde_json::to_string(&callback).unwrap_or_default();
-    let mut failing = Retrying::default();
-    let sent = loop {
-        match callbacks.send(std::slice::from_ref(&body)).await {
-            Ok(ids) => break Ok(ids),
-            Err(e) => match failing.again(Instant::now()) {
-                Some(wait) => {
-                    warn!(item = %item.label, "sending the callback failed; trying again in {wait:?}: {e}");
-                    tokio::time::sleep(wait).await;
-                }
-                None => break Err(e),
-            },
-        }
-    };
-    // The heartbeat kept the message invisible while the callback was retried: no other worker
-    // runs the item again meanwhile.
-    keeper.stop();
-    match (sent, succeeded || permanent) {
-        (Ok(_), true) => work.delete(&message.receipt).await.context("deleting a finished item")?,
-        (Err(e), true) => {
-            // Without a callback the orchestrator would wait: let the item come back; the
-            // redo finds the same outputs and commits again.
-            work.set_visibility(&message.receipt, Duration::ZERO).await.ok();
-            return Err(e).context("sending the callback");
-        }
-        (Err(e), false) => return Err(e).context("sending the callback"),
-        (Ok(_), false) => {}
-    }
-    Ok(stop)
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@
 //! orchestrator that dies outright cannot leave one running for ever.
 //!
 //! The rooms: [`config`] (the `[ec2]` settings), [`preflight`] (AWS's rules, checked before a
-//! launch), [`launch`] (templates and fleets), [`capacity`] (when to add a fleet), [`history`]
-//! (what went wrong, from the fleets' histories), [`usage`] (the bill's instances),
+//! launch), [`launch`] (templates and fleets), [`capacity`] (when to add a fleet), [`follow`]
+//! (what instances and fleets did since the last look), [`history`] (what went wrong, from the
+//! fleets' histories), [`usage`] (the bill's instances),
 //! [`cleanup`] (deleting everything, every failure reported), with [`trouble`] sorting AWS's
 //! error codes and [`backoff`] pacing the retries. This module only runs the looks.
 
@@ -21,6 +22,7 @@ mod backoff;
 mod capacity;
 mod cleanup;
 pub mod config;
+mod follow;
 mod history;
 mod instances;
 mod launch;
@@ -30,13 +32,12 @@ mod trouble;
 mod usage;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{FleetActivityStatus, HistoryRecordEntry};
 
 pub use config::{Ec2Config, SubnetOverrides};
 pub use launch::ITEMS_WANTED_TAG;
@@ -44,13 +45,11 @@ pub use launch::ITEMS_WANTED_TAG;
 use self::backoff::Patience;
 use self::capacity::{Capacity, Decision};
 use self::cleanup::Failures;
-use self::history::{HistoryReader, Problem, Read};
+use self::history::{HistoryReader, Problem};
 use self::launch::Launcher;
 use self::trouble::Trouble;
 use self::usage::Ledger;
-use super::{
-    EndReason, Ended, Fleet, FleetError, FleetHandle, FleetRequest, FleetState, GcReport, Instance, Result, Usage,
-};
+use super::{Fleet, FleetError, FleetHandle, FleetRequest, FleetState, GcReport, Instance, Result, Usage};
 use runner_types::{BackendKind, RunId};
 
 /// What a fleet provider needs besides its configuration.
@@ -62,6 +61,17 @@ pub struct Ec2Settings {
     /// The deployment whose resources these are (`prod`, `staging`): in every tag and name.
     pub deployment: String,
 }
+
+/// Waits before asking again for a step's first fleet when EC2 throttles the request or fails
+/// it for a passing reason (about two minutes in all), then the step fails.
+const FIRST_LAUNCH_WAITS: [Duration; 6] = [
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(16),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+];
 
 /// How long describes may go unanswered (not throttled: unanswered) before a step fails.
 const UNANSWERED_PATIENCE: Duration = Duration::from_secs(600);
@@ -112,10 +122,6 @@ pub struct Ec2Fleet {
     zones: Mutex<BTreeMap<String, String>>,
     /// Whether `DescribeFleetHistory` answers (moto does not implement it).
     history: AtomicBool,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
 impl Ec2Fleet {
@@ -175,37 +181,6 @@ impl Ec2Fleet {
             .clone()
     }
 
-    /// vCPUs of an instance type (cached; `DescribeInstanceTypes`).
-    async fn vcpus(&self, instance_type: &str) -> usize {
-        if let Some(v) = self.vcpus_of_type.lock().unwrap_or_else(|p| p.into_inner()).get(instance_type) {
-            return *v;
-        }
-        let found = self
-            .client
-            .describe_instance_types()
-            .instance_types(instance_type.into())
-            .send()
-            .await
-            .ok()
-            .and_then(|o| o.instance_types().first().and_then(|t| t.v_cpu_info()).and_then(|v| v.default_v_cpus()))
-            .map(|v| v.max(1) as usize);
-        match found {
-            Some(v) => {
-                self.vcpus_of_type.lock().unwrap_or_else(|p| p.into_inner()).insert(instance_type.to_string(), v);
-                v
-            }
-            // Not cached: a throttled answer must not make a 16-vCPU type count as 2 for good.
-            None => self.config.vcpus_per_item,
-        }
-    }
-
-    async fn vcpus_of(&self, i: &aws_sdk_ec2::types::Instance) -> usize {
-        match i.instance_type() {
-            Some(t) => self.vcpus(t.as_str()).await,
-            None => self.config.vcpus_per_item,
-        }
-    }
-
     /// A problem worded for the user: the fleet, the instance requirements and the advice.
     fn worded(&self, p: &Problem) -> String {
         let advice = p.trouble.advice();
@@ -224,145 +199,6 @@ impl Ec2Fleet {
             })
             .collect::<Vec<_>>()
             .join(", ")
-    }
-
-    /// Records what the step's instances did since the last look: each one up, and the end of
-    /// each one gone (read while AWS still lists it). Returns the ones that ended.
-    async fn follow_instances(&self, s: &mut StepFleet, listed: &[aws_sdk_ec2::types::Instance]) -> Vec<Ended> {
-        let now = unix_now();
-        for i in listed {
-            let vcpus = self.vcpus_of(i).await;
-            s.ledger.saw_up(usage::usage_of(i, vcpus, now));
-        }
-        let up: Vec<&str> = listed.iter().filter_map(|i| i.instance_id()).collect();
-        let gone = s.ledger.gone(&up, now);
-        let mut ended = Vec::new();
-        if gone.is_empty() {
-            return ended;
-        }
-        match instances::by_ids(&self.client, &gone).await {
-            Ok(found) => {
-                let listed: BTreeSet<&str> = found.iter().filter_map(|i| i.instance_id()).collect();
-                let forgotten: Vec<String> = gone.iter().filter(|id| !listed.contains(id.as_str())).cloned().collect();
-                s.ledger.forgotten(&forgotten);
-                for i in found.iter().filter(|i| !usage::is_up(i)) {
-                    let vcpus = self.vcpus_of(i).await;
-                    s.ledger.saw_end(usage::usage_of(i, vcpus, now));
-                    let why = EndReason::of_ec2_code(usage::end_reason(i).as_deref());
-                    ended.push(Ended { id: i.instance_id().unwrap_or_default().to_string(), why });
-                }
-            }
-            Err((t, e)) => tracing::debug!(?t, "reading the end of instances {}: {e}", gone.join(", ")),
-        }
-        ended
-    }
-
-    /// What the step's fleets show and say: each young fleet is asked what it has shown, each
-    /// fleet's state and activity is read, and due histories are read. Returns new problems,
-    /// and the vCPUs of instances young fleets show that the tagged listing does not have yet
-    /// (EC2's listings are eventually consistent: counting them as up keeps a fleet that has
-    /// just filled from being asked for twice).
-    async fn follow_fleets(&self, s: &mut StepFleet, listed: &BTreeSet<&str>, now: Instant) -> (Vec<Problem>, usize) {
-        let mut problems = Vec::new();
-        let mut unlisted_vcpus = 0;
-        for id in s.capacity.young(now) {
-            if let Ok(out) = self.client.describe_fleet_instances().fleet_id(&id).send().await {
-                let mut shown = 0;
-                for i in out.active_instances() {
-                    let vcpus = match i.instance_type() {
-                        Some(t) => self.vcpus(t).await,
-                        None => self.config.vcpus_per_item,
-                    };
-                    shown += vcpus;
-                    if i.instance_id().is_some_and(|i| !listed.contains(i)) {
-                        unlisted_vcpus += vcpus;
-                    }
-                }
-                s.capacity.shown(&id, shown);
-            }
-        }
-        let ids: Vec<String> = s.capacity.fleets.iter().map(|f| f.id.clone()).collect();
-        let history_works = self.history.load(Ordering::Relaxed);
-        let mut over = Vec::new();
-        if !ids.is_empty()
-            && let Ok(out) = self.client.describe_fleets().set_fleet_ids(Some(ids)).send().await
-        {
-            for f in out.fleets() {
-                let id = f.fleet_id().unwrap_or_default().to_string();
-                let state = f.fleet_state().map(|s| s.as_str()).unwrap_or_default();
-                if state.starts_with("deleted") || state == "failed" || state == "expired" {
-                    // Its history is read a while longer: why it ended is written there late.
-                    over.push(id.clone());
-                    if s.capacity.showed_nothing(&id) {
-                        problems.push(ended_empty(&id, state));
-                    }
-                }
-                // `Errors` is filled for instant fleets only; kept for an endpoint that fills it.
-                for e in f.errors() {
-                    let code = e.error_code().unwrap_or("error");
-                    problems.push(Problem {
-                        fleet: id.clone(),
-                        trouble: trouble::of_code(code),
-                        text: format!("{code}: {}", e.error_message().unwrap_or_default()),
-                    });
-                }
-                // Where the history can't be read, an activity status of `error` is all there is.
-                if !history_works
-                    && f.activity_status() == Some(&FleetActivityStatus::Error)
-                    && s.status_reported.insert(id.clone())
-                {
-                    problems.push(Problem {
-                        fleet: id.clone(),
-                        trouble: Trouble::Other,
-                        text: "its activity status is error (its history, which says why, can't be read here)".into(),
-                    });
-                }
-            }
-        }
-        if history_works {
-            for (id, since) in s.history.due(now) {
-                let read = self.read_history(&id, since).await;
-                let (found, off) = s.history.record(&id, read, now);
-                if off {
-                    tracing::debug!("DescribeFleetHistory is not implemented by this endpoint: not reading it again");
-                    self.history.store(false, Ordering::Relaxed);
-                    break;
-                }
-                problems.extend(found);
-            }
-        }
-        for id in over {
-            s.history.over(&id, now);
-        }
-        (problems, unlisted_vcpus)
-    }
-
-    async fn read_history(&self, fleet: &str, since: SystemTime) -> Read {
-        let mut records: Vec<HistoryRecordEntry> = Vec::new();
-        let mut token: Option<String> = None;
-        let mut until = None;
-        loop {
-            let sent = self
-                .client
-                .describe_fleet_history()
-                .fleet_id(fleet)
-                .start_time(aws_sdk_ec2::primitives::DateTime::from(since))
-                .set_next_token(token.take())
-                .send()
-                .await;
-            match sent {
-                Ok(out) => {
-                    records.extend(out.history_records().iter().cloned());
-                    until = out.last_evaluated_time().and_then(|t| SystemTime::try_from(*t).ok()).or(until);
-                    match out.next_token() {
-                        Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                        _ => break,
-                    }
-                }
-                Err(e) => return Read::Failed(trouble::of_error(&e)),
-            }
-        }
-        Read::Records { records, until }
     }
 
     /// Adds one fleet when the capacity rules say so; a shortage or quota backs off, throttling
@@ -415,19 +251,6 @@ impl Ec2Fleet {
     }
 }
 
-/// A fleet EC2 ended before any instance of it showed: a problem, so the next fleet backs off
-/// and the user reads why (EC2 deletes a request over the account's fleet limits at once).
-fn ended_empty(fleet: &str, state: &str) -> Problem {
-    Problem {
-        fleet: fleet.to_string(),
-        trouble: Trouble::Other,
-        text: format!(
-            "EC2 ended the fleet ({state}) before any instance of it showed (a request over the account's EC2 Fleet \
-             limits is deleted at once; the reason, when EC2 gives one, follows from its history within a minute)"
-        ),
-    }
-}
-
 #[async_trait]
 impl Fleet for Ec2Fleet {
     fn kind(&self) -> BackendKind {
@@ -463,11 +286,20 @@ impl Fleet for Ec2Fleet {
             }
         }
         let vcpus = (wanted_items.max(1) * self.config.vcpus_per_item).min(self.config.max_vcpus);
-        let id = match launcher.fleet(request, vcpus, wanted_items).await {
-            Ok(id) => id,
-            Err((_, e)) => {
-                self.undo_templates(request).await;
-                return Err(e);
+        // The first fleet waits out throttling as top-ups do: the account's request rate is
+        // shared, and a busy account must not fail the step on its first call.
+        let mut waits = FIRST_LAUNCH_WAITS.iter();
+        let id = loop {
+            match launcher.fleet(request, vcpus, wanted_items).await {
+                Ok(id) => break id,
+                Err((t @ (Trouble::Throttled | Trouble::Transient), e)) if let Some(wait) = waits.next() => {
+                    tracing::info!(?t, "the first fleet must wait {wait:?}: {e}");
+                    tokio::time::sleep(*wait).await;
+                }
+                Err((_, e)) => {
+                    self.undo_templates(request).await;
+                    return Err(e);
+                }
             }
         };
         let handle = FleetHandle { id: id.clone(), run_id: request.run_id.clone(), step: request.step.clone() };
@@ -546,7 +378,7 @@ impl Fleet for Ec2Fleet {
         // ledger holds the ones AWS has forgotten.
         let of = tags::of_step(&handle.run_id, &handle.step);
         let listed = instances::listed(&self.client, &self.settings.deployment, Some(of), false).await;
-        let now = unix_now();
+        let now = follow::unix_now();
         let mut listing = Vec::new();
         for i in &listed.map_err(|(_, e)| e)? {
             let vcpus = self.vcpus_of(i).await;
