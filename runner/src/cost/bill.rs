@@ -1,7 +1,10 @@
-//! The bill: every instance's billed seconds priced at what it cost, grouped by type, zone and
-//! market, beside the EMR equivalent of the same instance-hours. EC2 bills Linux instances per
-//! second with a one-minute minimum, from launch to end: boot and idle time count, and so does
-//! every attempt that ran on them, failed and interrupted ones too.
+//! The bill: every instance's billed seconds priced at what it cost, with its public IPv4
+//! address and root volume, grouped by type, zone and market, beside the EMR equivalent of the
+//! same (the same instance-hours on-demand plus EMR's charge, and the same addresses and
+//! volumes). The rules of what AWS bills are in [`super::charges`]: from running to the end, per
+//! second with a one-minute minimum; boot and idle time count, and so does every attempt that
+//! ran, failed and interrupted ones too; a spot instance EC2 interrupts in its first hour is
+//! free.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,10 +12,8 @@ use runner_backends::fleet::{Market, Usage};
 use runner_backends::prices::PricePoint;
 use serde::Serialize;
 
+use super::charges;
 use super::prices::{Prices, Source};
-
-/// EC2's minimum billed time per instance.
-const MINIMUM_SECONDS: f64 = 60.0;
 
 /// The instances of one type, zone and market.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,6 +28,12 @@ pub struct Line {
     pub instances: usize,
     /// Billed seconds, summed.
     pub seconds: f64,
+    /// Of `instances`, the spot instances EC2 interrupted in their first hour: not charged.
+    pub waived: usize,
+    /// The public IPv4 addresses' part of `cost_usd`.
+    pub public_ipv4_usd: f64,
+    /// The root volumes' part of `cost_usd`, if every volume's price was known.
+    pub root_volume_usd: Option<f64>,
     /// What they cost, if every price was known.
     pub cost_usd: Option<f64>,
     /// What EMR would have charged for the same instance-hours.
@@ -80,6 +87,8 @@ impl Bill {
             l.seconds *= share;
             l.cost_usd = l.cost_usd.map(|c| c * share);
             l.emr_equivalent_usd = l.emr_equivalent_usd.map(|c| c * share);
+            l.public_ipv4_usd *= share;
+            l.root_volume_usd = l.root_volume_usd.map(|c| c * share);
         }
         b
     }
@@ -111,22 +120,23 @@ pub fn integrate(points: &[PricePoint], start: f64, end: f64) -> Option<f64> {
     Some(usd)
 }
 
-/// Seconds an instance is billed for.
-fn billed_seconds(u: &Usage) -> f64 {
-    match u.market {
-        Market::Local => u.seconds(),
-        Market::Spot | Market::OnDemand => u.seconds().max(MINIMUM_SECONDS),
-    }
-}
-
 /// The bill for these instances at these prices.
 pub fn bill(usage: &[Usage], prices: &Prices) -> Bill {
     type Key = (String, Option<String>, Market);
     let mut lines: BTreeMap<Key, Line> = BTreeMap::new();
     let mut unpriced = BTreeSet::new();
     for u in usage {
-        let seconds = billed_seconds(u);
+        let seconds = match u.market {
+            Market::Local => u.seconds(),
+            Market::Spot | Market::OnDemand => charges::instance_seconds(u),
+        };
         let hours = seconds / 3600.0;
+        // What EMR would have charged for the same running time (nothing is waived there).
+        let emr_hours = charges::running_seconds(u).max(charges::MINIMUM_SECONDS) / 3600.0;
+        let ipv4 = charges::public_ipv4_usd(u, prices.public_ipv4_hour);
+        let volume = charges::root_volume_usd(u, &prices.ebs_gb_month)
+            .map_err(|kind| unpriced.insert(format!("EBS price of {kind} volumes (pricing.ebs_gb_month.\"{kind}\")")))
+            .ok();
         let (cost, emr, source) = match u.market {
             Market::Local => {
                 let cores = u.vcpus as f64;
@@ -140,9 +150,10 @@ pub fn bill(usage: &[Usage], prices: &Prices) -> Bill {
                 let on_demand = prices.on_demand.get(&u.instance_type);
                 let emr_charge = prices.emr.get(&u.instance_type);
                 let zone = u.availability_zone.clone().unwrap_or_default();
+                let start = charges::running_from(u);
                 let (cost, source) = if u.market == Market::Spot {
                     match prices.spot.get(&(u.instance_type.clone(), zone)) {
-                        Some((points, source)) => (integrate(points, u.launched_at, u.launched_at + seconds), *source),
+                        Some((points, source)) => (integrate(points, start, start + seconds), *source),
                         None => {
                             unpriced.insert(format!(
                                 "spot price of {} (pricing.spot.\"{}\")",
@@ -163,10 +174,12 @@ pub fn bill(usage: &[Usage], prices: &Prices) -> Bill {
                 if emr_charge.is_none() {
                     unpriced.insert(format!("EMR charge of {} (pricing.emr.\"{}\")", u.instance_type, u.instance_type));
                 }
+                let extras = volume.map(|v| v + ipv4);
                 let emr = match (on_demand, emr_charge) {
-                    (Some(od), Some(e)) => Some((od.usd_per_hour + e.usd_per_hour) * hours),
+                    (Some(od), Some(e)) => Some((od.usd_per_hour + e.usd_per_hour) * emr_hours),
                     _ => None,
                 };
+                let (cost, emr) = (cost.zip(extras).map(|(c, x)| c + x), emr.zip(extras).map(|(e, x)| e + x));
                 let mut label = source.to_string();
                 if let Some(od) = on_demand.filter(|od| od.source != source) {
                     label = format!("{label}; on-demand: {}", od.source);
@@ -181,12 +194,18 @@ pub fn bill(usage: &[Usage], prices: &Prices) -> Bill {
             market: u.market,
             instances: 0,
             seconds: 0.0,
+            waived: 0,
+            public_ipv4_usd: 0.0,
+            root_volume_usd: Some(0.0),
             cost_usd: Some(0.0),
             emr_equivalent_usd: Some(0.0),
             price_source: source,
         });
         line.instances += 1;
         line.seconds += seconds;
+        line.waived += usize::from(u.market == Market::Spot && charges::waived(u));
+        line.public_ipv4_usd += ipv4;
+        line.root_volume_usd = line.root_volume_usd.zip(volume).map(|(a, b)| a + b);
         line.cost_usd = line.cost_usd.zip(cost).map(|(a, b)| a + b);
         line.emr_equivalent_usd = line.emr_equivalent_usd.zip(emr).map(|(a, b)| a + b);
     }
@@ -218,6 +237,10 @@ mod tests {
             launched_at: from,
             ended_at: to,
             ended: true,
+            interrupted: false,
+            public_ipv4: false,
+            root_volume: None,
+            running_at: None,
         }
     }
 
@@ -294,6 +317,52 @@ mod tests {
         assert!((b.emr_equivalent_usd.unwrap() - 0.041).abs() < 1e-12, "{b:?}");
         assert!((b.instance_hours * 3600.0 - 1230.0).abs() < 1e-9);
         assert_eq!((b.saving_ratio().unwrap() * 1000.0).round(), 695.0);
+    }
+
+    #[test]
+    fn the_bill_adds_addresses_and_volumes_and_waives_an_early_interruption() {
+        use runner_backends::fleet::Volume;
+        let mut p = prices();
+        p.public_ipv4_hour = 0.005;
+        p.ebs_gb_month.insert("gp3".into(), 0.08);
+        let zone = Some("us-east-1a");
+        let gp3 = Some(Volume { gib: 8, kind: "gp3".into() });
+        let used = [
+            // Running 1000..2800 after 20 s pending, with an address and 8 GiB of gp3.
+            Usage {
+                public_ipv4: true,
+                root_volume: gp3.clone(),
+                running_at: Some(1000.0),
+                ..usage("i-1", "m6i.large", zone, Market::Spot, 2, 980.0, 2800.0)
+            },
+            // Interrupted by EC2 after 600 s: the instance is free, its volume is not.
+            Usage {
+                interrupted: true,
+                root_volume: gp3,
+                ..usage("i-2", "m6i.large", zone, Market::Spot, 2, 3000.0, 3600.0)
+            },
+        ];
+        let b = bill(&used, &p);
+        // By hand: i-1's 1800 s are 900 s at $0.04/h and 900 s at $0.06/h: $0.025. Its address
+        // for 1820 s at $0.005/h: $0.0025277…; its volume 8 × $0.08 × 1820 / 2,592,000. i-2:
+        // $0 for the instance, its volume 8 × $0.08 × 600 / 2,592,000.
+        let ipv4 = 1820.0 * 0.005 / 3600.0;
+        let ebs = 8.0 * 0.08 * (1820.0 + 600.0) / 2_592_000.0;
+        assert!((b.cost_usd.unwrap() - (0.025 + ipv4 + ebs)).abs() < 1e-12, "{b:?}");
+        // EMR: both running times (1800 s + 600 s) at $0.12/h, and the same addresses and volumes.
+        assert!((b.emr_equivalent_usd.unwrap() - (2400.0 * 0.12 / 3600.0 + ipv4 + ebs)).abs() < 1e-12, "{b:?}");
+        let line = &b.lines[0];
+        assert_eq!((line.instances, line.waived, line.seconds), (2, 1, 1800.0));
+        assert!((line.public_ipv4_usd - ipv4).abs() < 1e-15);
+        assert!((line.root_volume_usd.unwrap() - ebs).abs() < 1e-15);
+        // A volume type without a price leaves the figure unknown, naming the setting.
+        let odd = [Usage {
+            root_volume: Some(Volume { gib: 8, kind: "gp9".into() }),
+            ..usage("i-3", "m6i.large", zone, Market::Spot, 2, 0.0, 600.0)
+        }];
+        let b = bill(&odd, &p);
+        assert_eq!(b.cost_usd, None);
+        assert!(b.unpriced.iter().any(|u| u.contains("pricing.ebs_gb_month.\"gp9\"")), "{:?}", b.unpriced);
     }
 
     #[test]

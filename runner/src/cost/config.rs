@@ -30,6 +30,13 @@ pub struct PricingConfig {
     /// shipped table answers when it can't be reached).
     #[serde(default = "yes")]
     pub price_list: bool,
+    /// The price of a public IPv4 address per hour (default AWS's $0.005).
+    #[serde(default)]
+    pub public_ipv4_hour_usd: Option<f64>,
+    /// EBS prices per GB-month by volume type (`gp3`, `gp2`, ...); they win over the shipped
+    /// us-east-1 prices.
+    #[serde(default)]
+    pub ebs_gb_month: BTreeMap<String, f64>,
 }
 
 fn yes() -> bool {
@@ -42,6 +49,7 @@ impl PricingConfig {
         let named = [
             ("local_core_hour_usd", self.local_core_hour_usd),
             ("local_emr_core_hour_usd", self.local_emr_core_hour_usd),
+            ("public_ipv4_hour_usd", self.public_ipv4_hour_usd.unwrap_or(0.0)),
         ];
         for (name, v) in named {
             anyhow::ensure!(
@@ -49,7 +57,13 @@ impl PricingConfig {
                 "pricing.{name} = {v}: a price is a number of dollars, 0 or more"
             );
         }
-        for (table, prices) in [("spot", &self.spot), ("on_demand", &self.on_demand), ("emr", &self.emr)] {
+        let tables = [
+            ("spot", &self.spot),
+            ("on_demand", &self.on_demand),
+            ("emr", &self.emr),
+            ("ebs_gb_month", &self.ebs_gb_month),
+        ];
+        for (table, prices) in tables {
             for (key, v) in prices {
                 anyhow::ensure!(
                     v.is_finite() && *v >= 0.0,

@@ -1,10 +1,11 @@
-//! What a run cost, measured: every instance its fleets had (from launch to end, boot and idle
-//! included), priced at what AWS charged for it, beside what the same instance-hours would have
-//! cost on EMR (on-demand plus the EMR charge). [`config`] holds the user's settings,
-//! [`table`] the on-demand prices shipped with the project, [`prices`] finds each price, and
-//! [`bill`] adds it up.
+//! What a run cost, measured: every instance its fleets had (from running to end, boot and idle
+//! included), its public IPv4 address and its root volume, priced as AWS charges them, beside
+//! what the same would have cost on EMR (on-demand plus the EMR charge). [`config`] holds the
+//! user's settings, [`table`] the on-demand prices shipped with the project, [`prices`] finds
+//! each price, [`charges`] states AWS's rules, and [`bill`] adds it up.
 
 pub mod bill;
+pub mod charges;
 pub mod config;
 pub mod prices;
 pub mod table;

@@ -58,6 +58,10 @@ pub struct Prices {
     pub local_core_hour: f64,
     /// What EMR would charge per local core-hour.
     pub local_emr_core_hour: f64,
+    /// USD per public IPv4 address-hour.
+    pub public_ipv4_hour: f64,
+    /// USD per GB-month of EBS by volume type.
+    pub ebs_gb_month: BTreeMap<String, f64>,
 }
 
 /// What AWS access the resolution may use.
@@ -73,9 +77,14 @@ pub struct Aws<'a> {
 impl Prices {
     /// The prices of everything in `usage`.
     pub async fn resolve(config: &PricingConfig, usage: &[Usage], aws: Option<Aws<'_>>) -> Self {
+        let mut ebs: BTreeMap<String, f64> =
+            super::charges::EBS_USD_PER_GB_MONTH.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        ebs.extend(config.ebs_gb_month.clone());
         let mut prices = Self {
             local_core_hour: config.local_core_hour_usd,
             local_emr_core_hour: config.local_emr_core_hour_usd,
+            public_ipv4_hour: config.public_ipv4_hour_usd.unwrap_or(super::charges::PUBLIC_IPV4_USD_PER_HOUR),
+            ebs_gb_month: ebs,
             ..Self::default()
         };
         // Each spot (type, zone), over the span of its instances' lives.

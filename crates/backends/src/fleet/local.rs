@@ -122,6 +122,10 @@ impl LocalFleet {
             launched_at: worker.started_unix,
             ended_at: unix_now(),
             ended,
+            interrupted: false,
+            public_ipv4: false,
+            root_volume: None,
+            running_at: None,
         }
     }
 

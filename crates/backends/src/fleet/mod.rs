@@ -190,6 +190,29 @@ pub struct Usage {
     pub ended_at: f64,
     /// Whether `ended_at` is its recorded end rather than the moment of asking.
     pub ended: bool,
+    /// EC2 interrupted it (a spot interruption): AWS does not charge a Linux spot instance it
+    /// interrupts in its first hour.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// It had a public IPv4 address, charged per address-hour since February 2024.
+    #[serde(default)]
+    pub public_ipv4: bool,
+    /// Its root volume, where EC2 said: charged per GB-month while it exists.
+    #[serde(default)]
+    pub root_volume: Option<Volume>,
+    /// When it started running, where known (its worker read its kernel's start): EC2 bills
+    /// from there, not from the launch (time pending is not billed).
+    #[serde(default)]
+    pub running_at: Option<f64>,
+}
+
+/// An EBS volume as EC2 describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Its size in GiB.
+    pub gib: u32,
+    /// Its type (`gp3`, `gp2`, ...).
+    pub kind: String,
 }
 
 impl Usage {

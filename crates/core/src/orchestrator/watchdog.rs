@@ -190,11 +190,8 @@ impl Watchdog {
         self.seen.extend(now.iter().cloned());
         self.ended_silent.retain(|_, seen| at.duration_since(*seen) < CRASH_LOOP_WINDOW);
         if self.ended_silent.len() >= self.crash_loop_after {
-            let said: Vec<String> = self
-                .ended_silent
-                .keys()
-                .filter_map(|id| self.boot_failures.get(id).cloned())
-                .collect();
+            let said: Vec<String> =
+                self.ended_silent.keys().filter_map(|id| self.boot_failures.get(id).cloned()).collect();
             return Err(BootError::CrashLoop {
                 count: self.ended_silent.len(),
                 ids: self.ended_silent.keys().cloned().collect::<Vec<_>>().join(", "),

@@ -4,7 +4,7 @@
 //! is one). Also the vCPUs of instance types, cached. The provider's looks call these; nothing
 //! here decides capacity.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
@@ -13,7 +13,7 @@ use aws_sdk_ec2::types::{FleetActivityStatus, HistoryRecordEntry};
 use super::history::{Problem, Read};
 use super::trouble::{self, Trouble};
 use super::{Ec2Fleet, StepFleet, instances, usage};
-use crate::fleet::{EndReason, Ended};
+use crate::fleet::{EndReason, Ended, Volume};
 
 /// Unix seconds now, as the bill's instance lives are stamped.
 pub(super) fn unix_now() -> f64 {
@@ -21,6 +21,35 @@ pub(super) fn unix_now() -> f64 {
 }
 
 impl Ec2Fleet {
+    /// The root volumes of the instances up whose volume the ledger lacks (one
+    /// `DescribeVolumes`), by volume id: read while the instance is up, since EC2 deletes a
+    /// root volume with its instance. A failed read is tried at the next look.
+    async fn root_volumes(&self, s: &StepFleet, listed: &[aws_sdk_ec2::types::Instance]) -> BTreeMap<String, Volume> {
+        let ids: Vec<String> = listed
+            .iter()
+            .filter(|i| i.instance_id().is_some_and(|id| s.ledger.lacks_volume(id)))
+            .filter_map(usage::root_volume_id)
+            .collect();
+        if ids.is_empty() {
+            return BTreeMap::new();
+        }
+        match self.client.describe_volumes().set_volume_ids(Some(ids)).send().await {
+            Ok(out) => out
+                .volumes()
+                .iter()
+                .filter_map(|v| {
+                    let gib = u32::try_from(v.size()?).ok()?;
+                    let kind = v.volume_type().map(|t| t.as_str().to_string()).unwrap_or_default();
+                    Some((v.volume_id()?.to_string(), Volume { gib, kind }))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::debug!("reading root volumes: {}", aws_sdk_ec2::error::DisplayErrorContext(&e));
+                BTreeMap::new()
+            }
+        }
+    }
+
     /// vCPUs of an instance type (cached; `DescribeInstanceTypes`).
     pub(super) async fn vcpus(&self, instance_type: &str) -> usize {
         if let Some(v) = self.vcpus_of_type.lock().unwrap_or_else(|p| p.into_inner()).get(instance_type) {
@@ -60,9 +89,12 @@ impl Ec2Fleet {
         listed: &[aws_sdk_ec2::types::Instance],
     ) -> Vec<Ended> {
         let now = unix_now();
+        let volumes = self.root_volumes(s, listed).await;
         for i in listed {
             let vcpus = self.vcpus_of(i).await;
-            s.ledger.saw_up(usage::usage_of(i, vcpus, now));
+            let mut u = usage::usage_of(i, vcpus, now);
+            u.root_volume = usage::root_volume_id(i).and_then(|v| volumes.get(&v).cloned());
+            s.ledger.saw_up(u);
         }
         let up: Vec<&str> = listed.iter().filter_map(|i| i.instance_id()).collect();
         let gone = s.ledger.gone(&up, now);

@@ -386,7 +386,7 @@ impl Fleet for Ec2Fleet {
         }
         let step = self.step(handle);
         let s = step.lock().await;
-        Ok(s.ledger.merged(listing))
+        Ok(usage::with_step_root_volume(s.ledger.merged(listing)))
     }
 
     async fn delete(&self, handle: &FleetHandle) -> Result<()> {

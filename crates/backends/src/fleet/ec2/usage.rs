@@ -39,7 +39,30 @@ pub(super) fn usage_of(i: &aws_sdk_ec2::types::Instance, vcpus: usize, now: f64)
         // A clock skew between AWS's two stamps must not make a negative life.
         ended_at: recorded_end.unwrap_or(now).max(launched_at),
         ended: recorded_end.is_some(),
+        interrupted: end_reason(i).is_some_and(|c| is_spot_interruption(&c)),
+        // Released at termination: what an instance up shows is kept by the ledger.
+        public_ipv4: i.public_ip_address().is_some(),
+        root_volume: None,
+        running_at: None,
     }
+}
+
+/// Whether EC2's state reason code is a spot interruption (`Server.SpotInstanceTermination`,
+/// `Server.SpotInstanceShutdown`): EC2 took the instance, which AWS does not charge in its
+/// first hour.
+pub(super) fn is_spot_interruption(code: &str) -> bool {
+    code.starts_with("Server.SpotInstance")
+}
+
+/// The id of an instance's root volume, from its block device mappings.
+pub(super) fn root_volume_id(i: &aws_sdk_ec2::types::Instance) -> Option<String> {
+    let root = i.root_device_name()?;
+    i.block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == Some(root))
+        .and_then(|m| m.ebs())
+        .and_then(|e| e.volume_id())
+        .map(String::from)
 }
 
 /// Whether an instance is up (pending or running).
@@ -51,6 +74,21 @@ pub(super) fn is_up(i: &aws_sdk_ec2::types::Instance) -> bool {
 /// `Client.InstanceInitiatedShutdown`, ...): the state reason's code.
 pub(super) fn end_reason(i: &aws_sdk_ec2::types::Instance) -> Option<String> {
     i.state_reason().and_then(|r| r.code()).map(String::from)
+}
+
+/// Fills in the root volume of instances whose volume was never read (up for less than a look:
+/// EC2 deletes a root volume with its instance) from the others: a step's instances boot from
+/// its launch templates, so they share one root volume. Left unknown when the known ones differ.
+pub(crate) fn with_step_root_volume(mut usage: Vec<Usage>) -> Vec<Usage> {
+    let mut known = usage.iter().filter_map(|u| u.root_volume.clone());
+    let Some(first) = known.next() else { return usage };
+    if known.any(|v| v != first) {
+        return usage;
+    }
+    for u in usage.iter_mut().filter(|u| u.root_volume.is_none()) {
+        u.root_volume = Some(first.clone());
+    }
+    usage
 }
 
 /// Every instance a step's fleet has seen, with its life as far as it is known.
@@ -71,16 +109,30 @@ struct Life {
 impl Ledger {
     /// An instance seen up at `now` (its usage as read then).
     pub(crate) fn saw_up(&mut self, usage: Usage) {
-        let id = usage.id.clone();
-        self.lives.insert(id, Life { usage, gone_at: None, forgotten: false });
+        self.record(usage);
     }
 
     /// An instance whose end is recorded (read while AWS still lists it).
     pub(crate) fn saw_end(&mut self, usage: Usage) {
         if usage.ended {
-            let id = usage.id.clone();
-            self.lives.insert(id, Life { usage, gone_at: None, forgotten: false });
+            self.record(usage);
         }
+    }
+
+    /// Records a newer reading of an instance, keeping what only an earlier one could show: a
+    /// public address and a root volume are gone once it is terminated.
+    fn record(&mut self, mut usage: Usage) {
+        if let Some(before) = self.lives.get(&usage.id) {
+            usage.public_ipv4 |= before.usage.public_ipv4;
+            usage.root_volume = usage.root_volume.or_else(|| before.usage.root_volume.clone());
+        }
+        let id = usage.id.clone();
+        self.lives.insert(id, Life { usage, gone_at: None, forgotten: false });
+    }
+
+    /// Whether an instance's root volume is still to be read.
+    pub(crate) fn lacks_volume(&self, id: &str) -> bool {
+        self.lives.get(id).is_none_or(|l| l.usage.root_volume.is_none())
     }
 
     /// Instances gone whose end EC2 no longer has: counted up to when they were seen gone.
@@ -125,6 +177,12 @@ impl Ledger {
             let seen_gone = self.lives.get(&u.id).is_some_and(|l| l.gone_at.is_some());
             let keep_ledger = out.get(&u.id).is_some_and(|known| (known.ended || seen_gone) && !u.ended);
             if !keep_ledger {
+                let mut u = u;
+                if let Some(known) = out.get(&u.id) {
+                    u.public_ipv4 |= known.public_ipv4;
+                    u.interrupted |= known.interrupted;
+                    u.root_volume = u.root_volume.or_else(|| known.root_volume.clone());
+                }
                 out.insert(u.id.clone(), u);
             }
         }
@@ -147,7 +205,48 @@ mod tests {
             launched_at,
             ended_at,
             ended,
+            interrupted: false,
+            public_ipv4: false,
+            root_volume: None,
+            running_at: None,
         }
+    }
+
+    #[test]
+    fn an_instance_whose_volume_was_never_read_has_its_steps() {
+        let gp3 = |gib| Some(crate::fleet::Volume { gib, kind: "gp3".into() });
+        let filled = with_step_root_volume(vec![
+            Usage { root_volume: gp3(8), ..life("i-1", 0.0, 10.0, true) },
+            life("i-2", 0.0, 2.0, true),
+        ]);
+        assert_eq!(filled[1].root_volume, gp3(8));
+        // Two different volumes among the known: the unknown one stays unknown.
+        let mixed = with_step_root_volume(vec![
+            Usage { root_volume: gp3(8), ..life("i-1", 0.0, 10.0, true) },
+            Usage { root_volume: gp3(30), ..life("i-2", 0.0, 10.0, true) },
+            life("i-3", 0.0, 2.0, true),
+        ]);
+        assert_eq!(mixed[2].root_volume, None);
+    }
+
+    #[test]
+    fn what_only_an_instance_up_shows_stays_on_its_bill() {
+        // EC2 releases the public address and deletes the root volume at termination: the end
+        // read later shows neither.
+        let mut ledger = Ledger::default();
+        let up = Usage {
+            public_ipv4: true,
+            root_volume: Some(crate::fleet::Volume { gib: 8, kind: "gp3".into() }),
+            ..life("i-1", 0.0, 100.0, false)
+        };
+        ledger.saw_up(up);
+        assert!(!ledger.lacks_volume("i-1") && ledger.lacks_volume("i-2"));
+        ledger.saw_end(Usage { interrupted: true, ..life("i-1", 0.0, 150.0, true) });
+        let bill = ledger.merged(vec![life("i-1", 0.0, 150.0, true)]);
+        assert!(bill[0].public_ipv4 && bill[0].interrupted, "{bill:?}");
+        assert_eq!(bill[0].root_volume.as_ref().map(|v| v.gib), Some(8));
+        assert!(is_spot_interruption("Server.SpotInstanceTermination"));
+        assert!(!is_spot_interruption("Client.UserInitiatedShutdown"));
     }
 
     #[test]
