@@ -7,10 +7,12 @@ instance whose shutdown behaviour is `terminate`. The same stand-in as the Rust 
 `support::instances`, for the Dagster-side tests."""
 
 import base64
+import datetime
 import hashlib
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,6 +114,12 @@ SPOT_ACTION = "/latest/meta-data/spot/instance-action"
 REBALANCE = "/latest/meta-data/events/recommendations/rebalance"
 #: What `FleetStandIn(chaos=...)` can do to an instance running an item.
 CHAOS_EVENTS = ("notice", "rebalance", "crash")
+# How long after a spot notice the stand-in reclaims the instance.
+RECLAIM_AFTER_SECONDS = 10.0
+# A worker log's item lines: a start, or an end of any kind.
+ITEM_LINE = re.compile(r" (running|done|failed|handed back)\b.*item=| item=.* (done|failed|handed back)")
+# An event lands on an item started at most this long ago.
+JUST_STARTED = 1.5
 
 
 class FleetStandIn:
@@ -127,6 +135,11 @@ class FleetStandIn:
         assert all(e in CHAOS_EVENTS for e in chaos or []), chaos
         self.chaos = list(chaos or [])
         self.landed: list[tuple[str, str]] = []
+        # When each event landed (Unix seconds), for checking it against the worker's own log.
+        self.landed_at: list[float] = []
+        # When EC2 reclaims each instance given a spot notice (EC2 says within two minutes; here
+        # sooner), as EC2 does: the worker hands its items back and waits for it.
+        self.reclaim_at: dict[str, float] = {}
         self.answers: dict[str, dict[str, str]] = {}
         self.homes: dict[str, Path] = {}
         self.workdir = workdir
@@ -242,11 +255,24 @@ class FleetStandIn:
             )
 
     def _running_an_item(self, instance_id: str) -> bool:
+        """Whether the worker's own log says an item is in flight and started just now: its last
+        item line is a start (`running item=…`, no `done`, `failed` or `handed back` after it)
+        written within `JUST_STARTED` seconds, so an event lands mid-item with the item's whole
+        run (the item-sleep failpoint) still ahead, not on an instance that once ran one."""
         log = self.homes[instance_id] / "home" / "worker.log"
         try:
-            return " running" in log.read_text(errors="replace")
+            lines = log.read_text(errors="replace").splitlines()
         except OSError:
             return False
+        items = [line for line in lines if ITEM_LINE.search(line)]
+        if not items or " running item=" not in items[-1]:
+            return False
+        stamp = items[-1].split(" ", 1)[0]
+        try:
+            started = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return False
+        return time.time() - started <= JUST_STARTED
 
     def _bring_chaos(self, up_ids: set[str]) -> None:
         """The next chaos event, on an instance up and running an item that has had none."""
@@ -261,12 +287,14 @@ class FleetStandIn:
             if event == "notice":
                 reclaim = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 120))
                 self.answers[instance_id][SPOT_ACTION] = f'{{"action": "terminate", "time": "{reclaim}"}}'
+                self.reclaim_at[instance_id] = time.time() + RECLAIM_AFTER_SECONDS
             elif event == "rebalance":
                 self.answers[instance_id][REBALANCE] = f'{{"noticeTime": "{now}"}}'
             else:
                 self._kill(instance_id, signal.SIGKILL)
                 self.ec2.terminate_instances(InstanceIds=[instance_id])
             self.landed.append((event, instance_id))
+            self.landed_at.append(time.time())
             return
 
     def _loop(self) -> None:
@@ -279,6 +307,11 @@ class FleetStandIn:
                     # Terminated: the instance shuts down (SIGTERM, then what is left goes).
                     self._kill(instance_id, signal.SIGTERM)
                 self._bring_chaos(up_ids)
+                for instance_id, at in list(self.reclaim_at.items()):
+                    if time.time() >= at:
+                        del self.reclaim_at[instance_id]
+                        if instance_id in up_ids:
+                            self.ec2.terminate_instances(InstanceIds=[instance_id])
                 for instance in up:
                     if instance["InstanceId"] in self.booted:
                         continue

@@ -99,4 +99,8 @@ def test_a_key_that_would_leave_its_folder_is_refused_naming_it(key: str, keyed,
     assert not result.success
     errors = engine_errors(instance, result.run_id)
     assert any(f"partition key {key!r}".replace("'", '"') in m and REFUSED[key] in m for m in errors), errors
-    assert not (root / "out").exists() and not (root / "state").exists(), "nothing was written"
+    # Nothing was written: no output, no item state, no live run left (the runner's state is
+    # under the root's `_runner`).
+    state = root / "_runner"
+    assert not (root / "out").exists() and not (state / "items").exists(), sorted(map(str, state.rglob("*")))
+    assert not any((state / "live").glob("*")), sorted(map(str, state.rglob("*")))

@@ -1,10 +1,13 @@
 """Spot chaos on the Dagster path: a 3-day single-run backfill on the aws backend (moto, with
 instances stood in for by processes running the real boot script) while instances running
-items get a spot notice, a rebalance recommendation and a hard crash. The run succeeds, its
-outputs equal a local run's over the same raw files, nothing is left on EC2 or SQS, and the
-materializations count what they survived: at least one hand-back, and no more than the events
-that landed."""
+items get a spot notice, a rebalance recommendation and a hard crash, each landing on an item
+just started (the worker's own log shows it in flight). The run succeeds, its outputs equal a
+local run's over the same raw files, nothing is left on EC2 or SQS, each event did to its item
+what it should (the worker's log: handed back, lost, finished), and the materializations count
+exactly one interruption per notice."""
 
+import datetime
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +46,21 @@ def _download(s3, bucket: str, prefix: str, dest: Path) -> int:  # type: ignore[
     return n
 
 
+ITEM_END = re.compile(r" (done|failed|handed back)\b.*item=| item=.* (done|failed|handed back)")
+
+
+def _worker_log(fleet: FleetStandIn, instance_id: str) -> list[tuple[float, str]]:
+    """The worker's own log on an instance: (Unix seconds, line) for each stamped line."""
+    out = []
+    for line in (fleet.homes[instance_id] / "home" / "worker.log").read_text(errors="replace").splitlines():
+        stamp = line.split(" ", 1)[0]
+        try:
+            out.append((datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp(), line))
+        except ValueError:
+            continue
+    return out
+
+
 def _rows(directory: Path) -> list[tuple]:
     """Every row of a dataset, sorted (file names differ between runs: they carry item ids)."""
     files = [
@@ -69,27 +87,41 @@ def test_a_backfill_survives_spot_notices_rebalances_and_crashes(
             assert materialize([raw_events], resources={"runner": client}, instance=instance, partition_key=day).success
         result = materialize([events_pipeline], resources={"runner": client}, instance=instance, tags=RANGE)
         assert result.success
-        landed = list(fleet.landed)
+        landed = list(zip(fleet.landed, fleet.landed_at, strict=True))
+        logs = {instance_id: _worker_log(fleet, instance_id) for (_, instance_id), _ in landed}
         assert fleet.running_instances() == 0, "no instance is left running"
         assert fleet.live_fleets() == 0, "every fleet was deleted"
-    events = [event for event, _ in landed]
-    assert "notice" in events and "crash" in events, f"the chaos must land to test anything: {landed}"
+    assert [event for (event, _), _ in landed] == CHAOS, f"every event must land to test anything: {landed}"
 
-    # What the run says it survived: a spot notice on an instance running an item hands it back
-    # (an interruption); a crash loses the item silently (it comes back when its visibility
-    # lapses); a rebalance lets it finish. So at least one, and never more than the events.
+    # Each event landed on an item in flight, as the worker's own log tells it: an item started
+    # before the event and not ended by then. Then a notice's item was handed back, a crashed
+    # item never ended on its instance, and a rebalanced item finished.
+    for (event, instance_id), at in landed:
+        lines = logs[instance_id]
+        before = [(t, line) for t, line in lines if t <= at]
+        after = [(t, line) for t, line in lines if t > at]
+        assert before and " running item=" in before[-1][1], (event, instance_id, lines)
+        ends_after = [line for _, line in after if ITEM_END.search(line)]
+        if event == "notice":
+            assert ends_after and "handed back" in ends_after[0], (instance_id, lines)
+        elif event == "crash":
+            assert ends_after == [], (instance_id, lines)
+        else:
+            assert ends_after and " done" in ends_after[0], (instance_id, lines)
+            assert any("taking no more work" in line for _, line in after), (instance_id, lines)
+
+    # What the run says it survived, exactly: each notice's item handed back is one
+    # interruption; a crash's item comes back silently when its visibility lapses; a
+    # rebalanced item finishes. No item failed, so no retry.
     whole = {
         e.materialization.asset_key: e.materialization
         for e in reversed(result.get_asset_materialization_events())
         if e.materialization.metadata.get("step_interruptions_survived") is not None
         and "ranged_run_partitions" not in e.materialization.metadata
     }
-    survived = sum(
-        whole[AssetKey(key)].metadata["step_interruptions_survived"].value
-        + whole[AssetKey(key)].metadata["step_retries"].value
-        for key in STEP_ASSETS
-    )
-    assert 1 <= survived <= len(landed), (survived, landed)
+    interruptions = sum(whole[AssetKey(k)].metadata["step_interruptions_survived"].value for k in STEP_ASSETS)
+    retries = sum(whole[AssetKey(k)].metadata["step_retries"].value for k in STEP_ASSETS)
+    assert (interruptions, retries) == (CHAOS.count("notice"), 0), (interruptions, retries, landed)
 
     # Nothing left on EC2 or SQS.
     ec2, sqs = boto3.client("ec2"), boto3.client("sqs")

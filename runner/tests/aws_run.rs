@@ -786,6 +786,32 @@ async fn gc_of_one_deployment_leaves_another_deployments_resources_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_ip_false_gives_the_template_an_interface_without_an_address_and_with_the_groups() {
+    let env = setup("").await;
+    let config: runner::config::Config = toml::from_str(&std::fs::read_to_string(&env.config).unwrap()).unwrap();
+    let ec2 = env.aws.ec2().await;
+    let mut c = config.ec2.unwrap();
+    let vpc = ec2.describe_subnets().subnet_ids(&c.subnets[0]).send().await.unwrap().subnets()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let sg = ec2.create_security_group().group_name("workers").description("w").vpc_id(vpc).send().await.unwrap();
+    c.security_groups = vec![sg.group_id().unwrap().to_string()];
+    c.public_ip = Some(false);
+    let settings = Ec2Settings { lifetime: Duration::from_secs(3600), deployment: "test".into() };
+    let fleet = Ec2Fleet::new(ec2.clone(), env.aws.s3().await, c.clone(), settings);
+    let handle = fleet.launch(&support::fleet_request("noip", BackendKind::Aws, "w", "c"), 1).await.unwrap();
+    let versions = ec2.describe_launch_template_versions().launch_template_name("spotlake-test-noip-clean-x86_64");
+    let versions = versions.send().await.unwrap();
+    let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+    let nic = &data.network_interfaces()[0];
+    assert_eq!((nic.device_index(), nic.associate_public_ip_address()), (Some(0), Some(false)), "{data:?}");
+    assert_eq!(nic.groups(), c.security_groups.as_slice(), "the groups go on the interface: {data:?}");
+    assert!(data.security_group_ids().is_empty(), "and not beside it, which EC2 refuses: {data:?}");
+    fleet.delete(&handle).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_goes_on_past_an_ec2_failure_deletes_the_queues_and_fails_naming_what_it_could_not_do() {
     let env = setup("").await;
     let sqs = env.aws.sqs().await;

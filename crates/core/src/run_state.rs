@@ -33,6 +33,26 @@ pub fn workers_prefix(state: &Location, run_id: &RunId, step: &StepName) -> Loca
     state.join(&format!("runs/{run_id}/workers/{step}"))
 }
 
+/// When each worker of a step said its machine booted (from its check-in), by worker id: where
+/// the bill starts an instance's running time.
+pub async fn boot_times(stores: &dyn Stores, workers_prefix: &Location) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(store) = stores.store(workers_prefix).await else { return out };
+    let base = format!("{}/", workers_prefix.key());
+    for object in store.list(&base).await.unwrap_or_default() {
+        if !object.key.ends_with(&format!("/{}", crate::worker::CHECKED_IN)) {
+            continue;
+        }
+        let info = store.get_bytes(&object.key).await.ok();
+        if let Some(w) = info.and_then(|b| serde_json::from_slice::<crate::wire::WorkerInfo>(&b).ok())
+            && let Some(at) = w.booted_at
+        {
+            out.insert(w.id, at as f64);
+        }
+    }
+    out
+}
+
 /// Where a work item too large for a queue message is kept for the run's workers (deleted when
 /// its step ends; see [`delete_stored_items`]).
 pub fn stored_item_location(state: &Location, run_id: &RunId, step: &StepName, id: &WorkItemId) -> Location {

@@ -134,6 +134,10 @@ pub struct WorkerInfo {
     /// Items the worker runs at once.
     #[serde(default = "one_slot")]
     pub slots: usize,
+    /// When its machine's kernel started (Unix seconds, rounded up; EC2 only): about when the
+    /// instance began running, where EC2's billing starts.
+    #[serde(default)]
+    pub booted_at: Option<u64>,
 }
 
 fn one_slot() -> usize {

@@ -39,6 +39,7 @@ pub(super) async fn worker(args: crate::cli::WorkerArgs) -> anyhow::Result<ExitC
     info!("worker stopped: {exit:?}");
     Ok(match exit {
         worker::WorkerExit::Lost(_) => ExitCode::from(worker::LOST_EXIT_CODE),
+        worker::WorkerExit::Reclaimed(_) => ExitCode::from(worker::RECLAIMED_EXIT_CODE),
         _ => ExitCode::SUCCESS,
     })
 }

@@ -47,6 +47,13 @@ pub const LOST_EXIT_CODE: u8 = 75;
 /// The exit status of a worker that can't start for a reason no retry fixes (`EX_CONFIG`): the
 /// boot script calls that a permanent failure, which fails the step at once.
 pub const REFUSED_EXIT_CODE: u8 = 78;
+/// The exit status of a worker that stopped on EC2's spot interruption notice: the boot script
+/// then waits for EC2 to reclaim the instance instead of powering it off, so the end stays
+/// EC2's interruption (free in the first hour) rather than a termination of the user's.
+pub const RECLAIMED_EXIT_CODE: u8 = 76;
+/// How long the boot script waits for EC2 to reclaim an instance after a spot notice (EC2 says
+/// two minutes) before powering it off itself.
+pub const RECLAIM_WAIT_SECS: u64 = 150;
 /// How long shutdown waits for the worker to hand its items back and ship its log: under the
 /// two minutes between a spot notice and the reclaim.
 pub const STOP_TIMEOUT_SECS: u64 = 110;
@@ -184,6 +191,14 @@ fi
 STATUS=$(cat {status} 2>/dev/null || echo 1)
 # {lost}: the worker served, then lost its queue for a while: not a boot failure. {refused}: it
 # can't start for a reason no retry fixes. Anything else: this instance's trouble.
+if [ "$STATUS" -eq {reclaimed} ]; then
+  # EC2 reclaims the instance within two minutes of its notice: its end stays EC2's (free in
+  # the first hour), not a termination of ours (billed). Powered off only if EC2 doesn't.
+  ship
+  sleep {reclaim_wait}
+  shutdown -h now
+  exit 0
+fi
 [ "$STATUS" -eq {refused} ] && fail permanent "the worker can't start; its log ends with: $(tail -c 2000 {log})"
 [ "$STATUS" -eq 0 ] || [ "$STATUS" -eq {lost} ] || fail transient "the worker exited with status $STATUS; its log ends with: $(tail -c 2000 {log})"
 ship
@@ -194,6 +209,8 @@ shutdown -h now
         status = WORKER_STATUS,
         lost = LOST_EXIT_CODE,
         refused = REFUSED_EXIT_CODE,
+        reclaimed = RECLAIMED_EXIT_CODE,
+        reclaim_wait = RECLAIM_WAIT_SECS,
         unit_name = WORKER_UNIT,
         unit = unit("${HOME_DIR}"),
         wrapper = wrapper(),
@@ -237,6 +254,9 @@ mod tests {
         assert!(s.contains("  /bin/bash worker.sh &\n"), "{s}");
         assert!(s.contains(r#"[ "$STATUS" -eq 0 ] || [ "$STATUS" -eq 75 ] || fail transient"#), "{s}");
         assert!(s.contains(r#"[ "$STATUS" -eq 78 ] && fail permanent"#), "{s}");
+        assert!(s.contains("if [ \"$STATUS\" -eq 76 ]; then\n"), "{s}");
+        let wait = s.split("if [ \"$STATUS\" -eq 76 ]; then\n").nth(1).unwrap_or_default();
+        assert!(wait.contains("  sleep 150\n  shutdown -h now\n"), "a reclaimed instance waits for EC2: {s}");
         // The instance id goes to the worker.
         assert!(s.contains(r#"SPOTLAKE_INSTANCE_ID="$ID" ./runner worker"#), "{s}");
         assert_eq!(LOST_EXIT_CODE, 75);

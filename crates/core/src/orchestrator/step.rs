@@ -192,7 +192,7 @@ async fn run_leased(
         let fleet = fleet_api.launch(&request, wanted).await.map_err(infra)?;
         ctx.live.add_fleet(fleet.clone());
         info!(fleet = %fleet.id, kind = %fleet_api.kind(), wanted, "fleet launched for step {}", step.name);
-        let watchdog = Watchdog::new(workers_prefix, opts.boot_timeout, opts.crash_loop_after);
+        let watchdog = Watchdog::new(workers_prefix.clone(), opts.boot_timeout, opts.crash_loop_after);
         let mut wait = Wait {
             ctx,
             step,
@@ -213,9 +213,14 @@ async fn run_leased(
         } else {
             ctx.live.remove_fleet(&fleet);
         }
-        // Read after the delete, so every instance's end is recorded.
+        // Read after the delete, so every instance's end is recorded; each instance runs from
+        // when its worker said its machine booted.
         summary.usage = match fleet_api.usage(&fleet).await {
-            Ok(u) => Some(u),
+            Ok(mut u) => {
+                let booted = run_state::boot_times(&*ctx.backends.stores, &workers_prefix).await;
+                u.iter_mut().for_each(|u| u.running_at = booted.get(&u.id).copied());
+                Some(u)
+            }
             Err(e) => {
                 warn!(fleet = %fleet.id, "cannot read what the fleet's instances used; the step's cost is unknown: {e}");
                 None

@@ -139,8 +139,12 @@ const NOTICE_POLL: Duration = Duration::from_secs(5);
 pub enum WorkerExit {
     /// Nothing to do for the idle timeout.
     Idle,
-    /// A spot notice or a signal.
+    /// A signal, or a rebalance recommendation.
     Interrupted(String),
+    /// EC2's spot interruption notice: the instance is EC2's to reclaim within two minutes, and
+    /// must not power itself off (AWS does not charge an instance it interrupts in its first
+    /// hour, but does charge one the user terminates). Its exit code is [`RECLAIMED_EXIT_CODE`].
+    Reclaimed(String),
     /// The work queue stayed unreachable for [`QUEUE_PATIENCE`] after the worker had served:
     /// not a boot failure (the boot script tells the two apart by [`LOST_EXIT_CODE`]).
     Lost(String),
@@ -186,6 +190,8 @@ struct Shared {
 #[error("{0}")]
 pub struct Refused(pub String);
 
+/// The exit code of a worker whose instance EC2 is reclaiming ([`WorkerExit::Reclaimed`]).
+pub use runner_backends::fleet::boot::RECLAIMED_EXIT_CODE;
 /// The exit code of a worker [`Refused`] (`EX_CONFIG`).
 pub use runner_backends::fleet::boot::REFUSED_EXIT_CODE;
 
@@ -241,6 +247,7 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
         availability_zone: facts.availability_zone.clone(),
         arch: std::env::consts::ARCH.to_string(),
         slots: packing.slots,
+        booted_at: if cfg.poll_imds { booted_at() } else { None },
     };
     let mut spot = if cfg.poll_imds { Some(imds::watch_notices(NOTICE_POLL)) } else { None };
     let mut sig = signals();
@@ -309,7 +316,14 @@ async fn serve(
             while let Some(done) = running.join_next().await {
                 log_task_end(me, done);
             }
-            return Ok(WorkerExit::Interrupted(reason.clone()));
+            // EC2's own notice (no signal came): the instance is left for EC2 to reclaim.
+            let by_ec2 = *sig.borrow() == Notice::None
+                && spot.as_ref().is_some_and(|s| matches!(*s.borrow(), Notice::Terminate(_)));
+            return Ok(if by_ec2 {
+                WorkerExit::Reclaimed(reason.clone())
+            } else {
+                WorkerExit::Interrupted(reason.clone())
+            });
         }
         if running.is_empty() && idle_since.elapsed() >= idle_after {
             info!(worker = %me.id, "idle, shutting down");
@@ -415,6 +429,14 @@ fn log_task_end(
             None
         }
     }
+}
+
+/// When this machine's kernel started: now less `/proc/uptime`'s first figure, rounded up (a
+/// bill never starts before the machine ran).
+fn booted_at() -> Option<u64> {
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+    Some((now - uptime).max(0.0).ceil() as u64)
 }
 
 /// A worker's id off EC2: the one its local fleet knows it by.

@@ -21,6 +21,11 @@ pub struct Ec2Config {
     /// The instance profile (name or ARN) whose role the workers use: no keys travel.
     #[serde(default)]
     pub instance_profile: Option<String>,
+    /// Whether instances get a public IPv4 address: unset, the subnet's default (on in a
+    /// default VPC; $0.005 an address-hour); `false`, none (the subnets then need a NAT gateway
+    /// or VPC endpoints for S3, SQS and, with `[env]` secrets, Secrets Manager and SSM).
+    #[serde(default)]
+    pub public_ip: Option<bool>,
     /// AMI per architecture (`x86_64`, `arm64`); both give the widest spot choice.
     pub amis: BTreeMap<String, String>,
     /// The runner binary per architecture, with its sha256, fetched and checked at boot

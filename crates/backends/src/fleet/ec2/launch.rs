@@ -11,9 +11,10 @@ use aws_sdk_ec2::types::{
     AcceleratorCountRequest, CpuManufacturer, DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest,
     FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetType,
     InstanceRequirementsRequest, LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
-    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest, MemoryMiBRequest,
-    RequestLaunchTemplateData, ResourceType, ShutdownBehavior, SpotAllocationStrategy, SpotOptionsRequest, Tag,
-    TagSpecification, TargetCapacitySpecificationRequest, TargetCapacityUnitType, VCpuCountRangeRequest,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateInstanceNetworkInterfaceSpecificationRequest,
+    LaunchTemplateTagSpecificationRequest, MemoryMiBRequest, RequestLaunchTemplateData, ResourceType, ShutdownBehavior,
+    SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest,
+    TargetCapacityUnitType, VCpuCountRangeRequest,
 };
 use base64::Engine as _;
 
@@ -73,8 +74,24 @@ impl Launcher<'_> {
             )
             .tag_specifications(tagged(ResourceType::Instance))
             .tag_specifications(tagged(ResourceType::Volume));
-        for sg in &self.config.security_groups {
-            data = data.security_group_ids(sg);
+        match self.config.public_ip {
+            // The address is a property of the network interface, which then carries the
+            // security groups too (EC2 refuses them in both places); the fleet's override gives
+            // its subnet.
+            Some(public) => {
+                let mut nic = LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
+                    .device_index(0)
+                    .associate_public_ip_address(public);
+                for sg in &self.config.security_groups {
+                    nic = nic.groups(sg);
+                }
+                data = data.network_interfaces(nic.build());
+            }
+            None => {
+                for sg in &self.config.security_groups {
+                    data = data.security_group_ids(sg);
+                }
+            }
         }
         if let Some(profile) = &self.config.instance_profile {
             let spec = if profile.starts_with("arn:") {
