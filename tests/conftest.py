@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,10 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoProces
 
 @pytest.fixture
 def aws_env(moto_server: MotoProcess, monkeypatch: pytest.MonkeyPatch) -> MotoProcess:
-    """Points this process and its children at moto through the standard AWS variables."""
+    """Points this process and its children at moto through the standard AWS variables, with
+    moto's state cleared first: each test's buckets, fleets, templates and queues are its own, so
+    what one test leaks can't fail another, and a "nothing left" check sees only its test's."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server.endpoint}/moto-api/reset", method="POST")).read()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -42,11 +42,11 @@ def local_client(root: Path, **env: str) -> RunnerPipesClient:
     return RunnerPipesClient(runner_bin=str(RUNNER), root=str(root), env={"SPOTLAKE_WORKERS": "2", **env})
 
 
-def priced_client(root: Path) -> RunnerPipesClient:
+def priced_client(root: Path, **env: str) -> RunnerPipesClient:
     """A local client whose cores cost $0.50 an hour, and $2.00 on EMR."""
     config = root / "priced.toml"
     config.write_text("[pricing]\nlocal_core_hour_usd = 0.5\nlocal_emr_core_hour_usd = 2.0\n")
-    return local_client(root, SPOTLAKE_CONFIG=str(config))
+    return local_client(root, SPOTLAKE_CONFIG=str(config), **env)
 
 
 def materializations(result, key: str) -> list:

@@ -131,7 +131,7 @@ pub async fn execute(item: &WorkItem, stores: &dyn Stores, scratch: &Path) -> Re
     })
     .await?;
 
-    failpoint_sleep().await;
+    failpoint_sleep(item.partition.as_ref().map(|p| p.key.as_str())).await;
     // Another attempt of this run may have committed the item while this one ran (a delivery
     // that outlived its visibility while the queue or the store did not answer). Its files are
     // the same names and rows; publishing again would only rewrite them under a reader.
@@ -185,14 +185,20 @@ async fn failpoint_hang_after_publish() {
 }
 
 /// Test-only failpoints: `SPOTLAKE_TEST_ITEM_SLEEP_MS` holds every item this long before it
-/// publishes, so fault tests can kill or interrupt a worker mid-item; `SPOTLAKE_TEST_ITEM_ABORT`
+/// publishes, so fault tests can kill or interrupt a worker mid-item, and
+/// `SPOTLAKE_TEST_ITEM_SLEEP_MS_IN` (`KEY=MS`) holds only the items of partition `KEY`, so a
+/// test knows how one partition's work compares with another's; `SPOTLAKE_TEST_ITEM_ABORT`
 /// prints its value to stderr and aborts the item's process, as a crash in native code would.
-async fn failpoint_sleep() {
+async fn failpoint_sleep(partition: Option<&str>) {
     if let Ok(message) = std::env::var("SPOTLAKE_TEST_ITEM_ABORT") {
         eprintln!("{message}");
         std::process::abort();
     }
-    if let Some(ms) = std::env::var("SPOTLAKE_TEST_ITEM_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+    let ms = |v: String| v.parse::<u64>().ok();
+    let only_in = std::env::var("SPOTLAKE_TEST_ITEM_SLEEP_MS_IN")
+        .ok()
+        .and_then(|v| v.split_once('=').and_then(|(k, v)| (Some(k) == partition).then(|| ms(v.to_string()))?));
+    if let Some(ms) = std::env::var("SPOTLAKE_TEST_ITEM_SLEEP_MS").ok().and_then(ms).or(only_in) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }
