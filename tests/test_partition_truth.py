@@ -104,7 +104,6 @@ def test_a_ranged_runs_bill_follows_each_days_work_and_adds_up(tmp_path: Path, i
         # day's items took a whole second each, and short of all of it.
         assert seconds[days[2]] >= 3.0 * seconds_floor(key), (key, seconds)
         assert 0.75 * run_cost <= cost[days[2]] < run_cost, (key, cost, run_cost)
-        assert cost[days[1]] == pytest.approx(run_cost - cost[days[2]], rel=1e-9), (key, cost)
     # A no-op rerun of the range: nothing ran, so every day costs 0, a known 0.
     again = ranged(events_pipeline, client, instance, days[0], days[2])
     for key in ASSET_KEYS:

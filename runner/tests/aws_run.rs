@@ -318,13 +318,27 @@ async fn the_example_runs_on_spot_instances_booted_from_their_user_data() {
     assert!(s["steps"][0]["instance_types"]["m6i.large"].as_u64().unwrap() >= 1, "{s}");
     // With no prices set, the spot price comes from moto's DescribeSpotPriceHistory, and the
     // on-demand one from the shipped table (moto has no Price List): m6i.large at $0.096 an
-    // hour plus EMR's $0.024, for every billed second.
-    for bill in s["bills"].as_array().unwrap() {
+    // hour plus EMR's $0.024, for every billed second, and each instance's root volume at the
+    // shipped us-east-1 prices over a 30-day month. moto gives an instance an 8 GiB gp2 volume
+    // (read while it is up) but says its AMI's is 15 GiB `standard` (what an instance never
+    // seen up is given): each instance's volume is one of the two.
+    let prices = [("gp2", 0.10), ("standard", 0.05)];
+    for (step, bill) in s["bills"].as_array().unwrap().iter().enumerate() {
         let line = &bill["lines"][0];
         assert_eq!(line["price_source"], "spot price history; on-demand: shipped table", "{bill}");
         let seconds: f64 = bill["lines"].as_array().unwrap().iter().map(|l| l["seconds"].as_f64().unwrap()).sum();
         assert!(seconds >= 60.0, "{bill}");
-        assert!((bill["emr_equivalent_usd"].as_f64().unwrap() - seconds * 0.12 / 3600.0).abs() < 1e-9, "{bill}");
+        let mut volumes = 0.0;
+        for u in s["steps"][step]["usage"].as_array().unwrap() {
+            let (gib, kind) = (u["root_volume"]["gib"].as_f64().unwrap(), u["root_volume"]["kind"].as_str().unwrap());
+            assert!([(8.0, "gp2"), (15.0, "standard")].contains(&(gib, kind)), "{u}");
+            let price = prices.iter().find(|(k, _)| *k == kind).unwrap().1;
+            let life = (u["ended_at"].as_f64().unwrap() - u["launched_at"].as_f64().unwrap()).max(60.0);
+            volumes += gib * price * life / 2_592_000.0;
+        }
+        assert!((line["root_volume_usd"].as_f64().unwrap() - volumes).abs() < 1e-12, "{bill}");
+        let emr = seconds * 0.12 / 3600.0 + volumes;
+        assert!((bill["emr_equivalent_usd"].as_f64().unwrap() - emr).abs() < 1e-9, "{bill}");
         assert!(bill["cost_usd"].as_f64().unwrap() > 0.0, "{bill}");
     }
 
@@ -769,6 +783,8 @@ async fn gc_of_one_deployment_leaves_another_deployments_resources_alone() {
         sqs.create_queue().queue_name(name).send().await.unwrap();
     }
     assert_eq!(env.live_fleets().await, 2);
+    // gc spares what was made in the 10 s before it began (a run starting meanwhile).
+    tokio::time::sleep(Duration::from_secs(11)).await;
 
     let out = env.runner(&["fleet", "gc"]).env("SPOTLAKE_DEPLOYMENT", "staging").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -1075,7 +1091,8 @@ async fn a_run_id_reused_after_a_crash_takes_over_its_own_template_and_queues() 
     let job = items(&env, 2).await;
     let job = job.to_string_lossy();
     let args = ["run", &*job, "--partition", "2024-01-01", "--run-id", "again"];
-    let slow = ("SPOTLAKE_TEST_ITEM_SLEEP_MS", "8000");
+    // Items long enough to be still running when the resumed attempt starts, so it launches.
+    let slow = ("SPOTLAKE_TEST_ITEM_SLEEP_MS", "30000");
     let mut crashed = env.spawn_logged("crashed", &args, &[slow]);
     let mut stand_ins = env.stand_ins().with_env(slow.0, slow.1);
     let ec2 = env.aws.ec2().await;
@@ -1095,12 +1112,20 @@ async fn a_run_id_reused_after_a_crash_takes_over_its_own_template_and_queues() 
     // queue's name with other attributes, and EC2 refuses the template's name.
     let config = std::fs::read_to_string(&env.config).unwrap();
     std::fs::write(&env.config, config.replace("visibility_secs = 5", "visibility_secs = 7")).unwrap();
+    // At once, its heartbeat still looks live: the id is refused, and nothing of the crashed
+    // attempt is touched.
+    let early = env.runner(&args).output().unwrap();
+    let said = String::from_utf8_lossy(&early.stderr);
+    assert!(!early.status.success() && said.contains("run again is live (its heartbeat is"), "{said}");
+    assert_eq!(env.leftovers().await, (templates, queues.clone()));
+    // Ten heartbeat periods (1 s) after the crash, it resumes.
+    tokio::time::sleep(Duration::from_secs(11)).await;
     let resumed = env.spawn_logged("resumed", &args, &[]);
     let ended = env.drive_all(vec![resumed], &mut stand_ins, Instant::now(), Duration::from_secs(180)).await;
     let log = env.log("resumed");
     assert!(ended[0].0.success(), "{log}\n{}", stand_ins.consoles());
     assert!(log.contains("replaced the launch template an earlier attempt of this run left"), "{log}");
-    assert!(log.contains("took over a queue of this name left by an earlier attempt of this run"), "{log}");
+    assert!(log.contains("deleted a queue of this name an earlier attempt of this run left"), "{log}");
     assert_eq!(env.ids("data/many_out/").await, item_ids(0..2));
     env.assert_nothing_left().await;
 }

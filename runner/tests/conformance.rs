@@ -115,7 +115,7 @@ queue_tests!(
     visibility_hides_and_returns,
     heartbeat_and_release,
     dead_letter_after_max_receives,
-    create_takes_over_a_leftover_with_other_options,
+    create_over_a_leftover_makes_it_anew,
     long_poll_waits_for_a_message,
     many_messages_each_delivered_once,
     size_limit,

@@ -11,8 +11,9 @@ use thiserror::Error;
 
 use crate::aws::AwsClients;
 
-/// A variable that could not be resolved. No retry fixes one (the SDK has already retried what
-/// is transient): the worker stops and says which.
+/// A variable that could not be resolved: the worker stops and says which, at once when no
+/// retry fixes it (a missing secret, a refused read, a value that lacks the key), after asking
+/// again for a while when it is `transient` (no answer, throttling).
 #[derive(Debug, Error)]
 #[error("env {name}: reading {source_ref}: {detail}")]
 pub struct SecretError {
@@ -22,6 +23,21 @@ pub struct SecretError {
     pub source_ref: String,
     /// What went wrong (AWS's error code and message, or what the value lacked).
     pub detail: String,
+    /// The service did not answer, or throttled the call: asking again may work.
+    pub transient: bool,
+}
+
+/// Whether a failed call may work when asked again: no answer (a timeout, a connection that
+/// failed, a response that could not be read), a server error, or throttling.
+fn passing<E: aws_sdk_ssm::error::ProvideErrorMetadata>(e: &aws_sdk_ssm::error::SdkError<E>) -> bool {
+    use aws_sdk_ssm::error::SdkError;
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        _ => {
+            e.raw_response().is_some_and(|r| r.status().is_server_error())
+                || e.as_service_error().and_then(|s| s.code()).is_some_and(|c| c.contains("Throttl"))
+        }
+    }
 }
 
 /// The resolved variables. `Debug` shows their names only.
@@ -58,48 +74,54 @@ impl ResolvedEnv {
 pub async fn resolve(env: &ItemEnv, aws: &AwsClients) -> Result<ResolvedEnv, SecretError> {
     let mut out = Vec::with_capacity(env.len());
     for (name, source) in env {
-        let fail = |detail: String| SecretError { name: name.clone(), source_ref: source.to_string(), detail };
+        let fail = |(detail, transient): (String, bool)| SecretError {
+            name: name.clone(),
+            source_ref: source.to_string(),
+            detail,
+            transient,
+        };
         let value = match source {
             EnvSource::Value(v) => v.clone(),
             EnvSource::Secret { secret, key } => {
                 let whole = secret_string(aws, secret).await.map_err(fail)?;
                 match key {
                     None => whole,
-                    Some(k) => json_field(&whole, k).map_err(fail)?,
+                    Some(k) => json_field(&whole, k).map_err(|d| fail((d, false)))?,
                 }
             }
             EnvSource::Parameter { parameter } => parameter_value(aws, parameter).await.map_err(fail)?,
         };
         // A value read from a secret is checked here (a plain one already was, with the spec).
         if let Some(why) = runner_types::refuse_value(name, &value) {
-            return Err(fail(why));
+            return Err(fail((why, false)));
         }
         out.push((name.clone(), value));
     }
     Ok(ResolvedEnv(out))
 }
 
-async fn secret_string(aws: &AwsClients, id: &str) -> Result<String, String> {
+async fn secret_string(aws: &AwsClients, id: &str) -> Result<String, (String, bool)> {
     use aws_sdk_secretsmanager::error::DisplayErrorContext;
     let client = aws_sdk_secretsmanager::Client::new(aws.sdk().await);
-    let out = client.get_secret_value().secret_id(id).send().await.map_err(|e| DisplayErrorContext(e).to_string())?;
+    let sent = client.get_secret_value().secret_id(id).send().await;
+    let out = sent.map_err(|e| (DisplayErrorContext(&e).to_string(), passing(&e)))?;
     match out.secret_string() {
         Some(s) => Ok(s.to_string()),
-        None => Err("the secret has no SecretString (a binary secret can't be an environment variable)".into()),
+        None => {
+            Err(("the secret has no SecretString (a binary secret can't be an environment variable)".into(), false))
+        }
     }
 }
 
-async fn parameter_value(aws: &AwsClients, name: &str) -> Result<String, String> {
+async fn parameter_value(aws: &AwsClients, name: &str) -> Result<String, (String, bool)> {
     use aws_sdk_ssm::error::DisplayErrorContext;
     let client = aws_sdk_ssm::Client::new(aws.sdk().await);
-    let out = client
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| DisplayErrorContext(e).to_string())?;
-    out.parameter().and_then(|p| p.value()).map(str::to_string).ok_or_else(|| "the parameter has no value".into())
+    let sent = client.get_parameter().name(name).with_decryption(true).send().await;
+    let out = sent.map_err(|e| (DisplayErrorContext(&e).to_string(), passing(&e)))?;
+    out.parameter()
+        .and_then(|p| p.value())
+        .map(str::to_string)
+        .ok_or_else(|| ("the parameter has no value".into(), false))
 }
 
 /// One field of a JSON object secret, as text: a string field as it is, any other value as its

@@ -169,6 +169,12 @@ impl Heartbeat {
     }
 }
 
+/// A run's heartbeat, if it has one that can be read.
+pub async fn heartbeat_of(stores: &dyn Stores, state: &Location, run_id: &RunId) -> Option<Heartbeat> {
+    let bytes = stores.read(&heartbeat_location(state, run_id)).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Every heartbeat under the state location (one small object per run not yet ended), and the
 /// runs whose heartbeat can't be read (counted live: a run is never judged over on a guess).
 pub async fn heartbeats(stores: &dyn Stores, state: &Location) -> Result<(Vec<Heartbeat>, Vec<RunId>), StorageError> {
@@ -319,9 +325,16 @@ pub async fn prune_strays(
             deleted += 1;
             info!(step = %step, "deleted {}: item {id} published it and never committed", dir.with_key(object.key.clone()));
         }
-        // Writes an item killed mid-upload never finished (billed until aborted, on S3).
-        for key in store.discard_unfinished(&prefix).await? {
-            info!(step = %step, "discarded an unfinished write of {}: its item was killed while writing it", dir.with_key(key));
+        // Writes an item killed mid-upload never finished (billed until aborted, on S3). Not
+        // worth failing a step whose items all committed: said, and left to the bucket's
+        // lifecycle rule (runner/AWS.md).
+        match store.discard_unfinished(&prefix).await {
+            Ok(keys) => {
+                for key in keys {
+                    info!(step = %step, "discarded an unfinished write of {}: its item was killed while writing it", dir.with_key(key));
+                }
+            }
+            Err(e) => tracing::warn!(step = %step, "could not discard unfinished uploads under {dir}: {e}"),
         }
     }
     Ok(deleted)

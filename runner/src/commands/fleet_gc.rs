@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use runner_backends::aws::AwsClients;
@@ -34,6 +34,14 @@ pub(super) async fn gc(
     };
     let aws = Arc::new(AwsClients::new());
     let stores = StoreCache::new(aws.clone());
+    let (queues, fleet) = backends(&cfg, &state, Some(1), Duration::from_secs(3600), &aws).await?;
+    // Queues are listed before the heartbeats are read: a run writes its heartbeat before it
+    // makes its queues, so every queue listed belongs to a run whose heartbeat is seen. EC2's
+    // resources are listed after, so gc spares what was made after it began (10 s earlier, for
+    // AWS's clock and this host's a little apart): that is a run that started meanwhile, and a
+    // dead run's resource made in those seconds waits for the next gc.
+    let spare_from = SystemTime::now() - Duration::from_secs(10);
+    let listed = queues.list(&queue_prefix(cfg.deployment())).await;
     // Only live runs have a heartbeat; one unread is counted live (never judged on a guess).
     let (beats, unreadable) = run_state::heartbeats(&stores, &state)
         .await
@@ -41,9 +49,8 @@ pub(super) async fn gc(
     let now = run_state::unix_now();
     let (live_beats, stale): (Vec<_>, Vec<_>) = beats.into_iter().partition(|b| b.is_live_at(now));
     let live: Vec<RunId> = live_beats.into_iter().map(|b| b.run_id).chain(unreadable).collect();
-    let (queues, fleet) = backends(&cfg, &state, Some(1), Duration::from_secs(3600), &aws).await?;
-    let mut report = fleet.gc(&|run| live.contains(run)).await;
-    match queues.list(&queue_prefix(cfg.deployment())).await {
+    let mut report = fleet.gc(&|run| live.contains(run), spare_from).await;
+    match listed {
         Ok(names) => {
             for name in names.into_iter().filter(|n| !queue_of_any_run(n, &live)) {
                 match queues.delete(&name).await {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use runner_backends::aws::AwsClients;
-use runner_core::orchestrator::{self, LiveResources};
+use runner_core::orchestrator::{self, LiveResources, RunError};
 use runner_core::summary::RunSummary;
 
 use crate::cost::Bill;
@@ -163,7 +163,14 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
             Err(e) => error!(queue, "could not delete queue: {e}; run `runner fleet gc`"),
         }
     }
-    if outcome.is_err() {
+    // A refusal before anything was launched (a preflight, such as a run id in use by a live
+    // run) has nothing of its own to sweep, and must not touch what that run made.
+    let refused_at_preflight = outcome
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<RunError>())
+        .is_some_and(|e| matches!(e, RunError::Preflight(_)));
+    if outcome.is_err() && !refused_at_preflight {
         sweep_unregistered(&*backends.fleet, &options.run_id).await;
     }
     let summary = outcome?;
@@ -190,7 +197,8 @@ async fn run_inner(args: &RunArgs, pipes: &dagster_pipes::PipesContext) -> anyho
 /// `runner fleet gc` does for runs that are over. (Queues need no sweep: a queue is registered
 /// before it is created.)
 async fn sweep_unregistered(fleet: &dyn runner_backends::fleet::Fleet, run: &RunId) {
-    let report = fleet.gc(&|r| r != run).await;
+    // Everything of this run goes, however recent (it was made moments ago).
+    let report = fleet.gc(&|r| r != run, std::time::SystemTime::now() + std::time::Duration::from_secs(86_400)).await;
     if !report.deleted.is_empty() {
         info!(deleted = ?report.deleted, "deleted the run's unregistered fleets");
     }

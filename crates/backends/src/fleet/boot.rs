@@ -155,14 +155,18 @@ SPOTLAKE_WORKER_JSON
 case "$(uname -m)" in
 {x86}{arm}  *) fail permanent "unsupported machine $(uname -m)" ;;
 esac
-# A download that fails is tried again (a throttled or unreachable S3 passes); a missing
-# object or a refused read does not.
+# A download that fails is tried again (a throttled or unreachable S3 passes, and so do a role
+# still propagating and a clock not yet synced, both 403s); a missing object is not. A refusal
+# that outlasts the tries is permanent: every instance would meet it.
 for WAIT in ${{SPOTLAKE_TEST_BOOT_RETRY_WAITS:-5 15 30}} last; do
   aws s3 cp "$BIN" runner --only-show-errors 2> download.err && break
-  if grep -qE '\(404\)|Not Found|NoSuchKey|\(403\)|Forbidden|AccessDenied' download.err; then
+  if grep -qE '\(404\)|Not Found|NoSuchKey' download.err; then
     fail permanent "downloading the runner from $BIN failed: $(tail -c 1000 download.err)"
   fi
-  [ "$WAIT" = last ] && fail transient "downloading the runner from $BIN failed 4 times: $(tail -c 1000 download.err)"
+  if [ "$WAIT" = last ]; then
+    grep -qE '\(403\)|Forbidden|AccessDenied' download.err && CLASS=permanent || CLASS=transient
+    fail "$CLASS" "downloading the runner from $BIN failed at every try: $(tail -c 1000 download.err)"
+  fi
   sleep "$WAIT"
 done
 GOT=$(sha256sum runner | cut -d' ' -f1)
@@ -195,7 +199,9 @@ if [ "$STATUS" -eq {reclaimed} ]; then
   # EC2 reclaims the instance within two minutes of its notice: its end stays EC2's (free in
   # the first hour), not a termination of ours (billed). Powered off only if EC2 doesn't.
   ship
-  sleep {reclaim_wait}
+  # In the background, so a TERM (the reclaim itself) is handled at once, not after the sleep.
+  sleep {reclaim_wait} &
+  wait $!
   shutdown -h now
   exit 0
 fi
@@ -256,7 +262,10 @@ mod tests {
         assert!(s.contains(r#"[ "$STATUS" -eq 78 ] && fail permanent"#), "{s}");
         assert!(s.contains("if [ \"$STATUS\" -eq 76 ]; then\n"), "{s}");
         let wait = s.split("if [ \"$STATUS\" -eq 76 ]; then\n").nth(1).unwrap_or_default();
-        assert!(wait.contains("  sleep 150\n  shutdown -h now\n"), "a reclaimed instance waits for EC2: {s}");
+        assert!(
+            wait.contains("  sleep 150 &\n  wait $!\n  shutdown -h now\n"),
+            "a reclaimed instance waits for EC2: {s}"
+        );
         // The instance id goes to the worker.
         assert!(s.contains(r#"SPOTLAKE_INSTANCE_ID="$ID" ./runner worker"#), "{s}");
         assert_eq!(LOST_EXIT_CODE, 75);

@@ -64,7 +64,7 @@ pub async fn gc_deletes_only_fleets_of_runs_that_are_over(
     over.run_id = RunId::from(format!("{}-over", request.run_id));
     let orphan = fleet.launch(&over, 2).await.map_err(|e| format!("launch: {e}"))?;
     let live_run = request.run_id.clone();
-    let report = fleet.gc(&|run: &RunId| *run == live_run).await;
+    let report = fleet.gc(&|run: &RunId| *run == live_run, std::time::SystemTime::now()).await;
     ensure!(report.failures.is_empty(), "gc fails nothing here: {:?}", report.failures);
     let deleted = report.deleted;
     ensure!(deleted.contains(&orphan.id), "gc deletes the fleet of a finished run: {deleted:?} vs {}", orphan.id);

@@ -344,7 +344,11 @@ impl Fleet for LocalFleet {
         Ok(())
     }
 
-    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> GcReport {
+    async fn gc(
+        &self,
+        is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync),
+        spare_from: std::time::SystemTime,
+    ) -> GcReport {
         let mut report = GcReport::default();
         let entries = match std::fs::read_dir(&self.records) {
             Ok(entries) => entries,
@@ -362,7 +366,9 @@ impl Fleet for LocalFleet {
             let Some(record) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Record>(&b).ok()) else {
                 continue;
             };
-            if is_live(&record.run_id) {
+            // A record written at or after `spare_from` is a run that started later.
+            let recent = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= spare_from);
+            if is_live(&record.run_id) || recent {
                 continue;
             }
             let pids = record.pids.clone();

@@ -271,7 +271,12 @@ pub trait Fleet: Send + Sync + std::fmt::Debug {
     async fn delete(&self, handle: &FleetHandle) -> Result<()>;
 
     /// Deletes every fleet (and instance and launch template) of this tool and this
-    /// deployment whose run is not live, going on past every failure. Returns what it deleted
-    /// and what it could not.
-    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> GcReport;
+    /// deployment whose run is not live, going on past every failure, and sparing what was
+    /// made at or after `spare_from` (a run that started after its caller read which runs are
+    /// live). Returns what it deleted and what it could not.
+    async fn gc(
+        &self,
+        is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync),
+        spare_from: std::time::SystemTime,
+    ) -> GcReport;
 }

@@ -95,17 +95,22 @@ pub async fn dead_letter_after_max_receives(b: &dyn QueueBackend, prefix: &str) 
     Ok(())
 }
 
-/// Creating a queue whose name a leftover holds with other options (a run resumed under its own
-/// id after a crash) takes the leftover over with the new options.
-pub async fn create_takes_over_a_leftover_with_other_options(b: &dyn QueueBackend, prefix: &str) -> Result<(), String> {
+/// Creating a queue whose name a leftover holds (a run resumed under its own id after a crash)
+/// makes it anew: empty (the crashed attempt's messages are not this attempt's), with the new
+/// options.
+pub async fn create_over_a_leftover_makes_it_anew(b: &dyn QueueBackend, prefix: &str) -> Result<(), String> {
     let name = format!("{prefix}-left");
-    b.create(&name, &QueueOptions { visibility: Duration::from_secs(30), dead_letter: None })
+    let left = b
+        .create(&name, &QueueOptions { visibility: Duration::from_secs(30), dead_letter: None })
         .await
         .map_err(e("create"))?;
+    left.send(&["stale".to_string()]).await.map_err(e("send"))?;
     let dlq_name = format!("{prefix}-left-dlq");
     let dlq = b.create(&dlq_name, &QueueOptions::default()).await.map_err(e("create dlq"))?;
     let options = QueueOptions { visibility: Duration::from_secs(60), dead_letter: Some((dlq_name, 1)) };
     let q = b.create(&name, &options).await.map_err(e("create over the leftover"))?;
+    let stale = q.receive(10, Duration::from_secs(1), Duration::from_secs(30)).await.map_err(e("receive"))?;
+    ensure!(stale.is_empty(), "the leftover's messages are gone: {stale:?}");
     // The new dead-letter setting holds: one receive, and the message is dead.
     q.send(&["m".to_string()]).await.map_err(e("send"))?;
     let got = q.receive(1, Duration::from_secs(2), Duration::from_secs(30)).await.map_err(e("receive"))?;

@@ -105,6 +105,9 @@ impl QueueBackend for LocalQueues {
             Some((q, n)) => (Some(q.clone()), Some(*n as i64)),
             None => (None, None),
         };
+        // A queue of this name left by an earlier attempt of the run starts again empty.
+        conn.execute("DELETE FROM messages WHERE queue = ?1", [name])
+            .map_err(|e| self.backend_err(name, "create", e))?;
         conn.execute(
             "INSERT INTO queues (name, visibility_ms, dead_letter, max_receives) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(name) DO UPDATE SET visibility_ms = ?2, dead_letter = ?3, max_receives = ?4",

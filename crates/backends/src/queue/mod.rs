@@ -120,8 +120,8 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 /// Creates, opens and deletes queues of one backend.
 #[async_trait]
 pub trait QueueBackend: Send + Sync + std::fmt::Debug {
-    /// Creates a queue, or takes over one of that name with these options (a leftover of an
-    /// earlier attempt of the run, its messages kept).
+    /// Creates a queue; one of that name (a leftover of an earlier attempt of the run) is
+    /// replaced by a new, empty one with these options.
     async fn create(&self, name: &str, options: &QueueOptions) -> Result<std::sync::Arc<dyn Queue>>;
 
     /// Opens a queue by the address another process was given.

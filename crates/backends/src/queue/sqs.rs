@@ -44,14 +44,6 @@ fn deleted_recently<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
     e.as_service_error().and_then(ProvideErrorMetadata::code).is_some_and(|c| c.contains("QueueDeletedRecently"))
 }
 
-/// Whether SQS refused a name because a queue of that name exists with other attributes
-/// (`QueueNameExists`; the query protocol's `QueueAlreadyExists`).
-fn name_exists<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
-    e.as_service_error()
-        .and_then(ProvideErrorMetadata::code)
-        .is_some_and(|c| c.contains("QueueNameExists") || c.contains("QueueAlreadyExists"))
-}
-
 /// Queues in one account and region.
 #[derive(Debug, Clone)]
 pub struct SqsQueues {
@@ -62,26 +54,6 @@ impl SqsQueues {
     /// Queues reached with this client.
     pub fn new(client: Client) -> Self {
         Self { client }
-    }
-
-    /// Sets a leftover queue's attributes to these; returns its URL.
-    async fn take_over(&self, name: &str, attributes: &[(QueueAttributeName, String)]) -> Result<String> {
-        let url = self
-            .client
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .map_err(|e| fail(name, "get_queue_url", e))?
-            .queue_url
-            .unwrap_or_default();
-        let mut req = self.client.set_queue_attributes().queue_url(&url);
-        for (key, value) in attributes {
-            req = req.attributes(key.clone(), value);
-        }
-        req.send().await.map_err(|e| fail(name, "set_queue_attributes", e))?;
-        tracing::info!(queue = name, "took over a queue of this name left by an earlier attempt of this run");
-        Ok(url)
     }
 }
 
@@ -134,6 +106,18 @@ impl QueueBackend for SqsQueues {
         for (key, value) in &attributes {
             req = req.attributes(key.clone(), value);
         }
+        // A queue of this name is what a crashed attempt of this run left (names hold the
+        // deployment and the run id), with its messages: its stale callbacks must not count for
+        // this attempt. It goes, and the queue is made anew (after SQS's minute, below).
+        if let Ok(out) = self.client.get_queue_url().queue_name(name).send().await
+            && let Some(url) = out.queue_url()
+        {
+            self.client.delete_queue().queue_url(url).send().await.map_err(|e| fail(name, "delete_queue", e))?;
+            tracing::info!(
+                queue = name,
+                "deleted a queue of this name an earlier attempt of this run left; making it anew"
+            );
+        }
         // SQS refuses a name deleted less than 60 s ago (a run resumed under its own id at once).
         let mut waited = Duration::ZERO;
         let url = loop {
@@ -147,10 +131,6 @@ impl QueueBackend for SqsQueues {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     waited += Duration::from_secs(5);
                 }
-                // A queue of this name with other settings: a run resumed under its own id after
-                // a crash left it (names hold the deployment and the run id). It is taken over
-                // with this run's settings, as the local queue does.
-                Err(e) if name_exists(&e) => break self.take_over(name, &attributes).await?,
                 Err(e) => return Err(fail(name, "create_queue", e)),
             }
         };

@@ -190,6 +190,18 @@ pub async fn run_job(
     live: &LiveResources,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
+    // A run id in use by a live run is refused: this run would make anew (and later delete)
+    // that run's queues and launch templates.
+    if let Some(beat) = run_state::heartbeat_of(&*backends.stores, &options.state, &options.run_id).await
+        && beat.is_live_at(unix_now())
+    {
+        return Err(RunError::Preflight(format!(
+            "run {} is live (its heartbeat is {} s old): give another --run-id, or resume it {} s after it stopped",
+            options.run_id,
+            unix_now().saturating_sub(beat.at),
+            run_state::MISSED_HEARTBEATS * beat.every_secs.max(1)
+        )));
+    }
     backends.fleet.preflight().await.map_err(|e| RunError::Preflight(e.to_string()))?;
     let spec_loc = run_state::spec_location(&options.state, &options.run_id);
     backends
@@ -212,8 +224,16 @@ pub async fn run_job(
         &spec.name,
         options.heartbeat,
     )
-    .await
-    .map_err(|e| RunError::Preflight(format!("cannot write the run's heartbeat at {}: {e}", options.state)))?;
+    .await;
+    let beating = match beating {
+        Ok(b) => b,
+        Err(e) => {
+            let error = RunError::Preflight(format!("cannot write the run's heartbeat at {}: {e}", options.state));
+            (record.status, record.error) = (RunStatus::Failed, Some(error.to_string()));
+            record.write(&*backends.stores, &options.state).await.ok();
+            return Err(error);
+        }
+    };
 
     let result = run_steps(spec, &spec_loc, options, backends, observer, live).await;
     record.status = if result.is_ok() { RunStatus::Succeeded } else { RunStatus::Failed };

@@ -145,7 +145,8 @@ impl Watchdog {
             if file == CHECKED_IN {
                 self.checked_in.insert(worker.to_string());
             } else if file == BOOT_FAILED && !self.boot_failures.contains_key(worker) {
-                let text = store.get_bytes(&object.key).await.unwrap_or_default();
+                // Read again at the next look when the read fails: no reason is no verdict.
+                let Ok(text) = store.get_bytes(&object.key).await else { continue };
                 match BootFailure::parse(&String::from_utf8_lossy(&text)) {
                     BootFailure::Permanent(why) => return Err(BootError::Failed(why)),
                     BootFailure::Transient(why) => {

@@ -195,14 +195,28 @@ pub use runner_backends::fleet::boot::RECLAIMED_EXIT_CODE;
 /// The exit code of a worker [`Refused`] (`EX_CONFIG`).
 pub use runner_backends::fleet::boot::REFUSED_EXIT_CODE;
 
-/// Opens a queue, asking again with backoff while it fails for a reason a retry may fix;
-/// `None` when it is gone (its step ended before this worker started).
-async fn open_patiently(cfg: &WorkerConfig, address: &str, aws: &AwsClients) -> anyhow::Result<Option<Arc<dyn Queue>>> {
+/// Whether an error's words are a refusal no retry changes: a permission, a KMS key, an
+/// address that is no queue (AWS's codes, as the SDK quotes them).
+fn refusal(words: &str) -> bool {
+    ["AccessDenied", "Forbidden", "KMS.", "KmsAccessDenied", "InvalidAddress", "InvalidSecurity"]
+        .iter()
+        .any(|w| words.contains(w))
+}
+
+/// Opens a queue, asking again with backoff while it fails for a reason a retry may fix. A
+/// queue that does not exist, or is refused, is [`Refused`]: at a worker's start the queues of
+/// its step exist (a worker booting after its step ended is terminated with its fleet).
+async fn open_patiently(cfg: &WorkerConfig, address: &str, aws: &AwsClients) -> anyhow::Result<Arc<dyn Queue>> {
     let mut failing = Retrying::default();
     loop {
         match open_queue(cfg, address, aws).await {
-            Ok(q) => return Ok(Some(q)),
-            Err(e) if matches!(e.downcast_ref(), Some(QueueError::NoSuchQueue(_))) => return Ok(None),
+            Ok(q) => return Ok(q),
+            Err(e) if matches!(e.downcast_ref(), Some(QueueError::NoSuchQueue(_))) || refusal(&format!("{e:#}")) => {
+                return Err(Refused(format!(
+                    "{e:#} (check the region, and the worker role's SQS and KMS permissions)"
+                ))
+                .into());
+            }
             Err(e) => match failing.again(Instant::now()) {
                 Some(wait) => {
                     warn!("opening the queue failed; trying again in {wait:?}: {e:#}");
@@ -219,20 +233,25 @@ pub async fn run(cfg: WorkerConfig, aws: Arc<AwsClients>) -> anyhow::Result<Work
     item_env::check_user_env().map_err(Refused)?;
     // Before anything else: a secret this worker can't read fails it at once, naming the
     // variable and its reference (no retry grants a permission or creates a secret).
-    let declared = runner_backends::secrets::resolve(&cfg.env, &aws)
-        .await
-        .map_err(|e| Refused(format!("the job's [env]: {e}")))?;
+    let mut failing = Retrying::default();
+    let declared = loop {
+        match runner_backends::secrets::resolve(&cfg.env, &aws).await {
+            Ok(declared) => break declared,
+            Err(e) if !e.transient => return Err(Refused(format!("the job's [env]: {e}")).into()),
+            Err(e) => match failing.again(Instant::now()) {
+                Some(wait) => {
+                    warn!("reading the job's [env] failed; trying again in {wait:?}: {e}");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(e).context(format!("the job's [env], for {:?}", retrying::patience())),
+            },
+        }
+    };
     if !declared.is_empty() {
         info!(variables = ?declared, "resolved the job's environment for its items");
     }
-    let gone = |q: &str| {
-        info!("the queue {q} is gone: its step is over; stopping");
-        WorkerExit::Idle
-    };
-    let Some(work) = open_patiently(&cfg, &cfg.work_queue, &aws).await? else { return Ok(gone(&cfg.work_queue)) };
-    let Some(callbacks) = open_patiently(&cfg, &cfg.callback_queue, &aws).await? else {
-        return Ok(gone(&cfg.callback_queue));
-    };
+    let work = open_patiently(&cfg, &cfg.work_queue, &aws).await?;
+    let callbacks = open_patiently(&cfg, &cfg.callback_queue, &aws).await?;
     let facts = if cfg.poll_imds { imds::facts().await } else { Default::default() };
     let packing = cfg.packing();
     let me = WorkerInfo {
@@ -281,6 +300,9 @@ async fn serve(
         let at = prefix.join(&format!("{}/{CHECKED_IN}", me.id));
         let mut failing = Retrying::default();
         while let Err(e) = shared.stores.write(&at, serde_json::to_vec(me).unwrap_or_default()).await {
+            if refusal(&e.to_string()) {
+                return Err(Refused(format!("checking in at {at}: {e}")).into());
+            }
             let Some(wait) = failing.again(Instant::now()) else {
                 return Err(e).with_context(|| format!("checking in at {at} failed for {:?}", retrying::patience()));
             };

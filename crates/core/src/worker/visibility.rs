@@ -4,9 +4,9 @@
 //! 12 hours from the receipt, and once a message is visible again another worker reruns the
 //! item while a delete with the first receipt silently does nothing. So the keeper never asks
 //! past the ceiling: it stops the item shortly before it (a permanent failure naming the limit:
-//! a rerun would hit it again), and it treats a receipt SQS no longer knows, or extensions that
-//! failed until the visibility ran out, as the loss of the item: the item is stopped before it
-//! publishes, and handed back.
+//! a rerun would hit it again) while still keeping the message hidden until its callback is
+//! sent, and it treats an extension the queue refuses (a receipt it no longer knows) as the loss
+//! of the item: the item is stopped before it publishes, and handed back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,19 +89,13 @@ impl Rules {
         Beat::Extend(self.visibility.min(left))
     }
 
-    /// After a failed extension, `elapsed` after the receipt, with the message invisible until
-    /// `hidden_until` (also since the receipt): whether the item is lost.
-    fn after_failure(&self, elapsed: Duration, hidden_until: Duration, error: &QueueError) -> Option<Loss> {
-        if matches!(error, QueueError::StaleReceipt(_)) {
-            return Some(Loss::Lost(format!("the queue no longer knows this delivery ({error})")));
-        }
-        // The next extension would come after the message is visible again.
-        (elapsed + self.every >= hidden_until).then(|| {
-            Loss::Lost(format!(
-                "extending its visibility failed until the message was about to be visible to other \
-                 workers ({error})"
-            ))
-        })
+    /// After a failed extension: whether the item is lost. Only the queue refusing the
+    /// extension says so (a receipt it no longer knows); a call that got no answer is tried
+    /// again, and should the message show meanwhile, a second attempt of the item finds the
+    /// first one's commit (or the first finds the second's) and publishes nothing twice.
+    fn after_failure(&self, error: &QueueError) -> Option<Loss> {
+        matches!(error, QueueError::StaleReceipt(_))
+            .then(|| Loss::Lost(format!("the queue refused to extend this delivery ({error})")))
     }
 }
 
@@ -129,7 +123,6 @@ impl Keeper {
         let rules = Rules { ceiling: ceiling(), visibility, every: every.max(Duration::from_secs(1)) };
         let (tell, lost) = watch::channel(None);
         let task = tokio::spawn(async move {
-            let mut hidden_until = visibility;
             let mut tick = tokio::time::interval_at(received_at + rules.every, rules.every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -137,21 +130,27 @@ impl Keeper {
                 let elapsed = received_at.elapsed();
                 let extend = match rules.next(elapsed) {
                     Beat::Extend(d) => d,
+                    // The item is stopped, but its message stays hidden (up to the ceiling) until
+                    // its callback is sent and the message deleted.
                     Beat::Stop(loss) => {
-                        let _ = tell.send(Some(loss));
-                        return;
+                        if tell.borrow().is_none() {
+                            let _ = tell.send(Some(loss));
+                        }
+                        rules.ceiling.saturating_sub(elapsed)
                     }
                 };
-                match work.set_visibility(&receipt, extend).await {
-                    Ok(()) => hidden_until = elapsed + extend,
-                    Err(e) => match rules.after_failure(received_at.elapsed(), hidden_until, &e) {
+                if extend.is_zero() {
+                    return;
+                }
+                if let Err(e) = work.set_visibility(&receipt, extend).await {
+                    match rules.after_failure(&e) {
                         Some(loss) => {
-                            warn!(item = %label, "stopping the item: {loss:?}");
+                            warn!(item = %label, "stopping the item: {loss}");
                             let _ = tell.send(Some(loss));
                             return;
                         }
                         None => warn!(item = %label, "heartbeat failed (tried again in {:?}): {e}", rules.every),
-                    },
+                    }
                 }
             }
         });
@@ -233,20 +232,11 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_receipt_or_failures_until_the_message_shows_again_lose_the_item() {
+    fn only_the_queue_refusing_an_extension_loses_the_item() {
         let r = sqs();
         let stale = QueueError::StaleReceipt("w".into());
-        assert!(matches!(
-            r.after_failure(Duration::from_secs(60), Duration::from_secs(300), &stale),
-            Some(Loss::Lost(_))
-        ));
+        assert!(matches!(r.after_failure(&stale), Some(Loss::Lost(why)) if why.contains("refused")));
         let flaky = QueueError::Backend { queue: "w".into(), operation: "set_visibility", detail: "timeout".into() };
-        // Invisible until 300 s; at 120 s the next try (180 s) still comes before then.
-        assert_eq!(r.after_failure(Duration::from_secs(120), Duration::from_secs(300), &flaky), None);
-        // At 240 s the next try (300 s) would come as the message shows again.
-        match r.after_failure(Duration::from_secs(240), Duration::from_secs(300), &flaky) {
-            Some(Loss::Lost(why)) => assert!(why.contains("timeout"), "{why}"),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(r.after_failure(&flaky), None, "no answer is tried again");
     }
 }

@@ -3,7 +3,7 @@
 //! fleet EC2 can't delete never strands the instances and templates after it. Listings page
 //! through everything.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{DeleteFleetErrorCode, DeleteFleetErrorItem, Filter};
@@ -121,7 +121,7 @@ pub(crate) async fn templates(
     client: &Client,
     deployment: &str,
     of: Option<[Filter; 2]>,
-) -> Result<Vec<(String, String, RunId)>, crate::fleet::FleetError> {
+) -> Result<Vec<(String, String, RunId, Option<aws_sdk_ec2::primitives::DateTime>)>, crate::fleet::FleetError> {
     let [tool, dep] = ours(deployment);
     let mut req = client.describe_launch_templates().filters(tool).filters(dep);
     if let Some([run, step]) = of {
@@ -137,6 +137,7 @@ pub(crate) async fn templates(
                     id.to_string(),
                     name.to_string(),
                     RunId::from(tag_of(t.tags(), RUN_TAG).unwrap_or_default()),
+                    t.create_time().copied(),
                 ));
             }
         }
@@ -155,11 +156,12 @@ pub(crate) async fn delete_templates(client: &Client, ids: &[(String, String)], 
     }
 }
 
-/// Every fleet of this tool and deployment that is not deleted, with its run and step.
+/// Every fleet of this tool and deployment that is not deleted, with its run, step and when it
+/// was made.
 pub(crate) async fn live_fleets(
     client: &Client,
     deployment: &str,
-) -> Result<Vec<(String, RunId, StepName)>, crate::fleet::FleetError> {
+) -> Result<Vec<(String, RunId, StepName, Option<aws_sdk_ec2::primitives::DateTime>)>, crate::fleet::FleetError> {
     let mut pages = client.describe_fleets().into_paginator().send();
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
@@ -176,6 +178,7 @@ pub(crate) async fn live_fleets(
                 f.fleet_id().unwrap_or_default().to_string(),
                 RunId::from(tag_of(tags, RUN_TAG).unwrap_or_default()),
                 StepName::from(tag_of(tags, STEP_TAG).unwrap_or_default()),
+                f.create_time().copied(),
             ));
         }
     }
@@ -195,7 +198,7 @@ pub(crate) async fn delete_step(
     let mut failures = Failures::default();
     // Found by tag as well as remembered: a top-up made by a process that died is found too.
     let mut ids: Vec<String> = match live_fleets(client, deployment).await {
-        Ok(live) => live.into_iter().filter(|(_, r, s)| r == run && s == step).map(|(id, _, _)| id).collect(),
+        Ok(live) => live.into_iter().filter(|(_, r, s, _)| r == run && s == step).map(|(id, _, _, _)| id).collect(),
         Err(e) => {
             failures.add(format!("listing the step's fleets: {e}"));
             Vec::new()
@@ -227,7 +230,7 @@ pub(crate) async fn delete_step_templates(
 ) {
     match templates(client, deployment, Some(of_step(run, step))).await {
         Ok(found) => {
-            let ids: Vec<(String, String)> = found.into_iter().map(|(id, name, _)| (id, name)).collect();
+            let ids: Vec<(String, String)> = found.into_iter().map(|(id, name, _, _)| (id, name)).collect();
             delete_templates(client, &ids, failures).await;
         }
         Err(e) => failures.add(format!("listing the step's launch templates: {e}")),
@@ -240,12 +243,22 @@ pub(crate) async fn gc(
     client: &Client,
     deployment: &str,
     is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync),
+    spare_from: SystemTime,
 ) -> (Vec<String>, Failures) {
     let mut failures = Failures::default();
     let mut deleted = Vec::new();
+    // Made before `spare_from` (AWS's stamps): what a run that started later made is its own.
+    // A resource without a stamp (moto gives fleets none) is judged by its run alone.
+    let old = |made: Option<&aws_sdk_ec2::primitives::DateTime>| {
+        made.and_then(|t| SystemTime::try_from(*t).ok()).is_none_or(|t| t < spare_from)
+    };
     match live_fleets(client, deployment).await {
         Ok(live) => {
-            let dead: Vec<String> = live.into_iter().filter(|(_, run, _)| !is_live(run)).map(|(id, _, _)| id).collect();
+            let dead: Vec<String> = live
+                .into_iter()
+                .filter(|(_, run, _, made)| !is_live(run) && old(made.as_ref()))
+                .map(|(id, _, _, _)| id)
+                .collect();
             let before = failures.0.len();
             delete_fleets(client, &dead, &mut failures).await;
             if failures.0.len() == before {
@@ -260,7 +273,7 @@ pub(crate) async fn gc(
         Ok(all) => {
             let stray: Vec<String> = all
                 .iter()
-                .filter(|i| !is_live(&instances::run_of(i)))
+                .filter(|i| !is_live(&instances::run_of(i)) && old(i.launch_time()))
                 .filter_map(|i| i.instance_id().map(String::from))
                 .collect();
             let before = failures.0.len();
@@ -274,8 +287,11 @@ pub(crate) async fn gc(
     // Launch templates of runs that are over.
     match templates(client, deployment, None).await {
         Ok(all) => {
-            let dead: Vec<(String, String)> =
-                all.into_iter().filter(|(_, _, run)| !is_live(run)).map(|(id, name, _)| (id, name)).collect();
+            let dead: Vec<(String, String)> = all
+                .into_iter()
+                .filter(|(_, _, run, made)| !is_live(run) && old(made.as_ref()))
+                .map(|(id, name, _, _)| (id, name))
+                .collect();
             let before = failures.0.len();
             delete_templates(client, &dead, &mut failures).await;
             if failures.0.len() == before {

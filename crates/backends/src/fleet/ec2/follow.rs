@@ -21,6 +21,27 @@ pub(super) fn unix_now() -> f64 {
 }
 
 impl Ec2Fleet {
+    /// The root volume each of these AMIs gives its instances (its root device's mapping).
+    pub(super) async fn image_root_volumes(&self, images: BTreeSet<String>) -> BTreeMap<String, Volume> {
+        if images.is_empty() {
+            return BTreeMap::new();
+        }
+        let Ok(out) = self.client.describe_images().set_image_ids(Some(images.into_iter().collect())).send().await
+        else {
+            return BTreeMap::new();
+        };
+        out.images()
+            .iter()
+            .filter_map(|img| {
+                let root = img.root_device_name()?;
+                let ebs = img.block_device_mappings().iter().find(|m| m.device_name() == Some(root))?.ebs()?;
+                let gib = u32::try_from(ebs.volume_size()?).ok()?;
+                let kind = ebs.volume_type().map(|t| t.as_str().to_string()).unwrap_or_else(|| "gp2".into());
+                Some((img.image_id()?.to_string(), Volume { gib, kind }))
+            })
+            .collect()
+    }
+
     /// The root volumes of the instances up whose volume the ledger lacks (one
     /// `DescribeVolumes`), by volume id: read while the instance is up, since EC2 deletes a
     /// root volume with its instance. A failed read is tried at the next look.
@@ -44,7 +65,12 @@ impl Ec2Fleet {
                 })
                 .collect(),
             Err(e) => {
-                tracing::debug!("reading root volumes: {}", aws_sdk_ec2::error::DisplayErrorContext(&e));
+                // Once: a missing ec2:DescribeVolumes would say so at every look.
+                static SAID: std::sync::Once = std::sync::Once::new();
+                let why = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
+                SAID.call_once(|| {
+                    tracing::warn!("reading the instances' root volumes failed (ec2:DescribeVolumes); the bill leaves out the volumes not read: {why}")
+                });
                 BTreeMap::new()
             }
         }

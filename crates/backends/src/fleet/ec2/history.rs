@@ -157,6 +157,11 @@ impl HistoryReader {
     /// Digests one fleet's read at `now`: the problems not reported before, and whether the
     /// endpoint lacks the call (the caller stops reading histories altogether).
     pub(crate) fn record(&mut self, fleet: &str, read: Read, now: Instant) -> (Vec<Problem>, bool) {
+        // A fleet over for longer than EC2's lag is read no more, whatever this read came to
+        // (one whose reads keep failing must not hold a slot of every look).
+        if self.cursors.get(fleet).and_then(|c| c.over_at).is_some_and(|at| now >= at + HISTORY_LAG) {
+            self.cursors.remove(fleet);
+        }
         match read {
             Read::Failed(Trouble::BareServerError) if !self.answered => {
                 self.bare_500s += 1;
@@ -188,9 +193,6 @@ impl HistoryReader {
                     c.next_read = now + READ_EVERY;
                     if let Some(u) = until {
                         c.since = u;
-                    }
-                    if c.over_at.is_some_and(|at| now >= at + HISTORY_LAG) {
-                        self.cursors.remove(fleet);
                     }
                 }
                 let fresh = problems_in(fleet, &records)

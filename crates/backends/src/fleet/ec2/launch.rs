@@ -118,8 +118,8 @@ impl Launcher<'_> {
                     cleanup::templates(self.client, self.deployment, Some(of_step(&request.run_id, &request.step)))
                         .await?
                         .into_iter()
-                        .find(|(_, n, _)| *n == name);
-                let Some((id, _, _)) = ours else { return Err(fail("CreateLaunchTemplate", e)) };
+                        .find(|(_, n, _, _)| *n == name);
+                let Some((id, _, _, _)) = ours else { return Err(fail("CreateLaunchTemplate", e)) };
                 self.client
                     .delete_launch_template()
                     .launch_template_id(&id)
@@ -184,6 +184,7 @@ impl Launcher<'_> {
         request: &FleetRequest,
         vcpus: usize,
         wanted_items: usize,
+        token: &str,
     ) -> std::result::Result<String, (Trouble, FleetError)> {
         let mut t = self.tags(request);
         // What the orchestrator asked for when this fleet was made: the audit trail of sizing.
@@ -194,9 +195,9 @@ impl Launcher<'_> {
                 .client
                 .create_fleet()
                 .r#type(FleetType::Request)
-                // The SDK's own retries of this call (a timeout whose request went through) send
-                // the same token, so EC2 makes the fleet once.
-                .client_token(client_token(request))
+                // Retries of this call (the SDK's, and the first launch's after a timeout whose
+                // request went through) send the same token, so EC2 makes the fleet once.
+                .client_token(token)
                 .set_launch_template_configs(Some(self.template_configs(request)))
                 .target_capacity_specification(
                     TargetCapacitySpecificationRequest::builder()
@@ -247,7 +248,7 @@ impl Launcher<'_> {
 
 /// A `CreateFleet` idempotency token (at most 64 ASCII characters): the run, the moment and a
 /// sequence number, distinct for every fleet this process asks for.
-fn client_token(request: &FleetRequest) -> String {
+pub(crate) fn client_token(request: &FleetRequest) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();

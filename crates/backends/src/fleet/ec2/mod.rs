@@ -211,7 +211,7 @@ impl Ec2Fleet {
         wanted_items: usize,
         now: Instant,
     ) -> Result<Option<String>> {
-        match self.launcher().fleet(request, vcpus, wanted_items).await {
+        match self.launcher().fleet(request, vcpus, wanted_items, &launch::client_token(request)).await {
             Ok(id) => {
                 tracing::info!(fleet = %id, vcpus, wanted_items, "added spot capacity for step {}", request.step);
                 s.capacity.launched(id.clone(), vcpus, now);
@@ -289,8 +289,10 @@ impl Fleet for Ec2Fleet {
         // The first fleet waits out throttling as top-ups do: the account's request rate is
         // shared, and a busy account must not fail the step on its first call.
         let mut waits = FIRST_LAUNCH_WAITS.iter();
+        // One token for every try: a try that timed out but reached EC2 made the fleet.
+        let token = launch::client_token(request);
         let id = loop {
-            match launcher.fleet(request, vcpus, wanted_items).await {
+            match launcher.fleet(request, vcpus, wanted_items, &token).await {
                 Ok(id) => break id,
                 Err((t @ (Trouble::Throttled | Trouble::Transient), e)) if let Some(wait) = waits.next() => {
                     tracing::info!(?t, "the first fleet must wait {wait:?}: {e}");
@@ -379,14 +381,33 @@ impl Fleet for Ec2Fleet {
         let of = tags::of_step(&handle.run_id, &handle.step);
         let listed = instances::listed(&self.client, &self.settings.deployment, Some(of), false).await;
         let now = follow::unix_now();
+        let listed = listed.map_err(|(_, e)| e)?;
         let mut listing = Vec::new();
-        for i in &listed.map_err(|(_, e)| e)? {
+        for i in &listed {
             let vcpus = self.vcpus_of(i).await;
             listing.push(usage::usage_of(i, vcpus, now));
         }
-        let step = self.step(handle);
-        let s = step.lock().await;
-        Ok(usage::with_step_root_volume(s.ledger.merged(listing)))
+        let merged = {
+            let step = self.step(handle);
+            let s = step.lock().await;
+            usage::with_step_root_volume(s.ledger.merged(listing))
+        };
+        // Still unknown (up for less than a look, alone in its step): its AMI's root volume,
+        // which the launch template does not change.
+        let images: BTreeMap<String, String> =
+            listed.iter().filter_map(|i| Some((i.instance_id()?.to_string(), i.image_id()?.to_string()))).collect();
+        let wanted: BTreeSet<String> =
+            merged.iter().filter(|u| u.root_volume.is_none()).filter_map(|u| images.get(&u.id).cloned()).collect();
+        let of_image = self.image_root_volumes(wanted).await;
+        Ok(merged
+            .into_iter()
+            .map(|mut u| {
+                if u.root_volume.is_none() {
+                    u.root_volume = images.get(&u.id).and_then(|img| of_image.get(img)).cloned();
+                }
+                u
+            })
+            .collect())
     }
 
     async fn delete(&self, handle: &FleetHandle) -> Result<()> {
@@ -405,8 +426,8 @@ impl Fleet for Ec2Fleet {
         if failures.0.is_empty() { Ok(()) } else { Err(FleetError::Cleanup(failures.0)) }
     }
 
-    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync)) -> GcReport {
-        let (deleted, failures) = cleanup::gc(&self.client, &self.settings.deployment, is_live).await;
+    async fn gc(&self, is_live: &(dyn for<'r> Fn(&'r RunId) -> bool + Sync), spare_from: SystemTime) -> GcReport {
+        let (deleted, failures) = cleanup::gc(&self.client, &self.settings.deployment, is_live, spare_from).await;
         GcReport { deleted, failures: failures.0 }
     }
 }
