@@ -34,8 +34,8 @@ pub struct Holder {
     /// When the run started (RFC 3339).
     pub started_at: String,
     /// Until when the lease holds unless renewed (Unix seconds by the holder's clock; S3 only).
-    /// For people: expiry is judged by S3's clock, from the object's `Last-Modified` and
-    /// `ttl_secs`.
+    /// For people: expiry is judged from S3's stamp of the write (`Last-Modified`) and
+    /// `ttl_secs`, against the reader's clock.
     #[serde(default)]
     pub expires_at: f64,
     /// How long the lease holds after each write unless renewed (S3 only; absent in leases

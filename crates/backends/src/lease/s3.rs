@@ -2,9 +2,11 @@
 //! Taking one is a put with `If-None-Match: *`; renewing it, or taking over an expired one, is a
 //! put with `If-Match` on the ETag last seen, so of two runs racing for it exactly one wins, and
 //! a holder that finds its ETag changed knows it lost the lease. Releasing deletes it, again
-//! only if the ETag is still the holder's. Expiry is judged by S3's clock: the object's
-//! `Last-Modified` plus the lease's time to live, not an expiry the holder computed with its own
-//! clock (a holder whose clock runs an hour fast would hold a dead lease an hour longer).
+//! only if the ETag is still the holder's. Expiry is judged from S3's stamp of the last write
+//! (the object's `Last-Modified`) plus the lease's time to live, against the reader's clock; not
+//! from an expiry the holder computed with its own clock (a holder whose clock runs an hour fast
+//! would hold a dead lease an hour longer). The reader's clock still counts: NTP-synchronised
+//! hosts are within a second.
 
 use std::time::Duration;
 
