@@ -2,22 +2,42 @@
 //! [`Keeper`] holds the message invisible, then the callback, then the message deleted (done,
 //! or failed for good) or handed back (interrupted, lost, or failed where a retry may help).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use runner_backends::imds::Notice;
-use runner_backends::queue::Received;
-use runner_backends::storage::Stores;
+use runner_backends::queue::{Queue, Received};
+use runner_backends::storage::{StoreCache, Stores};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::Shared;
 use super::child::{ChildOutcome, run_item_process};
 use super::memory_limit::MemoryLimit;
 use super::notices::wait_terminate;
 use super::retrying::Retrying;
 use super::visibility::{Keeper, Loss};
-use crate::wire::{Callback, Outcome, WorkItem, WorkMessage};
+use super::warm::WarmProcesses;
+use super::{WorkerConfig, item_env};
+use crate::wire::{Callback, Outcome, WorkItem, WorkMessage, WorkerInfo};
+
+/// What every item task of a worker shares.
+pub(super) struct Shared {
+    pub(super) cfg: WorkerConfig,
+    pub(super) work: Arc<dyn Queue>,
+    pub(super) callbacks: Arc<dyn Queue>,
+    pub(super) me: WorkerInfo,
+    pub(super) scratch_root: std::path::PathBuf,
+    /// What each item process starts with: its pool's threads (unless the user set
+    /// `POLARS_MAX_THREADS`) and the job's resolved `[env]`.
+    pub(super) item_env: item_env::ItemProcessEnv,
+    /// Idle warm item processes, when the budget allows them.
+    pub(super) warm: Option<WarmProcesses>,
+    /// The memory limit of an item whose step sets none.
+    pub(super) default_limit: MemoryLimit,
+    /// Storage: check-ins, and work items too large for a message.
+    pub(super) stores: StoreCache,
+}
 
 /// Handles one message. Returns `Some(reason)` when the worker must stop.
 pub(super) async fn handle(

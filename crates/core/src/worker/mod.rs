@@ -34,6 +34,7 @@ mod engine_panic;
 pub mod exec;
 pub mod item_env;
 mod item_task;
+use item_task::Shared;
 pub mod memory_limit;
 mod notices;
 mod retrying;
@@ -163,24 +164,6 @@ pub async fn open_queue(cfg: &WorkerConfig, address: &str, aws: &AwsClients) -> 
         BackendKind::Aws => Box::new(SqsQueues::new(aws.sqs().await)),
     };
     backend.open(address).await.with_context(|| format!("opening queue {address}"))
-}
-
-/// What every item task of a worker shares.
-struct Shared {
-    cfg: WorkerConfig,
-    work: Arc<dyn Queue>,
-    callbacks: Arc<dyn Queue>,
-    me: WorkerInfo,
-    scratch_root: std::path::PathBuf,
-    /// What each item process starts with: its pool's threads (unless the user set
-    /// `POLARS_MAX_THREADS`) and the job's resolved `[env]`.
-    item_env: item_env::ItemProcessEnv,
-    /// Idle warm item processes, when the budget allows them.
-    warm: Option<WarmProcesses>,
-    /// The memory limit of an item whose step sets none.
-    default_limit: MemoryLimit,
-    /// Storage: check-ins, and work items too large for a message.
-    stores: StoreCache,
 }
 
 /// A worker that can't start for a reason no retry fixes (its environment, a secret it can't
