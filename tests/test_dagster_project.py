@@ -411,7 +411,10 @@ def test_aws_mode_over_s3_sqs_and_a_spot_fleet(aws: dict, tmp_path: Path, instan
     billed = sum(max(end - launch, 60.0) for _, launch, end in lives)
     assert round(metrics.metadata["cost_usd"].value * 100) == round(billed * 36 / 3600 * 100), (metrics, lives)
     assert round(metrics.metadata["emr_equivalent_usd"].value * 100) == round(billed * 90 / 3600 * 100), lives
-    assert metrics.metadata["saving_ratio"].value == pytest.approx(1 - 36 / 90, abs=1e-6)
+    # 1 - 36/90, less a hair: the root volumes (8 GiB at the shipped $0.10 a GB-month, about
+    # $0.0000003 a second against the instance's $0.01) are on both sides of the ratio.
+    ratio = metrics.metadata["saving_ratio"].value
+    assert 1 - 36 / 90 - 1e-4 < ratio < 1 - 36 / 90, ratio
     assert metrics.metadata["instance_hours"].value * 3600 >= 60, "a minute at least"
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="lake", Prefix="data/user_daily/")["Contents"]]
     assert {k.split("/")[2] for k in keys} == {"day=2024-01-02", "day=2024-01-03", "day=2024-01-04"}
