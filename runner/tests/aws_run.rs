@@ -138,6 +138,24 @@ impl Aws {
         support::workspace().join("runner/examples/events/job.toml").to_string_lossy().into_owned()
     }
 
+    /// Boots what the fleets launch until `done` holds, failing with `what` and the logs after
+    /// `limit`.
+    async fn tick_until(
+        &self,
+        stand_ins: &mut StandIns,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&StandIns) -> bool,
+    ) {
+        let ec2 = self.aws.ec2().await;
+        let deadline = Instant::now() + limit;
+        while !done(stand_ins) {
+            assert!(Instant::now() < deadline, "{what}\n{}\n{}", self.orchestrator_log(), stand_ins.consoles());
+            stand_ins.tick(&ec2).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Runs the orchestrator to its end while the stand-in boots what the fleets launch.
     async fn drive(&self, mut run: Child, stand_ins: &mut StandIns, limit: Duration) -> (ExitStatus, String) {
         let ec2 = self.aws.ec2().await;
@@ -1040,25 +1058,14 @@ async fn fleet_gc_leaves_alone_a_run_that_waits_on_a_lease_longer_than_gcs_thres
     let run = |name: &str| ["run", &*job, "--partition", "2024-01-01", "--run-id", name].map(String::from);
     let holder = env.spawn_logged("holder", &run("holder").each_ref().map(String::as_str), &[slow]);
     let mut stand_ins = env.stand_ins().with_env(slow.0, slow.1);
-    let ec2 = env.aws.ec2().await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !stand_ins.consoles().contains("running item=copy[2024-01-01]") {
-        assert!(Instant::now() < deadline, "the items never ran\n{}\n{}", env.log("holder"), stand_ins.consoles());
-        stand_ins.tick(&ec2).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let started = |s: &StandIns| s.consoles().contains("running item=copy[2024-01-01]");
+    env.tick_until(&mut stand_ins, Duration::from_secs(120), "the items never ran", started).await;
     let waiter = env.spawn_logged("waiter", &run("waiter").each_ref().map(String::as_str), &[]);
-    while !env.log("waiter").contains("waiting for many/copy/2024-01-01, held by run holder") {
-        assert!(Instant::now() < deadline, "the second run never waited\n{}", env.log("waiter"));
-        stand_ins.tick(&ec2).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let waits = |_: &StandIns| env.log("waiter").contains("waiting for many/copy/2024-01-01, held by run holder");
+    env.tick_until(&mut stand_ins, Duration::from_secs(120), "the second run never waited", waits).await;
     // Fifteen heartbeat periods into the wait, in which the waiting run does nothing else.
     let waiting = Instant::now();
-    while waiting.elapsed() < Duration::from_secs(15) {
-        stand_ins.tick(&ec2).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    env.tick_until(&mut stand_ins, Duration::from_secs(60), "", |_| waiting.elapsed() >= Duration::from_secs(15)).await;
     assert_eq!(env.keys("state/live/").await, ["state/live/holder.json", "state/live/waiter.json"]);
     let out = env.runner(&["fleet", "gc"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -1095,13 +1102,8 @@ async fn a_run_id_reused_after_a_crash_takes_over_its_own_template_and_queues() 
     let slow = ("SPOTLAKE_TEST_ITEM_SLEEP_MS", "30000");
     let mut crashed = env.spawn_logged("crashed", &args, &[slow]);
     let mut stand_ins = env.stand_ins().with_env(slow.0, slow.1);
-    let ec2 = env.aws.ec2().await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !stand_ins.consoles().contains("running item=copy[2024-01-01]") {
-        assert!(Instant::now() < deadline, "the items never ran\n{}\n{}", env.log("crashed"), stand_ins.consoles());
-        stand_ins.tick(&ec2).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let started = |s: &StandIns| s.consoles().contains("running item=copy[2024-01-01]");
+    env.tick_until(&mut stand_ins, Duration::from_secs(120), "the items never ran", started).await;
     // The orchestrator dies outright: its template, queues and fleet stay.
     crashed.kill().unwrap();
     crashed.wait().unwrap();
