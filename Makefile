@@ -23,7 +23,12 @@ $(VENV)/.installed: requirements-dev.txt dagster_project/pyproject.toml dagster-
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.txt -e dagster-spotlake -e dagster_project
 	touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(VENV)/delta-readers/.installed
+
+$(VENV)/delta-readers/.installed: tests/delta-readers.txt $(VENV)/.installed
+	$(VENV)/bin/uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)/delta-readers
+	$(VENV)/bin/uv pip install --quiet --python $(VENV)/delta-readers/bin/python -r tests/delta-readers.txt
+	touch $@
 
 # System tools the tests drive, from Debian's packages: headless Chromium takes the asset-page
 # screenshot in the webserver test; systemd-analyze checks the worker's systemd unit.

@@ -30,19 +30,23 @@ class RunnerTranslator:
         self, asset: Mapping[str, Any], *, key: AssetKey, deps: list[AssetKey], job: str, group_name: str | None
     ) -> AssetSpec:
         """The spec of one of the job's assets, given its key and its upstream keys."""
+        metadata: dict[str, Any] = {
+            JOB_KEY: MetadataValue.path(job),
+            STEP_KEY: MetadataValue.text(asset["step"]),
+            ASSET_KEY: MetadataValue.text(asset["key"]),
+            "path": MetadataValue.text(asset["path"]),
+        }
+        table = asset.get("table")
+        if table:
+            metadata["dagster/table_name"] = MetadataValue.text(table["name"])
         return AssetSpec(
             key=key,
             deps=deps,
-            description=asset.get("description"),
+            description=_with_table(asset.get("description"), table),
             code_version=asset["code_version"],
             group_name=group_name,
-            kinds={"polars"},
-            metadata={
-                JOB_KEY: MetadataValue.path(job),
-                STEP_KEY: MetadataValue.text(asset["step"]),
-                ASSET_KEY: MetadataValue.text(asset["key"]),
-                "path": MetadataValue.text(asset["path"]),
-            },
+            kinds={"polars", "delta"} if table else {"polars"},
+            metadata=metadata,
         )
 
     def get_check_spec(self, check: Mapping[str, Any], *, asset: AssetKey, blocking: bool) -> AssetCheckSpec:
@@ -54,3 +58,22 @@ class RunnerTranslator:
             blocking=blocking,
             metadata={"severity": MetadataValue.text(check["severity"])},
         )
+
+
+def _with_table(description: str | None, table: Mapping[str, Any] | None) -> str | None:
+    """The asset's description, with how to query its table when it is kept as one."""
+    if not table:
+        return description
+    root = table["root"]
+    where = root if "://" in root or root.startswith("/") else f"{{job root}}/{root}"
+    lines = [
+        f"Kept as the Delta Lake table `{table['name']}` at `{where}`"
+        + (f", partitioned by {', '.join(table['partition_columns'])}." if table["partition_columns"] else "."),
+        "Readers see each step's commit whole; query it by its log, not its folder:",
+        f"- DuckDB: `SELECT * FROM delta_scan('{where}')`",
+        f"- Polars: `pl.scan_delta('{where}')`",
+    ]
+    if table.get("glue_database"):
+        lines.append(f"- Athena (Glue catalog): `SELECT * FROM {table['name']}`")
+    text = "\n".join(lines)
+    return f"{description}\n\n{text}" if description else text

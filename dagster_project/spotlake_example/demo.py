@@ -72,10 +72,15 @@ def main() -> int:
         passed = [c for c in verdicts if c.partition == day]
         print(f"  {day}: {rows}; checks passed {sum(c.passed for c in passed)}/{len(passed)}")
     data = Path(settings.root())
-    print(f"\nOutputs (hive-partitioned Parquet) are under {data}:")
+    print(f"\nOutputs are Delta Lake tables (Parquet files and the log that lists them) under {data}:")
     for name in ("clean", "by_user", "user_daily"):
         print(f"  {data / name}")
     print("Quarantined rows are under", data / "clean" / "_quarantine")
+    print("\nQuery them by their log with DuckDB (its `delta` extension), e.g. rows per day:")
+    user_daily = data / "user_daily"
+    print(f"  SELECT day, COUNT(*) AS users, SUM(revenue) FROM delta_scan('{user_daily}') GROUP BY day ORDER BY day;")
+    print(f"  SELECT day, COUNT(*) FROM delta_scan('{data / 'clean'}') GROUP BY day ORDER BY day;")
+    print(f"or with Polars: pl.scan_delta('{data / 'user_daily'}').group_by('day').len().collect()")
     print("\nTo see it all in the Dagster UI (runs, materializations, checks, logs):")
     print(f"  DAGSTER_HOME={HOME} .venv/bin/dagster dev -m spotlake_example.definitions")
     return 0

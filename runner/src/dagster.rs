@@ -14,7 +14,7 @@ use dagster_pipes::{
 use serde::Deserialize;
 
 use crate::checks::RunCheck;
-use runner_core::summary::{OutputFigures, RunSummary, StepPart, StepSummary};
+use runner_core::summary::{OutputFigures, RunSummary, StepPart, StepSummary, TableSummary};
 use runner_spec::JobSpec;
 use runner_types::{OutputRef, Partition};
 
@@ -148,6 +148,22 @@ fn figures_metadata(
     }
     cost_metadata(&mut m, bill, output.rows);
     m
+}
+
+/// What Dagster shows of an output kept as a table: its name and root (Dagster's own keys),
+/// the version the step left it at, its columns as the table has them, and, for a partition,
+/// the rows the table holds for it.
+fn table_metadata(m: &mut Metadata, table: &TableSummary, partition: Option<&str>) {
+    m.insert("dagster/table_name", table.name.as_str());
+    m.insert("dagster/uri", table.uri.as_str());
+    m.insert("dagster/column_schema", schema_table(&table.schema));
+    m.insert("table_format", "delta");
+    m.insert("table_version", table.version);
+    m.insert("table_files_added", table.files_added as u64);
+    m.insert("table_files_removed", table.files_removed as u64);
+    if let Some(rows) = partition.and_then(|p| table.rows_by_partition.get(p)) {
+        m.insert("dagster/partition_row_count", *rows);
+    }
 }
 
 /// What is the same for every partition of a run: the step's fleet and the run's totals.
@@ -289,6 +305,11 @@ pub fn report(
             };
             let mut m = figures_metadata(&o.whole, &whole, Some(path), bill.as_ref());
             run_wide_metadata(&mut m, step, summary, &instance_types);
+            if let Some(table) = &o.table {
+                // A run of one partition reports it here too (Dagster files it under that one).
+                let only = (step.by_partition.len() == 1).then(|| step.by_partition.keys().next()).flatten();
+                table_metadata(&mut m, table, only.filter(|p| !p.is_empty()).map(String::as_str));
+            }
             m.insert(
                 "rows_by_partition",
                 rows_table(&o.by_partition.iter().map(|(p, f)| (p.clone(), f.rows)).collect(), "partition"),
@@ -319,6 +340,9 @@ pub fn report(
                         let step_part = step.by_partition.get(p).unwrap_or(&no_step);
                         let mut pm = figures_metadata(figures, step_part, path, bills.get(p));
                         run_wide_metadata(&mut pm, step, summary, &instance_types);
+                        if let Some(table) = &o.table {
+                            table_metadata(&mut pm, table, Some(p.as_str()));
+                        }
                         (p, pm)
                     })
                     .collect();

@@ -74,6 +74,25 @@ impl AwsClients {
             || std::env::var_os("AWS_ENDPOINT_URL").is_some()
     }
 
+    /// The endpoint S3 requests go to when it is not AWS's own: `AWS_ENDPOINT_URL_S3`, then the
+    /// configuration's (`AWS_ENDPOINT_URL`, or the one given to [`Self::for_endpoint`]).
+    pub async fn s3_endpoint(&self) -> Option<String> {
+        match std::env::var("AWS_ENDPOINT_URL_S3") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => self.sdk().await.endpoint_url().map(str::to_string),
+        }
+    }
+
+    /// The credentials chain's provider, for clients that are not the SDK's (`object_store`).
+    pub async fn credentials_provider(&self) -> Option<aws_credential_types::provider::SharedCredentialsProvider> {
+        self.sdk().await.credentials_provider()
+    }
+
+    /// A Glue Data Catalog client (registering tables for Athena).
+    pub async fn glue(&self) -> aws_sdk_glue::Client {
+        aws_sdk_glue::Client::new(self.sdk().await)
+    }
+
     /// The configured region, if any.
     pub async fn region(&self) -> Option<String> {
         self.sdk().await.region().map(|r| r.to_string())

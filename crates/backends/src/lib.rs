@@ -9,7 +9,8 @@
 //! | [`queue::Queue`] (work items, callbacks) | a SQLite file | SQS |
 //! | [`fleet::Fleet`] (workers) | child processes | an EC2 spot fleet |
 //!
-//! It also owns the AWS clients ([`aws`], from the standard credential and endpoint chains),
+//! It also owns the AWS clients ([`aws`], from the standard credential and endpoint chains), the
+//! registration of output tables in the Glue Data Catalog ([`catalog`]),
 //! the resolution of a job's declared item environment from Secrets Manager and Parameter
 //! Store ([`secrets`]), spot notices from the instance metadata service ([`imds`]), and how local processes die with
 //! their parent on every platform ([`process`]). With the `conformance`
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod aws;
+pub mod catalog;
 pub mod fleet;
 pub mod imds;
 pub mod lease;

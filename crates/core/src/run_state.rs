@@ -259,24 +259,25 @@ async fn manifests(
         .collect())
 }
 
-/// Deletes what earlier versions of a step's items wrote for these partitions: items whose
-/// inputs or definition changed have new ids, and their old files must not linger. `current`
-/// holds the ids of the step's items now.
-pub async fn prune(
+/// The manifests of a step's items in these partitions that are not among `current` (the ids
+/// of the step's items now): items whose inputs or definition changed have new ids, and what
+/// the old ones wrote is superseded. Each comes with where it is.
+pub async fn superseded(
     stores: &dyn Stores,
     state: &Location,
     job: &str,
     step: &StepName,
     partitions: &[Option<Partition>],
     current: &BTreeSet<&WorkItemId>,
-) -> Result<(), StorageError> {
+) -> Result<Vec<(Manifest, Location)>, StorageError> {
+    let mut out = Vec::new();
     for partition in partitions {
         for (id, manifest_at) in manifests(stores, state, job, step, partition.as_ref()).await? {
             if current.contains(&id) {
                 continue;
             }
             // A manifest is how its item's files are found: one that can't be read stops the
-            // prune, and is never deleted blind (its files would be stranded for good).
+            // caller, and is never deleted blind (its files would be stranded for good).
             let bytes = match stores.read(&manifest_at).await {
                 Ok(b) => b,
                 Err(StorageError::NotFound { .. }) => continue,
@@ -291,12 +292,28 @@ pub async fn prune(
                      of it was deleted; check it, then delete its outputs and the manifest by hand"
                 ),
             })?;
-            for file in old.files.values().flatten() {
-                stores.store(file).await?.delete(file.key()).await?;
-            }
-            stores.store(&manifest_at).await?.delete(manifest_at.key()).await?;
-            info!(step = %step, "pruned outputs of superseded item {id}");
+            out.push((old, manifest_at));
         }
+    }
+    Ok(out)
+}
+
+/// Deletes what earlier versions of a step's items wrote for these partitions ([`superseded`]),
+/// and their manifests. A table that listed their files has removed them first.
+pub async fn prune(
+    stores: &dyn Stores,
+    state: &Location,
+    job: &str,
+    step: &StepName,
+    partitions: &[Option<Partition>],
+    current: &BTreeSet<&WorkItemId>,
+) -> Result<(), StorageError> {
+    for (old, manifest_at) in superseded(stores, state, job, step, partitions, current).await? {
+        for file in old.files.values().flatten() {
+            stores.store(file).await?.delete(file.key()).await?;
+        }
+        stores.store(&manifest_at).await?.delete(manifest_at.key()).await?;
+        info!(step = %step, "pruned outputs of superseded item {}", old.item);
     }
     Ok(())
 }

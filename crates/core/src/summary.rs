@@ -31,6 +31,37 @@ pub struct OutputSummary {
     /// What each run partition's items wrote (the key is a Dagster partition key; empty for
     /// an unpartitioned run): what a ranged run reports for each partition.
     pub by_partition: BTreeMap<String, OutputFigures>,
+    /// The output's table after the step's commit, when it is kept as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableSummary>,
+}
+
+/// An output's table after its step's commit: what Dagster shows of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TableSummary {
+    /// Its name: `database.table` when it is in a catalog, else the table's own name.
+    pub name: String,
+    /// Its root (`s3://bucket/prefix/table`, or a local path).
+    pub uri: String,
+    /// The table's version once the step committed (or found nothing to commit).
+    pub version: u64,
+    /// The step made that version; otherwise the table held its files already.
+    pub new_version: bool,
+    /// Files the commit added.
+    pub files_added: usize,
+    /// Files it removed (the ones its files replace).
+    pub files_removed: usize,
+    /// Columns added to the table's schema.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns_added: Vec<String>,
+    /// Columns and their Delta types.
+    pub schema: Vec<(String, String)>,
+    /// Rows the table holds for each run partition (the key is empty for an unpartitioned
+    /// run), from its files' statistics.
+    pub rows_by_partition: BTreeMap<String, u64>,
+    /// Where it is registered (`glue`), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<String>,
 }
 
 /// What some items wrote to an output. Field names are the Dagster metadata keys they are

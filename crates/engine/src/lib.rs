@@ -3,8 +3,9 @@
 //! Runs one work item of a step on local files ([`run_item`]): inputs are read lazily (CSV,
 //! NDJSON, Parquet with hive keys), bad rows are handled by the input's policy, the
 //! outputs' SQL runs over the inputs by name, and outputs are written as Parquet
-//! (hive-partitioned when asked) into a scratch directory that the caller publishes. It also
-//! measures the job's asset checks on local Parquet files ([`checks`]).
+//! (hive-partitioned when asked) into a scratch directory that the caller publishes. An output
+//! kept as a table is cast to types Delta holds exactly, and its files' statistics are read for
+//! the table's commit. It also measures the job's asset checks on local Parquet files ([`checks`]).
 //!
 //! This is the only crate of the runner that compiles Polars. It knows nothing of storage,
 //! queues, fleets or Dagster: the worker (`runner-core`) stages inputs, calls it, and publishes
@@ -39,6 +40,7 @@ mod ndjson;
 mod ops;
 mod read;
 mod stats;
+mod table_columns;
 mod temporal;
 mod write;
 
@@ -260,6 +262,8 @@ struct ItemPlan {
     counted: Vec<Counted>,
     sink_count: usize,
     output_schemas: BTreeMap<String, SchemaRef>,
+    /// The table outputs' casts and schemas.
+    tables: BTreeMap<String, table_columns::TableColumns>,
     stats: ItemStats,
     /// Where the binary's functions record the first failure of this item's calls.
     failure: extensions::Failure,
@@ -312,6 +316,7 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
     }
 
     let mut output_schemas = BTreeMap::new();
+    let mut tables = BTreeMap::new();
     let mut sink_count = 0;
     for (name, output) in &step.outputs {
         let sql =
@@ -349,6 +354,18 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
                 ),
             });
         }
+        let (frame, schema) = match &output.table {
+            None => (frame, schema),
+            Some(_) => {
+                let layout = runner_spec::TableLayout::of(output)
+                    .map_err(|detail| EngineError::Output { output: name.clone(), detail })?;
+                let columns = table_columns::plan(name, &schema, &layout)?;
+                let frame = if columns.casts.is_empty() { frame } else { frame.with_columns(columns.casts.clone()) };
+                let schema = frame.clone().collect_schema().map_err(sql_error)?;
+                tables.insert(name.clone(), columns);
+                (frame, schema)
+            }
+        };
         output_schemas.insert(name.clone(), schema);
         let sink = write::sink(frame, output, &output_dir(run.out_dir, name), run.file_tag)
             .map_err(|e| EngineError::Sql { output: name.clone(), detail: e.to_string() })?;
@@ -356,7 +373,7 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
         sink_count += 1;
     }
 
-    Ok(ItemPlan { plans, counted, sink_count, output_schemas, stats, failure })
+    Ok(ItemPlan { plans, counted, sink_count, output_schemas, tables, stats, failure })
 }
 
 /// The item's input files, for a message: the first few, and how many more.
@@ -374,15 +391,17 @@ fn item_files(inputs: &BTreeMap<String, Vec<LocalFile>>) -> String {
 pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
     let started = Instant::now();
     let step = run.step;
-    let ItemPlan { plans, counted, sink_count, output_schemas, mut stats, failure } = plan_item(&run)?;
+    let ItemPlan { plans, counted, sink_count, output_schemas, tables, mut stats, failure } = plan_item(&run)?;
     let results = LazyFrame::collect_all_with_engine(plans, Engine::Streaming, OptFlags::default()).map_err(|e| {
         // A function's own failure is the cause, whatever Polars made of it on the way out.
-        match failure.lock().ok().and_then(|mut f| f.take()) {
-            Some((function, detail)) => {
-                EngineError::Function { step: step.name.clone(), function, detail, files: item_files(&run.inputs) }
-            }
-            None => read::explain_failure(step, &run.inputs, e),
+        if let Some((function, detail)) = failure.lock().ok().and_then(|mut f| f.take()) {
+            return EngineError::Function { step: step.name.clone(), function, detail, files: item_files(&run.inputs) };
         }
+        let message = e.to_string();
+        tables
+            .iter()
+            .find_map(|(output, t)| table_columns::explain_cast_failure(output, &t.strict, &message))
+            .unwrap_or_else(|| read::explain_failure(step, &run.inputs, e))
     })?;
 
     for (what, df) in counted.iter().zip(results.iter().skip(sink_count).filter(|d| d.width() > 0)) {
@@ -412,7 +431,14 @@ pub fn run_item(run: ItemRun<'_>) -> Result<ItemStats, EngineError> {
         *stats.rows_in.entry(name).or_default() += n;
     }
     for (name, schema) in output_schemas {
-        let out = stats::output_stats(&output_dir(run.out_dir, &name), &schema).map_err(polars_err(&step.name))?;
+        let dir = output_dir(run.out_dir, &name);
+        let mut out = stats::output_stats(&dir, &schema).map_err(polars_err(&step.name))?;
+        if let (Some(table), Some(output)) = (tables.get(&name), step.outputs.get(&name)) {
+            let files = table_columns::table_files(&dir, &out.files, output, &table.schema, run.partition).map_err(
+                |detail| EngineError::Execute { step: step.name.clone(), detail: format!("output {name:?}: {detail}") },
+            )?;
+            out.table = Some(files);
+        }
         stats.bytes_out += out.bytes;
         stats.outputs.insert(name, out);
     }

@@ -59,6 +59,24 @@ pub struct AssetDescription {
     pub code_version: String,
     /// What it holds, when the spec says.
     pub description: Option<String>,
+    /// The table it is kept as, when it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableDescription>,
+}
+
+/// An output's table, as readers find it.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct TableDescription {
+    /// `delta`.
+    pub format: crate::TableFormat,
+    /// Its name: `database.table` when it is registered in Glue, else its own.
+    pub name: String,
+    /// Its root as the spec writes it (relative to the job's root unless absolute).
+    pub root: String,
+    /// Its partition columns, in order.
+    pub partition_columns: Vec<String>,
+    /// The Glue database it is registered in, if any.
+    pub glue_database: Option<String>,
 }
 
 /// One check.
@@ -72,6 +90,19 @@ pub struct CheckDescription {
     pub severity: String,
     /// What it asserts, in words.
     pub description: String,
+}
+
+fn table_description(output_name: &str, output: &super::OutputSpec) -> Option<TableDescription> {
+    let table = output.table.as_ref()?;
+    let layout = crate::TableLayout::of(output).ok()?;
+    let own = table.name_or(output_name);
+    Some(TableDescription {
+        format: table.format,
+        name: table.glue_database.as_ref().map_or_else(|| own.to_string(), |db| format!("{db}.{own}")),
+        root: layout.root,
+        partition_columns: layout.partition_columns,
+        glue_database: table.glue_database.clone(),
+    })
 }
 
 /// The key of an input no step writes.
@@ -192,6 +223,7 @@ pub fn describe(job: &JobSpec) -> Result<Description, String> {
                 deps: deps.iter().cloned().collect(),
                 code_version: version.clone(),
                 description: output.description.clone(),
+                table: table_description(name, output),
             });
         }
         steps.push(StepDescription {

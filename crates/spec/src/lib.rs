@@ -33,6 +33,7 @@ pub mod dtype;
 pub mod extensions;
 mod ops;
 pub mod sql;
+pub mod table;
 pub mod template;
 pub mod validate;
 
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use dtype::DType;
 pub use ops::{BUILTIN_OPS, BuiltinOp, CustomOp, OpSpec};
+pub use table::{SchemaChanges, TableFormat, TableLayout, TableSpec};
 
 /// Errors in a job spec. Each says where: the file, the step, the input or output, the field.
 #[derive(Debug, thiserror::Error)]
@@ -403,6 +405,11 @@ pub struct OutputSpec {
     /// definition: it changes no item and no code version.
     #[serde(default, skip_serializing)]
     pub description: Option<String>,
+    /// Keeps the output as a table (`table = "delta"`), which readers find by its log rather
+    /// than its folder ([`table`]). Left out of the serialized step when unset, so that steps
+    /// without it keep their item ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableSpec>,
 }
 
 /// A check on an output, evaluated after the job and reported to Dagster as an asset check.

@@ -40,6 +40,7 @@ pub fn validate(spec: &JobSpec) -> Result<(), Failure> {
         validate_step(step, &loc)?;
     }
     order(spec).map_err(|m| at("step", m))?;
+    validate_tables(spec)?;
     for (name, source) in &spec.env {
         let plain = match source {
             runner_types::EnvSource::Value(v) => runner_types::refuse_value(name, v),
@@ -93,7 +94,7 @@ fn validate_step(step: &StepSpec, loc: &str) -> Result<(), Failure> {
     }
     for (name, output) in &step.outputs {
         let loc = format!("{loc} › output {name:?}");
-        validate_output(step, output, &loc)?;
+        validate_output(step, name, output, &loc)?;
     }
     Ok(())
 }
@@ -232,7 +233,7 @@ fn validate_input(input: &InputSpec, loc: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<(), Failure> {
+fn validate_output(step: &StepSpec, output_name: &str, output: &OutputSpec, loc: &str) -> Result<(), Failure> {
     template::placeholders(&output.path).map_err(|m| at(format!("{loc} › path"), m))?;
     if output.path.contains('*') {
         return Err(at(format!("{loc} › path"), "an output path is a directory, not a glob"));
@@ -279,6 +280,37 @@ fn validate_output(step: &StepSpec, output: &OutputSpec, loc: &str) -> Result<()
     }
     if output.max_rows_per_file == Some(0) {
         return Err(at(format!("{loc} › max_rows_per_file"), "must be positive"));
+    }
+    if let Some(table) = &output.table {
+        table.validate(output_name, output).map_err(|(field, m)| at(format!("{loc} › {field}"), m))?;
+    }
+    Ok(())
+}
+
+/// Two table outputs of a job may not share a root (each commit would remove the other's
+/// files) or a name in one catalog database.
+fn validate_tables(spec: &JobSpec) -> Result<(), Failure> {
+    let mut roots = BTreeMap::new();
+    let mut names = BTreeMap::new();
+    for step in &spec.steps {
+        for (name, output) in &step.outputs {
+            let Some(table) = &output.table else { continue };
+            let loc = format!("step {:?} › output {name:?} › table", step.name);
+            let layout = super::TableLayout::of(output).map_err(|m| at(&loc, m))?;
+            if let Some(other) = roots.insert(layout.root.clone(), loc.clone()) {
+                return Err(at(
+                    &loc,
+                    format!("{other} is kept at the same root {:?}; give each table its own", layout.root),
+                ));
+            }
+            let catalog_name = (table.glue_database.clone(), table.name_or(name).to_string());
+            if let Some(other) = names.insert(catalog_name.clone(), loc.clone()) {
+                return Err(at(
+                    &loc,
+                    format!("{other} has the same table name {:?}; set `name` on one", catalog_name.1),
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -30,4 +30,4 @@ pub use ids::{AssetKey, BackendKind, OutputRef, RunId, Severity, StepName, WorkI
 pub use item_env::{EnvSource, HOT_TABLE_VAR, ItemEnv, refuse_name, refuse_value};
 pub use location::Location;
 pub use partition::{InvalidPartitionKey, Partition, PartitionKey};
-pub use stats::{CheckPart, ItemStats, OutputStats};
+pub use stats::{CheckPart, ItemStats, OutputStats, TableFile, TableFiles};

@@ -68,4 +68,31 @@ pub struct OutputStats {
     /// partitions. (Manifests written before the rename call it `partitions`.)
     #[serde(alias = "partitions")]
     pub rows_by_hive_key: BTreeMap<String, u64>,
+    /// For an output kept as a table: what its commit needs of the files, read where they were
+    /// written. Left out when the output is no table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableFiles>,
+}
+
+/// What a table commit needs of one item's files of an output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableFiles {
+    /// The table schema the files make, partition columns included, as Delta's schema JSON.
+    pub schema: String,
+    /// The partition columns, in order.
+    pub partition_columns: Vec<String>,
+    /// One per file, in the order of [`OutputStats::files`].
+    pub files: Vec<TableFile>,
+}
+
+/// One written file, as a table's log lists it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableFile {
+    /// Bytes.
+    pub size: u64,
+    /// Its partition values (null for a null key), as Delta writes them.
+    pub partition_values: BTreeMap<String, Option<String>>,
+    /// Delta's per-file statistics JSON (`numRecords`, `minValues`, `maxValues`, `nullCount`),
+    /// from the file's Parquet footer.
+    pub stats: String,
 }

@@ -31,6 +31,14 @@ fn print_summary(summary: &RunSummary, bills: &[Option<Bill>]) {
         for (name, o) in &s.outputs {
             let loc = o.locations.values().next().map(ToString::to_string).unwrap_or_default();
             eprintln!("      → {name}: {} rows in {} files at {loc}", o.whole.rows, o.whole.files);
+            if let Some(t) = &o.table {
+                let change = if t.new_version {
+                    format!("committed +{} −{} files", t.files_added, t.files_removed)
+                } else {
+                    "nothing to commit".to_string()
+                };
+                eprintln!("        table {} at {}: version {} ({change})", t.name, t.uri, t.version);
+            }
         }
         eprintln!("      {}", describe_bill(bill.as_ref()));
     }

@@ -6,6 +6,7 @@
 pub mod conformance;
 mod glob;
 mod local;
+mod object_stores;
 mod s3;
 mod stores;
 
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 
 pub use glob::GlobMatcher;
 pub use local::LocalStorage;
+pub use object_stores::object_store_for;
 pub use runner_types::Location;
 pub use s3::S3Storage;
 pub use stores::{StoreCache, Stores};

@@ -38,6 +38,11 @@ impl StoreCache {
     pub fn new(aws: Arc<AwsClients>) -> Self {
         Self { aws, open: Mutex::new(HashMap::new()) }
     }
+
+    /// The AWS clients behind its S3 stores (for the services that sit beside them: Glue).
+    pub fn aws(&self) -> &Arc<AwsClients> {
+        &self.aws
+    }
 }
 
 #[async_trait::async_trait]

@@ -7,6 +7,7 @@ mod collect;
 mod heartbeat;
 mod leases;
 mod step;
+mod tables;
 mod watchdog;
 
 use std::collections::BTreeSet;
@@ -67,6 +68,15 @@ pub enum RunError {
     /// The run went over its maximum runtime.
     #[error("the run went over its maximum runtime of {0:?}")]
     MaxRuntime(Duration),
+    /// A table can't take the step's files (its schema, its partition columns): a rerun can't
+    /// fix it.
+    #[error("step {step:?}: {error}")]
+    Table {
+        /// The step.
+        step: StepName,
+        /// What the table refused, naming the output and the columns.
+        error: String,
+    },
     /// Storage, queue or fleet trouble.
     #[error("{0}")]
     Infrastructure(String),
@@ -202,6 +212,7 @@ pub async fn run_job(
             run_state::MISSED_HEARTBEATS * beat.every_secs.max(1)
         )));
     }
+    tables::check_roots(spec, &options.root).map_err(RunError::Preflight)?;
     backends.fleet.preflight().await.map_err(|e| RunError::Preflight(e.to_string()))?;
     let spec_loc = run_state::spec_location(&options.state, &options.run_id);
     backends

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::collect::{Collector, Event};
 use super::leases::StepLeases;
 use super::watchdog::Watchdog;
-use super::{Backends, LiveResources, RunError, RunOptions, infra};
+use super::{Backends, LiveResources, RunError, RunOptions, infra, tables};
 use crate::feed::{self, Feeder};
 use crate::observer::Observer;
 use crate::plan;
@@ -241,10 +241,15 @@ async fn run_leased(
     // for their holder. A takeover since the last renewal would otherwise go unseen, and the
     // step would delete what the new holder is publishing and report it as its own.
     leases.confirm().await.map_err(|e| lease_error(step, e))?;
+    // Tables first: a file they list is pruned only once a commit has removed it.
+    let tables = tables::commit_step(ctx, step, &items, &partitions).await?;
     let current: BTreeSet<&WorkItemId> = items.iter().map(|i| &i.id).collect();
     run_state::prune(stores, &opts.state, &ctx.spec.name, &step.name, &partitions, &current).await.map_err(infra)?;
     prune_strays(ctx, step, &partitions).await?;
     summary.add_items(stores, step, &items).await.map_err(infra)?;
+    for (name, table) in tables {
+        summary.outputs.entry(name).or_default().table = Some(table);
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     ctx.observer.step_finished(&step.name, ctx.index, ctx.steps, summary.seconds);
     Ok(summary)
