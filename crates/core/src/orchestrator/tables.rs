@@ -304,3 +304,38 @@ fn failpoint_exit_after_commit() {
         std::process::exit(70);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(outputs: &[(&str, &str)]) -> runner_spec::JobSpec {
+        let mut text = String::from(
+            "name = \"j\"\n[[step]]\nname = \"s\"\n[step.inputs.i]\npath = \"in/*.csv\"\nformat = \"csv\"\n",
+        );
+        for (name, table) in outputs {
+            text.push_str(&format!(
+                "[step.outputs.{name}]\npath = \"{name}\"\nsql = \"SELECT * FROM i\"\ntable = {table}\n"
+            ));
+        }
+        runner_spec::JobSpec::parse(&text, "job.toml").unwrap()
+    }
+
+    #[test]
+    fn tables_at_nested_roots_or_in_glue_off_s3_are_refused_before_the_run() {
+        let local = Location::parse_absolute("/data/lake").unwrap();
+        let s3 = Location::parse_absolute("s3://b/lake").unwrap();
+        assert!(check_roots(&job(&[("a", "\"delta\""), ("b", "\"delta\"")]), &local).is_ok());
+        let mut nested = job(&[("a", "\"delta\""), ("b", "\"delta\"")]);
+        nested.steps[0].outputs.get_mut("b").unwrap().path = "a/inner".into();
+        let err = check_roots(&nested, &s3).unwrap_err();
+        assert!(err.contains("its table at s3://b/lake/a/inner and the table of") && err.contains("overlap"), "{err}");
+        let glue = job(&[("a", "{ format = \"delta\", glue_database = \"db\" }")]);
+        assert!(check_roots(&glue, &s3).is_ok());
+        let err = check_roots(&glue, &local).unwrap_err();
+        assert!(err.contains("registered in Glue (glue_database = \"db\"), which needs it on S3"), "{err}");
+        let mut at_root = job(&[("a", "\"delta\"")]);
+        at_root.steps[0].outputs.get_mut("a").unwrap().path = "s3://b".into();
+        assert!(check_roots(&at_root, &s3).unwrap_err().contains("can't be kept at the root of s3://b"));
+    }
+}
