@@ -35,11 +35,11 @@ def read(command: str, **args: Any) -> Any:
 
 
 def order_rows(day: str, n: int, seed: int = 0) -> list[str]:
-    """`n` orders of a day: statuses cycle paid, open, void; every fifth amount is empty; the
-    quantity of the first is u32's largest."""
+    """`n` orders of a day: statuses cycle paid, open, void; every fifth amount is empty, halves
+    throughout, and every open order's negative; the quantity of the first is u32's largest."""
     rows = []
     for i in range(n):
-        amount = "" if i % 5 == 4 else f"{(i * 7 + seed) % 100}.5"
+        amount = "" if i % 5 == 4 else f"{'-' if i % 3 == 1 else ''}{(i * 7 + seed) % 100}.5"
         qty = 4294967295 if i == 0 else i + seed
         at = f"{day} {i % 24:02d}:{i % 60:02d}:07.123456"
         rows.append(f"{i + 1000 * seed},c{i % 3},{amount},{at},{('paid', 'open', 'void')[i % 3]},{qty}")

@@ -298,17 +298,14 @@ pub async fn superseded(
     Ok(out)
 }
 
-/// Deletes what earlier versions of a step's items wrote for these partitions ([`superseded`]),
-/// and their manifests. A table that listed their files has removed them first.
+/// Deletes what superseded items wrote (see [`superseded`]), and their manifests. A table that
+/// listed their files has removed them first.
 pub async fn prune(
     stores: &dyn Stores,
-    state: &Location,
-    job: &str,
     step: &StepName,
-    partitions: &[Option<Partition>],
-    current: &BTreeSet<&WorkItemId>,
+    superseded: Vec<(Manifest, Location)>,
 ) -> Result<(), StorageError> {
-    for (old, manifest_at) in superseded(stores, state, job, step, partitions, current).await? {
+    for (old, manifest_at) in superseded {
         for file in old.files.values().flatten() {
             stores.store(file).await?.delete(file.key()).await?;
         }

@@ -241,10 +241,14 @@ async fn run_leased(
     // for their holder. A takeover since the last renewal would otherwise go unseen, and the
     // step would delete what the new holder is publishing and report it as its own.
     leases.confirm().await.map_err(|e| lease_error(step, e))?;
-    // Tables first: a file they list is pruned only once a commit has removed it.
-    let tables = tables::commit_step(ctx, step, &items, &partitions).await?;
+    // Items whose inputs or definition changed have new ids: what the old ones wrote goes, from
+    // the tables first (a file they list is pruned only once a commit has removed it).
     let current: BTreeSet<&WorkItemId> = items.iter().map(|i| &i.id).collect();
-    run_state::prune(stores, &opts.state, &ctx.spec.name, &step.name, &partitions, &current).await.map_err(infra)?;
+    let superseded = run_state::superseded(stores, &opts.state, &ctx.spec.name, &step.name, &partitions, &current)
+        .await
+        .map_err(infra)?;
+    let tables = tables::commit_step(ctx, step, &items, &partitions, &superseded).await?;
+    run_state::prune(stores, &step.name, superseded).await.map_err(infra)?;
     prune_strays(ctx, step, &partitions).await?;
     summary.add_items(stores, step, &items).await.map_err(infra)?;
     for (name, table) in tables {

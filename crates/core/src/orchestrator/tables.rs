@@ -12,14 +12,14 @@ use runner_backends::storage::{Location, object_store_for};
 use runner_spec::{OutputSpec, SchemaChanges, StepSpec, TableLayout};
 use runner_table::schema::{self, StructType};
 use runner_table::{Commit, CommitError, Committed, NewFile, Scope};
-use runner_types::{Partition, WorkItemId};
+use runner_types::Partition;
 use tracing::info;
 
 use super::step::StepContext;
 use super::{RunError, infra};
 use crate::run_state;
 use crate::summary::TableSummary;
-use crate::wire::WorkItem;
+use crate::wire::{Manifest, WorkItem};
 
 /// An error a rerun can't fix, naming the step and the output.
 fn refused(step: &StepSpec, output: &str, error: impl std::fmt::Display) -> RunError {
@@ -73,6 +73,7 @@ pub(crate) async fn commit_step(
     step: &StepSpec,
     items: &[WorkItem],
     partitions: &[Option<Partition>],
+    superseded: &[(Manifest, Location)],
 ) -> Result<BTreeMap<String, TableSummary>, RunError> {
     let mut out = BTreeMap::new();
     if step.outputs.values().all(|o| o.table.is_none()) {
@@ -87,10 +88,6 @@ pub(crate) async fn commit_step(
             .ok_or_else(|| infra(format!("item {} has no manifest after its step finished", item.label)))?;
         manifests.push((item, m));
     }
-    let current: BTreeSet<&WorkItemId> = items.iter().map(|i| &i.id).collect();
-    let superseded = run_state::superseded(stores, &opts.state, &ctx.spec.name, &step.name, partitions, &current)
-        .await
-        .map_err(infra)?;
     for (name, output) in &step.outputs {
         let Some(table) = &output.table else { continue };
         let layout = TableLayout::of(output).map_err(|e| refused(step, name, e))?;
@@ -143,7 +140,7 @@ pub(crate) async fn commit_step(
         if let Some(column) = &layout.key_column {
             scope.key = Some((column.clone(), keys.clone()));
         }
-        for (old, _) in &superseded {
+        for (old, _) in superseded {
             // A file outside this root (the output's path was changed since) is in no table of it.
             for file in old.files.get(name).map(Vec::as_slice).unwrap_or_default() {
                 if let Ok(path) = relative(file) {
