@@ -35,6 +35,7 @@ pub mod checks;
 mod dtype;
 pub mod extensions;
 pub mod files;
+mod input_stats;
 pub mod lower;
 mod ndjson;
 mod ops;
@@ -287,12 +288,13 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
     // Each output is planned in a context of its own over the inputs: Polars keeps a top-level
     // derived table's alias in its context's tables, where a later output's CTE of the same name
     // would find it first.
-    let mut frames: Vec<(String, LazyFrame, SchemaRef)> = Vec::new();
+    let mut frames: Vec<lower::Input> = Vec::new();
     for (name, spec) in &step.inputs {
         let files = run.inputs.get(name).cloned().unwrap_or_default();
         stats.bytes_in += files.iter().map(|f| f.size).sum::<u64>();
         *stats.files_in.entry(name.clone()).or_default() += files.len() as u64;
         let read = read::read_input(name, spec, &files, run.out_dir, run.file_tag)?;
+        let facts = input_stats::of_input(spec.format, &files, read.known_rows);
         let frame = ops::apply(name, &spec.ops, read.frame, brought)?;
         if let Some(rows) = read.known_rows {
             *stats.rows_in.entry(name.clone()).or_default() += rows;
@@ -312,7 +314,9 @@ fn plan_item(run: &ItemRun<'_>) -> Result<ItemPlan, EngineError> {
             }
         }
         let schema = frame.clone().collect_schema().map_err(|e| read::explain_failure(step, &run.inputs, e))?;
-        frames.push((name.clone(), frame, schema));
+        // An op may make NULLs the footers don't count.
+        let never_null = if spec.ops.is_empty() { facts.never_null } else { Default::default() };
+        frames.push(lower::Input { name: name.clone(), frame, schema, stats: facts.stats, never_null });
     }
 
     let mut output_schemas = BTreeMap::new();

@@ -22,13 +22,14 @@
 //! # Ok::<(), runner_sql::SqlError>(())
 //! ```
 
+pub mod constants;
 mod error;
 mod functions;
 pub mod planner;
 
 pub use error::SqlError;
 pub use functions::SYNTAX_NAMES;
-pub use planner::{Tables, Takes, UserFunction, check, is_builtin, parse, plan};
+pub use planner::{TableStats, Tables, Takes, UserFunction, check, is_builtin, parse, plan};
 /// The planner's crates, for the engine's lowering: one version, named once, here.
 pub use {arrow_schema, datafusion_common, datafusion_expr};
 

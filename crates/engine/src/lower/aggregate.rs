@@ -176,7 +176,18 @@ impl Lowering<'_> {
                 }
             }
             "avg" | "mean" => {
-                let mean = self.part(x.cast(DataType::Float64).mean(), parts);
+                let mean = match p.args[0].get_type(scope.schema) {
+                    // A decimal's mean is its exact sum over its count (DuckDB's): one division
+                    // per group, not a conversion to a double per row.
+                    Ok(ArrowType::Decimal128(_, s)) => {
+                        let total = self.part(x.clone().strict_cast(DataType::Decimal(38, s as usize)).sum(), parts);
+                        let n = self.part(x.count(), parts);
+                        when(n.clone().eq(lit(0)))
+                            .then(lit(NULL).cast(DataType::Float64))
+                            .otherwise(total.cast(DataType::Float64) / n.cast(DataType::Float64))
+                    }
+                    _ => self.part(x.cast(DataType::Float64).mean(), parts),
+                };
                 match out {
                     ArrowType::Decimal128(_, s) => mean.round(*s as u32, RoundMode::HalfAwayFromZero),
                     _ => mean,

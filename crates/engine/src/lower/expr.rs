@@ -109,7 +109,11 @@ impl Lowering<'_> {
             if let (ArrowType::Date32, Some(ScalarValue::Date32(Some(day)))) = (&out, super::literal::constant(&b.left))
                 && i.nanoseconds == 0
             {
-                return super::literal::literal(&ScalarValue::Date32(moved_date(day, sign * i.months, sign * i.days)));
+                return super::literal::literal(&ScalarValue::Date32(runner_sql::constants::moved_date(
+                    day,
+                    sign * i.months,
+                    sign * i.days,
+                )));
             }
             let mut moved = self.expr(&b.left, scope)?;
             // One offset per unit: Polars takes one sign for a whole offset.
@@ -137,6 +141,15 @@ impl Lowering<'_> {
             Operator::Plus => arithmetic(l, r, |a, b| a + b, &out)?,
             Operator::Minus => arithmetic(l, r, |a, b| a - b, &out)?,
             Operator::Multiply => match &out {
+                // Two decimals whose scales add up to the product's: one exact pass.
+                ArrowType::Decimal128(p, s)
+                    if matches!(
+                        (scope.type_of(&b.left)?, scope.type_of(&b.right)?),
+                        (ArrowType::Decimal128(_, ls), ArrowType::Decimal128(_, rs)) if ls + rs == *s
+                    ) =>
+                {
+                    super::decimal::product(l, r, *p as usize, *s as usize)
+                }
                 // Polars multiplies decimals at the larger input scale; SQL keeps every digit
                 // (scales add). Raising the left operand to the result's scale first is exact.
                 ArrowType::Decimal128(_, s) => {
@@ -294,25 +307,6 @@ impl Lowering<'_> {
         let matched = super::functions::like(x, &pattern, l.escape_char)?;
         Ok(if l.negated { matched.not() } else { matched })
     }
-}
-
-/// The date `day` (days since 1970-01-01) moved by `months` on the calendar (to the month's last
-/// day when it has fewer days, as SQL does), then by `days`; `None` out of range.
-fn moved_date(day: i32, months: i32, days: i32) -> Option<i32> {
-    use chrono::{Days, Months, NaiveDate};
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    let date = epoch.checked_add_signed(chrono::TimeDelta::days(i64::from(day)))?;
-    let date = if months >= 0 {
-        date.checked_add_months(Months::new(months.unsigned_abs()))?
-    } else {
-        date.checked_sub_months(Months::new(months.unsigned_abs()))?
-    };
-    let date = if days >= 0 {
-        date.checked_add_days(Days::new(u64::from(days.unsigned_abs())))?
-    } else {
-        date.checked_sub_days(Days::new(u64::from(days.unsigned_abs())))?
-    };
-    i32::try_from(date.signed_duration_since(epoch).num_days()).ok()
 }
 
 /// `l op r` for `+ - *`: integers are computed one size up and cast back strictly, so an

@@ -4,6 +4,8 @@
 use polars::prelude::*;
 use runner_sql::datafusion_common::ScalarValue;
 
+pub(crate) use runner_sql::constants::constant;
+
 use super::{LowerError, Result, types, unsupported};
 
 /// A literal of the value's own type.
@@ -109,34 +111,4 @@ pub(crate) fn series(values: &[ScalarValue], ty: &DataType) -> Result<Series> {
         }
     };
     Ok(s)
-}
-
-/// The value of `e` when it is a constant: a literal, or a cast of one that the planner's own
-/// cast computes exactly as the lowering would (text to a date or a timestamp, an integer to a
-/// wider integer or a decimal, a decimal to a finer scale). Other casts round or fail in ways
-/// of their own, and are left to the lowering.
-pub(crate) fn constant(e: &runner_sql::datafusion_expr::Expr) -> Option<ScalarValue> {
-    use runner_sql::arrow_schema::DataType as A;
-    use runner_sql::datafusion_expr::Expr as Sql;
-    match e {
-        Sql::Literal(v, _) => Some(v.clone()),
-        Sql::Alias(a) => constant(&a.expr),
-        Sql::Cast(c) => {
-            let v = constant(&c.expr)?;
-            let to = c.field.data_type();
-            let exact = match (&v.data_type(), to) {
-                (from, to) if from == to => true,
-                (A::Utf8 | A::LargeUtf8 | A::Utf8View, A::Date32) => true,
-                (A::Utf8 | A::LargeUtf8 | A::Utf8View, A::Timestamp(_, None)) => true,
-                (f, A::Int32 | A::Int64) if f.is_integer() => true,
-                (f, A::Decimal128(..)) if f.is_integer() => true,
-                (A::Decimal128(_, fs), A::Decimal128(_, ts)) => ts >= fs,
-                _ => false,
-            };
-            // A value that doesn't fit fails here as it would there: leave it to the lowering,
-            // which fails the item naming it.
-            if exact { v.cast_to(to).ok().filter(|x| !x.is_null() || v.is_null()) } else { None }
-        }
-        _ => None,
-    }
 }

@@ -8,6 +8,7 @@
 //! output names. A construct with no lowering is refused by name, before anything runs.
 
 mod aggregate;
+mod decimal;
 mod expr;
 mod functions;
 mod join;
@@ -68,6 +69,8 @@ pub(crate) struct Lowering<'a> {
     pub namer: Namer,
     /// Uncorrelated scalar subqueries joined on so far, and their columns.
     pub scalars: Vec<(runner_sql::datafusion_expr::Subquery, PlSmallStr)>,
+    /// The joins and filters lowered so far, by plan.
+    pub lowered: HashMap<LogicalPlan, Lowered>,
 }
 
 /// Lowers `plan` over `inputs` (by table name): a frame whose columns are the plan's output, by
@@ -77,7 +80,8 @@ pub fn lower(
     inputs: &HashMap<String, LazyFrame>,
     functions: Option<&dyn polars::sql::FunctionRegistry>,
 ) -> Result<LazyFrame> {
-    let mut lowering = Lowering { inputs, functions, namer: Namer::default(), scalars: Vec::new() };
+    let mut lowering =
+        Lowering { inputs, functions, namer: Namer::default(), scalars: Vec::new(), lowered: HashMap::new() };
     let lowered = lowering.plan(plan)?;
     let schema = plan.schema();
     let mut seen = std::collections::HashSet::new();
@@ -106,18 +110,31 @@ pub(crate) fn column(
     }
 }
 
+/// One input of a query: its name, frame and schema, what the planner may know of its contents
+/// (to order joins), and the columns it holds no NULL in (typed `NOT NULL`).
+pub struct Input {
+    pub name: String,
+    pub frame: LazyFrame,
+    pub schema: SchemaRef,
+    pub stats: runner_sql::TableStats,
+    pub never_null: std::collections::HashSet<String>,
+}
+
 /// Plans `sql` over the step's input frames (by name) and lowers it: the output frame. The
 /// binary's functions are typed by `signatures` and called through `functions`.
 pub fn query(
     sql: &str,
-    inputs: &[(String, LazyFrame, SchemaRef)],
+    inputs: &[Input],
     signatures: Vec<runner_sql::UserFunction>,
     functions: Option<&dyn polars::sql::FunctionRegistry>,
 ) -> std::result::Result<LazyFrame, QueryError> {
     let mut tables = runner_sql::Tables::new().with_functions(signatures);
     let mut frames = HashMap::with_capacity(inputs.len());
-    for (name, frame, schema) in inputs {
-        tables = tables.with_table(name.clone(), schema.iter().filter_map(|(n, t)| arrow_field(n, t)));
+    for Input { name, frame, schema, stats, never_null } in inputs {
+        let fields = schema
+            .iter()
+            .filter_map(|(n, t)| arrow_field(n, t).map(|f| f.with_nullable(!never_null.contains(n.as_str()))));
+        tables = tables.with_table(name.clone(), fields).with_stats(name.clone(), stats.clone());
         frames.insert(name.clone(), frame.clone());
     }
     let plan = runner_sql::plan(sql, &tables).map_err(|e| QueryError(e.to_string()))?;

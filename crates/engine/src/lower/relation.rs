@@ -9,8 +9,30 @@ use super::expr::Scope;
 use super::{Lowered, Lowering, Result, unsupported};
 
 impl Lowering<'_> {
-    /// Lowers one plan node (and, through it, its inputs).
+    /// Lowers one plan node (and, through it, its inputs). A join or filter met again (a semi
+    /// join's keys read from its own left side, `semi_join_keys`) is lowered once: the same
+    /// frame under fresh names, which Polars computes once (its common-subplan elimination).
     pub(crate) fn plan(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
+        let kept = matches!(plan, LogicalPlan::Join(_) | LogicalPlan::Filter(_));
+        if kept
+            && let Some(done) = self.lowered.get(plan)
+            && !done.names.is_empty()
+        {
+            let done = done.clone();
+            let names = self.namer.fresh_n(done.names.len());
+            let renamed: Vec<Expr> =
+                done.names.iter().zip(&names).map(|(a, b)| col(a.clone()).alias(b.clone())).collect();
+            return Ok(Lowered { frame: done.frame.select(renamed), names });
+        }
+        let done = self.operator(plan)?;
+        if kept {
+            self.lowered.insert(plan.clone(), done.clone());
+        }
+        Ok(done)
+    }
+
+    /// Lowers one plan node, afresh.
+    fn operator(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
         match plan {
             LogicalPlan::TableScan(scan) => {
                 let table = scan.table_name.table();

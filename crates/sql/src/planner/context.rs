@@ -15,7 +15,19 @@ use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableProviderFilt
 #[derive(Debug, Clone, Default)]
 pub struct Tables {
     tables: HashMap<String, SchemaRef>,
+    stats: HashMap<String, TableStats>,
     functions: Vec<super::UserFunction>,
+}
+
+/// What the planner may know of a table's contents, for choosing a join order (never for an
+/// answer): its rows, and each integer column's least and greatest value (from Parquet
+/// footers), which bound how many distinct values it can hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableStats {
+    /// The table's rows.
+    pub rows: u64,
+    /// Integer columns' (min, max), by column name.
+    pub ranges: HashMap<String, (i64, i64)>,
 }
 
 impl Tables {
@@ -27,6 +39,12 @@ impl Tables {
     /// Adds a table of these columns, in order.
     pub fn with_table(mut self, name: impl Into<String>, fields: impl IntoIterator<Item = Field>) -> Self {
         self.tables.insert(name.into(), Arc::new(Schema::new(fields.into_iter().collect::<Vec<_>>())));
+        self
+    }
+
+    /// Adds what is known of table `name`'s contents.
+    pub fn with_stats(mut self, name: impl Into<String>, stats: TableStats) -> Self {
+        self.stats.insert(name.into(), stats);
         self
     }
 
@@ -42,10 +60,17 @@ impl Tables {
     }
 }
 
-/// A table as the planner sees it: a schema; filters are never pushed into the scan (Polars
-/// pushes them into its own readers).
+/// A table as the planner sees it: a schema, and its statistics when known; filters are never
+/// pushed into the scan (Polars pushes them into its own readers).
 #[derive(Debug)]
-struct Input(SchemaRef);
+pub(crate) struct Input(SchemaRef, Option<TableStats>);
+
+impl Input {
+    /// What is known of the table's contents.
+    pub(crate) fn stats(&self) -> Option<&TableStats> {
+        self.1.as_ref()
+    }
+}
 
 impl TableSource for Input {
     fn schema(&self) -> SchemaRef {
@@ -118,7 +143,9 @@ impl<'a> Context<'a> {
 impl datafusion_expr::planner::ContextProvider for Context<'_> {
     fn get_table_source(&self, name: TableReference) -> Result<Arc<dyn TableSource>> {
         match self.tables.schema(name.table()) {
-            Some(schema) if name.schema().is_none() => Ok(Arc::new(Input(Arc::clone(schema)))),
+            Some(schema) if name.schema().is_none() => {
+                Ok(Arc::new(Input(Arc::clone(schema), self.tables.stats.get(name.table()).cloned())))
+            }
             _ => {
                 let mut known: Vec<&String> = self.tables.tables.keys().collect();
                 known.sort();

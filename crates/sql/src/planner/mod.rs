@@ -4,6 +4,7 @@
 //! projection push-down, common subexpressions). No DataFusion execution: `runner-engine` lowers
 //! the plan to Polars' lazy API, operator by operator.
 
+mod cardinality;
 mod context;
 mod duckdb;
 mod functions;
@@ -24,7 +25,7 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
-pub use context::Tables;
+pub use context::{TableStats, Tables};
 pub use functions::is_builtin;
 pub use user_functions::{Takes, UserFunction};
 
@@ -78,11 +79,15 @@ fn optimize(plan: LogicalPlan, options: ConfigOptions) -> Result<LogicalPlan, Sq
         Arc::new(rules::MultisetSetOperations),
     ]);
     let plan = analyzer.execute_and_check(plan, &options, |_, _| {}).map_err(plan_error)?;
+    let mut once = options.clone();
+    once.optimizer.max_passes = 1;
     let context = OptimizerContext::new_with_config_options(Arc::new(options)).with_skip_failing_rules(false);
     let mut all = rules::ours();
     all.extend(rules::theirs());
     all.extend(rules::after());
-    Optimizer::with_rules(all).optimize(plan, &context, |_, _| {}).map_err(plan_error)
+    let plan = Optimizer::with_rules(all).optimize(plan, &context, |_, _| {}).map_err(plan_error)?;
+    let context = OptimizerContext::new_with_config_options(Arc::new(once)).with_skip_failing_rules(false);
+    Optimizer::with_rules(rules::last()).optimize(plan, &context, |_, _| {}).map_err(plan_error)
 }
 
 /// The planner's message, without DataFusion's wrapping (`Error during planning: `, a backtrace).

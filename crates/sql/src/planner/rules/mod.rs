@@ -2,26 +2,32 @@
 //! plan Polars runs better. Each is one module, runs before DataFusion's rules in the order
 //! listed here, and has before/after tests.
 
+mod exact_constants;
 mod exists_as_count;
 mod exists_of_an_aggregate;
 mod floats_over_decimals;
 mod in_as_exists;
 mod integer_literals;
 mod is_true_conditions;
+mod join_order;
 mod multiset_set_operations;
+mod semi_join_keys;
 mod semi_join_reduction;
 
 use std::sync::Arc;
 
 use datafusion_optimizer::OptimizerRule;
 
+pub(crate) use exact_constants::ExactConstants;
 pub(crate) use exists_as_count::ExistsAsCount;
 pub(crate) use exists_of_an_aggregate::ExistsOfAnAggregate;
 pub(crate) use floats_over_decimals::FloatsOverDecimals;
 pub(crate) use in_as_exists::InAsExists;
 pub(crate) use integer_literals::IntegerLiterals;
 pub(crate) use is_true_conditions::IsTrueConditions;
+pub(crate) use join_order::JoinOrder;
 pub(crate) use multiset_set_operations::{MARKER as MULTISET_MARKER, MultisetSetOperations};
+pub(crate) use semi_join_keys::SemiJoinKeys;
 pub(crate) use semi_join_reduction::SemiJoinReduction;
 
 /// The optimizer rules, in the order they run (before DataFusion's own). DataFusion's
@@ -29,6 +35,7 @@ pub(crate) use semi_join_reduction::SemiJoinReduction;
 /// it writes for `= ANY` and `> ALL`.
 pub(crate) fn ours() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     vec![
+        Arc::new(ExactConstants),
         Arc::new(ExistsOfAnAggregate),
         Arc::new(InAsExists),
         Arc::new(datafusion_optimizer::rewrite_set_comparison::RewriteSetComparison::new()),
@@ -41,6 +48,17 @@ pub(crate) fn ours() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
 /// decorrelated into joins.
 pub(crate) fn after() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     vec![Arc::new(SemiJoinReduction)]
+}
+
+/// The rules that run once, after all the others: the join order (on the joins the other
+/// rules made), the semi joins' reduced right sides (where the join order put them), then
+/// DataFusion's projection pruning over the rebuilt joins.
+pub(crate) fn last() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    vec![
+        Arc::new(JoinOrder),
+        Arc::new(SemiJoinKeys),
+        Arc::new(datafusion_optimizer::optimize_projections::OptimizeProjections::new()),
+    ]
 }
 
 /// DataFusion's optimizer rules that we run: all but `simplify_expressions`, which folds
