@@ -34,12 +34,12 @@ def generate(root: Path, start: str = "2024-01-01", days: int = 1, events: int =
     )
 
 
-def run_job(root: Path, *partitions: str, extra: tuple[str, ...] = ()) -> dict:
+def run_job(root: Path, *partitions: str, extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> dict:
     summary = root / "summary.json"
     args = [str(RUNNER), "run", str(JOB), "--root", str(root), "--summary-json", str(summary), *extra]
     for p in partitions:
         args += ["--partition", p]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES_")} | (env or {})
     proc = subprocess.run(args, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(summary.read_text())

@@ -17,7 +17,7 @@ from dagster import (
 )
 from dagster_spotlake import runner_assets
 from dagster_spotlake.pipes import RunnerPipesClient
-from runner_helpers import RUNNER, expected_user_daily, generate
+from runner_helpers import RUNNER, expected_user_daily, generate, run_job
 from spotlake_example.assets.events import daily, events_pipeline, raw_events
 from test_dagster_project import materializations, priced_client
 
@@ -112,6 +112,24 @@ def test_a_ranged_runs_bill_follows_each_days_work_and_adds_up(tmp_path: Path, i
         for m in parts:
             assert "cost_unknown" not in m.metadata, (key, m.partition, m.metadata.get("cost_unknown"))
             assert (m.metadata["cost_usd"].value, m.metadata["instance_hours"].value) == (0, 0), (key, m.partition)
+
+
+def test_an_item_whose_manifest_is_found_before_its_callback_keeps_its_seconds(tmp_path: Path) -> None:
+    # Every item is held 0.5 s before it publishes and its callback 1 s after, while the
+    # orchestrator reads pending manifests every 0.1 s: each commit is found by its manifest
+    # first, and the attempt's seconds come only with the late callback.
+    day = "2024-01-25"
+    generate(tmp_path, start=day, days=1)
+    env = {
+        "SPOTLAKE_TEST_ITEM_SLEEP_MS": "500",
+        "SPOTLAKE_TEST_CALLBACK_DELAY_MS": "1000",
+        "SPOTLAKE_TEST_MANIFEST_POLL_MS": "100",
+    }
+    summary = run_job(tmp_path, day, env=env)
+    steps = {s["name"]: s for s in summary["steps"]}
+    for name, items in {"clean": 1, "shuffle": 1, "user_daily": 16}.items():
+        assert steps[name]["items"] == items, (name, steps[name]["items"])
+        assert steps[name]["by_partition"][day]["attempt_seconds"] >= 0.5 * items, (name, steps[name])
 
 
 def test_a_check_fails_warns_and_passes_per_day_and_the_range_is_its_worst(

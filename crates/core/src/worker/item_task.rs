@@ -121,6 +121,9 @@ pub(super) async fn handle(
         Outcome::Interrupted { reason } => warn!(item = %item.label, "handed back: {reason}"),
     }
     let succeeded = matches!(outcome, Outcome::Succeeded { .. });
+    if succeeded {
+        callback_delay_failpoint().await;
+    }
     let callback = Callback {
         run_id: item.run_id.clone(),
         step: item.step.clone(),
@@ -164,4 +167,12 @@ pub(super) async fn handle(
 
 fn unix_seconds() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Test-only failpoint: `SPOTLAKE_TEST_CALLBACK_DELAY_MS` holds a success's callback after its
+/// manifest is written, so a test sees the orchestrator find the commit before the callback.
+async fn callback_delay_failpoint() {
+    if let Some(ms) = std::env::var("SPOTLAKE_TEST_CALLBACK_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
 }
