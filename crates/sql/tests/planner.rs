@@ -55,6 +55,10 @@ fn avg_is_a_double() {
     let p = plan("SELECT avg(d) AS a, avg(k) AS b FROM t", &tables()).unwrap();
     let types: Vec<DataType> = p.schema().fields().iter().map(|f| f.data_type().clone()).collect();
     assert_eq!(types, [DataType::Float64, DataType::Float64]);
+    // A decimal reaches the mean as it is (its exact sum over its count), an integer as a double.
+    let p = shape("SELECT avg(d) AS a, avg(k) AS b FROM t");
+    assert!(p.contains("avg(t.d)") && p.contains("avg(CAST(t.k AS Float64))"), "{p}");
+    assert!(plan("SELECT avg('x') FROM t", &tables()).is_err());
 }
 
 #[test]

@@ -63,7 +63,9 @@ impl ExprPlanner for DuckDbArithmetic {
     }
 }
 
-/// `avg(x)`: the mean of `x` as a double (DataFusion's keeps a decimal's type).
+/// `avg(x)`: the mean of `x` as a double (DataFusion's keeps a decimal's type). A decimal
+/// argument stays a decimal, so that the lowering takes its exact sum over its count (one
+/// division a group) instead of converting every row to a double; other numbers are doubles.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Avg {
     signature: Signature,
@@ -72,10 +74,7 @@ pub(crate) struct Avg {
 
 impl Avg {
     pub(crate) fn new() -> Self {
-        Self {
-            signature: Signature::uniform(1, vec![DataType::Float64], Volatility::Immutable),
-            aliases: vec!["mean".into()],
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable), aliases: vec!["mean".into()] }
     }
 }
 
@@ -90,6 +89,15 @@ impl AggregateUDFImpl for Avg {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [t @ DataType::Decimal128(..)] => Ok(vec![t.clone()]),
+            [t] if t.is_numeric() || t.is_null() => Ok(vec![DataType::Float64]),
+            [t] => plan_err!("avg of a value of type {t} is not supported (only of numbers)"),
+            _ => plan_err!("avg takes one value"),
+        }
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
