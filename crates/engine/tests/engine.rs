@@ -778,3 +778,39 @@ fn max_rows_per_file_bounds_every_file_with_and_without_hive_keys() {
         assert!(files.iter().all(|&n| n <= 1000), "{:?}", clean.files);
     }
 }
+
+#[test]
+fn an_aggregate_reduction_two_calls_share_is_computed_once() {
+    // `sum(x)` and `avg(x)` of a decimal both take x's exact sum: one reduction, read twice.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "t.csv", "a,1.25\na,2.50\nb,-3.10\nb,\n");
+    let job = spec(
+        r#"
+name = "shared"
+[[step]]
+name = "s"
+[step.inputs.t]
+path = "t.csv"
+format = "csv"
+header = false
+columns = [["k", "str"], ["v", "str"]]
+[step.outputs.o]
+path = "o"
+sql = "SELECT k, sum(CAST(v AS DECIMAL(10,2))) AS s, avg(CAST(v AS DECIMAL(10,2))) AS a FROM t GROUP BY k ORDER BY k"
+"#,
+    );
+    let inputs: BTreeMap<String, Vec<LocalFile>> = [("t".to_string(), vec![local(&csv)])].into();
+    let out = dir.path().join("out");
+    let item = ItemRun { step: &job.steps[0], partition: None, inputs, out_dir: &out, file_tag: "i", checks: &[] };
+    let plan = runner_engine::explain_item(&item).unwrap();
+    let aggregate = plan.lines().skip_while(|l| !l.contains("AGGREGATE")).nth(1).unwrap_or_default();
+    assert_eq!(aggregate.matches(".sum()").count(), 1, "one sum for both calls:\n{plan}");
+    run(&job, &[("t", vec![csv])], &out, None).unwrap();
+    let df = read_dir_parquet(&out);
+    let a: Vec<Option<f64>> = df.column("a").unwrap().f64().unwrap().iter().collect();
+    // a: (1.25 + 2.50) / 2; b: -3.10 alone (the empty value is NULL, not counted).
+    assert_eq!(a, [Some(1.875), Some(-3.1)]);
+    let s = df.column("s").unwrap().cast(&DataType::String).unwrap();
+    let s: Vec<Option<&str>> = s.str().unwrap().iter().collect();
+    assert_eq!(s, [Some("3.75"), Some("-3.10")]);
+}

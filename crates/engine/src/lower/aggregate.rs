@@ -181,7 +181,9 @@ impl Lowering<'_> {
                     // per group, not a conversion to a double per row.
                     Ok(ArrowType::Decimal128(_, s)) => {
                         let total = self.part(x.clone().strict_cast(DataType::Decimal(38, s as usize)).sum(), parts);
-                        let n = self.part(x.count(), parts);
+                        // A value no row of a group lacks: the group's rows (shared with count(*)).
+                        let never_null = filter.is_none() && !p.args[0].nullable(scope.schema).unwrap_or(true);
+                        let n = self.part(if never_null { len() } else { x.count() }, parts);
                         when(n.clone().eq(lit(0)))
                             .then(lit(NULL).cast(DataType::Float64))
                             .otherwise(total.cast(DataType::Float64) / n.cast(DataType::Float64))
@@ -262,16 +264,29 @@ impl Lowering<'_> {
 
     /// `reduction` as one of the aggregation's columns; the returned expression reads it.
     fn part(&mut self, reduction: Expr, parts: &mut Vec<Expr>) -> Expr {
-        let name = self.namer.fresh();
-        parts.push(reduction.alias(name.clone()));
-        col(name)
+        col(self.once(reduction, parts))
     }
 
     /// `e` as a column added to the aggregation's input (see `staged`).
     fn stage(&mut self, e: &Sql, scope: &Scope<'_>, staged: &mut Vec<Expr>) -> Result<Expr> {
-        let name = self.namer.fresh();
-        staged.push(self.expr(e, scope)?.alias(name.clone()));
-        Ok(col(name))
+        let value = self.expr(e, scope)?;
+        Ok(col(self.once(value, staged)))
+    }
+
+    /// The name of `value` among `named` (each `value.alias(name)`), added under a fresh name
+    /// unless it is there: TPC-H's Q1 takes `sum(l_quantity)` and `avg(l_quantity)`, whose
+    /// exact sum is the same reduction, computed once. (Functions compare by identity, so no
+    /// two different calls are taken for one.)
+    fn once(&mut self, value: Expr, named: &mut Vec<Expr>) -> PlSmallStr {
+        let seen = named.iter().find_map(|e| match e {
+            Expr::Alias(inner, name) if **inner == value => Some(name.clone()),
+            _ => None,
+        });
+        seen.unwrap_or_else(|| {
+            let name = self.namer.fresh();
+            named.push(value.alias(name.clone()));
+            name
+        })
     }
 }
 

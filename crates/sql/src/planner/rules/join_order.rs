@@ -21,7 +21,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion_common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion_common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion_common::{Column, NullEquality, Result};
 use datafusion_expr::logical_plan::{Filter, Join, JoinConstraint, Projection};
 use datafusion_expr::{Expr, JoinType, LogicalPlan};

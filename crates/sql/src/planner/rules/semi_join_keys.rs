@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::tree_node::Transformed;
 use datafusion_common::{Column, Result};
 use datafusion_expr::logical_plan::{Join, JoinConstraint};
 use datafusion_expr::{Expr, JoinType, LogicalPlan, LogicalPlanBuilder};
