@@ -194,13 +194,17 @@ fn terminate(pids: &[u32]) {
             libc::kill(*pid as libc::pid_t, libc::SIGTERM);
         }
     }
-    // Polled often at first: a worker with nothing running stops within milliseconds, and each
-    // run waits for its workers before it ends.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Polled every millisecond for the first 200 ms (a read of /proc each): a worker with
+    // nothing running stops within milliseconds, and each run waits for its workers before it
+    // ends (doubling pauses had a one-item run wait ~6 ms past its worker's exit).
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(10);
     let mut pause = Duration::from_millis(1);
     while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
+        if start.elapsed() > Duration::from_millis(200) {
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
     for pid in pids.iter().filter(|p| alive(**p)) {
         // SAFETY: as above; the worker did not stop in time.

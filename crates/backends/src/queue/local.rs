@@ -42,6 +42,15 @@ fn nonce() -> String {
 /// How long a connection waits for another one's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a receive watches the file for other processes' writes, and how often it asks.
+const WATCH_FOR: Duration = Duration::from_millis(100);
+const WATCH_EVERY: Duration = Duration::from_millis(1);
+
+/// A number that changes when another connection commits to the file (not this one's own).
+fn data_version(conn: &mut Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+}
+
 fn open_db(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -228,9 +237,13 @@ impl Queue for LocalQueue {
 
     async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Received>> {
         let max = max.clamp(1, 10) as i64;
-        let deadline = Instant::now() + wait.min(Duration::from_secs(20));
+        let started = Instant::now();
+        let deadline = started + wait.min(Duration::from_secs(20));
         // A long poll looks again soon at first, then every 25 ms: a message sent just after a
-        // look (an item's "done", which a run waits for) is seen within milliseconds.
+        // look (an item's "done", which a run waits for) is seen within milliseconds. In its
+        // first WATCH_FOR it also asks every millisecond whether another process has written
+        // the file (SQLite's data_version, which reads no table and takes no lock), and looks
+        // at once when one has: a one-item local run waited ~10 ms here for its "done".
         let mut pause = Duration::from_millis(2);
         loop {
             let name = self.name.clone();
@@ -276,15 +289,25 @@ impl Queue for LocalQueue {
                         out.push(Received { id, receipt, body, receive_count: (count + 1) as u32 });
                     }
                     tx.commit()?;
-                    Ok(out)
+                    Ok((out, data_version(conn)?))
                 })
                 .await
                 .map_err(|e| self.err("receive", e))?;
+            let (got, version) = got;
             if !got.is_empty() || Instant::now() >= deadline {
                 return Ok(got);
             }
-            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
-            pause = (pause * 2).min(Duration::from_millis(25));
+            let until = (Instant::now() + pause).min(deadline);
+            let watch_until = (started + WATCH_FOR).min(until);
+            let mut written = false;
+            while !written && Instant::now() < watch_until {
+                tokio::time::sleep(WATCH_EVERY).await;
+                written = self.with_conn(data_version).await.map_err(|e| self.err("receive", e))? != version;
+            }
+            if !written {
+                tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+                pause = (pause * 2).min(Duration::from_millis(25));
+            }
         }
     }
 
