@@ -4,10 +4,12 @@
 //! step's attempts and then fails the step with the item's error.
 
 mod collect;
+mod context;
 mod heartbeat;
 mod leases;
 mod step;
 mod tables;
+mod wait;
 mod watchdog;
 
 use std::collections::BTreeSet;
@@ -26,7 +28,7 @@ use crate::observer::Observer;
 use crate::plan;
 use crate::run_state::{self, RunRecord, RunStatus, unix_now};
 use crate::summary::{RunSummary, StepSummary};
-use step::{StepContext, StepQueues};
+use context::{StepContext, StepQueues};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]

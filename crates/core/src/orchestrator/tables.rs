@@ -15,7 +15,7 @@ use runner_table::{Commit, CommitError, Committed, NewFile, Scope};
 use runner_types::Partition;
 use tracing::info;
 
-use super::step::StepContext;
+use super::context::StepContext;
 use super::{RunError, infra};
 use crate::run_state;
 use crate::summary::TableSummary;
