@@ -404,6 +404,17 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_costs_one_more_unit_per_doubling_of_a_table_past_the_cache() {
+        use super::work;
+        // Built within the cache: every row counts once.
+        assert_eq!(work(1_000.0, 6_000_000.0), 6_001_000.0);
+        assert_eq!(work(6_000_000.0, 65_536.0), 6_065_536.0);
+        // Twice and eight times the cache: each probe counts 2 and 4.
+        assert_eq!(work(131_072.0, 1_000_000.0), 131_072.0 + 2_000_000.0);
+        assert_eq!(work(10_000_000.0, 524_288.0), 524_288.0 + 40_000_000.0);
+    }
+
+    #[test]
     fn the_largest_table_probes_a_small_table_before_a_large_one() {
         // Q5's shape with a filter on the orders. Before: the lineitems' join to the filtered
         // orders was guessed to make fewer rows (540,000 against 600,000), so all 6 million
