@@ -977,14 +977,18 @@ async fn s3_sqs_and_ec2_silent_for_30_seconds_mid_run_lose_and_double_nothing() 
     assert!(status.success(), "{err}\n{consoles}");
     let s = summary(&summary_path);
     assert_eq!((s["steps"][0]["items"].as_u64(), s["steps"][0]["retries"].as_u64()), (Some(3), Some(0)), "{s}");
-    // The renewal that landed unheard kept the lease: the run said so once, never lost it, and
-    // released it as its own (a release over a stale ETag would have left it).
-    assert_eq!(
-        err.matches("a renewal of the lease on many/copy/2024-01-01 landed unheard; the lease is still this run's")
-            .count(),
-        1,
-        "{err}"
-    );
+    // The renewal that timed out in the silence kept the lease: the run never lost it, and
+    // released it as its own (a release over a stale ETag would have left it). Its two attempts
+    // reach moto together when the silence ends, on two connections that moto serves on two
+    // threads: usually the first lands and the retry's If-Match fails (the run then says once
+    // that its renewal landed unheard; without that branch it would call the lease lost), but
+    // now and then the retry lands first and the first attempt's If-Match fails unheard, and
+    // there is nothing to say. The branch itself is tested exactly, on moto's S3 and on the
+    // local backend, by the lease conformance suite (`a_renewal_that_landed_unheard_keeps_the_lease`).
+    let unheard = err
+        .matches("a renewal of the lease on many/copy/2024-01-01 landed unheard; the lease is still this run's")
+        .count();
+    assert!(unheard <= 1, "{err}");
     assert!(!err.contains("was lost"), "{err}");
     assert_eq!(env.keys(LEASE).await, Vec::<String>::new(), "the lease was released");
     // The item was given once more; that attempt found it committed and published nothing:
