@@ -62,6 +62,16 @@ fn avg_is_a_double() {
 }
 
 #[test]
+fn floor_ceil_and_trunc_of_a_decimal_have_scale_0() {
+    let sql = "SELECT floor(d) AS f, ceil(d) AS c, trunc(d) AS t, trunc(d, 1) AS t1, floor(k) AS i FROM t";
+    let p = plan(sql, &tables()).unwrap();
+    let types: Vec<DataType> = p.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+    // `trunc(d, 1)` keeps its scale; a floor of an integer is DataFusion's double.
+    let d0 = DataType::Decimal128(10, 0);
+    assert_eq!(types, [d0.clone(), d0.clone(), d0, DataType::Decimal128(10, 2), DataType::Float64]);
+}
+
+#[test]
 fn unknown_names_are_refused_by_name() {
     let e = plan("SELECT nope FROM t", &tables()).unwrap_err();
     assert!(matches!(&e, SqlError::Plan(m) if m.contains("nope")), "{e}");

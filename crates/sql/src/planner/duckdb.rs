@@ -4,14 +4,18 @@
 //!   truncating);
 //! - `date ± n` (an integer) moves the date by n days, and is a date;
 //! - `avg` is a double, whatever it averages; `median` and `percentile_cont` (`quantile_cont`)
-//!   are doubles over integers and doubles, and keep a decimal's type.
+//!   are doubles over integers and doubles, and keep a decimal's type;
+//! - `floor`, `ceil` and `trunc` of a decimal are decimals of scale 0.
+
+use std::sync::Arc;
 
 use arrow_schema::DataType;
 use datafusion_common::{DFSchema, Result, not_impl_err, plan_err};
 use datafusion_expr::function::AccumulatorArgs;
 use datafusion_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion_expr::{
-    Accumulator, AggregateUDFImpl, BinaryExpr, Expr, ExprSchemable, Operator, Signature, Volatility, cast,
+    Accumulator, AggregateUDFImpl, BinaryExpr, ColumnarValue, Expr, ExprSchemable, Operator, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility, cast,
 };
 use sqlparser::ast::BinaryOperator;
 
@@ -163,5 +167,41 @@ impl AggregateUDFImpl for Quantile {
     fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         // Planning only: Polars computes the quantile.
         not_impl_err!("{} is computed by Polars", self.name)
+    }
+}
+
+/// `floor(x)`, `ceil(x)` and `trunc(x)` of a decimal `x`: a decimal of `x`'s precision and scale 0
+/// (DataFusion's keeps `x`'s scale: `floor(2.50)` would be `2.00`, a `DECIMAL(3,2)`). Any other
+/// call (of a double, or `trunc(x, n)`) is typed as DataFusion's function types it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Integral(pub(crate) Arc<ScalarUDF>);
+
+impl ScalarUDFImpl for Integral {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.0.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.0.signature()
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.0.coerce_types(arg_types)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match arg_types {
+            [DataType::Decimal128(precision, _)] => Ok(DataType::Decimal128(*precision, 0)),
+            _ => self.0.return_type(arg_types),
+        }
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        // Planning only: Polars computes it.
+        not_impl_err!("{} is computed by Polars", self.0.name())
     }
 }

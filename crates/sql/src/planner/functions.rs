@@ -21,7 +21,14 @@ pub(crate) struct Functions {
 pub(crate) fn builtins() -> &'static Functions {
     static BUILTINS: OnceLock<Functions> = OnceLock::new();
     BUILTINS.get_or_init(|| Functions {
-        scalars: datafusion_functions::all_default_functions().into_iter().chain(duckdb_functions()).collect(),
+        scalars: datafusion_functions::all_default_functions()
+            .into_iter()
+            .map(|f| match f.name() {
+                "floor" | "ceil" | "trunc" => Arc::new(ScalarUDF::new_from_impl(super::duckdb::Integral(f))),
+                _ => f,
+            })
+            .chain(duckdb_functions())
+            .collect(),
         aggregates: datafusion_functions_aggregate::all_default_aggregate_functions()
             .into_iter()
             .filter(|f| !matches!(f.name(), "avg" | "median" | "percentile_cont"))
