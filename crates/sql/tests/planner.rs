@@ -72,6 +72,29 @@ fn floor_ceil_and_trunc_of_a_decimal_have_scale_0() {
 }
 
 #[test]
+fn a_double_meeting_a_decimal_in_one_value_is_a_double() {
+    let types = |sql: &str| -> Vec<DataType> {
+        let p = plan(sql, &tables()).unwrap();
+        p.schema().fields().iter().map(|f| f.data_type().clone()).collect()
+    };
+    assert_eq!(
+        types("SELECT coalesce(d, 1e0) AS c, CASE WHEN k > 0 THEN d ELSE 0.5e0 END AS w FROM t"),
+        [DataType::Float64, DataType::Float64]
+    );
+    // In a union, the decimal input's column becomes a double, whichever input comes first; the
+    // other columns keep their types.
+    assert_eq!(
+        types("SELECT 3.25e0 AS c, k FROM t UNION ALL SELECT d, k FROM t"),
+        [DataType::Float64, DataType::Int32]
+    );
+    assert_eq!(types("SELECT d AS c FROM t UNION SELECT 3.25e0 FROM u"), [DataType::Float64]);
+    let p = shape("SELECT d AS c FROM t UNION ALL SELECT 3.25e0 FROM u");
+    assert!(p.contains("CAST(t.d AS Float64)"), "{p}");
+    // Two decimals stay a decimal.
+    assert!(matches!(types("SELECT d FROM t UNION ALL SELECT 1.5 FROM u")[0], DataType::Decimal128(..)));
+}
+
+#[test]
 fn unknown_names_are_refused_by_name() {
     let e = plan("SELECT nope FROM t", &tables()).unwrap_err();
     assert!(matches!(&e, SqlError::Plan(m) if m.contains("nope")), "{e}");
