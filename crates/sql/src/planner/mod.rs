@@ -74,6 +74,7 @@ fn optimize(plan: LogicalPlan, options: ConfigOptions) -> Result<LogicalPlan, Sq
     let analyzer = Analyzer::with_rules(vec![
         Arc::new(ResolveGroupingFunction::new()),
         Arc::new(rules::IntegerLiterals),
+        Arc::new(rules::NullifAsCase),
         Arc::new(rules::FloatsOverDecimals),
         Arc::new(TypeCoercion::new()),
         Arc::new(rules::MultisetSetOperations),

@@ -1,5 +1,5 @@
 //! Where a double meets a decimal in one value (`coalesce(sum(x), 0.0)`, the branches of a
-//! `CASE`, `nullif`, `greatest`, `least`, a column of a `UNION`), the value is a double, as in
+//! `CASE`, `greatest`, `least`, a column of a `UNION`), the value is a double, as in
 //! DuckDB. DataFusion makes it a `DECIMAL(30,15)`, which rounds the double and fails past 15
 //! digits. Runs in the analyzer, before types are coerced, and casts the decimal operands (a
 //! union's decimal inputs' columns) to doubles.
@@ -74,7 +74,7 @@ fn doubled(e: Expr, schema: &DFSchema) -> Transformed<Expr> {
     };
     match e {
         Expr::ScalarFunction(f)
-            if matches!(f.func.name(), "coalesce" | "nullif" | "greatest" | "least")
+            if matches!(f.func.name(), "coalesce" | "greatest" | "least")
                 && mixed(&f.args.iter().collect::<Vec<_>>()) =>
         {
             let args = f.args.into_iter().map(fix).collect();

@@ -11,6 +11,7 @@ mod integer_literals;
 mod is_true_conditions;
 mod join_order;
 mod multiset_set_operations;
+mod nullif_as_case;
 mod semi_join_keys;
 mod semi_join_reduction;
 
@@ -27,6 +28,7 @@ pub(crate) use integer_literals::IntegerLiterals;
 pub(crate) use is_true_conditions::IsTrueConditions;
 pub(crate) use join_order::JoinOrder;
 pub(crate) use multiset_set_operations::{MARKER as MULTISET_MARKER, MultisetSetOperations};
+pub(crate) use nullif_as_case::NullifAsCase;
 pub(crate) use semi_join_keys::SemiJoinKeys;
 pub(crate) use semi_join_reduction::SemiJoinReduction;
 
