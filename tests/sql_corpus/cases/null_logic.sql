@@ -57,6 +57,9 @@ SELECT id, nullif(v, 0) AS a, nullif(s, 'apple') AS b, nullif(k, v) AS c FROM t
 -- case: nullif_is_its_first_arguments_type
 SELECT id, nullif(v, 2.5) AS a, nullif(d, 2.5e0) AS b, nullif(1.5, d) AS c FROM t
 
+-- case: nullif_of_null
+SELECT id, nullif(NULL, v) AS a, nullif(v, NULL) AS b, nullif(s, NULL) AS c FROM t
+
 -- case: case_searched
 SELECT id, CASE WHEN v > 5 THEN 'big' WHEN v > 0 THEN 'small' WHEN v IS NULL THEN 'none' ELSE 'neg' END AS c FROM t
 
